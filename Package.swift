@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+// vae-dist: data-parallel training of a convolutional VAE on Fashion-MNIST over MPI ranks.
+//
+// The targets follow the data flow:
+//   VAEData (IDX files, shards, batch order) → VAECore (layers, model, loss, Adam; no MPI, no files)
+//   → VAEDistributed (communicator, deterministic gradient reduction) → VAETraining (the loop, metrics,
+//   checkpoints) → vae-dist (the command line).
+import PackageDescription
+
+let package = Package(
+  name: "vae-dist",
+  products: [
+    .executable(name: "vae-dist", targets: ["vae-dist"]),
+    .library(name: "VAECore", targets: ["VAECore"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+  ],
+  targets: [
+    // C libraries from Debian: OpenBLAS (libopenblas-dev), zlib (zlib1g-dev), Open MPI (libopenmpi-dev).
+    .systemLibrary(name: "_COpenBLAS", path: "Sources/_COpenBLAS"),
+    .systemLibrary(name: "_CZlib", path: "Sources/_CZlib"),
+    .target(
+      name: "_CMPIShim",
+      cSettings: [.unsafeFlags(["-I/usr/lib/x86_64-linux-gnu/openmpi/include"])],
+      linkerSettings: [.linkedLibrary("mpi")]
+    ),
+
+    .target(name: "CounterRNG"),
+    .target(name: "VAEData", dependencies: ["_CZlib", "CounterRNG"]),
+    .target(name: "VAECore", dependencies: ["_COpenBLAS", "CounterRNG"]),
+    .target(name: "VAEDistributed", dependencies: ["_CMPIShim", "VAECore"]),
+    .target(
+      name: "VAETraining",
+      dependencies: ["VAEData", "VAECore", "VAEDistributed", "CounterRNG", "_CZlib"]
+    ),
+    .executableTarget(
+      name: "vae-dist",
+      dependencies: [
+        "VAETraining", "VAEDistributed", "VAECore", "VAEData",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
+    ),
+
+    .testTarget(name: "VAECoreTests", dependencies: ["VAECore", "CounterRNG"]),
+    .testTarget(name: "VAEDataTests", dependencies: ["VAEData", "_CZlib"]),
+    .testTarget(name: "VAEDistributedTests", dependencies: ["VAEDistributed", "VAECore"]),
+    .testTarget(name: "VAETrainingTests", dependencies: ["VAETraining", "VAECore", "VAEData"]),
+    .testTarget(name: "EndToEndTests", dependencies: []),
+  ],
+  swiftLanguageModes: [.v5]
+)

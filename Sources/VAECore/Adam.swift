@@ -1,0 +1,40 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Adam as Keras implements it (bias correction folded into the step size, ε outside the root):
+///   m ← β1·m + (1−β1)·g,   v ← β2·v + (1−β2)·g²
+///   p ← p − α_t · m / (√v + ε),   α_t = lr · √(1−β2^t) / (1−β1^t)
+public struct AdamConfiguration: Sendable, Equatable, Codable {
+  public var learningRate: Double
+  public var beta1: Double
+  public var beta2: Double
+  public var epsilon: Double
+
+  public init(learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-7) {
+    self.learningRate = learningRate
+    self.beta1 = beta1
+    self.beta2 = beta2
+    self.epsilon = epsilon
+  }
+}
+
+/// One Adam update of `count` parameters at step `t` (1 for the first update), in place.
+public func adamUpdate(
+  parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+  firstMoment m: UnsafeMutablePointer<Float>, secondMoment v: UnsafeMutablePointer<Float>,
+  count: Int, step t: Int, configuration c: AdamConfiguration
+) {
+  precondition(t >= 1)
+  let alpha = Float(c.learningRate * (1 - pow(c.beta2, Double(t))).squareRoot() / (1 - pow(c.beta1, Double(t))))
+  let beta1 = Float(c.beta1), beta2 = Float(c.beta2), epsilon = Float(c.epsilon)
+  let oneMinusBeta1 = 1 - beta1, oneMinusBeta2 = 1 - beta2
+  for i in 0..<count {
+    let g = gradients[i]
+    let mi = beta1 * m[i] + oneMinusBeta1 * g
+    let vi = beta2 * v[i] + oneMinusBeta2 * g * g
+    m[i] = mi
+    v[i] = vi
+    parameters[i] -= alpha * mi / (vi.squareRoot() + epsilon)
+  }
+}

@@ -1,0 +1,43 @@
+// ConvTranspose2d(Cin→Cout, 3×3, stride s, padding p, output_padding), PyTorch semantics:
+//   y[co, n, i·s − p + kh, j·s − p + kw] += W[ci, co, kh, kw] · x[ci, n, i, j]   (then + b[co])
+// As matrix products: cols[Cout·9, N·S·S] = Wᵀ[Cout·9, Cin] · x[Cin, N·S·S]; y = col2im(cols).
+// The weight [Cin, Cout, 3, 3] is the matrix [Cin, Cout·9]; output_padding only makes the large grid
+// one row and column bigger, which the geometry's largeSide already says.
+
+/// x: [Cin, N, S, S] → y: [Cout, N, L, L]; `cols` [Cout·9, N·S·S] is scratch.
+/// `geometry.channels` is Cout, the large grid is the output.
+@inlinable
+public func convTranspose2dForward<T: VAEScalar>(
+  x: UnsafePointer<T>, weight: UnsafePointer<T>, bias: UnsafePointer<T>,
+  cols: UnsafeMutablePointer<T>, y: UnsafeMutablePointer<T>,
+  inChannels: Int, geometry g: WindowGeometry
+) {
+  T.gemm(
+    transposeA: true, transposeB: false, m: g.rows, n: g.columns, k: inChannels,
+    alpha: 1, a: weight, lda: g.rows, b: x, ldb: g.columns, beta: 0, c: cols, ldc: g.columns)
+  col2im(cols: cols, image: y, geometry: g)
+  addChannelBias(
+    y, bias: bias, channels: g.channels, columns: g.batch * g.largeSide * g.largeSide)
+}
+
+/// Given dy: [Cout, N, L, L] and the forward input x: [Cin, N·S·S], with dcols = im2col(dy)
+/// [Cout·9, N·S·S] as scratch: dWeight [Cin, Cout·9] = x · dcolsᵀ, dBias = Σ dy, and if given,
+/// dx [Cin, N·S·S] = W · dcols.
+@inlinable
+public func convTranspose2dBackward<T: VAEScalar>(
+  dy: UnsafePointer<T>, x: UnsafePointer<T>, weight: UnsafePointer<T>,
+  dWeight: UnsafeMutablePointer<T>, dBias: UnsafeMutablePointer<T>,
+  dcols: UnsafeMutablePointer<T>, dx: UnsafeMutablePointer<T>?,
+  inChannels: Int, geometry g: WindowGeometry
+) {
+  im2col(image: dy, cols: dcols, geometry: g)
+  T.gemm(
+    transposeA: false, transposeB: true, m: inChannels, n: g.rows, k: g.columns,
+    alpha: 1, a: x, lda: g.columns, b: dcols, ldb: g.columns, beta: 0, c: dWeight, ldc: g.rows)
+  channelBiasBackward(
+    dy: dy, dBias: dBias, channels: g.channels, columns: g.batch * g.largeSide * g.largeSide)
+  guard let dx else { return }
+  T.gemm(
+    transposeA: false, transposeB: false, m: inChannels, n: g.columns, k: g.rows,
+    alpha: 1, a: weight, lda: g.rows, b: dcols, ldb: g.columns, beta: 0, c: dx, ldc: g.columns)
+}

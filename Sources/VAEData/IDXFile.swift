@@ -1,0 +1,106 @@
+/// The IDX format of MNIST-style data sets: a big-endian header — two zero bytes, a type code
+/// (0x08 = unsigned byte), the number of dimensions — then one big-endian UInt32 per dimension, then
+/// the data, row-major. The first dimension counts items (images or labels).
+public struct IDXContents: Sendable {
+  /// The dimensions from the header; `dimensions[0]` is the number of items in the whole file.
+  public let dimensions: [Int]
+  /// The kept items' bytes, concatenated.
+  public let data: [UInt8]
+  /// For each kept item, its index in the file, ascending.
+  public let itemIndices: [Int]
+
+  public var itemSize: Int { dimensions.dropFirst().reduce(1, *) }
+}
+
+public enum IDXFile {
+  /// Largest values a header may claim before anything is allocated: far beyond any MNIST-like set,
+  /// far below what would exhaust memory.
+  public static let maximumItems = 1 << 26
+  public static let maximumItemSize = 1 << 20
+
+  /// Reads the unsigned-byte IDX file at `path` with `rank` dimensions, keeping only the items whose
+  /// index satisfies `keep` (all when nil). Sizes are validated before anything is allocated; the data
+  /// must end exactly where the header says.
+  /// The dimensions in the header of the IDX file at `path`, validated, without reading the data.
+  public static func dimensions(path: String, rank: Int) throws -> [Int] {
+    try readHeader(GzipReader(path: path), rank: rank)
+  }
+
+  /// Reads the unsigned-byte IDX file at `path` with `rank` dimensions, keeping only the items whose
+  /// index satisfies `keep` (all when nil). Sizes are validated before anything is allocated; the data
+  /// must end exactly where the header says.
+  public static func read(path: String, rank: Int, keep: ((Int) -> Bool)? = nil) throws -> IDXContents {
+    let reader = try GzipReader(path: path)
+    let dimensions = try readHeader(reader, rank: rank)
+    let itemSize = dimensions.dropFirst().reduce(1, *)
+    let count = dimensions[0]
+    var data: [UInt8] = []
+    var indices: [Int] = []
+    if keep == nil {
+      // A header's claim is not trusted with memory: the data must really be there to grow into it.
+      data.reserveCapacity(min(count * itemSize, 1 << 26))
+      indices.reserveCapacity(min(count, 1 << 20))
+    }
+    var item = [UInt8](repeating: 0, count: itemSize)
+    for index in 0..<count {
+      let got = try reader.read(into: &item, count: itemSize)
+      guard got == itemSize else {
+        throw DataError.corrupt(
+          path: path,
+          reason: "is truncated: the header announces \(count) items of \(itemSize) bytes, the data ends in item \(index)")
+      }
+      if keep?(index) ?? true {
+        data.append(contentsOf: item)
+        indices.append(index)
+      }
+    }
+    try reader.expectEnd(describing: "\(count) items")
+    return IDXContents(dimensions: dimensions, data: data, itemIndices: indices)
+  }
+
+  private static func readHeader(_ reader: GzipReader, rank: Int) throws -> [Int] {
+    let path = reader.path
+    var magic = [UInt8](repeating: 0, count: 4)
+    guard try reader.read(into: &magic, count: 4) == 4 else {
+      throw DataError.corrupt(path: path, reason: "is too short to hold an IDX header (\(reader.bytesRead) bytes)")
+    }
+    guard magic[0] == 0, magic[1] == 0 else {
+      throw DataError.corrupt(
+        path: path, reason: "is not an IDX file (magic number 0x\(hex(magic)), expected 0x0000080\(rank))")
+    }
+    guard magic[2] == 0x08 else {
+      throw DataError.corrupt(
+        path: path, reason: "holds IDX type 0x\(String(magic[2], radix: 16)), expected 0x08 (unsigned bytes)")
+    }
+    guard Int(magic[3]) == rank else {
+      throw DataError.corrupt(
+        path: path, reason: "has \(magic[3]) dimensions (magic 0x\(hex(magic))), expected \(rank)")
+    }
+    var header = [UInt8](repeating: 0, count: 4 * rank)
+    guard try reader.read(into: &header, count: header.count) == header.count else {
+      throw DataError.corrupt(path: path, reason: "ends inside its IDX header")
+    }
+    let dimensions = (0..<rank).map { d in
+      header[(4 * d)..<(4 * d + 4)].reduce(0) { $0 << 8 | Int($1) }
+    }
+    guard dimensions.allSatisfy({ $0 >= 1 }) else {
+      throw DataError.corrupt(path: path, reason: "has an empty dimension in its header: \(dimensions)")
+    }
+    guard dimensions[0] <= maximumItems, dimensions.dropFirst().reduce(1, *) <= maximumItemSize else {
+      throw DataError.corrupt(path: path, reason: "claims an implausible size \(dimensions) in its header")
+    }
+
+    return dimensions
+  }
+
+  private static func hex(_ bytes: [UInt8]) -> String {
+    bytes.map { String(format2: $0) }.joined()
+  }
+}
+
+extension String {
+  fileprivate init(format2 byte: UInt8) {
+    let digits = String(byte, radix: 16)
+    self = digits.count == 1 ? "0" + digits : digits
+  }
+}

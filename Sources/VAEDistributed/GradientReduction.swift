@@ -1,0 +1,155 @@
+import VAECore
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// How the micro-batch gradients of a step are summed over threads and ranks.
+public enum ReductionMode: String, Sendable, CaseIterable, Codable {
+  /// Bit-identical results for any number of ranks and threads (the default).
+  case deterministic
+  /// Float sums in MPI_Allreduce's own order: results depend on the rank count.
+  case fast
+}
+
+/// What one step's reduction produced: the summed gradient and the summed loss parts.
+public struct ReducedStep: Sendable {
+  public var losses: LossSums
+  /// False when any gradient or loss was NaN or infinite on any rank; the gradient is then unusable.
+  public var isFinite: Bool
+}
+
+/// Sums the gradients of the step's micro-batches — spread over this rank's threads and over all
+/// ranks — into one buffer that every rank receives.
+///
+/// Deterministic mode: each micro-batch gradient is turned into 64-bit fixed point with one exponent
+/// per tensor, chosen from the largest magnitude of that tensor over all micro-batches (an MPI MAX,
+/// which is exact in any order). Integer addition is associative, so summing in any order — within a
+/// thread, across threads, inside MPI_Allreduce for any rank count — gives the same bits. The scale
+/// leaves headroom for the number of micro-batches, so the sum cannot overflow, and keeps ~58
+/// significant bits relative to the tensor's largest entry: any Float entry above 2⁻³⁴ of it is
+/// converted exactly, so the result is the exact sum rounded once to Float.
+public final class GradientReducer {
+  public let layout: ParameterLayout
+  public let mode: ReductionMode
+  /// Number of micro-batches in a step over all ranks (the headroom needed for the sum).
+  public let totalMicroBatches: Int
+  private let segments: [Range<Int>]  // one per tensor, then one per loss part
+  private let integers: UnsafeMutablePointer<Int64>
+  private let integerCount: Int
+
+  public init(layout: ParameterLayout, mode: ReductionMode, totalMicroBatches: Int) {
+    self.layout = layout
+    self.mode = mode
+    self.totalMicroBatches = totalMicroBatches
+    let p = layout.totalCount
+    segments = layout.tensors.map { $0.offset..<($0.offset + $0.count) } + [p..<(p + 1), (p + 1)..<(p + 2), (p + 2)..<(p + 3)]
+    integerCount = p + 3
+    integers = .allocate(capacity: integerCount)
+  }
+
+  deinit { integers.deallocate() }
+
+  /// Sums `gradients` (this rank's micro-batch gradients, each `layout.totalCount` floats) and
+  /// `losses` (their loss parts) over all ranks into `result`, identical on every rank.
+  public func reduce(
+    gradients: [UnsafeMutablePointer<Float>], losses: [LossSums], into result: UnsafeMutablePointer<Float>,
+    communicator: Communicator, phase: @autoclosure () -> String
+  ) throws -> ReducedStep {
+    precondition(gradients.count == losses.count)
+    switch mode {
+    case .deterministic:
+      return try reduceDeterministically(gradients, losses, result, communicator, phase)
+    case .fast:
+      return try reduceFast(gradients, losses, result, communicator, phase)
+    }
+  }
+
+  private func reduceDeterministically(
+    _ gradients: [UnsafeMutablePointer<Float>], _ losses: [LossSums], _ result: UnsafeMutablePointer<Float>,
+    _ communicator: Communicator, _ phase: () -> String
+  ) throws -> ReducedStep {
+    let tensorCount = layout.tensors.count
+    // 1. Largest magnitude per segment over this rank's micro-batches; +∞ marks a non-finite value.
+    var maxima = [Double](repeating: 0, count: segments.count)
+    for (s, range) in layout.tensors.map({ $0.offset..<($0.offset + $0.count) }).enumerated() {
+      var largest: Float = 0
+      for gradient in gradients {
+        for i in range {
+          let magnitude = abs(gradient[i])
+          if !(magnitude <= largest) { largest = magnitude.isNaN ? .infinity : magnitude }
+        }
+      }
+      maxima[s] = Double(largest)
+    }
+    for (k, value) in [\LossSums.reconstruction, \LossSums.kl].enumerated() {
+      maxima[tensorCount + k] = losses.reduce(0.0) { m, l in
+        let v = abs(l[keyPath: value])
+        return v.isFinite ? max(m, v) : .infinity
+      }
+    }
+    maxima[tensorCount + 2] = Double(losses.map(\.count).max() ?? 0)
+    try maxima.withUnsafeMutableBufferPointer {
+      try communicator.allreduce($0, .max, phase: phase() + " (gradient scale)")
+    }
+    guard maxima.allSatisfy({ $0.isFinite }) else {
+      return ReducedStep(losses: LossSums(), isFinite: false)
+    }
+
+    // 2. Fixed point with a per-segment exponent and headroom for the number of terms.
+    let headroom = Int(ceil(log2(Double(totalMicroBatches + 1))))
+    let exponents = maxima.map { m -> Int in m > 0 ? 62 - (Int(m.exponent) + 1) - headroom : 0 }
+    integers.initialize(repeating: 0, count: integerCount)
+    for (s, tensor) in layout.tensors.enumerated() {
+      let scale = Double(sign: .plus, exponent: exponents[s], significand: 1)
+      let start = tensor.offset, end = tensor.offset + tensor.count
+      for gradient in gradients {
+        for i in start..<end { integers[i] &+= Int64((Double(gradient[i]) * scale).rounded()) }
+      }
+    }
+    let p = layout.totalCount
+    for (k, value) in [\LossSums.reconstruction, \LossSums.kl].enumerated() {
+      let scale = Double(sign: .plus, exponent: exponents[tensorCount + k], significand: 1)
+      for l in losses { integers[p + k] &+= Int64((l[keyPath: value] * scale).rounded()) }
+    }
+    integers[p + 2] = Int64(losses.reduce(0) { $0 + $1.count })
+
+    // 3. One integer allreduce; the order MPI sums in cannot change the result.
+    try communicator.allreduce(
+      UnsafeMutableBufferPointer(start: integers, count: integerCount), .sum, phase: phase())
+
+    // 4. Back to floating point.
+    for (s, tensor) in layout.tensors.enumerated() {
+      let inverse = Double(sign: .plus, exponent: -exponents[s], significand: 1)
+      for i in tensor.offset..<(tensor.offset + tensor.count) { result[i] = Float(Double(integers[i]) * inverse) }
+    }
+    func unscale(_ k: Int) -> Double {
+      Double(integers[p + k]) * Double(sign: .plus, exponent: -exponents[tensorCount + k], significand: 1)
+    }
+    return ReducedStep(
+      losses: LossSums(reconstruction: unscale(0), kl: unscale(1), count: Int(integers[p + 2])),
+      isFinite: true)
+  }
+
+  private func reduceFast(
+    _ gradients: [UnsafeMutablePointer<Float>], _ losses: [LossSums], _ result: UnsafeMutablePointer<Float>,
+    _ communicator: Communicator, _ phase: () -> String
+  ) throws -> ReducedStep {
+    let count = layout.totalCount
+    result.update(repeating: 0, count: count)
+    for gradient in gradients {
+      for i in 0..<count { result[i] += gradient[i] }
+    }
+    try communicator.allreduce(UnsafeMutableBufferPointer(start: result, count: count), .sum, phase: phase())
+    let local = losses.reduce(LossSums(), +)
+    var totals = [local.reconstruction, local.kl, Double(local.count)]
+    try totals.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: phase() + " (losses)") }
+    var finite = totals[0].isFinite && totals[1].isFinite
+    for i in 0..<count where !result[i].isFinite {
+      finite = false
+      break
+    }
+    return ReducedStep(
+      losses: LossSums(reconstruction: totals[0], kl: totals[1], count: Int(totals[2])), isFinite: finite)
+  }
+}

@@ -1,0 +1,63 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Output of rank zero. Other ranks get a silent console and only ever write errors, to stderr.
+public final class Console {
+  public let enabled: Bool
+  public let isTerminal: Bool
+  private var progressVisible = false
+
+  public init(enabled: Bool) {
+    self.enabled = enabled
+    isTerminal = isatty(STDOUT_FILENO) != 0
+  }
+
+  public func line(_ text: String) {
+    guard enabled else { return }
+    clearProgress()
+    print(text)
+    fflush(stdout)
+  }
+
+  /// A progress line that rewrites itself on a terminal; elsewhere the caller prints plain lines.
+  public func progress(_ text: String) {
+    guard enabled, isTerminal else { return }
+    print("\r\u{1B}[2K" + text, terminator: "")
+    fflush(stdout)
+    progressVisible = true
+  }
+
+  public func clearProgress() {
+    guard progressVisible else { return }
+    print("\r\u{1B}[2K", terminator: "")
+    progressVisible = false
+  }
+}
+
+/// A number with thousands separators: 134165 → "134,165".
+public func grouped(_ value: Int) -> String {
+  let digits = String(value.magnitude)
+  var result = ""
+  for (i, digit) in digits.enumerated() {
+    if i > 0 && (digits.count - i) % 3 == 0 { result += "," }
+    result.append(digit)
+  }
+  return value < 0 ? "-" + result : result
+}
+
+/// Fixed decimals without Foundation's formatter.
+public func fixed(_ value: Double, _ decimals: Int) -> String {
+  guard value.isFinite else { return "\(value)" }
+  var scale = 1.0
+  for _ in 0..<decimals { scale *= 10 }
+  let rounded = (abs(value) * scale).rounded()
+  let whole = Int(rounded / scale)
+  let fraction = Int(rounded - Double(whole) * scale)
+  var text = "\(value < 0 && rounded > 0 ? "-" : "")\(whole)"
+  if decimals > 0 {
+    let digits = String(fraction)
+    text += "." + String(repeating: "0", count: decimals - digits.count) + digits
+  }
+  return text
+}

@@ -1,0 +1,33 @@
+import VAECore
+import VAEData
+import VAEDistributed
+
+/// Everything that defines a training run. The batch size is the global batch over all ranks.
+public struct TrainingConfiguration: Codable, Sendable, Equatable {
+  public var dataDirectory = FashionMNIST.defaultDirectory
+  public var outputDirectory = "vae-dist-run"
+  public var epochs = 30
+  public var batchSize = 128
+  /// Images per micro-batch: the unit of work of one thread, and the unit the deterministic sum is
+  /// over. Part of the result's definition: changing it changes the bits (not the mathematics).
+  public var microBatchSize = 16
+  public var latentDim = 2
+  public var beta = 1.0
+  public var adam = AdamConfiguration()
+  public var seed: UInt64 = 0
+  public var maxSteps: Int? = nil
+  /// Worker threads per rank.
+  public var threads = 1
+  public var reduction = ReductionMode.deterministic
+  /// Every this many steps, check that all ranks hold identical parameters (0: never).
+  public var syncCheckEvery = 0
+  /// Evaluate on the test set after every epoch (rank zero).
+  public var evaluateEveryEpoch = true
+
+  public init() {}
+
+  /// The largest divisor of `batchSize` not above 16: the default micro-batch.
+  public static func defaultMicroBatch(forBatch batchSize: Int) -> Int {
+    (1...min(16, max(1, batchSize))).last { batchSize % $0 == 0 } ?? 1
+  }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import VAEData
+import VAEDistributed
+import VAETraining
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+struct DataOptions: ParsableArguments {
+  @Option(name: .customLong("data"), help: ArgumentHelp("Directory of the Fashion-MNIST IDX files (gzip or plain).", valueName: "dir"))
+  var directory = FashionMNIST.defaultDirectory
+}
+
+struct ModelOptions: ParsableArguments {
+  @Option(help: "Size of the latent space.")
+  var latentDim = 2
+
+  @Option(help: "Weight of the KL term in the loss (β-VAE; 1 is the plain VAE).")
+  var beta = 1.0
+
+  func validate() throws {
+    guard latentDim >= 1 && latentDim <= 1024 else { throw ValidationError("--latent-dim must be between 1 and 1024 (got \(latentDim)).") }
+    guard beta >= 0 && beta.isFinite else { throw ValidationError("--beta must be a non-negative number (got \(beta)).") }
+  }
+}
+
+struct OptimizationOptions: ParsableArguments {
+  @Option(help: "Passes over the training set.")
+  var epochs = 30
+
+  @Option(help: "Global batch size: images per optimizer step over all ranks.")
+  var batchSize = 128
+
+  @Option(help: ArgumentHelp(
+    "Images per micro-batch, the unit of work of a thread (default: the largest divisor of the batch size up to 16). Changing it changes results in the last bits.",
+    valueName: "n"))
+  var microBatch: Int?
+
+  @Option(name: .customLong("lr"), help: "Adam learning rate.")
+  var learningRate = 1e-3
+
+  @Option(help: "Seed of the initialization, the data order and the noise.")
+  var seed: UInt64 = 0
+
+  @Option(help: ArgumentHelp("Stop after this many optimizer steps.", valueName: "k"))
+  var maxSteps: Int?
+
+  func validate() throws {
+    guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1 (got \(epochs)).") }
+    guard batchSize >= 1 && batchSize <= 65536 else { throw ValidationError("--batch-size must be between 1 and 65536 (got \(batchSize)).") }
+    if let microBatch {
+      guard microBatch >= 1 && microBatch <= batchSize else {
+        throw ValidationError("--micro-batch must be between 1 and the batch size \(batchSize) (got \(microBatch)).")
+      }
+      guard batchSize % microBatch == 0 else {
+        throw ValidationError("--micro-batch \(microBatch) must divide --batch-size \(batchSize).")
+      }
+    }
+    guard learningRate > 0 && learningRate.isFinite else { throw ValidationError("--lr must be a positive number (got \(learningRate)).") }
+    if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1 (got \(maxSteps)).") }
+  }
+}
+
+struct ParallelOptions: ParsableArguments {
+  @Option(help: ArgumentHelp(
+    "Worker threads per rank (default: the cores this rank may use, shared with the other ranks on its node).",
+    valueName: "t"))
+  var threads: Int?
+
+  @Option(help: ArgumentHelp(
+    "How gradients are summed: 'deterministic' (bit-identical for any ranks and threads) or 'fast' (plain float MPI_Allreduce).",
+    valueName: "mode"))
+  var reduction = ReductionMode.deterministic
+
+  @Option(help: ArgumentHelp("Seconds a rank waits for the others in a collective before ending the job.", valueName: "seconds"))
+  var stallTimeout = 60.0
+
+  @Option(help: ArgumentHelp("Every k steps, verify that all ranks hold identical parameters (0: never).", valueName: "k"))
+  var checkSync = 0
+
+  func validate() throws {
+    if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256 (got \(threads)).") }
+    guard stallTimeout > 0 else { throw ValidationError("--stall-timeout must be positive (got \(stallTimeout)).") }
+    guard checkSync >= 0 else { throw ValidationError("--check-sync must be 0 or more (got \(checkSync)).") }
+  }
+
+  /// The cores this process may run on, shared out among the ranks of this node when they are not
+  /// bound to cores of their own.
+  var resolvedThreads: Int {
+    if let threads { return threads }
+    let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    let allowed = allowedCPUCount() ?? online
+    let localRanks = getenv("OMPI_COMM_WORLD_LOCAL_SIZE").flatMap { Int(String(cString: $0)) } ?? 1
+    return allowed < online ? max(1, allowed) : max(1, allowed / max(1, localRanks))
+  }
+}
+
+struct OutputOptions: ParsableArguments {
+  @Option(name: .customLong("out"), help: ArgumentHelp("Directory for metrics, checkpoints and images (rank zero writes it).", valueName: "dir"))
+  var directory = "vae-dist-run"
+}
+
+extension ReductionMode: ExpressibleByArgument {}
+
+/// The number of CPUs this process may run on (the `Cpus_allowed` mask in /proc/self/status), which
+/// is what an MPI launcher's core binding changes.
+func allowedCPUCount() -> Int? {
+  guard let file = fopen("/proc/self/status", "r") else { return nil }
+  defer { fclose(file) }
+  var line = [CChar](repeating: 0, count: 4096)
+  while fgets(&line, Int32(line.count), file) != nil {
+    let text = String(cString: line)
+    guard text.hasPrefix("Cpus_allowed:") else { continue }
+    let mask = text.dropFirst("Cpus_allowed:".count)
+    return mask.reduce(0) { count, character in count + (character.hexDigitValue?.nonzeroBitCount ?? 0) }
+  }
+  return nil
+}

@@ -1,0 +1,46 @@
+import ArgumentParser
+import VAECore
+import VAEDistributed
+import VAETraining
+
+struct Train: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Train the VAE (the default command).",
+    discussion: """
+      Writes DIR/metrics.jsonl (one JSON object per epoch) and DIR/model.safetensors (PyTorch \
+      state_dict names and layouts) into the --out directory.
+      """)
+
+  @OptionGroup(title: "Data") var data: DataOptions
+  @OptionGroup(title: "Model") var model: ModelOptions
+  @OptionGroup(title: "Optimization") var optimization: OptimizationOptions
+  @OptionGroup(title: "Parallelism") var parallel: ParallelOptions
+  @OptionGroup(title: "Output") var output: OutputOptions
+
+  func makeConfiguration() -> TrainingConfiguration {
+    var c = TrainingConfiguration()
+    c.dataDirectory = data.directory
+    c.outputDirectory = output.directory
+    c.epochs = optimization.epochs
+    c.batchSize = optimization.batchSize
+    c.microBatchSize = optimization.microBatch ?? TrainingConfiguration.defaultMicroBatch(forBatch: optimization.batchSize)
+    c.adam.learningRate = optimization.learningRate
+    c.seed = optimization.seed
+    c.maxSteps = optimization.maxSteps
+    c.latentDim = model.latentDim
+    c.beta = model.beta
+    c.threads = parallel.resolvedThreads
+    c.reduction = parallel.reduction
+    c.syncCheckEvery = parallel.checkSync
+    return c
+  }
+
+  func run() throws {
+    let configuration = makeConfiguration()
+    try withCommunicator(stallTimeout: parallel.stallTimeout) { communicator in
+      let trainer = try Trainer(configuration: configuration, communicator: communicator)
+      trainer.printBanner()
+      _ = try trainer.run()
+    }
+  }
+}
