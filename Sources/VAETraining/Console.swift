@@ -2,15 +2,26 @@
   import Glibc
 #endif
 
+/// How progress inside an epoch is shown.
+public enum ProgressStyle: String, Sendable, CaseIterable, Codable {
+  /// A bar on a terminal, plain lines otherwise. Under mpirun, standard output is a pseudo-terminal
+  /// whatever the user's is, so `auto` means lines there.
+  case auto
+  case bar
+  case lines
+  case none
+}
+
 /// Output of rank zero. Other ranks get a silent console and only ever write errors, to stderr.
 public final class Console {
   public let enabled: Bool
-  public let isTerminal: Bool
+  public let style: ProgressStyle
   private var progressVisible = false
 
-  public init(enabled: Bool) {
+  /// `style` must be resolved (not `.auto`).
+  public init(enabled: Bool, style: ProgressStyle) {
     self.enabled = enabled
-    isTerminal = isatty(STDOUT_FILENO) != 0
+    self.style = style == .auto ? (isatty(STDOUT_FILENO) != 0 ? .bar : .lines) : style
   }
 
   public func line(_ text: String) {
@@ -20,9 +31,9 @@ public final class Console {
     fflush(stdout)
   }
 
-  /// A progress line that rewrites itself on a terminal; elsewhere the caller prints plain lines.
+  /// A progress line that rewrites itself (style `.bar`).
   public func progress(_ text: String) {
-    guard enabled, isTerminal else { return }
+    guard enabled, style == .bar else { return }
     print("\r\u{1B}[2K" + text, terminator: "")
     fflush(stdout)
     progressVisible = true

@@ -52,6 +52,7 @@ public final class Trainer {
   let microGradientPointers: [UnsafeMutablePointer<Float>]
   var microLosses: [LossSums]
   let reducer: GradientReducer
+  let evaluator: Evaluator
 
   public var isRoot: Bool { communicator.rank == 0 }
   public var trainImageCount: Int { trainImages.count }
@@ -61,7 +62,7 @@ public final class Trainer {
     let c = configuration
     self.configuration = c
     self.communicator = communicator
-    console = Console(enabled: communicator.rank == 0)
+    console = Console(enabled: communicator.rank == 0, style: c.progress)
     guard c.batchSize % c.microBatchSize == 0 else {
       throw TrainingError.configuration(
         "--batch-size \(c.batchSize) is not a multiple of --micro-batch \(c.microBatchSize)")
@@ -101,6 +102,7 @@ public final class Trainer {
     microGradientPointers = microGradients.map(\.pointer)
     microLosses = [LossSums](repeating: LossSums(), count: localStreams.count)
     reducer = GradientReducer(layout: layout, mode: c.reduction, totalMicroBatches: microBatches)
+    evaluator = Evaluator(latentDim: c.latentDim, seed: c.seed, threads: threads, workspaces: workspaces)
   }
 
   var totalSteps: Int {
@@ -115,6 +117,8 @@ public final class Trainer {
       try prepareOutputDirectory()
       try? FileManager.default.removeItem(atPath: metricsPath)
     }
+    let shards = try gatherPerRank(trainImageCount, phase: "the shard size report")
+    console.line("  shards     \(shards.map { grouped($0) }.joined(separator: " · ")) images per rank")
     var last: EpochMetrics?
     for epoch in 0..<c.epochs where step < totalSteps {
       let orders = localStreams.map { schedule.order(stream: $0, epoch: epoch) }
@@ -124,18 +128,16 @@ public final class Trainer {
       for stepInEpoch in 0..<schedule.stepsPerEpoch where step < totalSteps {
         losses = losses + (try trainStep(stepInEpoch: stepInEpoch, orders: orders))
         if c.syncCheckEvery > 0 && step % c.syncCheckEvery == 0 { try checkParametersInSync() }
-        let now = monotonicNow()
-        if console.isTerminal, now - lastProgress > 0.25 {
+        let now = monotonicNow(), done = stepInEpoch + 1, quarter = max(1, schedule.stepsPerEpoch / 4)
+        if console.style == .bar, now - lastProgress > 0.25 {
           lastProgress = now
-          console.progress(progressText(epoch, stepInEpoch + 1, losses, now - start))
-        } else if !console.isTerminal, (stepInEpoch + 1) % max(1, schedule.stepsPerEpoch / 4) == 0,
-          stepInEpoch + 1 < schedule.stepsPerEpoch
-        {
-          console.line(progressText(epoch, stepInEpoch + 1, losses, now - start))
+          console.progress(progressText(epoch, done, losses, now - start))
+        } else if console.style == .lines, done % quarter == 0, done < 4 * quarter {
+          console.line(progressText(epoch, done, losses, now - start))
         }
       }
       let seconds = monotonicNow() - start
-      let test = testImages.map { evaluate($0, purpose: .evaluationNoise) }
+      let test = testImages.map { evaluator.loss(parameters: parameters.pointer, images: $0) }
       let metrics = EpochMetrics(
         epoch: epoch + 1, step: step, train: losses, test: test,
         imagesPerSecond: Double(losses.count) / seconds, seconds: seconds, beta: c.beta)
@@ -151,6 +153,8 @@ public final class Trainer {
       try SafeTensors.write(parametersFile(), to: modelPath!)
       console.line("wrote \(modelPath!) (\(grouped(layout.totalCount)) parameters, step \(step))")
     }
+    let memory = try gatherPerRank(peakResidentKilobytes(), phase: "the memory report")
+    console.line("peak resident memory per rank: \(memory.map { "\(fixed(Double($0) / 1024, 1)) MiB" }.joined(separator: " · "))")
     return TrainingSummary(steps: step, lastEpoch: last, modelPath: modelPath)
   }
 
@@ -174,7 +178,9 @@ public final class Trainer {
             continue
           }
           trainImages.fill(workspace.input.pointer, fileIndices: batch)
-          fillNoise(workspace, fileIndices: batch, purpose: .trainingNoise, step: globalStep)
+          fillNoise(
+            workspace.noise.pointer, latentDim: c.latentDim, seed: c.seed, purpose: .trainingNoise,
+            step: globalStep, fileIndices: batch)
           losses[j] = model.forward(views, batch: batch.count, workspace: workspace)
           model.backward(
             views, gradients: ParameterViews(layout: layout, base: microGradientPointers[j]),
@@ -197,42 +203,6 @@ public final class Trainer {
     return reduced.losses
   }
 
-  /// ε for each image, keyed by (seed, step, image index): the same whichever rank or thread draws it.
-  func fillNoise(
-    _ workspace: VAEWorkspace<Float>, fileIndices: some Collection<Int>, purpose: RandomPurpose, step: Int
-  ) {
-    let d = configuration.latentDim
-    for (row, index) in fileIndices.enumerated() {
-      var random = CounterRandomStream(seed: configuration.seed, purpose: purpose, UInt64(step), UInt64(index))
-      random.fillStandardNormal(UnsafeMutableBufferPointer(start: workspace.noise.pointer + row * d, count: d))
-    }
-  }
-
-  // MARK: - Evaluation (rank zero)
-
-  /// The loss parts over every image of `store`, z sampled as in training (noise keyed by the image,
-  /// the same every epoch) or z = μ. Micro-batch sums are added in a fixed order.
-  public func evaluate(_ store: ImageStore, purpose: RandomPurpose, useMean: Bool = false) -> LossSums {
-    let indices = store.images.fileIndices
-    let size = configuration.microBatchSize
-    let chunks = (indices.count + size - 1) / size
-    var sums = [LossSums](repeating: LossSums(), count: chunks)
-    let views = ParameterViews(layout: layout, base: parameters.pointer)
-    let threads = workspaces.count
-    sums.withUnsafeMutableBufferPointer { sums in
-      DispatchQueue.concurrentPerform(iterations: threads) { worker in
-        let workspace = workspaces[worker]
-        for chunk in stride(from: worker, to: chunks, by: threads) {
-          let batch = indices[(chunk * size)..<min(indices.count, (chunk + 1) * size)]
-          store.fill(workspace.input.pointer, fileIndices: batch)
-          fillNoise(workspace, fileIndices: batch, purpose: purpose, step: 0)
-          sums[chunk] = model.forward(views, batch: batch.count, workspace: workspace, useMean: useMean)
-        }
-      }
-    }
-    return sums.reduce(LossSums(), +)
-  }
-
   // MARK: - Consistency
 
   /// Fails loudly if any two ranks hold different parameters (a 64-bit FNV-1a hash, min vs max).
@@ -246,6 +216,14 @@ public final class Trainer {
       try communicator.allreduce($0, .max, phase: "the parameter check at step \(step)")
     }
     if range[0] != -range[1] { throw TrainingError.parametersDiverged(step: step) }
+  }
+
+  /// Every rank's value of `value`, in rank order, on every rank.
+  func gatherPerRank(_ value: Int, phase: String) throws -> [Int] {
+    var values = [Int64](repeating: 0, count: communicator.size)
+    values[communicator.rank] = Int64(value)
+    try values.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: phase) }
+    return values.map(Int.init)
   }
 
   // MARK: - Files and text
@@ -263,16 +241,11 @@ public final class Trainer {
   }
 
   public func parametersFile() -> SafeTensors.File {
-    let tensors = layout.tensors.map { spec in
-      SafeTensors.Tensor(
-        name: spec.name, shape: spec.shape,
-        values: Array(UnsafeBufferPointer(start: parameters.pointer + spec.offset, count: spec.count)))
-    }
     return SafeTensors.File(
       metadata: [
         "format": "pt", "producer": "vae-dist", "latent_dim": "\(layout.latentDim)", "step": "\(step)",
         "seed": "\(configuration.seed)",
-      ], tensors: tensors)
+      ], tensors: ModelFile.tensors(parameters.pointer, layout: layout))
   }
 
   func progressText(_ epoch: Int, _ stepInEpoch: Int, _ losses: LossSums, _ seconds: Double) -> String {
@@ -313,4 +286,13 @@ extension Trainer {
     console.line("  reduction  \(c.reduction.rawValue)")
     console.line("  output     \(c.outputDirectory)/")
   }
+}
+
+/// The process's peak resident set size (VmHWM) in KiB, or 0 where /proc is not available.
+public func peakResidentKilobytes() -> Int {
+  guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+  for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+    return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "") ?? 0
+  }
+  return 0
 }

@@ -23,6 +23,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
   public var syncCheckEvery = 0
   /// Evaluate on the test set after every epoch (rank zero).
   public var evaluateEveryEpoch = true
+  public var progress = ProgressStyle.auto
 
   public init() {}
 

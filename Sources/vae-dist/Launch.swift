@@ -20,7 +20,7 @@ func withCommunicator(stallTimeout: Double, _ body: (Communicator) throws -> Voi
     do {
       communicator = try MPICommunicator(stallTimeout: stallTimeout)
     } catch {
-      fputs("vae-dist: error: \(error)\n", stderr)
+      printError("vae-dist: error: \(error)")
       throw ExitCode(1)
     }
   } else {
@@ -41,4 +41,8 @@ func withCommunicator(stallTimeout: Double, _ body: (Communicator) throws -> Voi
     throw ExitCode(1)
   }
   communicator.finalize()
+}
+
+func printError(_ message: String) {
+  fputs(message + "\n", stderr)
 }

@@ -99,9 +99,19 @@ struct ParallelOptions: ParsableArguments {
 struct OutputOptions: ParsableArguments {
   @Option(name: .customLong("out"), help: ArgumentHelp("Directory for metrics, checkpoints and images (rank zero writes it).", valueName: "dir"))
   var directory = "vae-dist-run"
+
+  @Option(help: ArgumentHelp(
+    "Progress within an epoch: 'bar' (rewritten line), 'lines', 'none', or 'auto' (a bar on a terminal; lines under an MPI launcher, whose output is never the user's terminal).",
+    valueName: "style"))
+  var progress = ProgressStyle.auto
+
+  var resolvedProgress: ProgressStyle {
+    progress == .auto && MPICommunicator.launchedByMPI ? .lines : progress
+  }
 }
 
 extension ReductionMode: ExpressibleByArgument {}
+extension ProgressStyle: ExpressibleByArgument {}
 
 /// The number of CPUs this process may run on (the `Cpus_allowed` mask in /proc/self/status), which
 /// is what an MPI launcher's core binding changes.

@@ -32,6 +32,7 @@ struct Train: ParsableCommand {
     c.threads = parallel.resolvedThreads
     c.reduction = parallel.reduction
     c.syncCheckEvery = parallel.checkSync
+    c.progress = output.resolvedProgress
     return c
   }
 

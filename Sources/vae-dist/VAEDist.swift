@@ -14,7 +14,7 @@ struct VAEDist: ParsableCommand {
       and micro-batch size.
       """,
     version: "0.1.0",
-    subcommands: [Train.self],
+    subcommands: [Train.self, Evaluate.self],
     defaultSubcommand: Train.self
   )
 }

@@ -1,0 +1,57 @@
+import ArgumentParser
+import VAECore
+import VAEData
+import VAETraining
+
+struct Evaluate: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Evaluate a saved model on the 10,000 test images.",
+    discussion: """
+      Prints the mean test loss with its reconstruction and KL parts, with z sampled as in training \
+      and with z = z_mean. Runs as one process.
+      """)
+
+  @Option(help: ArgumentHelp("A model.safetensors or checkpoint written by vae-dist.", valueName: "file"))
+  var checkpoint: String
+
+  @OptionGroup(title: "Data") var data: DataOptions
+
+  @Option(help: "Seed of the sampling noise.")
+  var seed: UInt64 = 0
+
+  @Option(help: ArgumentHelp("Worker threads (default: all cores).", valueName: "t"))
+  var threads: Int?
+
+  @Flag(help: "Print one JSON object instead of text.")
+  var json = false
+
+  func validate() throws {
+    if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256 (got \(threads)).") }
+  }
+
+  func run() throws {
+    configureBLASForWorkerThreads()
+    do {
+      let file = try SafeTensors.read(path: checkpoint)
+      let (layout, parameters) = try ModelFile.parameters(from: file, path: checkpoint)
+      let test = ImageStore(try FashionMNIST.load(directory: data.directory, split: .test))
+      let evaluator = Evaluator(latentDim: layout.latentDim, seed: seed, threads: threads ?? (allowedCPUCount() ?? 1))
+      let sampled = evaluator.loss(parameters: parameters.pointer, images: test)
+      let mean = evaluator.loss(parameters: parameters.pointer, images: test, useMean: true)
+      if json {
+        print(
+          "{\"images\":\(sampled.count),\"test_loss\":\(sampled.meanLoss(beta: 1)),\"test_recon\":\(sampled.meanReconstruction),"
+            + "\"test_kl\":\(sampled.meanKL),\"test_loss_mean_z\":\(mean.meanLoss(beta: 1)),"
+            + "\"test_recon_mean_z\":\(mean.meanReconstruction),\"test_kl_mean_z\":\(mean.meanKL)}")
+      } else {
+        print("\(checkpoint): latent size \(layout.latentDim), \(grouped(layout.totalCount)) parameters")
+        print("test set, \(grouped(sampled.count)) images (loss per image = reconstruction + KL):")
+        print("  z sampled  loss \(fixed(sampled.meanLoss(beta: 1), 3))  (recon \(fixed(sampled.meanReconstruction, 3)), kl \(fixed(sampled.meanKL, 3)))")
+        print("  z = z_mean loss \(fixed(mean.meanLoss(beta: 1), 3))  (recon \(fixed(mean.meanReconstruction, 3)), kl \(fixed(mean.meanKL, 3)))")
+      }
+    } catch {
+      printError("vae-dist: error: \(error)")
+      throw ExitCode(1)
+    }
+  }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import XCTest
+
+/// The command line as a user meets it: help, and every bad value rejected before anything starts.
+final class CommandLineTests: XCTestCase {
+  func testHelpNamesTheCommandsAndOptions() throws {
+    let help = try Harness.vaeDist(["--help"])
+    XCTAssertEqual(help.status, 0)
+    XCTAssertTrue(help.output.contains("train (default)"))
+    let trainHelp = try Harness.vaeDist(["train", "--help"])
+    for option in ["--data", "--latent-dim", "--beta", "--epochs", "--batch-size", "--micro-batch", "--lr", "--seed",
+                   "--max-steps", "--threads", "--reduction", "--stall-timeout", "--check-sync", "--out", "--progress"] {
+      XCTAssertTrue(trainHelp.output.contains(option), "train --help lacks \(option)")
+    }
+  }
+
+  func testBadValuesAreRejectedNamingTheFlag() throws {
+    let cases: [([String], String)] = [
+      (["--batch-size", "0"], "--batch-size"),
+      (["--lr", "-0.1"], "--lr"),
+      (["--lr", "nan"], "--lr"),
+      (["--latent-dim", "0"], "--latent-dim"),
+      (["--epochs", "0"], "--epochs"),
+      (["--micro-batch", "7"], "--micro-batch"),
+      (["--threads", "0"], "--threads"),
+      (["--max-steps", "0"], "--max-steps"),
+      (["--reduction", "sloppy"], "--reduction"),
+      (["--batch-size", "many"], "--batch-size"),
+      (["--no-such-flag"], "--no-such-flag"),
+    ]
+    for (arguments, flag) in cases {
+      let result = try Harness.vaeDist(arguments + ["--out", Harness.temporaryDirectory()], timeout: 30)
+      XCTAssertNotEqual(result.status, 0, "\(arguments) was accepted")
+      XCTAssertTrue(result.error.contains(flag), "\(arguments): error does not name \(flag): \(result.error)")
+      XCTAssertFalse(result.output.contains("epoch 1/"), "\(arguments) started training")
+    }
+  }
+
+  func testMissingDataSaysWhatToDo() throws {
+    let result = try Harness.vaeDist(["--data", "/nonexistent/fmnist", "--out", Harness.temporaryDirectory()], timeout: 30)
+    XCTAssertEqual(result.status, 1)
+    XCTAssertTrue(result.error.contains("/nonexistent/fmnist"), result.error)
+    XCTAssertTrue(result.error.contains("--data"), result.error)
+  }
+
+  func testCorruptDataNamesTheFile() throws {
+    let directory = Harness.temporaryDirectory()
+    for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
+      FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data([0, 0, 8, 3, 0, 0]))
+    }
+    let result = try Harness.vaeDist(["--data", directory, "--out", Harness.temporaryDirectory()], timeout: 30)
+    XCTAssertEqual(result.status, 1)
+    XCTAssertTrue(result.error.contains("\(directory)/train-images-idx3-ubyte"), result.error)
+    XCTAssertTrue(result.error.contains("IDX header"), result.error)
+  }
+
+  func testUnwritableOutputIsAClearError() throws {
+    try Harness.requireRealData()
+    let result = try Harness.vaeDist(["--max-steps", "1", "--out", "/proc/vae-dist-cannot-write-here"], timeout: 60)
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertTrue(result.error.contains("--out /proc/vae-dist-cannot-write-here"), result.error)
+  }
+}

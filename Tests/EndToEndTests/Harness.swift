@@ -1,0 +1,113 @@
+import Foundation
+import XCTest
+
+/// Runs the built `vae-dist` binary (VAE_DIST_BINARY, set by launch/test.sh) as a user would.
+enum Harness {
+  static var binary: String? {
+    ProcessInfo.processInfo.environment["VAE_DIST_BINARY"].flatMap {
+      FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil
+    }
+  }
+
+  static func requireBinary() throws -> String {
+    guard let binary else {
+      throw XCTSkip("VAE_DIST_BINARY is not set to a built vae-dist; run the tests through launch/test.sh")
+    }
+    return binary
+  }
+
+  static let realData = "/usr/share/datasets/fashion-mnist"
+
+  static func requireRealData() throws {
+    guard FileManager.default.fileExists(atPath: realData + "/train-images-idx3-ubyte.gz") else {
+      throw XCTSkip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    }
+  }
+
+  struct Result {
+    var status: Int32
+    var output: String
+    var error: String
+    var seconds: Double
+    var all: String { output + error }
+  }
+
+  /// Runs a command to completion (or kills it after `timeout` seconds and fails).
+  @discardableResult
+  static func run(
+    _ executable: String, _ arguments: [String], timeout: Double = 600,
+    onStart: ((Process) -> Void)? = nil, file: StaticString = #filePath, line: UInt = #line
+  ) throws -> Result {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    process.environment = environment
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    let outData = DataBox(), errData = DataBox()
+    out.fileHandleForReading.readabilityHandler = { outData.append($0.availableData) }
+    err.fileHandleForReading.readabilityHandler = { errData.append($0.availableData) }
+    let start = Date()
+    try process.run()
+    onStart?(process)
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(20_000) }
+    if process.isRunning {
+      process.terminate()
+      XCTFail("\(executable) \(arguments.joined(separator: " ")) did not finish in \(timeout) s", file: file, line: line)
+      process.waitUntilExit()
+    }
+    process.waitUntilExit()
+    out.fileHandleForReading.readabilityHandler = nil
+    err.fileHandleForReading.readabilityHandler = nil
+    outData.append(out.fileHandleForReading.readDataToEndOfFile())
+    errData.append(err.fileHandleForReading.readDataToEndOfFile())
+    return Result(
+      status: process.terminationStatus, output: outData.string, error: errData.string,
+      seconds: Date().timeIntervalSince(start))
+  }
+
+  static func vaeDist(_ arguments: [String], timeout: Double = 600, file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+    try run(try requireBinary(), arguments, timeout: timeout, file: file, line: line)
+  }
+
+  static var mpirun: String { "/usr/bin/mpirun" }
+
+  /// The arguments that start `ranks` ranks of vae-dist on this machine (as launch/mpirun-local.sh).
+  static func mpirunArguments(ranks: Int, _ arguments: [String]) throws -> [String] {
+    ["-n", "\(ranks)", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS=1", try requireBinary()] + arguments
+  }
+
+  static func temporaryDirectory() -> String {
+    let path = NSTemporaryDirectory() + "vae-dist-e2e-" + UUID().uuidString
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+  }
+
+  /// The lines of DIR/metrics.jsonl as dictionaries.
+  static func metrics(_ directory: String) throws -> [[String: Any]] {
+    let text = try String(contentsOfFile: directory + "/metrics.jsonl", encoding: .utf8)
+    return try text.split(separator: "\n").map {
+      try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+    }
+  }
+
+  /// A safetensors file parsed independently of vae-dist's reader: header JSON and raw data bytes.
+  static func safetensors(_ path: String) throws -> (header: [String: Any], data: Data) {
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+    let length = bytes.prefix(8).reversed().reduce(0) { $0 << 8 | Int($1) }
+    let header = try JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + length))) as! [String: Any]
+    return (header, bytes.subdata(in: (8 + length)..<bytes.count))
+  }
+}
+
+final class DataBox: @unchecked Sendable {
+  private var data = Data()
+  private let lock = NSLock()
+  func append(_ more: Data) { lock.withLock { data.append(more) } }
+  var string: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+}

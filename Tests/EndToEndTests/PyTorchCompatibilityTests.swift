@@ -1,0 +1,36 @@
+import Foundation
+import XCTest
+
+/// The saved model in PyTorch: strict load_state_dict into the module its names describe, and the
+/// same test loss from PyTorch's own layers as from vae-dist's.
+final class PyTorchCompatibilityTests: XCTestCase {
+  func testModelLoadsIntoPyTorchAndComputesTheSameLoss() throws {
+    try Harness.requireRealData()
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("pytorch/check_model.py").path
+    let probe = try Harness.run("/usr/bin/env", ["python3", "-c", "import torch, safetensors"], timeout: 120)
+    if probe.status != 0 {
+      if ProcessInfo.processInfo.environment["VAE_DIST_REQUIRE_TORCH"] == "1" {
+        XCTFail("PyTorch is not importable, though launch/setup.sh --test installs it: \(probe.error)")
+      }
+      throw XCTSkip("PyTorch is not installed (launch/setup.sh --test installs it)")
+    }
+    let out = Harness.temporaryDirectory()
+    let train = try Harness.vaeDist(["--max-steps", "60", "--seed", "3", "--out", out, "--progress", "none"])
+    XCTAssertEqual(train.status, 0, train.all)
+    let model = out + "/model.safetensors"
+
+    let torch = try Harness.run("/usr/bin/env", ["python3", script, model], timeout: 300)
+    XCTAssertEqual(torch.status, 0, torch.all)
+    let ours = try Harness.vaeDist(["evaluate", "--checkpoint", model, "--json"])
+    XCTAssertEqual(ours.status, 0, ours.all)
+    let t = try JSONSerialization.jsonObject(with: Data(torch.output.utf8)) as! [String: Any]
+    let v = try JSONSerialization.jsonObject(with: Data(ours.output.utf8)) as! [String: Any]
+    XCTAssertEqual(t["parameters"] as? Int, 134_165)
+    for key in ["test_loss_mean_z", "test_recon_mean_z", "test_kl_mean_z"] {
+      let a = t[key] as! Double, b = v[key] as! Double
+      print("PyTorch \(key) \(a), vae-dist \(b), relative difference \(abs(a - b) / abs(a))")
+      XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a), key)
+    }
+  }
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Loads a vae-dist model.safetensors into the PyTorch module its names describe and evaluates it.
+
+    python3 Tests/pytorch/check_model.py MODEL.safetensors [DATA_DIR]
+
+Prints one JSON object: the mean test loss with z = z_mean (reconstruction + KL), computed by PyTorch
+alone. The end-to-end test compares it with `vae-dist evaluate --json` on the same file: agreement
+shows the names, layouts and semantics (padding, output_padding, flatten order) are PyTorch's.
+"""
+import gzip
+import json
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+
+class Encoder(nn.Module):
+    def __init__(self, latent_dim):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, stride=2, padding=1)
+        self.fc = nn.Linear(64 * 7 * 7, 16)
+        self.z_mean = nn.Linear(16, latent_dim)
+        self.z_log_var = nn.Linear(16, latent_dim)
+
+    def forward(self, x):
+        h = F.relu(self.conv2(F.relu(self.conv1(x))))
+        h = F.relu(self.fc(torch.flatten(h, 1)))
+        return self.z_mean(h), self.z_log_var(h)
+
+
+class Decoder(nn.Module):
+    def __init__(self, latent_dim):
+        super().__init__()
+        self.fc = nn.Linear(latent_dim, 64 * 7 * 7)
+        self.deconv1 = nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1)
+        self.deconv2 = nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1)
+        self.deconv3 = nn.ConvTranspose2d(32, 1, 3, stride=1, padding=1)
+
+    def forward(self, z):  # logits; the image is their sigmoid
+        h = F.relu(self.fc(z)).view(-1, 64, 7, 7)
+        return self.deconv3(F.relu(self.deconv2(F.relu(self.deconv1(h)))))
+
+
+class VAE(nn.Module):
+    def __init__(self, latent_dim=2):
+        super().__init__()
+        self.encoder = Encoder(latent_dim)
+        self.decoder = Decoder(latent_dim)
+
+
+def test_images(directory):
+    with gzip.open(f"{directory}/t10k-images-idx3-ubyte.gz") as f:
+        data = np.frombuffer(f.read(), dtype=np.uint8, offset=16)
+    return torch.from_numpy(data.reshape(-1, 1, 28, 28).astype(np.float32) / 255)
+
+
+def main():
+    path = sys.argv[1]
+    directory = sys.argv[2] if len(sys.argv) > 2 else "/usr/share/datasets/fashion-mnist"
+    state = load_file(path)
+    model = VAE(latent_dim=state["encoder.z_mean.bias"].shape[0])
+    model.load_state_dict(state, strict=True)
+    x = test_images(directory).double()
+    model.double()
+    with torch.no_grad():
+        mean, log_var = model.encoder(x)
+        logits = model.decoder(mean)
+        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=(1, 2, 3))
+        kl = -0.5 * (1 + log_var - mean**2 - log_var.exp()).sum(dim=1)
+    print(json.dumps({
+        "images": x.shape[0],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "test_loss_mean_z": (recon + kl).mean().item(),
+        "test_recon_mean_z": recon.mean().item(),
+        "test_kl_mean_z": kl.mean().item(),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs vae-dist under Open MPI on this machine with the settings it needs, and says what it runs.
+#
+#   launch/mpirun-local.sh [-n RANKS] [--dry-run] [vae-dist arguments…]
+#
+# Why each setting:
+#   --allow-run-as-root  Open MPI refuses to start as root without it (only added when root).
+#   --oversubscribe      more ranks than cores is refused without it (only added then).
+#   --bind-to none       with n ≤ 2 Open MPI pins each rank to one core, which would leave a rank's
+#                        worker threads sharing that core; unbound, the kernel spreads them.
+#   OPENBLAS_NUM_THREADS=1  each rank parallelises over micro-batches itself; BLAS threads on top
+#                        would oversubscribe the cores (vae-dist also sets this at start-up).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+ranks=4
+dry_run=0
+while (($#)); do
+  case "$1" in
+    -n | --ranks) ranks="$2"; shift 2 ;;
+    --dry-run) dry_run=1; shift ;;
+    *) break ;;
+  esac
+done
+[[ "$ranks" =~ ^[1-9][0-9]*$ ]] || { echo "mpirun-local: -n needs a positive number of ranks (got '$ranks')" >&2; exit 2; }
+
+binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
+cores=$(nproc)
+command=(mpirun -n "$ranks" --bind-to none)
+[[ $(id -u) -eq 0 ]] && command+=(--allow-run-as-root)
+((ranks > cores)) && command+=(--oversubscribe)
+command+=(-x OPENBLAS_NUM_THREADS=1 "$binary" "$@")
+# A bar when the user's terminal shows it (mpirun's own output is never a terminal to the ranks).
+if [[ -t 1 && " $* " != *" --progress "* && " $* " != *" --help "* && " $* " != *" -h "* ]]; then
+  command+=(--progress bar)
+fi
+
+echo "+ OPENBLAS_NUM_THREADS=1 ${command[*]}"
+((dry_run)) && exit 0
+command -v mpirun >/dev/null || { echo "mpirun-local: mpirun not found; run launch/setup.sh (installs openmpi-bin)." >&2; exit 1; }
+[[ -x "$binary" ]] || { echo "mpirun-local: $binary not built; run launch/setup.sh first." >&2; exit 1; }
+export OPENBLAS_NUM_THREADS=1
+exec "${command[@]}"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what vae-dist needs on Debian, only what is missing, then builds the release binary.
+#   launch/setup.sh          what training needs
+#   launch/setup.sh --test   also what the test suite needs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(libopenblas-dev libopenmpi-dev openmpi-bin zlib1g-dev dataset-fashion-mnist)
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(python3 python3-pip procps)
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null && [[ -x /opt/swift/usr/bin/swift ]]; then
+  export PATH="/opt/swift/usr/bin:$PATH"
+fi
+command -v swift >/dev/null || {
+  echo "setup: no Swift toolchain on PATH; install Swift 6 from swift.org and run this again." >&2
+  exit 1
+}
+
+# The tests load a saved model into PyTorch (from PyPI; about a minute on a new machine).
+if [[ "${1:-}" == "--test" ]] && ! python3 -c "import torch, safetensors, numpy" 2>/dev/null; then
+  echo "setup: installing PyTorch, safetensors and NumPy from PyPI for the compatibility test"
+  python3 -m pip install --quiet --root-user-action=ignore torch safetensors numpy \
+    || python3 -m pip install --quiet --break-system-packages torch safetensors numpy
+fi
+
+echo "setup: building vae-dist (release)"
+swift build -c release --product vae-dist 2>&1 | grep -E "error|warning: |Compiling vae|Build complete" || true
+test -x .build/release/vae-dist || { echo "setup: the build failed; see the errors above." >&2; exit 1; }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The README's test command: set up (idempotent), then run every test, unit and end to end.
+# End-to-end tests run the release binary on the real Fashion-MNIST and under mpirun.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+launch/setup.sh --test
+export PATH="/opt/swift/usr/bin:$PATH"
+export VAE_DIST_BINARY="$PWD/.build/release/vae-dist"
+export VAE_DIST_REQUIRE_TORCH=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+swift test -c release 2>&1 | tee .build/test.log | grep -vE "^\[[0-9]+/[0-9]+\]|^Test Case .* started|^Compiling|^Building"
+status=${PIPESTATUS[0]}
+summary=$(grep -E "Executed [0-9]+ tests" .build/test.log | tail -1)
+echo "test.sh: ${summary:-no XCTest summary found}"
+exit "$status"
