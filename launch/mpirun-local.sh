@@ -39,4 +39,27 @@ echo "+ OPENBLAS_NUM_THREADS=1 ${command[*]}"
 command -v mpirun >/dev/null || { echo "mpirun-local: mpirun not found; run launch/setup.sh (installs openmpi-bin)." >&2; exit 1; }
 [[ -x "$binary" ]] || { echo "mpirun-local: $binary not built; run launch/setup.sh first." >&2; exit 1; }
 export OPENBLAS_NUM_THREADS=1
-exec "${command[@]}"
+
+# Ctrl-C or SIGTERM: ask the ranks to stop cleanly through SIGUSR1, which mpirun forwards without
+# aborting the job (they finish the step, checkpoint, exit 0). A second one aborts at once.
+# mpirun runs in its own session so the terminal's Ctrl-C reaches only this script.
+setsid "${command[@]}" &
+job=$!
+stops=0
+stop() {
+  stops=$((stops + 1))
+  if ((stops == 1)); then
+    echo "mpirun-local: stopping after the current step (again to abort)" >&2
+    kill -USR1 "$job" 2>/dev/null || true
+  else
+    kill -TERM "$job" 2>/dev/null || true
+  fi
+}
+trap stop INT TERM
+status=0
+while true; do
+  wait "$job" && status=0 || status=$?
+  # wait returns early (> 128) when a trapped signal arrives; the job is still running then.
+  kill -0 "$job" 2>/dev/null || break
+done
+exit "$status"

@@ -17,6 +17,9 @@ public struct ReducedStep: Sendable {
   public var losses: LossSums
   /// False when any gradient or loss was NaN or infinite on any rank; the gradient is then unusable.
   public var isFinite: Bool
+  /// True when any rank raised its flag for this step (a stop was requested): every rank learns it
+  /// in the same step, so all stop together.
+  public var anyFlag: Bool
 }
 
 /// Sums the gradients of the step's micro-batches — spread over this rank's threads and over all
@@ -53,25 +56,27 @@ public final class GradientReducer {
   /// Sums `gradients` (this rank's micro-batch gradients, each `layout.totalCount` floats) and
   /// `losses` (their loss parts) over all ranks into `result`, identical on every rank.
   public func reduce(
-    gradients: [UnsafeMutablePointer<Float>], losses: [LossSums], into result: UnsafeMutablePointer<Float>,
-    communicator: Communicator, phase: @autoclosure () -> String
+    gradients: [UnsafeMutablePointer<Float>], losses: [LossSums], flag: Bool = false,
+    into result: UnsafeMutablePointer<Float>, communicator: Communicator, phase: @autoclosure () -> String
   ) throws -> ReducedStep {
     precondition(gradients.count == losses.count)
     switch mode {
     case .deterministic:
-      return try reduceDeterministically(gradients, losses, result, communicator, phase)
+      return try reduceDeterministically(gradients, losses, flag, result, communicator, phase)
     case .fast:
-      return try reduceFast(gradients, losses, result, communicator, phase)
+      return try reduceFast(gradients, losses, flag, result, communicator, phase)
     }
   }
 
   private func reduceDeterministically(
-    _ gradients: [UnsafeMutablePointer<Float>], _ losses: [LossSums], _ result: UnsafeMutablePointer<Float>,
+    _ gradients: [UnsafeMutablePointer<Float>], _ losses: [LossSums], _ flag: Bool, _ result: UnsafeMutablePointer<Float>,
     _ communicator: Communicator, _ phase: () -> String
   ) throws -> ReducedStep {
     let tensorCount = layout.tensors.count
     // 1. Largest magnitude per segment over this rank's micro-batches; +∞ marks a non-finite value.
-    var maxima = [Double](repeating: 0, count: segments.count)
+    // One slot per segment, and a last one for the flag, which rides along in the same MAX.
+    var maxima = [Double](repeating: 0, count: segments.count + 1)
+    maxima[segments.count] = flag ? 1 : 0
     for (s, range) in layout.tensors.map({ $0.offset..<($0.offset + $0.count) }).enumerated() {
       var largest: Float = 0
       for gradient in gradients {
@@ -92,8 +97,9 @@ public final class GradientReducer {
     try maxima.withUnsafeMutableBufferPointer {
       try communicator.allreduce($0, .max, phase: phase() + " (gradient scale)")
     }
+    let anyFlag = maxima.removeLast() > 0
     guard maxima.allSatisfy({ $0.isFinite }) else {
-      return ReducedStep(losses: LossSums(), isFinite: false)
+      return ReducedStep(losses: LossSums(), isFinite: false, anyFlag: anyFlag)
     }
 
     // 2. Fixed point with a per-segment exponent and headroom for the number of terms.
@@ -128,11 +134,11 @@ public final class GradientReducer {
     }
     return ReducedStep(
       losses: LossSums(reconstruction: unscale(0), kl: unscale(1), count: Int(integers[p + 2])),
-      isFinite: true)
+      isFinite: true, anyFlag: anyFlag)
   }
 
   private func reduceFast(
-    _ gradients: [UnsafeMutablePointer<Float>], _ losses: [LossSums], _ result: UnsafeMutablePointer<Float>,
+    _ gradients: [UnsafeMutablePointer<Float>], _ losses: [LossSums], _ flag: Bool, _ result: UnsafeMutablePointer<Float>,
     _ communicator: Communicator, _ phase: () -> String
   ) throws -> ReducedStep {
     let count = layout.totalCount
@@ -142,7 +148,7 @@ public final class GradientReducer {
     }
     try communicator.allreduce(UnsafeMutableBufferPointer(start: result, count: count), .sum, phase: phase())
     let local = losses.reduce(LossSums(), +)
-    var totals = [local.reconstruction, local.kl, Double(local.count)]
+    var totals = [local.reconstruction, local.kl, Double(local.count), flag ? 1 : 0]
     try totals.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: phase() + " (losses)") }
     var finite = totals[0].isFinite && totals[1].isFinite
     for i in 0..<count where !result[i].isFinite {
@@ -150,6 +156,7 @@ public final class GradientReducer {
       break
     }
     return ReducedStep(
-      losses: LossSums(reconstruction: totals[0], kl: totals[1], count: Int(totals[2])), isFinite: finite)
+      losses: LossSums(reconstruction: totals[0], kl: totals[1], count: Int(totals[2])), isFinite: finite,
+      anyFlag: totals[3] > 0)
   }
 }

@@ -57,9 +57,9 @@ public func grouped(_ value: Int) -> String {
   return value < 0 ? "-" + result : result
 }
 
-/// Fixed decimals without Foundation's formatter.
+/// Fixed decimals without Foundation's formatter (plain Swift notation beyond 1e15, NaN and ∞).
 public func fixed(_ value: Double, _ decimals: Int) -> String {
-  guard value.isFinite else { return "\(value)" }
+  guard value.isFinite, abs(value) < 1e15 else { return "\(value)" }
   var scale = 1.0
   for _ in 0..<decimals { scale *= 10 }
   let rounded = (abs(value) * scale).rounded()

@@ -22,12 +22,12 @@ public final class Evaluator {
 
   /// The loss parts summed over every image of `images`, with z sampled (noise keyed by the seed and
   /// the image, the same at every call) or z = μ.
-  public func loss(parameters: UnsafeMutablePointer<Float>, images: ImageStore, useMean: Bool = false) -> LossSums {
+  public func loss(parameters: ScalarBuffer<Float>, images: ImageStore, useMean: Bool = false) -> LossSums {
     let indices = images.images.fileIndices
     let size = microBatchSize
     let chunks = (indices.count + size - 1) / size
     var sums = [LossSums](repeating: LossSums(), count: chunks)
-    let views = ParameterViews(layout: model.layout, base: parameters)
+    let views = ParameterViews(layout: model.layout, base: parameters.pointer)
     let threads = workspaces.count
     sums.withUnsafeMutableBufferPointer { sums in
       DispatchQueue.concurrentPerform(iterations: threads) { worker in
@@ -40,6 +40,8 @@ public final class Evaluator {
         }
       }
     }
+    // `views` holds raw pointers into `parameters`: keep it alive until the passes are done.
+    withExtendedLifetime(parameters) {}
     return sums.reduce(LossSums(), +)
   }
 }

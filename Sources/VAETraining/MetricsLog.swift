@@ -9,6 +9,7 @@ public struct EpochMetrics: Sendable {
   public var imagesPerSecond: Double
   public var seconds: Double
   public var beta: Double
+  public var skippedSteps = 0
 
   public var json: String {
     func number(_ value: Double?) -> String {
@@ -22,6 +23,7 @@ public struct EpochMetrics: Sendable {
       ("test_loss", number(test?.meanLoss(beta: beta))), ("test_recon", number(test?.meanReconstruction)),
       ("test_kl", number(test?.meanKL)),
       ("images_per_sec", number(imagesPerSecond)), ("seconds", number(seconds)),
+      ("skipped_steps", "\(skippedSteps)"),
     ]
     return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
   }

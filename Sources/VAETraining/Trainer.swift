@@ -28,6 +28,8 @@ public struct TrainingSummary: Sendable {
   public var steps: Int
   public var lastEpoch: EpochMetrics?
   public var modelPath: String?
+  /// True when a signal stopped the run (a checkpoint was written; --resume continues it).
+  public var stopped: Bool
 }
 
 /// Data-parallel training of the VAE: every rank computes the gradients of its micro-batches on
@@ -42,6 +44,9 @@ public final class Trainer {
   public let localStreams: Range<Int>
   public let parameters: ScalarBuffer<Float>
   public private(set) var step = 0
+  var state = TrainingState()
+  let checkpoints: CheckpointStore
+  var cachedFingerprint: DataFingerprint?
 
   let model: VAEModel<Float>
   let gradient, firstMoment, secondMoment: ScalarBuffer<Float>
@@ -102,6 +107,7 @@ public final class Trainer {
     microGradientPointers = microGradients.map(\.pointer)
     microLosses = [LossSums](repeating: LossSums(), count: localStreams.count)
     reducer = GradientReducer(layout: layout, mode: c.reduction, totalMicroBatches: microBatches)
+    checkpoints = CheckpointStore(outputDirectory: c.outputDirectory, keep: c.keepCheckpoints)
     evaluator = Evaluator(latentDim: c.latentDim, seed: c.seed, threads: threads, workspaces: workspaces)
   }
 
@@ -110,42 +116,71 @@ public final class Trainer {
     return configuration.maxSteps.map { min($0, all) } ?? all
   }
 
-  public func run() throws -> TrainingSummary {
+  /// Trains to the end (or to --max-steps, or until a stop signal), checkpointing on the way.
+  /// With `resume`, continues from the newest complete checkpoint in the output directory.
+  public func run(resume: Bool = false) throws -> TrainingSummary {
     let c = configuration
-    let metricsPath = c.outputDirectory + "/metrics.jsonl"
-    if isRoot {
-      try prepareOutputDirectory()
-      try? FileManager.default.removeItem(atPath: metricsPath)
-    }
+    if isRoot { try prepareOutputDirectory() }
     let shards = try gatherPerRank(trainImageCount, phase: "the shard size report")
     console.line("  shards     \(shards.map { grouped($0) }.joined(separator: " · ")) images per rank")
+    if resume {
+      try restoreNewestCheckpoint()
+    } else if isRoot {
+      try? FileManager.default.removeItem(atPath: metricsPath)
+    }
+
     var last: EpochMetrics?
-    for epoch in 0..<c.epochs where step < totalSteps {
+    while step < totalSteps {
+      let epoch = step / schedule.stepsPerEpoch
       let orders = localStreams.map { schedule.order(stream: $0, epoch: epoch) }
-      var losses = LossSums()
-      let start = monotonicNow()
+      var losses = LossSums(reconstruction: state.epochReconstruction, kl: state.epochKL, count: state.epochImages)
+      let start = monotonicNow() - state.epochSeconds
       var lastProgress = start
-      for stepInEpoch in 0..<schedule.stepsPerEpoch where step < totalSteps {
-        losses = losses + (try trainStep(stepInEpoch: stepInEpoch, orders: orders))
+      var stopRequested = false
+      for stepInEpoch in (step % schedule.stepsPerEpoch)..<schedule.stepsPerEpoch where step < totalSteps {
+        let result = try trainStep(stepInEpoch: stepInEpoch, orders: orders)
+        losses = losses + result.losses
+        state.epochReconstruction = losses.reconstruction
+        state.epochKL = losses.kl
+        state.epochImages = losses.count
+        state.epochSeconds = monotonicNow() - start
         if c.syncCheckEvery > 0 && step % c.syncCheckEvery == 0 { try checkParametersInSync() }
-        let now = monotonicNow(), done = stepInEpoch + 1, quarter = max(1, schedule.stepsPerEpoch / 4)
-        if console.style == .bar, now - lastProgress > 0.25 {
-          lastProgress = now
-          console.progress(progressText(epoch, done, losses, now - start))
-        } else if console.style == .lines, done % quarter == 0, done < 4 * quarter {
-          console.line(progressText(epoch, done, losses, now - start))
+        if result.stopRequested {
+          stopRequested = true
+          break
         }
+        let epochEnds = stepInEpoch + 1 == schedule.stepsPerEpoch
+        if c.checkpointEvery > 0, step % c.checkpointEvery == 0, !epochEnds, step < totalSteps {
+          try writeCheckpoint()
+        }
+        reportProgress(epoch: epoch, done: stepInEpoch + 1, losses: losses, start: start, last: &lastProgress)
       }
+      if stopRequested {
+        let path = try writeCheckpoint()
+        console.line(
+          "stopped by a signal after step \(step) (epoch \(epoch + 1), \(step % schedule.stepsPerEpoch) of its steps); "
+            + "checkpoint \(path ?? "")\ncontinue with the same command and --resume (same --out)")
+        return TrainingSummary(steps: step, lastEpoch: last, modelPath: nil, stopped: true)
+      }
+      // The epoch is over (or --max-steps was reached inside it).
       let seconds = monotonicNow() - start
-      let test = testImages.map { evaluator.loss(parameters: parameters.pointer, images: $0) }
+      let test = testImages.map { evaluator.loss(parameters: parameters, images: $0) }
       let metrics = EpochMetrics(
         epoch: epoch + 1, step: step, train: losses, test: test,
-        imagesPerSecond: Double(losses.count) / seconds, seconds: seconds, beta: c.beta)
+        imagesPerSecond: Double(losses.count) / seconds, seconds: seconds, beta: c.beta,
+        skippedSteps: state.skippedSteps)
       last = metrics
       if isRoot {
         console.line(epochLine(metrics))
         try AtomicFile.appendLine(metrics.json, to: metricsPath)
       }
+      if step % schedule.stepsPerEpoch == 0 {
+        state.epochReconstruction = 0
+        state.epochKL = 0
+        state.epochImages = 0
+        state.epochSeconds = 0
+      }
+      try writeCheckpoint()
     }
     var modelPath: String?
     if isRoot {
@@ -155,14 +190,32 @@ public final class Trainer {
     }
     let memory = try gatherPerRank(peakResidentKilobytes(), phase: "the memory report")
     console.line("peak resident memory per rank: \(memory.map { "\(fixed(Double($0) / 1024, 1)) MiB" }.joined(separator: " · "))")
-    return TrainingSummary(steps: step, lastEpoch: last, modelPath: modelPath)
+    return TrainingSummary(steps: step, lastEpoch: last, modelPath: modelPath, stopped: false)
+  }
+
+  var metricsPath: String { configuration.outputDirectory + "/metrics.jsonl" }
+
+  func reportProgress(epoch: Int, done: Int, losses: LossSums, start: Double, last: inout Double) {
+    let now = monotonicNow(), quarter = max(1, schedule.stepsPerEpoch / 4)
+    if console.style == .bar, now - last > 0.25 {
+      last = now
+      console.progress(progressText(epoch, done, losses, now - start))
+    } else if console.style == .lines, done % quarter == 0, done < 4 * quarter {
+      console.line(progressText(epoch, done, losses, now - start))
+    }
   }
 
   // MARK: - One synchronized step
 
+  struct StepResult {
+    var losses: LossSums
+    var stopRequested: Bool
+  }
+
   /// Gradients of this rank's micro-batches on the worker threads, the reduction over all ranks,
-  /// then the same Adam update on every rank.
-  func trainStep(stepInEpoch: Int, orders: [[Int]]) throws -> LossSums {
+  /// then the same Adam update on every rank. A stop signal on any rank is agreed on in the same
+  /// reduction, so every rank finishes this step and stops after it.
+  func trainStep(stepInEpoch: Int, orders: [[Int]]) throws -> StepResult {
     let c = configuration
     let threads = workspaces.count
     let views = ParameterViews(layout: layout, base: parameters.pointer)
@@ -189,9 +242,19 @@ public final class Trainer {
       }
     }
     let reduced = try reducer.reduce(
-      gradients: microGradientPointers, losses: microLosses, into: gradient.pointer,
+      gradients: microGradientPointers, losses: microLosses, flag: StopSignal.requested, into: gradient.pointer,
       communicator: communicator, phase: "the gradient allreduce of step \(globalStep + 1)")
-    guard reduced.isFinite else { throw TrainingError.nonFinite(step: globalStep + 1, what: "the loss or its gradient") }
+    step += 1
+    state.step = step
+    guard reduced.isFinite else {
+      // Every rank sees the same verdict, so every rank skips or stops alike.
+      guard c.skipNonFinite else {
+        throw TrainingError.nonFinite(step: globalStep + 1, what: "the loss or its gradient")
+      }
+      state.skippedSteps += 1
+      console.line("step \(globalStep + 1): the loss or its gradient is not finite; step skipped (\(state.skippedSteps) so far)")
+      return StepResult(losses: LossSums(), stopRequested: reduced.anyFlag)
+    }
     // The loss is the mean over the batch's images; the reduced gradient is of their sum.
     let count = Float(reduced.losses.count)
     for i in 0..<layout.totalCount { gradient.pointer[i] /= count }
@@ -199,8 +262,101 @@ public final class Trainer {
       parameters: parameters.pointer, gradients: gradient.pointer, firstMoment: firstMoment.pointer,
       secondMoment: secondMoment.pointer, count: layout.totalCount, step: globalStep + 1,
       configuration: c.adam)
-    step += 1
-    return reduced.losses
+    return StepResult(losses: reduced.losses, stopRequested: reduced.anyFlag)
+  }
+
+  // MARK: - Checkpoints
+
+  /// Rank zero writes a checkpoint of the current state; returns its path there.
+  @discardableResult
+  func writeCheckpoint() throws -> String? {
+    guard isRoot else { return nil }
+    return try checkpoints.write(
+      parameters: parameters.pointer, firstMoment: firstMoment.pointer, secondMoment: secondMoment.pointer,
+      layout: layout, state: state, configuration: configuration, data: try dataFingerprint())
+  }
+
+  /// Rank zero finds the newest complete checkpoint, checks that it belongs to this run, and sends
+  /// its state to every rank; a refusal is reported by rank zero and ends every rank alike.
+  func restoreNewestCheckpoint() throws {
+    var header = [Int64](repeating: 0, count: 2)  // [0 ok / 1 refused, length of the text]
+    var text: [UInt8] = []
+    var checkpoint: Checkpoint?
+    if isRoot {
+      do {
+        checkpoint = try findResumableCheckpoint()
+        text = Array(String(decoding: try JSONEncoder().encode(checkpoint!.state), as: UTF8.self).utf8)
+      } catch {
+        header[0] = 1
+        text = Array("\(error)".utf8)
+      }
+      header[1] = Int64(text.count)
+    }
+    try header.withUnsafeMutableBytes { try communicator.broadcast($0, root: 0, phase: "the resume decision") }
+    if !isRoot { text = [UInt8](repeating: 0, count: Int(header[1])) }
+    try text.withUnsafeMutableBytes { try communicator.broadcast($0, root: 0, phase: "the resume decision") }
+    guard header[0] == 0 else { throw TrainingError.configuration(String(decoding: text, as: UTF8.self)) }
+    state = try JSONDecoder().decode(TrainingState.self, from: Data(text))
+    step = state.step
+    if let checkpoint {
+      parameters.pointer.update(from: checkpoint.parameters, count: layout.totalCount)
+      firstMoment.pointer.update(from: checkpoint.firstMoment, count: layout.totalCount)
+      secondMoment.pointer.update(from: checkpoint.secondMoment, count: layout.totalCount)
+    }
+    for buffer in [parameters, firstMoment, secondMoment] {
+      try communicator.broadcast(
+        UnsafeMutableRawBufferPointer(start: buffer.pointer, count: layout.totalCount * 4), root: 0,
+        phase: "the resume broadcast of the checkpoint")
+    }
+    if isRoot {
+      console.line("  resumed    \(checkpoint!.path) at step \(step) (epoch \(step / schedule.stepsPerEpoch + 1))")
+      try trimMetrics(afterStep: step)
+    }
+  }
+
+  func findResumableCheckpoint() throws -> Checkpoint {
+    guard
+      let checkpoint = try checkpoints.newestComplete(warn: { self.console.line("warning: \($0)") })
+    else {
+      throw TrainingError.configuration(
+        "--resume: no complete checkpoint in \(checkpoints.directory); run without --resume to start afresh")
+    }
+    let conflicts = configuration.resumeConflicts(with: checkpoint.configuration)
+    guard conflicts.isEmpty else {
+      throw TrainingError.configuration(
+        "--resume: \(checkpoint.path) belongs to a different run: this one asks for "
+          + conflicts.joined(separator: ", ") + ". Use the checkpoint's settings or a new --out.")
+    }
+    let data = try dataFingerprint()
+    guard checkpoint.data == data else {
+      throw TrainingError.configuration(
+        "--resume: \(checkpoint.path) was trained on different data (\(checkpoint.data.trainImages) training images, "
+          + "CRC-32 \(checkpoint.data.trainFileCRC32)) than --data \(configuration.dataDirectory) holds "
+          + "(\(data.trainImages), CRC-32 \(data.trainFileCRC32)).")
+    }
+    return checkpoint
+  }
+
+  /// Keeps the lines of metrics.jsonl for the epochs the checkpoint completed: the resumed run logs
+  /// the epoch in progress (and any logged after the checkpoint, before a crash) again.
+  func trimMetrics(afterStep step: Int) throws {
+    guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else { return }
+    let completedEpochs = step / schedule.stepsPerEpoch
+    let kept = text.split(separator: "\n").filter { line in
+      guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+        let epoch = object["epoch"] as? Int, let lineStep = object["step"] as? Int
+      else { return false }
+      return epoch <= completedEpochs && lineStep <= step
+    }
+    try AtomicFile.write(Array(kept.map { $0 + "\n" }.joined().utf8), to: metricsPath)
+  }
+
+  func dataFingerprint() throws -> DataFingerprint {
+    if let cachedFingerprint { return cachedFingerprint }
+    let path = try FashionMNIST.files(in: configuration.dataDirectory, split: .train).images
+    let fingerprint = DataFingerprint(trainImages: schedule.exampleCount, trainFileCRC32: try fileCRC32(path))
+    cachedFingerprint = fingerprint
+    return fingerprint
   }
 
   // MARK: - Consistency

@@ -24,6 +24,28 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
   /// Evaluate on the test set after every epoch (rank zero).
   public var evaluateEveryEpoch = true
   public var progress = ProgressStyle.auto
+  /// Write a checkpoint every this many steps (0: only at epoch ends and on a stop).
+  public var checkpointEvery = 100
+  /// Checkpoints kept (the newest).
+  public var keepCheckpoints = 3
+  /// Skip (and count) steps whose gradient is not finite, instead of stopping.
+  public var skipNonFinite = false
+
+  /// The settings a resumed run must share with the checkpoint it resumes: any difference would
+  /// make it a different run. The rest (epochs, ranks, threads, output, checkpointing) may change.
+  public func resumeConflicts(with other: TrainingConfiguration) -> [String] {
+    var conflicts: [String] = []
+    func check<T: Equatable>(_ flag: String, _ a: T, _ b: T) {
+      if a != b { conflicts.append("\(flag) \(b) (the checkpoint has \(a))") }
+    }
+    check("--latent-dim", other.latentDim, latentDim)
+    check("--batch-size", other.batchSize, batchSize)
+    check("--micro-batch", other.microBatchSize, microBatchSize)
+    check("--seed", other.seed, seed)
+    check("--beta", other.beta, beta)
+    check("--lr", other.adam.learningRate, adam.learningRate)
+    return conflicts
+  }
 
   public init() {}
 

@@ -36,8 +36,8 @@ struct Evaluate: ParsableCommand {
       let (layout, parameters) = try ModelFile.parameters(from: file, path: checkpoint)
       let test = ImageStore(try FashionMNIST.load(directory: data.directory, split: .test))
       let evaluator = Evaluator(latentDim: layout.latentDim, seed: seed, threads: threads ?? (allowedCPUCount() ?? 1))
-      let sampled = evaluator.loss(parameters: parameters.pointer, images: test)
-      let mean = evaluator.loss(parameters: parameters.pointer, images: test, useMean: true)
+      let sampled = evaluator.loss(parameters: parameters, images: test)
+      let mean = evaluator.loss(parameters: parameters, images: test, useMean: true)
       if json {
         print(
           "{\"images\":\(sampled.count),\"test_loss\":\(sampled.meanLoss(beta: 1)),\"test_recon\":\(sampled.meanReconstruction),"

@@ -79,6 +79,9 @@ struct ParallelOptions: ParsableArguments {
   @Option(help: ArgumentHelp("Every k steps, verify that all ranks hold identical parameters (0: never).", valueName: "k"))
   var checkSync = 0
 
+  @Flag(help: "Skip (and count) a step whose loss or gradient is NaN or infinite, instead of stopping.")
+  var skipNonfinite = false
+
   func validate() throws {
     if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256 (got \(threads)).") }
     guard stallTimeout > 0 else { throw ValidationError("--stall-timeout must be positive (got \(stallTimeout)).") }
@@ -104,6 +107,20 @@ struct OutputOptions: ParsableArguments {
     "Progress within an epoch: 'bar' (rewritten line), 'lines', 'none', or 'auto' (a bar on a terminal; lines under an MPI launcher, whose output is never the user's terminal).",
     valueName: "style"))
   var progress = ProgressStyle.auto
+
+  @Option(help: ArgumentHelp("Write a checkpoint every k steps, besides each epoch end and a stop (0: only those).", valueName: "k"))
+  var checkpointEvery = 100
+
+  @Option(help: ArgumentHelp("How many of the newest checkpoints to keep.", valueName: "n"))
+  var keep = 3
+
+  @Flag(help: "Continue from the newest complete checkpoint in --out (same settings; the rank count may differ).")
+  var resume = false
+
+  func validate() throws {
+    guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be 0 or more (got \(checkpointEvery)).") }
+    guard keep >= 1 else { throw ValidationError("--keep must be at least 1 (got \(keep)).") }
+  }
 
   var resolvedProgress: ProgressStyle {
     progress == .auto && MPICommunicator.launchedByMPI ? .lines : progress

@@ -7,8 +7,10 @@ struct Train: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Train the VAE (the default command).",
     discussion: """
-      Writes DIR/metrics.jsonl (one JSON object per epoch) and DIR/model.safetensors (PyTorch \
-      state_dict names and layouts) into the --out directory.
+      Writes DIR/metrics.jsonl (one JSON object per epoch), DIR/checkpoints/step-N/ (every \
+      --checkpoint-every steps, each epoch end, and on SIGINT/SIGTERM) and DIR/model.safetensors \
+      (PyTorch state_dict names and layouts) into the --out directory. SIGINT or SIGTERM finishes the \
+      step in progress, writes a checkpoint and exits 0; --resume continues from it.
       """)
 
   @OptionGroup(title: "Data") var data: DataOptions
@@ -33,15 +35,19 @@ struct Train: ParsableCommand {
     c.reduction = parallel.reduction
     c.syncCheckEvery = parallel.checkSync
     c.progress = output.resolvedProgress
+    c.checkpointEvery = output.checkpointEvery
+    c.keepCheckpoints = output.keep
+    c.skipNonFinite = parallel.skipNonfinite
     return c
   }
 
   func run() throws {
     let configuration = makeConfiguration()
     try withCommunicator(stallTimeout: parallel.stallTimeout) { communicator in
+      StopSignal.install()
       let trainer = try Trainer(configuration: configuration, communicator: communicator)
       trainer.printBanner()
-      _ = try trainer.run()
+      _ = try trainer.run(resume: output.resume)
     }
   }
 }

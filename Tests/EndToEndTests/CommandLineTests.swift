@@ -46,7 +46,7 @@ final class CommandLineTests: XCTestCase {
   func testCorruptDataNamesTheFile() throws {
     let directory = Harness.temporaryDirectory()
     for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
-      FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data([0, 0, 8, 3, 0, 0]))
+      _ = FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data([0, 0, 8, 3, 0, 0]))
     }
     let result = try Harness.vaeDist(["--data", directory, "--out", Harness.temporaryDirectory()], timeout: 30)
     XCTAssertEqual(result.status, 1)

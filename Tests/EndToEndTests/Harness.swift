@@ -24,11 +24,32 @@ enum Harness {
     }
   }
 
+  /// The first `train` and `test` images of the real Fashion-MNIST as plain IDX files in a directory
+  /// of their own (made once per test process): real data, with epochs short enough for many runs.
+  static func smallRealDataset(train: Int = 3000, test: Int = 500) throws -> String {
+    try requireRealData()
+    let directory = NSTemporaryDirectory() + "vae-dist-small-\(train)-\(test)-\(getpid())"
+    if FileManager.default.fileExists(atPath: directory + "/done") { return directory }
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    for (prefix, count) in [("train", train), ("t10k", test)] {
+      for (kind, header, itemSize) in [("images-idx3-ubyte", 16, 784), ("labels-idx1-ubyte", 8, 1)] {
+        let name = "\(prefix)-\(kind)"
+        let unzipped = try run("/bin/zcat", ["\(realData)/\(name).gz"])
+        var bytes = [UInt8](unzipped.outputData.prefix(header + count * itemSize))
+        bytes.replaceSubrange(4..<8, with: [UInt8(count >> 24 & 0xff), UInt8(count >> 16 & 0xff), UInt8(count >> 8 & 0xff), UInt8(count & 0xff)])
+        FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data(bytes))
+      }
+    }
+    FileManager.default.createFile(atPath: directory + "/done", contents: Data())
+    return directory
+  }
+
   struct Result {
     var status: Int32
     var output: String
     var error: String
     var seconds: Double
+    var outputData = Data()
     var all: String { output + error }
   }
 
@@ -68,7 +89,7 @@ enum Harness {
     errData.append(err.fileHandleForReading.readDataToEndOfFile())
     return Result(
       status: process.terminationStatus, output: outData.string, error: errData.string,
-      seconds: Date().timeIntervalSince(start))
+      seconds: Date().timeIntervalSince(start), outputData: outData.data)
   }
 
   static func vaeDist(_ arguments: [String], timeout: Double = 600, file: StaticString = #filePath, line: UInt = #line) throws -> Result {
@@ -106,8 +127,9 @@ enum Harness {
 }
 
 final class DataBox: @unchecked Sendable {
-  private var data = Data()
+  private var bytes = Data()
   private let lock = NSLock()
-  func append(_ more: Data) { lock.withLock { data.append(more) } }
-  var string: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+  func append(_ more: Data) { lock.withLock { bytes.append(more) } }
+  var string: String { lock.withLock { String(decoding: bytes, as: UTF8.self) } }
+  var data: Data { lock.withLock { bytes } }
 }

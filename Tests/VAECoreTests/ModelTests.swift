@@ -83,6 +83,7 @@ final class ModelTests: XCTestCase {
       let views = ParameterViews(layout: layout, base: p.pointer)
       let sums = model.forward(views, batch: 5, workspace: w)
       model.backward(views, gradients: ParameterViews(layout: layout, base: g.pointer), batch: 5, beta: 1, workspace: w)
+      withExtendedLifetime(p) {}  // `views` points into it
       return (sums.reconstruction + sums.kl, g.array.map { Double($0) })
     }
     let (lossF, gradF) = run(Float.self)

@@ -17,7 +17,7 @@ enum IDXWriter {
       _ = bytes.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32($0.count)) }
       gzclose(file)
     } else {
-      FileManager.default.createFile(atPath: path, contents: Data(bytes))
+      _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     }
   }
 
@@ -107,12 +107,12 @@ final class IDXTests: XCTestCase {
     var compressed = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
     // A cut inside the deflate stream.
     let cutPath = directory + "/cut.gz"
-    FileManager.default.createFile(atPath: cutPath, contents: Data(compressed.prefix(compressed.count / 2)))
+    _ = FileManager.default.createFile(atPath: cutPath, contents: Data(compressed.prefix(compressed.count / 2)))
     XCTAssertThrowsError(try IDXFile.read(path: cutPath, rank: 3)) { XCTAssertTrue("\($0)".contains(cutPath)) }
     // A damaged CRC in the trailer.
     compressed[compressed.count - 6] ^= 0xff
     let crcPath = directory + "/crc.gz"
-    FileManager.default.createFile(atPath: crcPath, contents: Data(compressed))
+    _ = FileManager.default.createFile(atPath: crcPath, contents: Data(compressed))
     XCTAssertThrowsError(try IDXFile.read(path: crcPath, rank: 3)) { error in
       XCTAssertTrue("\(error)".contains("corrupt"), "\(error)")
     }

@@ -135,9 +135,12 @@ final class GradientReducerTests: XCTestCase {
       let buffers = mine.map { ScalarBuffer<Float>(all[$0]) }
       let output = ScalarBuffer<Float>(count: layout.totalCount)
       let reducer = GradientReducer(layout: layout, mode: mode, totalMicroBatches: microBatches)
-      let step = try! reducer.reduce(
-        gradients: buffers.map(\.pointer), losses: Array(allLosses[mine]), into: output.pointer,
-        communicator: InProcessCommunicator(group: group, rank: rank), phase: "test")
+      // The buffers must outlive the raw pointers the reducer reads.
+      let step = withExtendedLifetime(buffers) {
+        try! reducer.reduce(
+          gradients: buffers.map(\.pointer), losses: Array(allLosses[mine]), into: output.pointer,
+          communicator: InProcessCommunicator(group: group, rank: rank), phase: "test")
+      }
       XCTAssertTrue(step.isFinite)
       results[rank] = output.array
       sums[rank] = step.losses
@@ -184,10 +187,12 @@ final class GradientReducerTests: XCTestCase {
       let buffer = ScalarBuffer<Float>(count: layout.totalCount)
       if rank == 1 { buffer.pointer[1234] = .nan }
       let reducer = GradientReducer(layout: layout, mode: .deterministic, totalMicroBatches: 2)
-      let step = try! reducer.reduce(
-        gradients: [buffer.pointer], losses: [LossSums(reconstruction: 1, kl: 1, count: 1)],
-        into: ScalarBuffer<Float>(count: layout.totalCount).pointer,
-        communicator: InProcessCommunicator(group: group, rank: rank), phase: "test")
+      let output = ScalarBuffer<Float>(count: layout.totalCount)
+      let step = withExtendedLifetime((buffer, output)) {
+        try! reducer.reduce(
+          gradients: [buffer.pointer], losses: [LossSums(reconstruction: 1, kl: 1, count: 1)],
+          into: output.pointer, communicator: InProcessCommunicator(group: group, rank: rank), phase: "test")
+      }
       flags[rank] = step.isFinite
     }
     XCTAssertEqual(flags.all, [false, false])

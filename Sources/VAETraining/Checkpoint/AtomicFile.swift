@@ -29,13 +29,16 @@ public enum AtomicFile {
     }
     close(fd)
     guard rename(temporary, path) == 0 else { throw failure("rename failed") }
-    // Make the rename itself durable.
     let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-    let dfd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY)
-    if dfd >= 0 {
-      fsync(dfd)
-      close(dfd)
-    }
+    syncDirectory(directory.isEmpty ? "/" : directory)
+  }
+
+  /// Makes renames and creations inside `directory` durable.
+  public static func syncDirectory(_ directory: String) {
+    let fd = open(directory, O_RDONLY | O_DIRECTORY)
+    guard fd >= 0 else { return }
+    fsync(fd)
+    close(fd)
   }
 
   /// Appends one line to a text file (metrics.jsonl): a single write of the whole line.

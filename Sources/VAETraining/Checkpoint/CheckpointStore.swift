@@ -1,0 +1,243 @@
+import Foundation
+import VAECore
+import _CZlib
+
+/// Everything besides parameters and Adam moments that a run needs to continue exactly where it was.
+/// The data order and every random draw are functions of (seed, epoch, step), so the step alone
+/// locates the run in its data order and its generators; there is no generator state to save.
+public struct TrainingState: Codable, Sendable, Equatable {
+  /// Optimizer steps taken so far.
+  public var step = 0
+  /// Loss sums of the epoch in progress (so its reported figures come out the same after a resume).
+  public var epochReconstruction = 0.0
+  public var epochKL = 0.0
+  public var epochImages = 0
+  public var epochSeconds = 0.0
+  /// Steps whose gradient was not finite and that --skip-nonfinite skipped.
+  public var skippedSteps = 0
+
+  public init() {}
+}
+
+/// What identifies the data a run trained on: resuming against other data is refused.
+public struct DataFingerprint: Codable, Sendable, Equatable {
+  public var trainImages: Int
+  public var trainFileCRC32: UInt32
+
+  public init(trainImages: Int, trainFileCRC32: UInt32) {
+    self.trainImages = trainImages
+    self.trainFileCRC32 = trainFileCRC32
+  }
+}
+
+/// A loaded, verified checkpoint.
+public struct Checkpoint {
+  public var path: String
+  public var layout: ParameterLayout
+  public var parameters: [Float]
+  public var firstMoment: [Float]
+  public var secondMoment: [Float]
+  public var state: TrainingState
+  public var configuration: TrainingConfiguration
+  public var data: DataFingerprint
+}
+
+/// DIR/checkpoints: one directory per checkpoint, `step-00000469/`, holding
+/// - `model.safetensors`: the 18 parameter tensors with PyTorch's names, nothing else, so
+///   `load_state_dict(load_file(...), strict=True)` takes it as it is;
+/// - `optimizer.safetensors`: `adam.m.<name>` and `adam.v.<name>` for each parameter tensor, and in
+///   `__metadata__` the format, the training state, the configuration, the data fingerprint and the
+///   CRC-32 of both files' contents.
+/// A checkpoint is written into a temporary directory, each file flushed to disk, then renamed into
+/// place in one step, so a crash or a full disk at any moment leaves the earlier checkpoints as they
+/// were; a directory that fails verification is skipped on resume with a warning.
+public final class CheckpointStore {
+  public static let format = "vae-dist-checkpoint/1"
+  public let directory: String
+  public let keep: Int
+
+  public init(outputDirectory: String, keep: Int) {
+    directory = outputDirectory + "/checkpoints"
+    self.keep = keep
+  }
+
+  static func name(step: Int) -> String {
+    let digits = String(step)
+    return "step-" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits
+  }
+
+  /// Writes a checkpoint and prunes all but the newest `keep`. Returns its directory.
+  @discardableResult
+  public func write(
+    parameters: UnsafePointer<Float>, firstMoment: UnsafePointer<Float>, secondMoment: UnsafePointer<Float>,
+    layout: ParameterLayout, state: TrainingState, configuration: TrainingConfiguration, data: DataFingerprint
+  ) throws -> String {
+    for (name, buffer) in [("parameters", parameters), ("first moment", firstMoment), ("second moment", secondMoment)] {
+      for i in 0..<layout.totalCount where !buffer[i].isFinite {
+        throw CheckpointError.writeFailed(
+          path: directory, reason: "refusing to checkpoint step \(state.step): the \(name) hold NaN or infinite values")
+      }
+    }
+    try createDirectory(directory)
+    let final = directory + "/" + Self.name(step: state.step)
+    let temporary = directory + "/.tmp-" + Self.name(step: state.step) + "-\(getpid())"
+    try? FileManager.default.removeItem(atPath: temporary)
+    try createDirectory(temporary)
+
+    let model = SafeTensors.encode(
+      SafeTensors.File(metadata: ["format": "pt"], tensors: ModelFile.tensors(parameters, layout: layout)))
+    var moments: [SafeTensors.Tensor] = []
+    for (prefix, buffer) in [("adam.m.", firstMoment), ("adam.v.", secondMoment)] {
+      moments += ModelFile.tensors(buffer, layout: layout).map {
+        SafeTensors.Tensor(name: prefix + $0.name, shape: $0.shape, values: $0.values)
+      }
+    }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    var metadata = [
+      "format": Self.format,
+      "state": String(decoding: try encoder.encode(state), as: UTF8.self),
+      "configuration": String(decoding: try encoder.encode(configuration), as: UTF8.self),
+      "data": String(decoding: try encoder.encode(data), as: UTF8.self),
+      "model_crc32": String(crc32(model)),
+    ]
+    metadata["moments_crc32"] = String(crc32(momentBytes(moments)))
+    let optimizer = SafeTensors.encode(SafeTensors.File(metadata: metadata, tensors: moments))
+
+    try AtomicFile.write(model, to: temporary + "/model.safetensors")
+    try AtomicFile.write(optimizer, to: temporary + "/optimizer.safetensors")
+    if FileManager.default.fileExists(atPath: final) {
+      // The same step written again (a resume that stops at once): replace it whole.
+      let old = temporary + ".old"
+      guard rename(final, old) == 0 else { throw writeError(final, "cannot move the earlier copy aside") }
+      try? FileManager.default.removeItem(atPath: old)
+    }
+    guard rename(temporary, final) == 0 else { throw writeError(final, "rename failed") }
+    AtomicFile.syncDirectory(directory)
+    prune()
+    return final
+  }
+
+  /// Checkpoint directories by step, newest first (complete or not).
+  public func candidates() -> [(step: Int, path: String)] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    return names.compactMap { name -> (Int, String)? in
+      guard name.hasPrefix("step-"), let step = Int(name.dropFirst(5)) else { return nil }
+      return (step, directory + "/" + name)
+    }.sorted { $0.0 > $1.0 }
+  }
+
+  /// The newest checkpoint that loads and verifies. Damaged ones (truncated, failing their CRC,
+  /// half-written) are reported through `warn` and skipped for the one before; one this version
+  /// cannot use (another format, another model) is refused with the error, never half-loaded.
+  public func newestComplete(warn: (String) -> Void) throws -> Checkpoint? {
+    for candidate in candidates() {
+      do {
+        return try load(candidate.path)
+      } catch CheckpointError.incompatible(let path, let reason) {
+        throw CheckpointError.incompatible(path: path, reason: reason)
+      } catch {
+        warn("skipping damaged checkpoint: \(error)")
+      }
+    }
+    return nil
+  }
+
+  /// Loads and verifies one checkpoint directory.
+  public func load(_ path: String) throws -> Checkpoint {
+    let modelPath = path + "/model.safetensors", optimizerPath = path + "/optimizer.safetensors"
+    guard let modelData = FileManager.default.contents(atPath: modelPath) else {
+      throw CheckpointError.unreadable(path: modelPath)
+    }
+    let optimizer = try SafeTensors.read(path: optimizerPath)
+    let metadata = optimizer.metadata
+    guard metadata["format"] == Self.format else {
+      throw CheckpointError.incompatible(
+        path: optimizerPath,
+        reason: "has format \(metadata["format"] ?? "none"); this vae-dist reads \(Self.format)")
+    }
+    guard let modelCRC = metadata["model_crc32"].flatMap(UInt32.init), modelCRC == crc32([UInt8](modelData)) else {
+      throw CheckpointError.invalid(path: modelPath, reason: "its CRC-32 does not match the one recorded when it was written")
+    }
+    guard let momentsCRC = metadata["moments_crc32"].flatMap(UInt32.init),
+      momentsCRC == crc32(momentBytes(optimizer.tensors))
+    else {
+      throw CheckpointError.invalid(path: optimizerPath, reason: "its CRC-32 does not match the one recorded when it was written")
+    }
+    let decoder = JSONDecoder()
+    func decode<T: Decodable>(_ type: T.Type, _ key: String) throws -> T {
+      guard let text = metadata[key], let value = try? decoder.decode(T.self, from: Data(text.utf8)) else {
+        throw CheckpointError.invalid(path: optimizerPath, reason: "its metadata lacks a readable \(key)")
+      }
+      return value
+    }
+    let model = try SafeTensors.decode([UInt8](modelData), path: modelPath)
+    let (layout, parameters) = try ModelFile.parameters(from: model, path: modelPath)
+    func moments(_ prefix: String) throws -> [Float] {
+      var values = [Float](repeating: 0, count: layout.totalCount)
+      for spec in layout.tensors {
+        guard let tensor = optimizer.tensor(named: prefix + spec.name), tensor.shape == spec.shape else {
+          throw CheckpointError.incompatible(path: optimizerPath, reason: "lacks \(prefix + spec.name) of shape \(spec.shape)")
+        }
+        guard tensor.values.allSatisfy({ $0.isFinite }) else {
+          throw CheckpointError.incompatible(path: optimizerPath, reason: "\(prefix + spec.name) holds NaN or infinite values")
+        }
+        values.replaceSubrange(spec.offset..<(spec.offset + spec.count), with: tensor.values)
+      }
+      return values
+    }
+    return Checkpoint(
+      path: path, layout: layout, parameters: parameters.array, firstMoment: try moments("adam.m."),
+      secondMoment: try moments("adam.v."), state: try decode(TrainingState.self, "state"),
+      configuration: try decode(TrainingConfiguration.self, "configuration"),
+      data: try decode(DataFingerprint.self, "data"))
+  }
+
+  /// Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes.
+  func prune() {
+    for old in candidates().dropFirst(keep) { try? FileManager.default.removeItem(atPath: old.path) }
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    for name in names where name.hasPrefix(".tmp-") && !name.hasSuffix("-\(getpid())") {
+      try? FileManager.default.removeItem(atPath: directory + "/" + name)
+    }
+  }
+
+  private func createDirectory(_ path: String) throws {
+    do {
+      try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    } catch {
+      throw CheckpointError.writeFailed(path: path, reason: "cannot create the directory")
+    }
+  }
+
+  private func writeError(_ path: String, _ what: String) -> CheckpointError {
+    .writeFailed(path: path, reason: "\(what): \(String(cString: strerror(errno)))")
+  }
+}
+
+/// The moments' values in file order (the order they were written, which decode returns).
+private func momentBytes(_ tensors: [SafeTensors.Tensor]) -> [UInt8] {
+  var bytes: [UInt8] = []
+  for tensor in tensors {
+    tensor.values.withUnsafeBytes { bytes.append(contentsOf: $0) }
+  }
+  return bytes
+}
+
+func crc32(_ bytes: [UInt8]) -> UInt32 {
+  bytes.withUnsafeBufferPointer { UInt32(_CZlib.crc32(0, $0.baseAddress, UInt32($0.count))) }
+}
+
+/// CRC-32 of a file's bytes, read in 1 MiB pieces.
+func fileCRC32(_ path: String) throws -> UInt32 {
+  guard let file = fopen(path, "rb") else { throw CheckpointError.unreadable(path: path) }
+  defer { fclose(file) }
+  var buffer = [UInt8](repeating: 0, count: 1 << 20)
+  var crc: UInt = 0
+  while true {
+    let count = fread(&buffer, 1, buffer.count, file)
+    if count == 0 { break }
+    crc = buffer.withUnsafeBufferPointer { _CZlib.crc32(crc, $0.baseAddress, UInt32(count)) }
+  }
+  return UInt32(crc)
+}

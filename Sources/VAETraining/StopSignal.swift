@@ -1,0 +1,42 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// SIGINT, SIGTERM and SIGUSR1 ask the run to stop cleanly: the step in progress finishes, the ranks
+/// agree on the stop through that step's reduction, rank zero writes a checkpoint, and the process
+/// exits 0. A second signal ends the process at once.
+///
+/// SIGUSR1 is for mpirun: Open MPI forwards it to every rank and lets the job end normally (exit 0),
+/// while a SIGINT or SIGTERM sent to mpirun itself reaches the ranks as SIGTERM (they still stop
+/// cleanly and checkpoint) but makes mpirun report the job as aborted. launch/mpirun-local.sh turns
+/// Ctrl-C and SIGTERM into SIGUSR1 for that reason.
+public enum StopSignal {
+  // Written from the signal handler: a plain word, no allocation, no locks.
+  nonisolated(unsafe) private static let flag: UnsafeMutablePointer<Int32> = {
+    let pointer = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    pointer.initialize(to: 0)
+    return pointer
+  }()
+
+  public static var requested: Bool { flag.pointee != 0 }
+
+  public static func install() {
+    _ = flag
+    // A full disk or a file-size limit must surface as a failed write (and an error naming the
+    // file), not as SIGXFSZ killing the process half-way through.
+    signal(SIGXFSZ, SIG_IGN)
+    for number in [SIGINT, SIGTERM, SIGUSR1] {
+      signal(number) { _ in
+        if StopSignal.flag.pointee != 0 {
+          let message = "\nvae-dist: second signal, exiting at once\n"
+          _ = message.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+          _exit(130)
+        }
+        StopSignal.flag.pointee = 1
+      }
+    }
+  }
+
+  /// For tests: as if a signal had arrived.
+  public static func request() { flag.pointee = 1 }
+}

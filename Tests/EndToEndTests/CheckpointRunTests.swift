@@ -1,0 +1,150 @@
+import Foundation
+import XCTest
+
+/// Checkpoints, resume and faults on a 3,000-image subset of the real data (an epoch is 24 steps:
+/// 23 of 128 images and a last one of 56).
+final class CheckpointRunTests: XCTestCase {
+  let steps = 60  // two and a half epochs
+  var data = ""
+
+  override func setUpWithError() throws {
+    data = try Harness.smallRealDataset()
+  }
+
+  func common(_ out: String) -> [String] {
+    ["--data", data, "--seed", "5", "--out", out, "--progress", "none", "--checkpoint-every", "10"]
+  }
+
+  /// The uninterrupted run, alone, to `steps`.
+  func reference() throws -> (tensors: Data, metrics: [[String: Any]]) {
+    let out = Harness.temporaryDirectory()
+    let result = try Harness.vaeDist(common(out) + ["--max-steps", "\(steps)"])
+    XCTAssertEqual(result.status, 0, result.all)
+    return (try Harness.safetensors(out + "/model.safetensors").data, try Harness.metrics(out))
+  }
+
+  func mpi(_ ranks: Int, _ arguments: [String], timeout: Double = 300) throws -> Harness.Result {
+    try Harness.run(Harness.mpirun, try Harness.mpirunArguments(ranks: ranks, arguments), timeout: timeout)
+  }
+
+  func assertSameRun(_ out: String, as reference: (tensors: Data, metrics: [[String: Any]]), _ what: String) throws {
+    let tensors = try Harness.safetensors(out + "/model.safetensors").data
+    XCTAssertTrue(tensors == reference.tensors, "\(what): parameters differ from the uninterrupted run")
+    let metrics = try Harness.metrics(out)
+    XCTAssertEqual(metrics.count, reference.metrics.count, "\(what): metrics.jsonl lines")
+    for (a, b) in zip(metrics, reference.metrics) {
+      for key in ["epoch", "step", "train_loss", "train_kl", "test_loss", "train_images"] {
+        XCTAssertEqual("\(a[key]!)", "\(b[key]!)", "\(what): \(key) of epoch \(b["epoch"]!)")
+      }
+    }
+  }
+
+  /// Stops mid-epoch (step 13, with 2 ranks), at an epoch boundary (step 24, with 4 ranks), then
+  /// finishes alone: the same bits and the same metrics as the run that never stopped.
+  func testResumeAtSeveralPointsWithOtherRankCounts() throws {
+    let expected = try reference()
+    let out = Harness.temporaryDirectory()
+    var result = try mpi(2, common(out) + ["--max-steps", "13"])
+    XCTAssertEqual(result.status, 0, result.all)
+    result = try mpi(4, common(out) + ["--max-steps", "24", "--resume"])
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.output.contains("resumed    \(out)/checkpoints/step-00000013 at step 13"), result.output)
+    result = try Harness.vaeDist(common(out) + ["--max-steps", "\(steps)", "--resume"])
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.output.contains("at step 24 (epoch 2)"), result.output)
+    try assertSameRun(out, as: expected, "stopped at 13 (n=2) and 24 (n=4), finished alone")
+  }
+
+  /// SIGTERM to the launch script: the step finishes, a checkpoint is written, exit 0, and a resume
+  /// ends where the uninterrupted run does.
+  func testSignalToTheLauncherStopsCleanly() throws {
+    let expected = try reference()
+    let out = Harness.temporaryDirectory()
+    let launcher = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("launch/mpirun-local.sh").path
+    let slow = common(out) + ["--max-steps", "\(steps)", "--threads", "1"]
+    let result = try Harness.run(launcher, ["-n", "2"] + slow, timeout: 120) { process in
+      // Wait until the first checkpoint shows training is under way, then ask for a stop.
+      for _ in 0..<600 where !FileManager.default.fileExists(atPath: out + "/checkpoints") { usleep(20_000) }
+      kill(process.processIdentifier, SIGTERM)
+    }
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.output.contains("stopped by a signal after step"), result.all)
+    XCTAssertTrue(result.output.contains("--resume"), result.all)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+    let resumed = try mpi(2, common(out) + ["--max-steps", "\(steps)", "--resume"])
+    XCTAssertEqual(resumed.status, 0, resumed.all)
+    try assertSameRun(out, as: expected, "stopped by SIGTERM, resumed with 2 ranks")
+  }
+
+  /// kill -9 of a rank: the job ends with an error; --resume from the last complete checkpoint (with
+  /// another rank count) finishes the same as the uninterrupted run.
+  func testKilledRankThenResumeLosesNothing() throws {
+    let expected = try reference()
+    let out = Harness.temporaryDirectory()
+    var killedAt = Date()
+    let arguments = try Harness.mpirunArguments(ranks: 2, common(out) + ["--max-steps", "100000", "--epochs", "1000", "--threads", "1"])
+    let result = try Harness.run(Harness.mpirun, arguments, timeout: 120) { mpirun in
+      for _ in 0..<1000 where (try? FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints"))?.count ?? 0 < 2 {
+        usleep(20_000)
+      }
+      killedAt = Date()
+      if let victim = childProcesses(of: mpirun.processIdentifier).last { kill(victim, SIGKILL) }
+    }
+    let seconds = Date().timeIntervalSince(killedAt)
+    print("killed rank during checkpointed training: job ended \(seconds) s later, status \(result.status)")
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertLessThan(seconds, 10)
+    let resumed = try mpi(4, common(out) + ["--max-steps", "\(steps)", "--resume"])
+    XCTAssertEqual(resumed.status, 0, resumed.all)
+    XCTAssertTrue(resumed.output.contains("resumed"), resumed.output)
+    try assertSameRun(out, as: expected, "rank killed, resumed with 4 ranks")
+  }
+
+  /// A write that fails (here: a file-size limit, as a full disk would) is a clear error, and the
+  /// checkpoint before it still resumes.
+  func testFailedCheckpointWriteKeepsTheLastGoodOne() throws {
+    let out = Harness.temporaryDirectory()
+    var result = try Harness.vaeDist(common(out) + ["--max-steps", "20"])
+    XCTAssertEqual(result.status, 0, result.all)
+    let binary = try Harness.requireBinary()
+    let quoted = (common(out) + ["--max-steps", "40", "--resume"]).joined(separator: " ")
+    // 800 KiB: room for metrics and the 0.5 MB model file, none for the 1 MB optimizer file.
+    result = try Harness.run("/bin/bash", ["-c", "ulimit -f 800; exec \(binary) \(quoted)"])
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertTrue(result.error.contains("could not be written"), result.error)
+    XCTAssertTrue(result.error.contains("File too large"), result.error)
+    XCTAssertTrue(result.error.contains("optimizer.safetensors"), result.error)
+    result = try Harness.vaeDist(common(out) + ["--max-steps", "40", "--resume"])
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.output.contains("checkpoints/step-00000020 at step 20"), result.output)
+  }
+
+  func testResumeRefusesAnotherRun() throws {
+    let out = Harness.temporaryDirectory()
+    var result = try Harness.vaeDist(common(out) + ["--resume", "--max-steps", "5"])
+    XCTAssertEqual(result.status, 2)
+    XCTAssertTrue(result.error.contains("no complete checkpoint"), result.error)
+    result = try Harness.vaeDist(common(out) + ["--max-steps", "5"])
+    XCTAssertEqual(result.status, 0, result.all)
+    result = try Harness.vaeDist(common(out) + ["--resume", "--max-steps", "10", "--latent-dim", "3"])
+    XCTAssertEqual(result.status, 2)
+    XCTAssertTrue(result.error.contains("--latent-dim 3 (the checkpoint has 2)"), result.error)
+    let other = try Harness.smallRealDataset(train: 2000, test: 500)
+    result = try Harness.vaeDist(common(out).map { $0 == data ? other : $0 } + ["--resume", "--max-steps", "10"])
+    XCTAssertEqual(result.status, 2)
+    XCTAssertTrue(result.error.contains("different data"), result.error)
+  }
+
+  func testNonFiniteLossStopsOrIsSkipped() throws {
+    var out = Harness.temporaryDirectory()
+    var result = try Harness.vaeDist(common(out) + ["--max-steps", "6", "--lr", "1e6"])
+    XCTAssertEqual(result.status, 1)
+    XCTAssertTrue(result.error.contains("NaN or infinite at step"), result.error)
+    out = Harness.temporaryDirectory()
+    result = try Harness.vaeDist(common(out) + ["--max-steps", "6", "--lr", "1e6", "--skip-nonfinite"])
+    XCTAssertEqual(result.status, 0, result.all)
+    let skipped = try Harness.metrics(out).last?["skipped_steps"] as? Int
+    XCTAssertGreaterThan(skipped ?? 0, 0)
+  }
+}

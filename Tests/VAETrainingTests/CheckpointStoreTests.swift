@@ -1,0 +1,137 @@
+import Foundation
+import VAECore
+import VAETraining
+import XCTest
+
+final class CheckpointStoreTests: XCTestCase {
+  var directory = ""
+  let layout = ParameterLayout(latentDim: 2)
+
+  override func setUp() {
+    directory = NSTemporaryDirectory() + "ckpt-" + UUID().uuidString
+    try! FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+  }
+  override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+  func values(_ seed: Float) -> [Float] { (0..<layout.totalCount).map { Float($0 % 97) * seed - 1 } }
+
+  @discardableResult
+  func write(_ store: CheckpointStore, step: Int, configuration: TrainingConfiguration = TrainingConfiguration()) throws -> String {
+    var state = TrainingState()
+    state.step = step
+    state.epochReconstruction = 1234.5 + Double(step)
+    state.epochImages = 640
+    let (p, m, v) = (values(0.5), values(0.25), values(0.125).map(abs))
+    return try store.write(
+      parameters: p, firstMoment: m, secondMoment: v, layout: layout, state: state,
+      configuration: configuration, data: DataFingerprint(trainImages: 60_000, trainFileCRC32: 42))
+  }
+
+  func testRoundTripKeepsEverything() throws {
+    let store = CheckpointStore(outputDirectory: directory, keep: 3)
+    var configuration = TrainingConfiguration()
+    configuration.seed = 9
+    let path = try write(store, step: 77, configuration: configuration)
+    XCTAssertTrue(path.hasSuffix("checkpoints/step-00000077"))
+    let loaded = try store.load(path)
+    XCTAssertEqual(loaded.parameters, values(0.5))
+    XCTAssertEqual(loaded.firstMoment, values(0.25))
+    XCTAssertEqual(loaded.secondMoment, values(0.125).map(abs))
+    XCTAssertEqual(loaded.state.step, 77)
+    XCTAssertEqual(loaded.state.epochReconstruction, 1234.5 + 77)
+    XCTAssertEqual(loaded.configuration, configuration)
+    XCTAssertEqual(loaded.data, DataFingerprint(trainImages: 60_000, trainFileCRC32: 42))
+    // The model file alone is a plain PyTorch state_dict: the 18 parameter tensors and nothing else.
+    let model = try SafeTensors.read(path: path + "/model.safetensors")
+    XCTAssertEqual(model.tensors.map(\.name).sorted(), layout.tensors.map(\.name).sorted())
+  }
+
+  func testKeepsTheNewestAndIgnoresInterruptedWrites() throws {
+    let store = CheckpointStore(outputDirectory: directory, keep: 2)
+    try FileManager.default.createDirectory(atPath: store.directory + "/.tmp-step-00000005-999999", withIntermediateDirectories: true)
+    for step in [10, 20, 30] { try write(store, step: step) }
+    XCTAssertEqual(store.candidates().map(\.step), [30, 20])
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: store.directory).sorted(), ["step-00000020", "step-00000030"])
+  }
+
+  /// Each way a checkpoint can be damaged: the newest is skipped with a warning naming the problem,
+  /// and the one before it is used.
+  func testDamagedNewestFallsBackToThePreviousOne() throws {
+    let damages: [(String, (String) throws -> Void)] = [
+      ("truncated model", { path in
+        let file = path + "/model.safetensors"
+        let data = try Data(contentsOf: URL(fileURLWithPath: file))
+        try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: file))
+      }),
+      ("flipped byte in the model", { path in
+        let file = path + "/model.safetensors"
+        var data = try Data(contentsOf: URL(fileURLWithPath: file))
+        data[data.count - 100] ^= 0x40
+        try data.write(to: URL(fileURLWithPath: file))
+      }),
+      ("flipped byte in the moments", { path in
+        let file = path + "/optimizer.safetensors"
+        var data = try Data(contentsOf: URL(fileURLWithPath: file))
+        data[data.count - 100] ^= 0x40
+        try data.write(to: URL(fileURLWithPath: file))
+      }),
+      ("missing optimizer file", { path in try FileManager.default.removeItem(atPath: path + "/optimizer.safetensors") }),
+      ("empty directory", { path in
+        try FileManager.default.removeItem(atPath: path + "/optimizer.safetensors")
+        try FileManager.default.removeItem(atPath: path + "/model.safetensors")
+      }),
+    ]
+    let expectations = ["model.safetensors", "CRC-32", "CRC-32", "optimizer.safetensors", "model.safetensors"]
+    for ((name, damage), expected) in zip(damages, expectations) {
+      setUp()
+      let store = CheckpointStore(outputDirectory: directory, keep: 5)
+      try write(store, step: 10)
+      let newest = try write(store, step: 20)
+      try damage(newest)
+      var warnings: [String] = []
+      let found = try store.newestComplete { warnings.append($0) }
+      XCTAssertEqual(found?.state.step, 10, name)
+      XCTAssertEqual(warnings.count, 1, name)
+      XCTAssertTrue(warnings.first?.contains(expected) ?? false, "\(name): \(warnings)")
+      XCTAssertTrue(warnings.first?.contains("step-00000020") ?? false, "\(name): \(warnings)")
+    }
+  }
+
+  func testIncompatibleFormatIsRefusedNotSkipped() throws {
+    let store = CheckpointStore(outputDirectory: directory, keep: 5)
+    try write(store, step: 10)
+    let newest = try write(store, step: 20)
+    let path = newest + "/optimizer.safetensors"
+    var file = try SafeTensors.read(path: path)
+    file.metadata["format"] = "vae-dist-checkpoint/99"
+    try SafeTensors.write(file, to: path)
+    XCTAssertThrowsError(try store.newestComplete { _ in }) { error in
+      XCTAssertTrue("\(error)".contains("vae-dist-checkpoint/99"), "\(error)")
+      XCTAssertTrue("\(error)".contains("this vae-dist reads vae-dist-checkpoint/1"), "\(error)")
+    }
+  }
+
+  func testNonFiniteValuesNeverReachACheckpoint() throws {
+    let store = CheckpointStore(outputDirectory: directory, keep: 5)
+    var p = values(0.5)
+    p[77] = .nan
+    XCTAssertThrowsError(
+      try store.write(
+        parameters: p, firstMoment: values(1), secondMoment: values(1), layout: layout, state: TrainingState(),
+        configuration: TrainingConfiguration(), data: DataFingerprint(trainImages: 1, trainFileCRC32: 1))
+    ) { XCTAssertTrue("\($0)".contains("NaN"), "\($0)") }
+    XCTAssertEqual(store.candidates().count, 0)
+  }
+
+  func testResumeConflictsNameTheFlags() {
+    let saved = TrainingConfiguration()
+    var asked = saved
+    asked.epochs = 50
+    asked.threads = 7
+    XCTAssertEqual(asked.resumeConflicts(with: saved), [], "epochs and threads may change")
+    asked.latentDim = 3
+    asked.batchSize = 256
+    let conflicts = asked.resumeConflicts(with: saved)
+    XCTAssertEqual(conflicts, ["--latent-dim 3 (the checkpoint has 2)", "--batch-size 256 (the checkpoint has 128)"])
+  }
+}
