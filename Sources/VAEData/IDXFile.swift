@@ -38,7 +38,7 @@ public enum IDXFile {
     var indices: [Int] = []
     if keep == nil {
       // A header's claim is not trusted with memory: the data must really be there to grow into it.
-      data.reserveCapacity(min(count * itemSize, 1 << 26))
+      data.reserveCapacity(min(count * itemSize, 1 << 20))
       indices.reserveCapacity(min(count, 1 << 20))
     }
     var item = [UInt8](repeating: 0, count: itemSize)
@@ -86,7 +86,12 @@ public enum IDXFile {
     guard dimensions.allSatisfy({ $0 >= 1 }) else {
       throw DataError.corrupt(path: path, reason: "has an empty dimension in its header: \(dimensions)")
     }
-    guard dimensions[0] <= maximumItems, dimensions.dropFirst().reduce(1, *) <= maximumItemSize else {
+    // Each factor is bounded before any product is formed, so nothing below can overflow.
+    let itemSize = dimensions.dropFirst().reduce(1) { size, d in
+      let (product, overflow) = size.multipliedReportingOverflow(by: min(d, maximumItemSize + 1))
+      return overflow ? Int.max : min(product, maximumItemSize + 1)
+    }
+    guard dimensions[0] <= maximumItems, itemSize <= maximumItemSize else {
       throw DataError.corrupt(path: path, reason: "claims an implausible size \(dimensions) in its header")
     }
 

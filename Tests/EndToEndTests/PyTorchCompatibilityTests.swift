@@ -32,5 +32,11 @@ final class PyTorchCompatibilityTests: XCTestCase {
       print("PyTorch \(key) \(a), vae-dist \(b), relative difference \(abs(a - b) / abs(a))")
       XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a), key)
     }
+    // A checkpoint's model file is a plain state_dict too: the step-60 checkpoint holds the same
+    // parameters as the final model.
+    let checkpoint = try Harness.run("/usr/bin/env", ["python3", script, out + "/checkpoints/step-00000060/model.safetensors"], timeout: 300)
+    XCTAssertEqual(checkpoint.status, 0, checkpoint.all)
+    let c = try JSONSerialization.jsonObject(with: Data(checkpoint.output.utf8)) as! [String: Any]
+    XCTAssertEqual(c["test_loss_mean_z"] as? Double, t["test_loss_mean_z"] as? Double)
   }
 }

@@ -127,7 +127,17 @@ public enum SafeTensors {
     return File(metadata: metadata, tensors: tensors)
   }
 
+  /// Largest file this reader loads (the model at the largest latent size is about 13 MB).
+  public static let maximumFileBytes = 1 << 30
+
   public static func read(path: String) throws -> File {
+    // The size is checked before the file is read into memory.
+    guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+      let size = (attributes[.size] as? NSNumber)?.intValue
+    else { throw CheckpointError.unreadable(path: path) }
+    guard size <= maximumFileBytes else {
+      throw CheckpointError.invalid(path: path, reason: "is \(size) bytes, more than any vae-dist checkpoint")
+    }
     guard let data = FileManager.default.contents(atPath: path) else {
       throw CheckpointError.unreadable(path: path)
     }

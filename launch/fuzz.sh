@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Fuzzes the readers of files a user hands over (IDX, safetensors) with libFuzzer for a bounded
+# time each, and fails, keeping the input as a regression test, if any run crashes.
+#
+#   launch/fuzz.sh [seconds per target, default 60]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"
+export PATH="/opt/swift/usr/bin:$PATH"
+build=.build/fuzz
+mkdir -p "$build"
+
+compile() {  # target, sources…
+  local target=$1
+  shift
+  echo "fuzz: building $target"
+  # -Onone keeps every check the sanitizers can see; gold's "cannot export local symbol" notes are noise.
+  swiftc -sanitize=fuzzer,address -parse-as-library -module-name "Fuzz_$target" -I Sources/_CZlib \
+    "$@" -o "$build/fuzz-$target" 2>&1 | grep -v "Cannot export local symbol" || true
+  [[ -x "$build/fuzz-$target" ]] || { echo "fuzz: building $target failed" >&2; exit 1; }
+}
+
+compile idx Sources/VAEData/GzipReader.swift Sources/VAEData/DataError.swift Sources/VAEData/IDXFile.swift \
+  Tests/Fuzz/FuzzIDX.swift
+compile safetensors Sources/VAETraining/Checkpoint/SafeTensors.swift Sources/VAETraining/Checkpoint/AtomicFile.swift \
+  Tests/Fuzz/FuzzSafeTensors.swift
+
+failed=0
+for target in idx safetensors; do
+  corpus="$build/corpus-$target"
+  mkdir -p "$corpus"
+  cp Tests/Fuzz/seeds/"$target"/* "$corpus"/
+  find Tests/Fuzz/crashes/"$target" -type f ! -name '.keep' -exec cp {} "$corpus"/ \;
+  echo "fuzz: $target for ${seconds} s"
+  rm -f "$build"/crash-"$target"-* "$build"/leak-"$target"-* "$build"/oom-"$target"-* "$build"/timeout-"$target"-*
+  if ! ASAN_OPTIONS=detect_leaks=0 "$build/fuzz-$target" "$corpus" -max_total_time="$seconds" -max_len=8192 \
+      -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -artifact_prefix="$build/" >"$build/$target.log" 2>&1; then
+    failed=1
+    for artifact in "$build"/crash-* "$build"/oom-* "$build"/timeout-*; do
+      [[ -f "$artifact" ]] || continue
+      kept="Tests/Fuzz/crashes/$target/$(basename "$artifact")"
+      mv "$artifact" "$kept"
+      echo "fuzz: $target failed on an input now kept as $kept (a regression test from now on)" >&2
+    done
+    tail -40 "$build/$target.log" >&2
+  fi
+  grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$build/$target.log" | sed "s/^/fuzz: $target /"
+done
+((failed == 0)) && echo "fuzz: no crash in ${seconds} s per target"
+exit "$failed"
