@@ -4,7 +4,8 @@
 // The targets follow the data flow:
 //   VAEData (IDX files, shards, batch order) → VAECore (layers, model, loss, Adam; no MPI, no files)
 //   → VAEDistributed (communicator, deterministic gradient reduction) → VAETraining (the loop, metrics,
-//   checkpoints) → vae-dist (the command line).
+//   checkpoints, evaluation, pictures) → vae-dist (the command line). VAEImages draws PNG pictures and
+//   plots for the trainer and knows nothing of the model.
 import PackageDescription
 
 let package = Package(
@@ -30,14 +31,15 @@ let package = Package(
     .target(name: "VAEData", dependencies: ["_CZlib", "CounterRNG"]),
     .target(name: "VAECore", dependencies: ["_COpenBLAS", "CounterRNG"]),
     .target(name: "VAEDistributed", dependencies: ["_CMPIShim", "VAECore"]),
+    .target(name: "VAEImages", dependencies: ["_CZlib"]),
     .target(
       name: "VAETraining",
-      dependencies: ["VAEData", "VAECore", "VAEDistributed", "CounterRNG", "_CZlib"]
+      dependencies: ["VAEData", "VAECore", "VAEDistributed", "VAEImages", "CounterRNG", "_CZlib"]
     ),
     .executableTarget(
       name: "vae-dist",
       dependencies: [
-        "VAETraining", "VAEDistributed", "VAECore", "VAEData",
+        "VAETraining", "VAEDistributed", "VAECore", "VAEData", "VAEImages",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -46,6 +48,7 @@ let package = Package(
     .testTarget(name: "VAEDataTests", dependencies: ["VAEData", "_CZlib"]),
     .testTarget(name: "VAEDistributedTests", dependencies: ["VAEDistributed", "VAECore"]),
     .testTarget(name: "VAETrainingTests", dependencies: ["VAETraining", "VAECore", "VAEData"]),
+    .testTarget(name: "VAEImagesTests", dependencies: ["VAEImages"]),
     .testTarget(name: "EndToEndTests", dependencies: []),
   ],
   swiftLanguageModes: [.v5]

@@ -52,6 +52,7 @@ public final class Trainer {
   let gradient, firstMoment, secondMoment: ScalarBuffer<Float>
   let trainImages: ImageStore
   let testImages: ImageStore?
+  let validationImages: ImageStore?
   let workspaces: [VAEWorkspace<Float>]
   let microGradients: [ScalarBuffer<Float>]
   let microGradientPointers: [UnsafeMutablePointer<Float>]
@@ -79,19 +80,32 @@ public final class Trainer {
           + "\(communicator.size) ranks: every rank needs at least one. Use a larger --batch-size, a smaller "
           + "--micro-batch, or fewer ranks.")
     }
-    let trainCount = try FashionMNIST.imageCount(directory: c.dataDirectory, split: .train)
-    guard trainCount >= microBatches else {
+    let fileCount = try FashionMNIST.imageCount(directory: c.dataDirectory, split: .train)
+    guard c.validationSize < fileCount else {
       throw TrainingError.configuration(
-        "the training set has \(trainCount) images, fewer than the \(microBatches) micro-batches of one step")
+        "--val-size \(c.validationSize) leaves no training images (the training file holds \(fileCount))")
+    }
+    // The validation images are a seeded choice from the training file, held out of training.
+    var pool = Array(0..<fileCount)
+    var random = CounterRandomStream(seed: c.seed, purpose: .validationSplit)
+    if c.validationSize > 0 { random.shuffle(&pool) }
+    let validation = Set(pool.suffix(c.validationSize))
+    let examples = c.validationSize > 0 ? pool.dropLast(c.validationSize).sorted() : pool
+    guard examples.count >= microBatches else {
+      throw TrainingError.configuration(
+        "the training set has \(examples.count) images, fewer than the \(microBatches) micro-batches of one step")
     }
     schedule = BatchSchedule(
-      examples: Array(0..<trainCount), batchSize: c.batchSize, microBatchSize: c.microBatchSize, seed: c.seed)
+      examples: examples, batchSize: c.batchSize, microBatchSize: c.microBatchSize, seed: c.seed)
     localStreams = schedule.streamRange(rank: communicator.rank, of: communicator.size)
     let shard = schedule.examples(inStreams: localStreams)
     trainImages = ImageStore(try FashionMNIST.load(directory: c.dataDirectory, split: .train, keep: shard.contains))
     testImages =
       communicator.rank == 0 && c.evaluateEveryEpoch
       ? ImageStore(try FashionMNIST.load(directory: c.dataDirectory, split: .test)) : nil
+    validationImages =
+      communicator.rank == 0 && !validation.isEmpty
+      ? ImageStore(try FashionMNIST.load(directory: c.dataDirectory, split: .train, keep: validation.contains)) : nil
 
     model = VAEModel(latentDim: c.latentDim)
     layout = model.layout
@@ -162,13 +176,21 @@ public final class Trainer {
             + "checkpoint \(path ?? "")\ncontinue with the same command and --resume (same --out)")
         return TrainingSummary(steps: step, lastEpoch: last, modelPath: nil, stopped: true)
       }
-      // The epoch is over (or --max-steps was reached inside it).
+      // The epoch is over (or --max-steps was reached inside it). Rank zero evaluates.
       let seconds = monotonicNow() - start
-      let test = testImages.map { evaluator.loss(parameters: parameters, images: $0) }
-      let metrics = EpochMetrics(
-        epoch: epoch + 1, step: step, train: losses, test: test,
+      var metrics = EpochMetrics(
+        epoch: epoch + 1, step: step, train: losses, test: nil,
         imagesPerSecond: Double(losses.count) / seconds, seconds: seconds, beta: c.beta,
         skippedSteps: state.skippedSteps)
+      if let testImages {
+        metrics.test = evaluator.loss(parameters: parameters, images: testImages)
+        metrics.testMeanZ = evaluator.loss(parameters: parameters, images: testImages, useMean: true)
+      }
+      if let validationImages {
+        let validation = evaluator.loss(parameters: parameters, images: validationImages)
+        metrics.validation = validation
+        metrics.isBest = state.recordValidation(validation.meanLoss(beta: c.beta), step: step, minDelta: c.earlyStoppingMinDelta)
+      }
       last = metrics
       if isRoot {
         console.line(epochLine(metrics))
@@ -181,12 +203,24 @@ public final class Trainer {
         state.epochSeconds = 0
       }
       try writeCheckpoint()
+      if metrics.isBest == true { try writeCheckpoint(name: "best") }
+      if c.plotEvery > 0, (epoch + 1) % c.plotEvery == 0, step < totalSteps { try writePictures() }
+      if try earlyStoppingSaysStop() {
+        console.line(
+          "early stopping after epoch \(epoch + 1): the validation loss has not improved by more than "
+            + "\(c.earlyStoppingMinDelta) for \(state.epochsWithoutImprovement) epochs; best "
+            + "\(fixed(state.bestValidationLoss ?? .nan, 3)) at step \(state.bestStep ?? 0), kept in "
+            + "\(checkpoints.directory)/best")
+        break
+      }
     }
     var modelPath: String?
     if isRoot {
       modelPath = c.outputDirectory + "/model.safetensors"
       try SafeTensors.write(parametersFile(), to: modelPath!)
       console.line("wrote \(modelPath!) (\(grouped(layout.totalCount)) parameters, step \(step))")
+      try writePictures()
+      try estimateLikelihood()
     }
     let memory = try gatherPerRank(peakResidentKilobytes(), phase: "the memory report")
     console.line("peak resident memory per rank: \(memory.map { "\(fixed(Double($0) / 1024, 1)) MiB" }.joined(separator: " · "))")
@@ -265,15 +299,54 @@ public final class Trainer {
     return StepResult(losses: reduced.losses, stopRequested: reduced.anyFlag)
   }
 
+  // MARK: - Early stopping, pictures and the final estimate (rank zero)
+
+  /// Rank zero decides; every rank learns the decision from it.
+  func earlyStoppingSaysStop() throws -> Bool {
+    guard configuration.earlyStoppingPatience != nil else { return false }
+    var decision: [Int64] = [isRoot && state.shouldStopEarly(patience: configuration.earlyStoppingPatience) ? 1 : 0]
+    try decision.withUnsafeMutableBytes { try communicator.broadcast($0, root: 0, phase: "the early-stopping decision") }
+    return decision[0] == 1
+  }
+
+  func writePictures() throws {
+    guard isRoot, let testImages else { return }
+    let pictures = Pictures(parameters: parameters, latentDim: configuration.latentDim, seed: configuration.seed)
+    let directory = configuration.outputDirectory + "/images"
+    let paths = try pictures.writeAll(into: directory, test: testImages, metricsPath: metricsPath)
+    console.line("wrote \(paths.count) pictures into \(directory)/ at step \(step)")
+  }
+
+  /// The importance-weighted test log-likelihood beside the ELBO, printed and kept in
+  /// DIR/evaluation.json.
+  func estimateLikelihood() throws {
+    let k = configuration.iwSamples
+    guard isRoot, k > 0, let testImages else { return }
+    let started = monotonicNow()
+    var lastReport = started
+    let estimate = evaluator.importanceWeighted(parameters: parameters, images: testImages, samples: k) { done, total in
+      let now = monotonicNow()
+      guard self.console.style == .bar, now - lastReport > 0.5 else { return }
+      lastReport = now
+      self.console.progress("importance-weighted log-likelihood, k = \(k): \(done)/\(total) test images")
+    }
+    console.line(
+      "test set: ELBO \(fixed(estimate.elbo, 3)), importance-weighted log-likelihood (k = \(k)) "
+        + "\(fixed(estimate.logLikelihood, 3)) nats per image (\(fixed(monotonicNow() - started, 1)) s)")
+    let json = "{\"step\":\(step),\"images\":\(estimate.images),\"iw_samples\":\(k),\"test_elbo\":\(estimate.elbo),"
+      + "\"test_log_likelihood_iw\":\(estimate.logLikelihood)}\n"
+    try AtomicFile.write(Array(json.utf8), to: configuration.outputDirectory + "/evaluation.json")
+  }
+
   // MARK: - Checkpoints
 
   /// Rank zero writes a checkpoint of the current state; returns its path there.
   @discardableResult
-  func writeCheckpoint() throws -> String? {
+  func writeCheckpoint(name: String? = nil) throws -> String? {
     guard isRoot else { return nil }
     return try checkpoints.write(
       parameters: parameters.pointer, firstMoment: firstMoment.pointer, secondMoment: secondMoment.pointer,
-      layout: layout, state: state, configuration: configuration, data: try dataFingerprint())
+      layout: layout, state: state, configuration: configuration, data: try dataFingerprint(), name: name)
   }
 
   /// Rank zero finds the newest complete checkpoint, checks that it belongs to this run, and sends
@@ -416,9 +489,13 @@ public final class Trainer {
   func epochLine(_ m: EpochMetrics) -> String {
     var text = "epoch \(m.epoch)/\(configuration.epochs)  step \(m.step)  train \(fixed(m.train.meanLoss(beta: m.beta), 2))"
       + " (recon \(fixed(m.train.meanReconstruction, 2)), kl \(fixed(m.train.meanKL, 2)))"
+    if let validation = m.validation {
+      text += "  val \(fixed(validation.meanLoss(beta: m.beta), 2))\(m.isBest == true ? "*" : "")"
+    }
     if let test = m.test {
       text += "  test \(fixed(test.meanLoss(beta: m.beta), 2)) (recon \(fixed(test.meanReconstruction, 2)), kl \(fixed(test.meanKL, 2)))"
     }
+    if let meanZ = m.testMeanZ { text += " z=μ \(fixed(meanZ.meanLoss(beta: m.beta), 2))" }
     return text + "  \(grouped(Int(m.imagesPerSecond))) img/s  \(fixed(m.seconds, 1)) s"
   }
 }

@@ -30,6 +30,16 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
   public var keepCheckpoints = 3
   /// Skip (and count) steps whose gradient is not finite, instead of stopping.
   public var skipNonFinite = false
+  /// Training images held out (chosen by the seed) to decide early stopping; 0: none.
+  public var validationSize = 0
+  /// Stop when the validation loss has not improved by more than `earlyStoppingMinDelta` for this
+  /// many epochs (nil: never).
+  public var earlyStoppingPatience: Int? = nil
+  public var earlyStoppingMinDelta = 0.0
+  /// Write the pictures every this many epochs (0: only at the end).
+  public var plotEvery = 0
+  /// Samples per image of the importance-weighted log-likelihood estimate at the end (0: skip it).
+  public var iwSamples = 100
 
   /// The settings a resumed run must share with the checkpoint it resumes: any difference would
   /// make it a different run. The rest (epochs, ranks, threads, output, checkpointing) may change.
@@ -44,6 +54,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     check("--seed", other.seed, seed)
     check("--beta", other.beta, beta)
     check("--lr", other.adam.learningRate, adam.learningRate)
+    check("--val-size", other.validationSize, validationSize)
     return conflicts
   }
 

@@ -8,7 +8,8 @@ struct Evaluate: ParsableCommand {
     abstract: "Evaluate a saved model on the 10,000 test images.",
     discussion: """
       Prints the mean test loss with its reconstruction and KL parts, with z sampled as in training \
-      and with z = z_mean. Runs as one process.
+      and with z = z_mean, and the importance-weighted estimate of the test log-likelihood (k samples \
+      per image) beside the ELBO. Runs as one process.
       """)
 
   @Option(help: ArgumentHelp("A model.safetensors or checkpoint written by vae-dist.", valueName: "file"))
@@ -22,11 +23,15 @@ struct Evaluate: ParsableCommand {
   @Option(help: ArgumentHelp("Worker threads (default: all cores).", valueName: "t"))
   var threads: Int?
 
+  @Option(help: ArgumentHelp("Samples per image of the importance-weighted log-likelihood estimate (0: skip it).", valueName: "k"))
+  var iwSamples = 100
+
   @Flag(help: "Print one JSON object instead of text.")
   var json = false
 
   func validate() throws {
     if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256 (got \(threads)).") }
+    guard iwSamples >= 0 && iwSamples <= 100_000 else { throw ValidationError("--iw-samples must be between 0 and 100000 (got \(iwSamples)).") }
   }
 
   func run() throws {
@@ -38,16 +43,21 @@ struct Evaluate: ParsableCommand {
       let evaluator = Evaluator(latentDim: layout.latentDim, seed: seed, threads: threads ?? (allowedCPUCount() ?? 1))
       let sampled = evaluator.loss(parameters: parameters, images: test)
       let mean = evaluator.loss(parameters: parameters, images: test, useMean: true)
+      let estimate = iwSamples > 0 ? evaluator.importanceWeighted(parameters: parameters, images: test, samples: iwSamples) : nil
       if json {
+        let iw = estimate.map { ",\"iw_samples\":\($0.samples),\"test_elbo\":\($0.elbo),\"test_log_likelihood_iw\":\($0.logLikelihood)" } ?? ""
         print(
           "{\"images\":\(sampled.count),\"test_loss\":\(sampled.meanLoss(beta: 1)),\"test_recon\":\(sampled.meanReconstruction),"
             + "\"test_kl\":\(sampled.meanKL),\"test_loss_mean_z\":\(mean.meanLoss(beta: 1)),"
-            + "\"test_recon_mean_z\":\(mean.meanReconstruction),\"test_kl_mean_z\":\(mean.meanKL)}")
+            + "\"test_recon_mean_z\":\(mean.meanReconstruction),\"test_kl_mean_z\":\(mean.meanKL)\(iw)}")
       } else {
         print("\(checkpoint): latent size \(layout.latentDim), \(grouped(layout.totalCount)) parameters")
         print("test set, \(grouped(sampled.count)) images (loss per image = reconstruction + KL):")
         print("  z sampled  loss \(fixed(sampled.meanLoss(beta: 1), 3))  (recon \(fixed(sampled.meanReconstruction, 3)), kl \(fixed(sampled.meanKL, 3)))")
         print("  z = z_mean loss \(fixed(mean.meanLoss(beta: 1), 3))  (recon \(fixed(mean.meanReconstruction, 3)), kl \(fixed(mean.meanKL, 3)))")
+        if let estimate {
+          print("  ELBO \(fixed(estimate.elbo, 3)) nats; importance-weighted log-likelihood (k = \(estimate.samples)) \(fixed(estimate.logLikelihood, 3)) nats")
+        }
       }
     } catch {
       printError("vae-dist: error: \(error)")

@@ -46,6 +46,21 @@ struct OptimizationOptions: ParsableArguments {
   @Option(help: ArgumentHelp("Stop after this many optimizer steps.", valueName: "k"))
   var maxSteps: Int?
 
+  @Option(help: ArgumentHelp(
+    "Stop when the validation loss has not improved for this many epochs (holds out --val-size training images).",
+    valueName: "patience"))
+  var earlyStopping: Int?
+
+  @Option(help: ArgumentHelp("Smallest decrease of the validation loss that counts as an improvement.", valueName: "delta"))
+  var minDelta = 0.0
+
+  @Option(help: ArgumentHelp(
+    "Training images held out for validation, chosen by the seed (default: 5000 with --early-stopping, else 0).",
+    valueName: "n"))
+  var valSize: Int?
+
+  var resolvedValidationSize: Int { valSize ?? (earlyStopping == nil ? 0 : 5000) }
+
   func validate() throws {
     guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1 (got \(epochs)).") }
     guard batchSize >= 1 && batchSize <= 65536 else { throw ValidationError("--batch-size must be between 1 and 65536 (got \(batchSize)).") }
@@ -59,6 +74,10 @@ struct OptimizationOptions: ParsableArguments {
     }
     guard learningRate > 0 && learningRate.isFinite else { throw ValidationError("--lr must be a positive number (got \(learningRate)).") }
     if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1 (got \(maxSteps)).") }
+    if let earlyStopping, earlyStopping < 1 { throw ValidationError("--early-stopping must be at least 1 epoch (got \(earlyStopping)).") }
+    guard minDelta >= 0 && minDelta.isFinite else { throw ValidationError("--min-delta must be 0 or more (got \(minDelta)).") }
+    if let valSize, valSize < 0 { throw ValidationError("--val-size must be 0 or more (got \(valSize)).") }
+    if earlyStopping != nil && valSize == 0 { throw ValidationError("--early-stopping needs validation images: --val-size must be above 0.") }
   }
 }
 
@@ -117,9 +136,18 @@ struct OutputOptions: ParsableArguments {
   @Flag(help: "Continue from the newest complete checkpoint in --out (same settings; the rank count may differ).")
   var resume = false
 
+  @Option(help: ArgumentHelp("Also write the pictures into DIR/images every this many epochs (0: only at the end).", valueName: "n"))
+  var plotEvery = 0
+
+  @Option(help: ArgumentHelp(
+    "Samples per test image of the importance-weighted log-likelihood estimate at the end (0: skip it).", valueName: "k"))
+  var iwSamples = 100
+
   func validate() throws {
     guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be 0 or more (got \(checkpointEvery)).") }
     guard keep >= 1 else { throw ValidationError("--keep must be at least 1 (got \(keep)).") }
+    guard plotEvery >= 0 else { throw ValidationError("--plot-every must be 0 or more (got \(plotEvery)).") }
+    guard iwSamples >= 0 && iwSamples <= 100_000 else { throw ValidationError("--iw-samples must be between 0 and 100000 (got \(iwSamples)).") }
   }
 
   var resolvedProgress: ProgressStyle {

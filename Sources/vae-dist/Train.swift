@@ -7,7 +7,9 @@ struct Train: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Train the VAE (the default command).",
     discussion: """
-      Writes DIR/metrics.jsonl (one JSON object per epoch), DIR/checkpoints/step-N/ (every \
+      Writes DIR/metrics.jsonl (one JSON object per epoch), DIR/images/ (reconstructions, samples, \
+      manifold, latent scatter, interpolation, loss curves), DIR/evaluation.json (ELBO and \
+      importance-weighted log-likelihood of the test set), DIR/checkpoints/step-N/ (every \
       --checkpoint-every steps, each epoch end, and on SIGINT/SIGTERM) and DIR/model.safetensors \
       (PyTorch state_dict names and layouts) into the --out directory. SIGINT or SIGTERM finishes the \
       step in progress, writes a checkpoint and exits 0; --resume continues from it.
@@ -38,6 +40,11 @@ struct Train: ParsableCommand {
     c.checkpointEvery = output.checkpointEvery
     c.keepCheckpoints = output.keep
     c.skipNonFinite = parallel.skipNonfinite
+    c.validationSize = optimization.resolvedValidationSize
+    c.earlyStoppingPatience = optimization.earlyStopping
+    c.earlyStoppingMinDelta = optimization.minDelta
+    c.plotEvery = output.plotEvery
+    c.iwSamples = output.iwSamples
     return c
   }
 

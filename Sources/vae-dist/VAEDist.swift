@@ -14,7 +14,10 @@ struct VAEDist: ParsableCommand {
       and micro-batch size.
       """,
     version: "0.1.0",
-    subcommands: [Train.self, Evaluate.self],
+    subcommands: [
+      Train.self, Evaluate.self, Sample.self, Reconstruct.self, Interpolate.self, LatentScatter.self, Manifold.self,
+      PlotMetrics.self,
+    ],
     defaultSubcommand: Train.self
   )
 }

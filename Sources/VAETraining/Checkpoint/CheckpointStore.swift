@@ -15,8 +15,34 @@ public struct TrainingState: Codable, Sendable, Equatable {
   public var epochSeconds = 0.0
   /// Steps whose gradient was not finite and that --skip-nonfinite skipped.
   public var skippedSteps = 0
+  /// Early stopping: the best validation loss so far, the step it was reached at, and the epochs
+  /// since without an improvement.
+  public var bestValidationLoss: Double? = nil
+  public var bestStep: Int? = nil
+  public var epochsWithoutImprovement = 0
 
   public init() {}
+
+  /// Early stopping's bookkeeping for one epoch's validation loss at `step`: true when it improves on
+  /// the best so far by more than `minDelta` (the first always does). NaN never improves.
+  public mutating func recordValidation(_ loss: Double, step: Int, minDelta: Double) -> Bool {
+    if let best = bestValidationLoss, !(loss < best - minDelta) {
+      epochsWithoutImprovement += 1
+      return false
+    }
+    guard !loss.isNaN else {
+      epochsWithoutImprovement += 1
+      return false
+    }
+    bestValidationLoss = loss
+    bestStep = step
+    epochsWithoutImprovement = 0
+    return true
+  }
+
+  public func shouldStopEarly(patience: Int?) -> Bool {
+    patience.map { epochsWithoutImprovement >= $0 } ?? false
+  }
 }
 
 /// What identifies the data a run trained on: resuming against other data is refused.
@@ -66,11 +92,13 @@ public final class CheckpointStore {
     return "step-" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits
   }
 
-  /// Writes a checkpoint and prunes all but the newest `keep`. Returns its directory.
+  /// Writes a checkpoint and prunes all but the newest `keep`. Returns its directory,
+  /// `step-NNNNNNNN` unless `name` is given (`best` for early stopping's best epoch, never pruned).
   @discardableResult
   public func write(
     parameters: UnsafePointer<Float>, firstMoment: UnsafePointer<Float>, secondMoment: UnsafePointer<Float>,
-    layout: ParameterLayout, state: TrainingState, configuration: TrainingConfiguration, data: DataFingerprint
+    layout: ParameterLayout, state: TrainingState, configuration: TrainingConfiguration, data: DataFingerprint,
+    name: String? = nil
   ) throws -> String {
     for (name, buffer) in [("parameters", parameters), ("first moment", firstMoment), ("second moment", secondMoment)] {
       for i in 0..<layout.totalCount where !buffer[i].isFinite {
@@ -79,8 +107,8 @@ public final class CheckpointStore {
       }
     }
     try createDirectory(directory)
-    let final = directory + "/" + Self.name(step: state.step)
-    let temporary = directory + "/.tmp-" + Self.name(step: state.step) + "-\(getpid())"
+    let final = directory + "/" + (name ?? Self.name(step: state.step))
+    let temporary = directory + "/.tmp-" + (name ?? Self.name(step: state.step)) + "-\(getpid())"
     try? FileManager.default.removeItem(atPath: temporary)
     try createDirectory(temporary)
 

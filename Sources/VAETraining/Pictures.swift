@@ -1,0 +1,238 @@
+import CounterRNG
+import Foundation
+import VAECore
+import VAEData
+import VAEImages
+
+/// The pictures a VAE user came for, drawn from a trained model: reconstructions, samples from the
+/// prior, the decoder's manifold over a latent grid, the test set's latent scatter by class, an
+/// interpolation between two test images, and the loss curves. Seeded and reproducible.
+public final class Pictures {
+  public let model: VAEModel<Float>
+  public let parameters: ScalarBuffer<Float>
+  public let seed: UInt64
+  let workspace: VAEWorkspace<Float>
+  var latentDim: Int { model.latentDim }
+
+  /// The files `writeAll` produces, in DIR/images/.
+  public static let fileNames = [
+    "reconstructions.png", "samples.png", "manifold.png", "latent-scatter.png", "interpolation.png", "loss-curves.png",
+  ]
+
+  public init(parameters: ScalarBuffer<Float>, latentDim: Int, seed: UInt64) {
+    model = VAEModel(latentDim: latentDim)
+    self.parameters = parameters
+    self.seed = seed
+    workspace = VAEWorkspace(capacity: 16, latentDim: latentDim)
+  }
+
+  var views: ParameterViews<Float> { ParameterViews(layout: model.layout, base: parameters.pointer) }
+
+  // MARK: - Model passes
+
+  /// z_mean of each image.
+  public func latentMeans(_ store: ImageStore, fileIndices: [Int]) -> [[Float]] {
+    var means: [[Float]] = []
+    for start in stride(from: 0, to: fileIndices.count, by: workspace.capacity) {
+      let batch = fileIndices[start..<min(fileIndices.count, start + workspace.capacity)]
+      store.fill(workspace.input.pointer, fileIndices: batch)
+      model.encode(views, batch: batch.count, workspace: workspace)
+      for row in 0..<batch.count {
+        means.append(Array(UnsafeBufferPointer(start: workspace.mean.pointer + row * latentDim, count: latentDim)))
+      }
+    }
+    withExtendedLifetime(parameters) {}
+    return means
+  }
+
+  /// The decoder's image (sigmoid of the logits, 784 values in 0…1) for each latent point.
+  public func decode(_ points: [[Float]]) -> [[Float]] {
+    var images: [[Float]] = []
+    for start in stride(from: 0, to: points.count, by: workspace.capacity) {
+      let batch = points[start..<min(points.count, start + workspace.capacity)]
+      for (row, z) in batch.enumerated() { (workspace.z.pointer + row * latentDim).update(from: z, count: latentDim) }
+      model.decode(views, batch: batch.count, workspace: workspace)
+      for row in 0..<batch.count {
+        images.append((0..<784).map { sigmoid(workspace.logits.pointer[row * 784 + $0]) })
+      }
+    }
+    withExtendedLifetime(parameters) {}
+    return images
+  }
+
+  func pixels(_ store: ImageStore, _ index: Int) -> [Float] {
+    var values = [Float](repeating: 0, count: 784)
+    store.fill(&values, fileIndices: [index])
+    return values
+  }
+
+  /// Test images picked reproducibly: `perClass` of each class, in class order.
+  public func pick(_ store: ImageStore, perClass: Int) -> [Int] {
+    var byClass = [[Int]](repeating: [], count: 10)
+    var random = CounterRandomStream(seed: seed, purpose: .pictureSelection)
+    var order = store.images.fileIndices
+    random.shuffle(&order)
+    for index in order where byClass[store.label(fileIndex: index)].count < perClass {
+      byClass[store.label(fileIndex: index)].append(index)
+    }
+    return byClass.flatMap { $0 }
+  }
+
+  // MARK: - Pictures
+
+  /// Rows of test images, each followed by a row of their reconstructions (decoded from z_mean).
+  public func reconstructions(_ store: ImageStore, columns: Int = 10, pairs: Int = 3) -> Canvas {
+    let chosen = Array(pick(store, perClass: pairs).prefix(columns * pairs))
+    let ordered = (0..<pairs).flatMap { p in (0..<columns).map { chosen[$0 * pairs + p] } }
+    let rebuilt = decode(latentMeans(store, fileIndices: ordered))
+    var rows: [[[Float]]] = []
+    for p in 0..<pairs {
+      rows.append((0..<columns).map { pixels(store, ordered[p * columns + $0]) })
+      rows.append(Array(rebuilt[(p * columns)..<((p + 1) * columns)]))
+    }
+    return grid(rows, title: "Test images (odd rows) and their reconstructions from z_mean (even rows)")
+  }
+
+  /// Images decoded from z ~ N(0, I).
+  public func samples(rows: Int = 10, columns: Int = 10) -> Canvas {
+    var random = CounterRandomStream(seed: seed, purpose: .priorSamples)
+    var points: [[Float]] = []
+    for _ in 0..<(rows * columns) {
+      var z = [Float](repeating: 0, count: latentDim)
+      z.withUnsafeMutableBufferPointer { random.fillStandardNormal($0) }
+      points.append(z)
+    }
+    let images = decode(points)
+    return grid((0..<rows).map { Array(images[($0 * columns)..<(($0 + 1) * columns)]) },
+                title: "Samples: images decoded from z ~ N(0, I), seed \(seed)")
+  }
+
+  /// The decoder over a regular grid of latent points: quantiles 5%…95% of N(0, 1) along two latent
+  /// dimensions (the others 0), z[first] rightwards, z[second] upwards.
+  public func manifold(size: Int = 20, dimensions: (Int, Int) = (0, 1)) -> Canvas {
+    let quantiles = (0..<size).map { standardNormalQuantile(0.05 + 0.9 * Double($0) / Double(size - 1)) }
+    var points: [[Float]] = []
+    for row in 0..<size {
+      for column in 0..<size {
+        var z = [Float](repeating: 0, count: latentDim)
+        z[dimensions.0] = Float(quantiles[column])
+        if latentDim > 1 { z[dimensions.1] = Float(quantiles[size - 1 - row]) }
+        points.append(z)
+      }
+    }
+    let images = decode(points)
+    let plane = latentDim == 2 ? "the latent plane" : "the plane of z[\(dimensions.0)], z[\(dimensions.1)] (other dimensions 0)"
+    return grid((0..<size).map { Array(images[($0 * size)..<(($0 + 1) * size)]) }, scale: 1, gap: 0,
+                title: "Manifold: decoder over \(plane), 5%-95% quantiles of N(0,1)")
+  }
+
+  /// z_mean of every test image, coloured by class.
+  public func latentScatter(_ store: ImageStore, dimensions: (Int, Int) = (0, 1)) -> Canvas {
+    let indices = store.images.fileIndices
+    let means = latentMeans(store, fileIndices: indices)
+    var series: [Plot.Series] = []
+    for label in 0..<10 {
+      let points = zip(indices, means).filter { store.label(fileIndex: $0.0) == label }.map {
+        (x: Double($0.1[dimensions.0]), y: Double(latentDim > 1 ? $0.1[dimensions.1] : 0))
+      }
+      series.append(Plot.Series(name: FashionMNIST.classNames[label], color: Color.categorical[label], points: points,
+                                style: .points(radius: 2, alpha: 0.45)))
+    }
+    let which = latentDim == 2 ? "" : " (dimensions \(dimensions.0) and \(dimensions.1) of \(latentDim))"
+    var plot = Plot(title: "Latent space: z_mean of the \(indices.count) test images by class\(which)",
+                    xLabel: "z[\(dimensions.0)]", yLabel: "z[\(dimensions.1)]", series: series)
+    plot.height = 760
+    return plot.render()
+  }
+
+  /// A walk through latent space: test image `from`, decoded points on the line from its z_mean to
+  /// that of test image `to`, then test image `to`.
+  public func interpolation(_ store: ImageStore, from a: Int, to b: Int, steps: Int = 10) -> Canvas {
+    let means = latentMeans(store, fileIndices: [a, b])
+    let points = (0..<steps).map { s -> [Float] in
+      let t = Float(s) / Float(steps - 1)
+      return zip(means[0], means[1]).map { (1 - t) * $0 + t * $1 }
+    }
+    let row = [pixels(store, a)] + decode(points) + [pixels(store, b)]
+    return grid([row], title: "Interpolation: test image \(a), \(steps) points from its z_mean to that of \(b), test image \(b)")
+  }
+
+  /// Two test images of different classes, picked reproducibly (a shoe and a shirt, say).
+  public func interpolationEnds(_ store: ImageStore) -> (Int, Int) {
+    let picks = pick(store, perClass: 1)  // one image per class present, in class order
+    return (picks[min(7, picks.count - 1)], picks[0])  // a sneaker and a T-shirt/top on the full set
+  }
+
+  /// Train, test (and validation) loss per epoch from metrics.jsonl.
+  public static func lossCurves(metricsPath: String) throws -> Canvas {
+    guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else {
+      throw CheckpointError.unreadable(path: metricsPath)
+    }
+    var columns: [String: [(x: Double, y: Double)]] = [:]
+    for line in text.split(separator: "\n") {
+      guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+        let epoch = object["epoch"] as? Int
+      else { throw CheckpointError.invalid(path: metricsPath, reason: "has a line that is not a metrics object") }
+      for key in ["train_loss", "val_loss", "test_loss"] {
+        if let value = object[key] as? Double { columns[key, default: []].append((Double(epoch), value)) }
+      }
+    }
+    let names = ["train_loss": "train", "val_loss": "validation", "test_loss": "test"]
+    let colors = ["train_loss": Color.categorical[0], "val_loss": Color.categorical[2], "test_loss": Color.categorical[1]]
+    let series = ["train_loss", "val_loss", "test_loss"].compactMap { key in
+      columns[key].map { Plot.Series(name: names[key]!, color: colors[key]!, points: $0, style: .line) }
+    }
+    guard !series.isEmpty else { throw CheckpointError.invalid(path: metricsPath, reason: "holds no losses to plot") }
+    var plot = Plot(title: "Loss per epoch (reconstruction + KL, mean per image)", xLabel: "epoch",
+                    yLabel: "loss", series: series)
+    plot.integerX = true
+    return plot.render()
+  }
+
+  /// Images on a white canvas in rows, each 28×28 image scaled `scale` times, under a title.
+  func grid(_ rows: [[[Float]]], scale: Int = 2, gap: Int = 4, title: String) -> Canvas {
+    let side = 28 * scale, columns = rows.map(\.count).max() ?? 0
+    let titleHeight = Canvas.lineHeight + 12
+    let width = max(columns * side + (columns + 1) * gap, Canvas.textWidth(title) + 16)
+    var canvas = Canvas(width: width, height: titleHeight + rows.count * side + (rows.count + 1) * gap)
+    canvas.text(title, x: 8, y: 6)
+    let left = (width - (columns * side + (columns - 1) * gap)) / 2
+    for (r, row) in rows.enumerated() {
+      for (c, image) in row.enumerated() {
+        canvas.grayImage(image[...], side: 28, x: left + c * (side + gap), y: titleHeight + gap + r * (side + gap), scale: scale)
+      }
+    }
+    return canvas
+  }
+
+  /// Writes the six pictures into `directory` (atomically each). Returns their paths.
+  @discardableResult
+  public func writeAll(into directory: String, test: ImageStore, metricsPath: String) throws -> [String] {
+    do {
+      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    } catch {
+      throw CheckpointError.writeFailed(path: directory, reason: "cannot create the directory")
+    }
+    let (a, b) = interpolationEnds(test)
+    var canvases: [(String, Canvas)] = [
+      ("reconstructions.png", reconstructions(test)), ("samples.png", samples()), ("manifold.png", manifold()),
+      ("latent-scatter.png", latentScatter(test)), ("interpolation.png", interpolation(test, from: a, to: b)),
+    ]
+    if let curves = try? Self.lossCurves(metricsPath: metricsPath) { canvases.append(("loss-curves.png", curves)) }
+    return try canvases.map { name, canvas in
+      let path = directory + "/" + name
+      try AtomicFile.write(canvas.png, to: path)
+      return path
+    }
+  }
+}
+
+/// Φ⁻¹(p) for the standard normal, by bisection on erf (ample for picture grids).
+func standardNormalQuantile(_ p: Double) -> Double {
+  var low = -10.0, high = 10.0
+  for _ in 0..<80 {
+    let middle = (low + high) / 2
+    if 0.5 * (1 + erf(middle / 2.0.squareRoot())) < p { low = middle } else { high = middle }
+  }
+  return (low + high) / 2
+}

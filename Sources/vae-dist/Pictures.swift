@@ -1,0 +1,138 @@
+import ArgumentParser
+import VAECore
+import VAEData
+import VAEImages
+import VAETraining
+
+/// What every picture command needs: a saved model and where to write.
+struct PictureOptions: ParsableArguments {
+  @Option(help: ArgumentHelp("A model.safetensors or checkpoint written by vae-dist.", valueName: "file"))
+  var checkpoint: String
+
+  @Option(name: .customLong("output"), help: ArgumentHelp("The PNG file to write.", valueName: "file"))
+  var output: String
+
+  @Option(help: "Seed of the sampling and of which test images are shown.")
+  var seed: UInt64 = 0
+
+  @OptionGroup(title: "Data") var data: DataOptions
+
+  func pictures() throws -> Pictures {
+    let file = try SafeTensors.read(path: checkpoint)
+    let (layout, parameters) = try ModelFile.parameters(from: file, path: checkpoint)
+    return Pictures(parameters: parameters, latentDim: layout.latentDim, seed: seed)
+  }
+
+  func testImages() throws -> ImageStore {
+    ImageStore(try FashionMNIST.load(directory: data.directory, split: .test))
+  }
+
+  /// Runs `draw`, writes its picture, and reports errors as one line and exit status 1.
+  func write(_ draw: () throws -> Canvas) throws {
+    do {
+      configureBLASForWorkerThreads()
+      let canvas = try draw()
+      try AtomicFile.write(canvas.png, to: output)
+      print("wrote \(output) (\(canvas.width)×\(canvas.height))")
+    } catch {
+      printError("vae-dist: error: \(error)")
+      throw ExitCode(1)
+    }
+  }
+}
+
+struct Sample: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Decode images from z ~ N(0, I) into a grid.")
+  @OptionGroup var options: PictureOptions
+  @Option(help: "Rows and columns of the grid.") var grid = 10
+  func validate() throws { guard (1...40).contains(grid) else { throw ValidationError("--grid must be between 1 and 40.") } }
+  func run() throws { try options.write { try options.pictures().samples(rows: grid, columns: grid) } }
+}
+
+struct Reconstruct: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Test images beside their reconstructions (one of each class per column).")
+  @OptionGroup var options: PictureOptions
+  @Option(help: "Pairs of rows (images, reconstructions).") var pairs = 3
+  func validate() throws { guard (1...10).contains(pairs) else { throw ValidationError("--pairs must be between 1 and 10.") } }
+  func run() throws { try options.write { try options.pictures().reconstructions(try options.testImages(), pairs: pairs) } }
+}
+
+struct Interpolate: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Walk the latent space between two test images and decode the way.")
+  @OptionGroup var options: PictureOptions
+  @Option(help: ArgumentHelp("Index of the first test image (default: a sneaker).", valueName: "i")) var from: Int?
+  @Option(help: ArgumentHelp("Index of the last test image (default: a T-shirt).", valueName: "j")) var to: Int?
+  @Option(help: "Decoded points between them.") var steps = 10
+  func validate() throws {
+    guard (2...64).contains(steps) else { throw ValidationError("--steps must be between 2 and 64.") }
+    for (flag, value) in [("--from", from), ("--to", to)] {
+      if let value, !(0..<10_000).contains(value) { throw ValidationError("\(flag) must be a test image index, 0 to 9999 (got \(value)).") }
+    }
+  }
+  func run() throws {
+    try options.write {
+      let pictures = try options.pictures(), test = try options.testImages()
+      let ends = pictures.interpolationEnds(test)
+      let a = from ?? ends.0, b = to ?? ends.1
+      guard test.contains(fileIndex: a), test.contains(fileIndex: b) else {
+        throw ValidationError("--from/--to: the test set holds \(test.count) images")
+      }
+      return pictures.interpolation(test, from: a, to: b, steps: steps)
+    }
+  }
+}
+
+struct LatentScatter: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "latent-scatter", abstract: "Plot z_mean of every test image, coloured by class.")
+  @OptionGroup var options: PictureOptions
+  @Option(help: ArgumentHelp("The two latent dimensions to plot, e.g. 0,1.", valueName: "i,j")) var dims = "0,1"
+  func run() throws {
+    try options.write {
+      let pictures = try options.pictures()
+      return pictures.latentScatter(try options.testImages(), dimensions: try parseDimensions(dims, latentDim: pictures.model.latentDim))
+    }
+  }
+}
+
+struct Manifold: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Decode a regular grid over two latent dimensions (the 2-D latent space itself when d = 2).")
+  @OptionGroup var options: PictureOptions
+  @Option(help: "Points along each side.") var grid = 20
+  @Option(help: ArgumentHelp("The two latent dimensions spanning the plane, e.g. 0,1.", valueName: "i,j")) var dims = "0,1"
+  func validate() throws { guard (2...60).contains(grid) else { throw ValidationError("--grid must be between 2 and 60.") } }
+  func run() throws {
+    try options.write {
+      let pictures = try options.pictures()
+      return pictures.manifold(size: grid, dimensions: try parseDimensions(dims, latentDim: pictures.model.latentDim))
+    }
+  }
+}
+
+struct PlotMetrics: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "plot-metrics", abstract: "Plot train, validation and test loss per epoch from metrics.jsonl.")
+  @Option(help: ArgumentHelp("The metrics.jsonl of a run.", valueName: "file")) var metrics: String
+  @Option(name: .customLong("output"), help: ArgumentHelp("The PNG file to write.", valueName: "file")) var output: String
+  func run() throws {
+    do {
+      let canvas = try Pictures.lossCurves(metricsPath: metrics)
+      try AtomicFile.write(canvas.png, to: output)
+      print("wrote \(output) (\(canvas.width)×\(canvas.height))")
+    } catch {
+      printError("vae-dist: error: \(error)")
+      throw ExitCode(1)
+    }
+  }
+}
+
+func parseDimensions(_ text: String, latentDim: Int) throws -> (Int, Int) {
+  let parts = text.split(separator: ",").compactMap { Int($0) }
+  guard parts.count == 2, parts.allSatisfy({ (0..<latentDim).contains($0) }), latentDim == 1 || parts[0] != parts[1] else {
+    throw ValidationError("--dims takes two different latent dimensions below \(latentDim), as i,j (got \(text))")
+  }
+  return (parts[0], parts[1])
+}

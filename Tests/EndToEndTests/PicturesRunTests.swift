@@ -1,0 +1,92 @@
+import Foundation
+import XCTest
+
+/// What a trained VAE gives its user, from the built binary on a 3,000-image subset of the real data.
+final class PicturesRunTests: XCTestCase {
+  /// Width and height from a PNG's IHDR, after checking the signature.
+  func pngSize(_ path: String) throws -> (Int, Int) {
+    let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    XCTAssertEqual(Array(data.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], path)
+    XCTAssertEqual(String(decoding: data[12..<16], as: UTF8.self), "IHDR", path)
+    func word(_ at: Int) -> Int { data[at..<(at + 4)].reduce(0) { $0 << 8 | Int($1) } }
+    return (word(16), word(20))
+  }
+
+  func testTrainingEndsWithPicturesAndTheLikelihoodEstimate() throws {
+    let data = try Harness.smallRealDataset()
+    let out = Harness.temporaryDirectory()
+    let result = try Harness.vaeDist(
+      ["--data", data, "--epochs", "2", "--out", out, "--progress", "none", "--iw-samples", "8", "--plot-every", "1"])
+    XCTAssertEqual(result.status, 0, result.all)
+    for name in ["reconstructions", "samples", "manifold", "latent-scatter", "interpolation", "loss-curves"] {
+      let (width, height) = try pngSize("\(out)/images/\(name).png")
+      XCTAssertGreaterThan(width * height, 100 * 100, name)
+    }
+    XCTAssertEqual(try pngSize(out + "/images/manifold.png").0, max(20 * 28 + 21 * 0, 8 * 70), "20 images of 28 px per row, or the title")
+    let evaluation = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/evaluation.json"))) as! [String: Any]
+    let elbo = evaluation["test_elbo"] as! Double, iw = evaluation["test_log_likelihood_iw"] as! Double
+    print("after 2 epochs on 3,000 images: test ELBO \(elbo), IW log-likelihood (k = 8) \(iw)")
+    XCTAssertGreaterThan(iw, elbo)
+    XCTAssertTrue(result.output.contains("importance-weighted log-likelihood (k = 8)"), result.output)
+    let metrics = try Harness.metrics(out)
+    XCTAssertNotNil(metrics.last?["test_loss_mean_z"] as? Double)
+    // z = μ removes the sampling noise from the reconstruction: its loss is lower.
+    XCTAssertLessThan(metrics.last!["test_recon_mean_z"] as! Double, metrics.last!["test_recon"] as! Double)
+
+    // The picture commands on the saved model.
+    let model = out + "/model.safetensors"
+    let commands: [[String]] = [
+      ["sample", "--grid", "6"], ["reconstruct"], ["interpolate", "--from", "3", "--to", "7"], ["latent-scatter"],
+      ["manifold", "--grid", "10"],
+    ]
+    for command in commands {
+      let picture = Harness.temporaryDirectory() + "/\(command[0]).png"
+      let run = try Harness.vaeDist(command + ["--checkpoint", model, "--data", data, "--output", picture])
+      XCTAssertEqual(run.status, 0, "\(command): \(run.all)")
+      XCTAssertGreaterThan(try pngSize(picture).0, 0)
+    }
+    let curves = Harness.temporaryDirectory() + "/curves.png"
+    XCTAssertEqual(try Harness.vaeDist(["plot-metrics", "--metrics", out + "/metrics.jsonl", "--output", curves]).status, 0)
+    // Bad requests name what is wrong.
+    var bad = try Harness.vaeDist(["manifold", "--checkpoint", model, "--output", curves, "--dims", "0,5"])
+    XCTAssertNotEqual(bad.status, 0)
+    XCTAssertTrue(bad.error.contains("--dims"), bad.error)
+    bad = try Harness.vaeDist(["sample", "--checkpoint", out + "/nope.safetensors", "--output", curves])
+    XCTAssertEqual(bad.status, 1)
+    XCTAssertTrue(bad.error.contains("nope.safetensors"), bad.error)
+
+    // evaluate: ELBO and the IW estimate for a checkpoint.
+    let evaluated = try Harness.vaeDist(["evaluate", "--checkpoint", model, "--data", data, "--iw-samples", "8", "--json"])
+    XCTAssertEqual(evaluated.status, 0, evaluated.all)
+    let json = try JSONSerialization.jsonObject(with: Data(evaluated.output.utf8)) as! [String: Any]
+    XCTAssertEqual(json["test_elbo"] as! Double, elbo, accuracy: 1e-9 * abs(elbo))
+    XCTAssertEqual(json["test_log_likelihood_iw"] as! Double, iw, accuracy: 1e-9 * abs(iw))
+  }
+
+  /// With a learning rate high enough to make the validation loss stall and rise, early stopping
+  /// ends the run, and the checkpoint it keeps is the epoch with the lowest validation loss.
+  func testEarlyStoppingStopsAndKeepsTheBest() throws {
+    let data = try Harness.smallRealDataset()
+    let out = Harness.temporaryDirectory()
+    let result = try Harness.vaeDist(
+      ["--data", data, "--epochs", "40", "--lr", "0.01", "--batch-size", "64", "--micro-batch", "8", "--val-size", "1000",
+       "--early-stopping", "2", "--min-delta", "3", "--keep", "10", "--out", out, "--progress", "none", "--iw-samples", "0"])
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.output.contains("early stopping after epoch"), result.output)
+    let metrics = try Harness.metrics(out)
+    XCTAssertLessThan(metrics.count, 40)
+    let losses = metrics.map { $0["val_loss"] as! Double }
+    let best = losses.enumerated().min { $0.element < $1.element }!
+    let flagged = metrics.enumerated().filter { $0.element["best"] as? Bool == true }.map(\.offset)
+    print("validation loss per epoch: \(losses.map { (($0 * 100).rounded() / 100) }); best epochs \(flagged.map { $0 + 1 })")
+    // The last two epochs did not improve on the best by more than min-delta; the best is kept.
+    XCTAssertEqual(flagged.last, metrics.count - 3)
+    for loss in losses.suffix(2) { XCTAssertGreaterThanOrEqual(loss, losses[flagged.last!] - 3) }
+    let bestStep = metrics[flagged.last!]["step"] as! Int
+    let kept = try Harness.safetensors(out + "/checkpoints/best/model.safetensors").data
+    let atBest = try Harness.safetensors(out + "/checkpoints/" + String(format: "step-%08d", bestStep) + "/model.safetensors")
+    XCTAssertTrue(kept == atBest.data, "checkpoints/best holds the parameters of the best epoch")
+    XCTAssertLessThanOrEqual(losses[flagged.last!], best.element + 3)
+    XCTAssertTrue(result.output.contains("kept in \(out)/checkpoints/best"), result.output)
+  }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import VAEImages
+import XCTest
+
+/// PNG files checked by a decoder that shares no code with the encoder: Python's zlib and struct,
+/// which verify the signature, every chunk's CRC, the header, and the decompressed pixels.
+final class PNGTests: XCTestCase {
+  static let decoder = #"""
+    import json, struct, sys, zlib
+    data = open(sys.argv[1], "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "signature"
+    pos, chunks = 8, []
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        crc, = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        assert zlib.crc32(kind + body) == crc, "CRC of " + kind.decode()
+        chunks.append((kind.decode(), body))
+        pos += 12 + length
+    assert [c[0] for c in chunks][0] == "IHDR" and chunks[-1][0] == "IEND"
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    channels = {0: 1, 2: 3}[color]
+    raw = zlib.decompress(b"".join(b for k, b in chunks if k == "IDAT"))
+    stride = width * channels
+    assert len(raw) == height * (stride + 1)
+    pixels = []
+    for y in range(height):
+        assert raw[y * (stride + 1)] == 0, "filter type"
+        pixels += list(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+    print(json.dumps({"width": width, "height": height, "depth": depth, "channels": channels, "pixels": pixels}))
+    """#
+
+  func decode(_ bytes: [UInt8]) throws -> [String: Any] {
+    let directory = NSTemporaryDirectory() + "png-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let path = directory + "/image.png", script = directory + "/decode.py"
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    try Self.decoder.write(toFile: script, atomically: true, encoding: .utf8)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", script, path]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    XCTAssertEqual(process.terminationStatus, 0, "the independent decoder rejected the file")
+    return try JSONSerialization.jsonObject(with: output) as! [String: Any]
+  }
+
+  func testGrayscaleRoundTrip() throws {
+    let (width, height) = (37, 5)
+    let pixels = (0..<(width * height)).map { UInt8(($0 * 7) % 256) }
+    let decoded = try decode(PNG.encode(width: width, height: height, color: .gray, pixels: pixels))
+    XCTAssertEqual(decoded["width"] as? Int, width)
+    XCTAssertEqual(decoded["height"] as? Int, height)
+    XCTAssertEqual(decoded["channels"] as? Int, 1)
+    XCTAssertEqual(decoded["depth"] as? Int, 8)
+    XCTAssertEqual(decoded["pixels"] as? [Int], pixels.map(Int.init))
+  }
+
+  func testCanvasDrawsWhereItShould() throws {
+    var canvas = Canvas(width: 40, height: 20)
+    canvas.fill(x: 2, y: 3, width: 4, height: 2, Color(10, 20, 30))
+    canvas.text("A", x: 20, y: 2)
+    let decoded = try decode(canvas.png)
+    XCTAssertEqual(decoded["channels"] as? Int, 3)
+    let pixels = decoded["pixels"] as! [Int]
+    func at(_ x: Int, _ y: Int) -> [Int] { Array(pixels[((y * 40 + x) * 3)..<((y * 40 + x) * 3 + 3)]) }
+    XCTAssertEqual(at(2, 3), [10, 20, 30])
+    XCTAssertEqual(at(5, 4), [10, 20, 30])
+    XCTAssertEqual(at(6, 4), [255, 255, 255])
+    XCTAssertEqual(at(0, 0), [255, 255, 255])
+    // The font's "A" has its apex on row 2 of the glyph, columns 3-4.
+    XCTAssertEqual(at(23, 4), [0, 0, 0])
+    XCTAssertEqual(at(20, 2), [255, 255, 255])
+  }
+
+  func testPlotHasAxesLegendAndData() throws {
+    var plot = Plot(
+      title: "t", xLabel: "epoch", yLabel: "loss",
+      series: [Plot.Series(name: "train", color: Color(255, 0, 0), points: [(1, 300), (2, 280), (3, 275)], style: .line)])
+    plot.width = 400
+    plot.height = 300
+    plot.integerX = true
+    let canvas = plot.render()
+    let decoded = try decode(canvas.png)
+    let pixels = decoded["pixels"] as! [Int]
+    let red = stride(from: 0, to: pixels.count, by: 3).filter { pixels[$0] == 255 && pixels[$0 + 1] == 0 && pixels[$0 + 2] == 0 }
+    XCTAssertGreaterThan(red.count, 100, "the series and its legend swatch are drawn")
+    let black = stride(from: 0, to: pixels.count, by: 3).filter { pixels[$0] == 0 && pixels[$0 + 1] == 0 && pixels[$0 + 2] == 0 }
+    XCTAssertGreaterThan(black.count, 500, "axes, ticks and labels are drawn")
+  }
+}

@@ -1,0 +1,73 @@
+import CounterRNG
+import Foundation
+import VAECore
+import VAEData
+import VAETraining
+import XCTest
+
+final class EarlyStoppingTests: XCTestCase {
+  /// A validation loss that falls, then rises: the stop comes `patience` epochs after the best, and
+  /// the best is remembered with its step.
+  func testStopsWhenTheValidationLossRisesAndKeepsTheBest() {
+    var state = TrainingState()
+    let losses = [400.0, 380, 379.5, 385, 390, 395, 370]
+    var improved: [Bool] = [], stoppedAfter: Int?
+    for (epoch, loss) in losses.enumerated() {
+      improved.append(state.recordValidation(loss, step: 100 * (epoch + 1), minDelta: 1))
+      if state.shouldStopEarly(patience: 3) {
+        stoppedAfter = epoch + 1
+        break
+      }
+    }
+    XCTAssertEqual(improved, [true, true, false, false, false])  // 379.5 is within min-delta of 380
+    XCTAssertEqual(stoppedAfter, 5)
+    XCTAssertEqual(state.bestValidationLoss, 380)
+    XCTAssertEqual(state.bestStep, 200)
+    XCTAssertFalse(TrainingState().shouldStopEarly(patience: nil))
+    var nan = TrainingState()
+    XCTAssertTrue(nan.recordValidation(10, step: 1, minDelta: 0))
+    XCTAssertFalse(nan.recordValidation(.nan, step: 2, minDelta: 0))
+    XCTAssertEqual(nan.bestValidationLoss, 10)
+  }
+}
+
+final class ImportanceWeightedTests: XCTestCase {
+  /// 96 synthetic images: bright blobs at places that depend on the image.
+  func images() -> ImageStore {
+    var pixels: [UInt8] = []
+    for i in 0..<96 {
+      for row in 0..<28 {
+        for column in 0..<28 {
+          let d = (row - 8 - i % 12) * (row - 8 - i % 12) + (column - 6 - i % 16) * (column - 6 - i % 16)
+          pixels.append(d < 30 ? 230 : UInt8((row * column + i) % 40))
+        }
+      }
+    }
+    return ImageStore(LabeledImages(side: 28, pixels: pixels, labels: (0..<96).map { UInt8($0 % 10) },
+                                    fileIndices: Array(0..<96), fileCount: 96))
+  }
+
+  /// log p̂_k is a lower bound of log p(x) that rises with k (in expectation) from the ELBO at k = 1.
+  func testEstimateIsAtLeastTheELBOAndApproachesItAsKFallsToOne() {
+    let layout = ParameterLayout(latentDim: 2)
+    let parameters = ScalarBuffer<Float>(count: layout.totalCount)
+    glorotUniformInitialize(parameters.pointer, layout: layout, seed: 4)
+    let evaluator = Evaluator(latentDim: 2, seed: 9, threads: 2)
+    let store = images()
+    let estimates = [1, 4, 32].map { evaluator.importanceWeighted(parameters: parameters, images: store, samples: $0) }
+    let elbo = estimates[0].elbo
+    for e in estimates {
+      print("k = \(e.samples): IW log-likelihood \(e.logLikelihood), ELBO \(e.elbo)")
+      XCTAssertEqual(e.elbo, elbo, "the ELBO uses the first sample whatever k is")
+    }
+    XCTAssertGreaterThan(estimates[2].logLikelihood, estimates[1].logLikelihood)
+    XCTAssertGreaterThan(estimates[1].logLikelihood, estimates[0].logLikelihood)
+    XCTAssertGreaterThan(estimates[2].logLikelihood, elbo)
+    // At k = 1 the estimate is the ELBO with the KL term sampled instead of exact: the same on
+    // average, so close over 96 images.
+    XCTAssertEqual(estimates[0].logLikelihood, elbo, accuracy: 0.01 * abs(elbo))
+    // The ELBO is minus the loss the evaluator reports with the same noise.
+    let loss = evaluator.loss(parameters: parameters, images: store)
+    XCTAssertEqual(-loss.meanLoss(beta: 1), elbo, accuracy: 1e-6 * abs(elbo))
+  }
+}
