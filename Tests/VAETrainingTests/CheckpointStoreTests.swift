@@ -135,3 +135,23 @@ final class CheckpointStoreTests: XCTestCase {
     XCTAssertEqual(conflicts, ["--latent-dim 3 (the checkpoint has 2)", "--batch-size 256 (the checkpoint has 128)"])
   }
 }
+
+extension CheckpointStoreTests {
+  /// A checkpoint whose configuration lacks settings added later still loads, with their defaults.
+  func testOlderConfigurationWithoutNewerKeysLoads() throws {
+    let store = CheckpointStore(outputDirectory: directory, keep: 5)
+    var configuration = TrainingConfiguration()
+    configuration.seed = 31
+    let path = try write(store, step: 10, configuration: configuration)
+    let optimizerPath = path + "/optimizer.safetensors"
+    var file = try SafeTensors.read(path: optimizerPath)
+    var stored = try JSONSerialization.jsonObject(with: Data(file.metadata["configuration"]!.utf8)) as! [String: Any]
+    stored.removeValue(forKey: "iwSamples")
+    stored.removeValue(forKey: "earlyStoppingMinDelta")
+    file.metadata["configuration"] = String(decoding: try JSONSerialization.data(withJSONObject: stored), as: UTF8.self)
+    try SafeTensors.write(file, to: optimizerPath)
+    let loaded = try store.load(path)
+    XCTAssertEqual(loaded.configuration.seed, 31)
+    XCTAssertEqual(loaded.configuration.iwSamples, TrainingConfiguration().iwSamples)
+  }
+}

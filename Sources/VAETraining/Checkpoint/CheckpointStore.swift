@@ -192,9 +192,14 @@ public final class CheckpointStore {
     else {
       throw CheckpointError.invalid(path: optimizerPath, reason: "its CRC-32 does not match the one recorded when it was written")
     }
-    let decoder = JSONDecoder()
-    func decode<T: Decodable>(_ type: T.Type, _ key: String) throws -> T {
-      guard let text = metadata[key], let value = try? decoder.decode(T.self, from: Data(text.utf8)) else {
+    // Keys a later version adds take their defaults, so older checkpoints stay readable.
+    func decode<T: Codable>(_ type: T.Type, _ key: String, defaults: T) throws -> T {
+      guard let text = metadata[key],
+        let stored = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+        let base = try? JSONSerialization.jsonObject(with: JSONEncoder().encode(defaults)) as? [String: Any],
+        let merged = try? JSONSerialization.data(withJSONObject: base.merging(stored) { $1 }),
+        let value = try? JSONDecoder().decode(T.self, from: merged)
+      else {
         throw CheckpointError.invalid(path: optimizerPath, reason: "its metadata lacks a readable \(key)")
       }
       return value
@@ -216,9 +221,9 @@ public final class CheckpointStore {
     }
     return Checkpoint(
       path: path, layout: layout, parameters: parameters.array, firstMoment: try moments("adam.m."),
-      secondMoment: try moments("adam.v."), state: try decode(TrainingState.self, "state"),
-      configuration: try decode(TrainingConfiguration.self, "configuration"),
-      data: try decode(DataFingerprint.self, "data"))
+      secondMoment: try moments("adam.v."), state: try decode(TrainingState.self, "state", defaults: TrainingState()),
+      configuration: try decode(TrainingConfiguration.self, "configuration", defaults: TrainingConfiguration()),
+      data: try decode(DataFingerprint.self, "data", defaults: DataFingerprint(trainImages: -1, trainFileCRC32: 0)))
   }
 
   /// Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes.
