@@ -137,6 +137,10 @@ public final class Trainer {
     if isRoot { try prepareOutputDirectory() }
     let shards = try gatherPerRank(trainImageCount, phase: "the shard size report")
     console.line("  shards     \(shards.map { grouped($0) }.joined(separator: " · ")) images per rank")
+    if communicator.size > 1 {
+      let hosts = try gatherTextPerRank("\(communicator.hostName) (\(primaryIPv4Address() ?? "no IPv4"))", phase: "the host report")
+      console.line("  hosts      " + hosts.enumerated().map { "rank \($0.offset) \($0.element)" }.joined(separator: " · "))
+    }
     if resume {
       try restoreNewestCheckpoint()
     } else if isRoot {
@@ -455,6 +459,17 @@ public final class Trainer {
     return values.map(Int.init)
   }
 
+  /// Every rank's short text (up to 63 bytes), in rank order, on every rank.
+  func gatherTextPerRank(_ text: String, phase: String) throws -> [String] {
+    let width = 64
+    var bytes = [Int64](repeating: 0, count: communicator.size * width)
+    for (i, byte) in text.utf8.prefix(width - 1).enumerated() { bytes[communicator.rank * width + i] = Int64(byte) }
+    try bytes.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: phase) }
+    return (0..<communicator.size).map { rank in
+      String(decoding: bytes[(rank * width)..<((rank + 1) * width)].prefix { $0 != 0 }.map { UInt8($0) }, as: UTF8.self)
+    }
+  }
+
   // MARK: - Files and text
 
   func prepareOutputDirectory() throws {
@@ -528,4 +543,24 @@ public func peakResidentKilobytes() -> Int {
     return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "") ?? 0
   }
   return 0
+}
+
+/// The first IPv4 address of this host that is not loopback (what other hosts reach it by).
+public func primaryIPv4Address() -> String? {
+  var list: UnsafeMutablePointer<ifaddrs>?
+  guard getifaddrs(&list) == 0, let first = list else { return nil }
+  defer { freeifaddrs(list) }
+  var entry: UnsafeMutablePointer<ifaddrs>? = first
+  while let current = entry {
+    defer { entry = current.pointee.ifa_next }
+    guard let address = current.pointee.ifa_addr, address.pointee.sa_family == UInt16(AF_INET) else { continue }
+    var buffer = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+    let text: String? = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { ipv4 in
+      var raw = ipv4.pointee.sin_addr
+      guard inet_ntop(AF_INET, &raw, &buffer, socklen_t(buffer.count)) != nil else { return nil }
+      return String(cString: buffer)
+    }
+    if let text, !text.hasPrefix("127.") { return text }
+  }
+  return nil
 }

@@ -61,3 +61,14 @@ final class CommandLineTests: XCTestCase {
     XCTAssertTrue(result.error.contains("--out /proc/vae-dist-cannot-write-here"), result.error)
   }
 }
+
+extension CommandLineTests {
+  /// docs/cli.md is the binary's own help: regenerate it with launch/cli-reference.sh.
+  func testCommandLineReferenceIsCurrent() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let generated = try Harness.run(root.appendingPathComponent("launch/cli-reference.sh").path, [])
+    XCTAssertEqual(generated.status, 0, generated.all)
+    let committed = try String(contentsOf: root.appendingPathComponent("docs/cli.md"), encoding: .utf8)
+    XCTAssertEqual(generated.output, committed, "docs/cli.md is stale: run launch/cli-reference.sh > docs/cli.md")
+  }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import XCTest
+
+/// vae-dist across "hosts": Linux network namespaces on this machine, each with its own address on a
+/// private test subnet joined by a bridge (launch/netns-hosts.sh). Open MPI starts the ranks inside
+/// them through launch/netns-agent.sh, so the ranks talk TCP between addresses, not shared memory.
+final class MultiHostTests: XCTestCase {
+  static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+  static func script(_ name: String) -> String { root.appendingPathComponent("launch/\(name)").path }
+
+  var data = ""
+
+  override func setUpWithError() throws {
+    data = try Harness.smallRealDataset()
+    guard getuid() == 0 else { throw XCTSkip("network namespaces need root; skipping the multi-host tests") }
+    let check = try Harness.run(Self.script("netns-hosts.sh"), ["check"], timeout: 30)
+    guard check.status == 0 else {
+      throw XCTSkip("this kernel or sandbox does not allow network namespaces (ip netns add failed); skipping")
+    }
+    let up = try Harness.run(Self.script("netns-hosts.sh"), ["up", "3"], timeout: 60)
+    XCTAssertEqual(up.status, 0, up.all)
+  }
+
+  override func tearDownWithError() throws {
+    _ = try? Harness.run(Self.script("netns-hosts.sh"), ["down", "3"], timeout: 60)
+  }
+
+  func hostfile(_ hosts: Int) throws -> String {
+    let path = Harness.temporaryDirectory() + "/hosts"
+    try (1...hosts).map { "10.213.0.\(10 + $0) slots=1" }.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+  }
+
+  func onHosts(_ hosts: Int, _ arguments: [String], timeout: Double = 300, onStart: ((Process) -> Void)? = nil) throws -> Harness.Result {
+    try Harness.run(
+      Self.script("mpirun-hosts.sh"),
+      ["--hostfile", try hostfile(hosts), "--rsh-agent", Self.script("netns-agent.sh"), "--network", "10.213.0.0/24",
+       "--binary", try Harness.requireBinary(), "--threads", "1"] + arguments,
+      timeout: timeout, onStart: onStart)
+  }
+
+  func common(_ out: String) -> [String] {
+    ["--data", data, "--seed", "11", "--out", out, "--progress", "none", "--iw-samples", "0", "--checkpoint-every", "5"]
+  }
+
+  func testThreeHostsMatchTheSingleProcess() throws {
+    let alone = Harness.temporaryDirectory()
+    XCTAssertEqual(try Harness.vaeDist(common(alone) + ["--max-steps", "30"]).status, 0)
+    let out = Harness.temporaryDirectory()
+    let result = try onHosts(3, common(out) + ["--max-steps", "30", "--check-sync", "10"])
+    XCTAssertEqual(result.status, 0, result.all)
+    let hosts = result.output.split(separator: "\n").first { $0.contains("  hosts ") } ?? ""
+    print("multi-host run: \(hosts.trimmingCharacters(in: .whitespaces))")
+    for (rank, address) in ["10.213.0.11", "10.213.0.12", "10.213.0.13"].enumerated() {
+      XCTAssertTrue(hosts.contains("rank \(rank) vae-h\(rank + 1) (\(address))"), result.output)
+    }
+    XCTAssertTrue(
+      try Harness.safetensors(out + "/model.safetensors").data == Harness.safetensors(alone + "/model.safetensors").data,
+      "parameters trained over TCP between three hosts differ from the single process's")
+  }
+
+  func testKilledHostEndsTheJobAndResumeCompletes() throws {
+    let alone = Harness.temporaryDirectory()
+    XCTAssertEqual(try Harness.vaeDist(common(alone) + ["--max-steps", "40"]).status, 0)
+    let out = Harness.temporaryDirectory()
+    var killedAt = Date()
+    let result = try onHosts(2, common(out) + ["--epochs", "1000"], timeout: 120) { _ in
+      for _ in 0..<1500 where (try? FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints"))?.count ?? 0 < 2 {
+        usleep(20_000)
+      }
+      killedAt = Date()
+      // Every vae-dist process in the second host's namespace.
+      let pids = (try? Harness.run("/usr/sbin/ip", ["netns", "pids", "vae-h2"], timeout: 10).output) ?? ""
+      for pid in pids.split(separator: "\n").compactMap({ pid_t($0) }) {
+        if let command = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8), command.hasPrefix("vae-dist") {
+          kill(pid, SIGKILL)
+        }
+      }
+    }
+    let seconds = Date().timeIntervalSince(killedAt)
+    print("host vae-h2 killed: the job ended \(seconds) s later, status \(result.status)")
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertLessThan(seconds, 10)
+    XCTAssertTrue(result.all.contains("rank 1"), result.all)
+    XCTAssertTrue(result.all.contains("10.213.0.12"), "the message names the host: \(result.all)")
+    let resumed = try onHosts(2, common(out) + ["--max-steps", "40", "--resume"])
+    XCTAssertEqual(resumed.status, 0, resumed.all)
+    XCTAssertTrue(resumed.output.contains("resumed"), resumed.output)
+    XCTAssertTrue(
+      try Harness.safetensors(out + "/model.safetensors").data == Harness.safetensors(alone + "/model.safetensors").data,
+      "the resumed run differs from the uninterrupted one")
+  }
+}
+
+/// The cluster launch scripts print the exact command they would run.
+final class LaunchScriptTests: XCTestCase {
+  func testSlurmDryRun() throws {
+    let script = MultiHostTests.script("slurm.sbatch")
+    let process = try Harness.run("/usr/bin/env", ["SLURM_JOB_NUM_NODES=8", "SLURM_CPUS_ON_NODE=32", "VAE_DIST_BINARY=/opt/vae-dist",
+                                                   "bash", script, "--dry-run", "--epochs", "3", "--out", "/shared/run1"])
+    XCTAssertEqual(process.status, 0, process.all)
+    XCTAssertEqual(
+      process.output.trimmingCharacters(in: .whitespacesAndNewlines),
+      "+ OPENBLAS_NUM_THREADS=1 srun --mpi=pmix --ntasks=8 --ntasks-per-node=1 --cpus-per-task=32 --cpu-bind=none "
+        + "/opt/vae-dist --threads 32 --progress lines --epochs 3 --out /shared/run1")
+  }
+
+  func testHostfileDryRun() throws {
+    let script = MultiHostTests.script("mpirun-hosts.sh")
+    let example = MultiHostTests.root.appendingPathComponent("launch/hostfile.example").path
+    let result = try Harness.run(script, ["--hostfile", example, "--binary", "/opt/vae-dist", "--network", "10.1.0.0/16", "--dry-run", "--epochs", "30"])
+    XCTAssertEqual(result.status, 0, result.all)
+    let root = getuid() == 0 ? " --allow-run-as-root" : ""
+    XCTAssertEqual(
+      result.output.trimmingCharacters(in: .whitespacesAndNewlines),
+      "+ OPENBLAS_NUM_THREADS=1 mpirun -n 4 --hostfile \(example) --map-by node --bind-to none\(root) --mca btl tcp,self "
+        + "--mca btl_tcp_if_include 10.1.0.0/16 --mca oob_tcp_if_include 10.1.0.0/16 -x OPENBLAS_NUM_THREADS=1 /opt/vae-dist --epochs 30")
+    let missing = try Harness.run(script, ["--dry-run"])
+    XCTAssertEqual(missing.status, 2)
+    XCTAssertTrue(missing.error.contains("--hostfile"), missing.error)
+  }
+
+  func testLocalDryRun() throws {
+    let result = try Harness.run(MultiHostTests.script("mpirun-local.sh"), ["-n", "4", "--dry-run", "--epochs", "5"])
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.output.contains("mpirun -n 4 --bind-to none"), result.output)
+    XCTAssertTrue(result.output.contains("-x OPENBLAS_NUM_THREADS=1"), result.output)
+    XCTAssertEqual(result.output.contains("--oversubscribe"), ProcessInfo.processInfo.activeProcessorCount < 4)
+  }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Prints docs/cli.md from the built binary's help: launch/cli-reference.sh > docs/cli.md
+# (a test checks that the committed file matches).
+set -euo pipefail
+binary="${VAE_DIST_BINARY:-$(cd "$(dirname "$0")/.." && pwd)/.build/release/vae-dist}"
+echo "# Command-line reference"
+echo
+echo "Generated from \`vae-dist help\` (regenerate after changing an option: \`launch/cli-reference.sh > docs/cli.md\`)."
+for command in "" train evaluate sample reconstruct interpolate latent-scatter manifold plot-metrics; do
+  echo
+  echo "## vae-dist ${command:-(overview)}"
+  echo
+  echo '```'
+  if [[ -z "$command" ]]; then COLUMNS=100 "$binary" --help; else COLUMNS=100 "$binary" help "$command"; fi
+  echo '```'
+done

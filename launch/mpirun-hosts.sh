@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs vae-dist on the nodes of an Open MPI hostfile, one rank per slot, and says what it runs.
+#
+#   launch/mpirun-hosts.sh --hostfile FILE [-n RANKS] [--threads T] [--network CIDR]
+#                          [--rsh-agent PROGRAM] [--binary PATH] [--dry-run] [vae-dist arguments…]
+#
+# Settings and why:
+#   --map-by node --bind-to none  one rank per node, free to use all its cores: the rank's worker
+#                                 threads (--threads, default: the node's cores) fill them.
+#   OPENBLAS_NUM_THREADS=1        vae-dist parallelises over micro-batches; BLAS threads would
+#                                 oversubscribe the cores.
+#   --network CIDR                keep MPI's control and data traffic on one network
+#                                 (oob_tcp_if_include, btl_tcp_if_include); with it, TCP only.
+#   --rsh-agent PROGRAM           how mpirun reaches the nodes (default ssh; the tests use
+#                                 launch/netns-agent.sh for namespace hosts on one machine).
+# Data: every node needs the dataset at the same path (--data; each rank reads it through and keeps
+# only its shard). Output: rank zero alone writes --out, on the node it runs on (the first host).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+hostfile="" ranks="" network="" agent="" dry_run=0 threads=""
+binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
+while (($#)); do
+  case "$1" in
+    --hostfile) hostfile="$2"; shift 2 ;;
+    -n | --ranks) ranks="$2"; shift 2 ;;
+    --network) network="$2"; shift 2 ;;
+    --rsh-agent) agent="$2"; shift 2 ;;
+    --binary) binary="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --dry-run) dry_run=1; shift ;;
+    *) break ;;
+  esac
+done
+[[ -n "$hostfile" ]] || { echo "mpirun-hosts: --hostfile FILE is required (see launch/hostfile.example)" >&2; exit 2; }
+[[ -r "$hostfile" ]] || { echo "mpirun-hosts: cannot read the hostfile $hostfile" >&2; exit 2; }
+if [[ -z "$ranks" ]]; then
+  ranks=$(awk '!/^[[:space:]]*(#|$)/ { n = 1; for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { split($i, a, "="); n = a[2] } total += n } END { print total + 0 }' "$hostfile")
+fi
+[[ "$ranks" =~ ^[1-9][0-9]*$ ]] || { echo "mpirun-hosts: the hostfile $hostfile names no slots" >&2; exit 2; }
+
+command=(mpirun -n "$ranks" --hostfile "$hostfile" --map-by node --bind-to none)
+[[ $(id -u) -eq 0 ]] && command+=(--allow-run-as-root)
+[[ -n "$agent" ]] && command+=(--mca plm_rsh_agent "$agent" --mca plm_rsh_no_tree_spawn 1)
+[[ -n "$network" ]] && command+=(--mca btl tcp,self --mca btl_tcp_if_include "$network" --mca oob_tcp_if_include "$network")
+command+=(-x OPENBLAS_NUM_THREADS=1 "$binary")
+[[ -n "$threads" ]] && command+=(--threads "$threads")
+command+=("$@")
+
+echo "+ OPENBLAS_NUM_THREADS=1 ${command[*]}"
+((dry_run)) && exit 0
+command -v mpirun >/dev/null || { echo "mpirun-hosts: mpirun not found; install openmpi-bin (launch/setup.sh)." >&2; exit 1; }
+export OPENBLAS_NUM_THREADS=1
+exec "${command[@]}"

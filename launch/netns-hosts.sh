@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds (or removes) N test "hosts" on this machine: Linux network namespaces vae-h1…vae-hN, each
+# with its own address 10.213.0.(10+i)/24 on a veth pair joined by a bridge vae-br0 (10.213.0.1)
+# in the root namespace, where mpirun runs. Only these addresses are used. Needs root.
+#
+#   launch/netns-hosts.sh up [N=2]     create (idempotent), print the host addresses
+#   launch/netns-hosts.sh down [N=2]   remove
+#   launch/netns-hosts.sh check        exit 0 if this kernel lets us create namespaces
+set -euo pipefail
+action="${1:-up}"
+count="${2:-2}"
+subnet=10.213.0
+bridge=vae-br0
+
+address() { echo "$subnet.$((10 + $1))"; }
+
+case "$action" in
+  check)
+    probe="vae-probe-$$"
+    ip netns add "$probe" 2>/dev/null && ip netns del "$probe" && exit 0
+    exit 1
+    ;;
+  up)
+    if ! ip link show "$bridge" >/dev/null 2>&1; then
+      ip link add "$bridge" type bridge
+      ip addr add "$subnet.1/24" dev "$bridge"
+    fi
+    ip link set "$bridge" up
+    # Bridged frames must not be filtered by a host firewall that drops forwarding.
+    if [[ -w /proc/sys/net/bridge/bridge-nf-call-iptables ]]; then echo 0 >/proc/sys/net/bridge/bridge-nf-call-iptables; fi
+    for i in $(seq 1 "$count"); do
+      ns="vae-h$i"
+      ip netns list | grep -qw "$ns" || ip netns add "$ns"
+      if ! ip link show "$ns-a" >/dev/null 2>&1; then
+        ip link add "$ns-a" type veth peer name "$ns-b"
+        ip link set "$ns-b" netns "$ns"
+        ip link set "$ns-a" master "$bridge"
+        ip netns exec "$ns" ip link set "$ns-b" name eth0
+        ip netns exec "$ns" ip addr add "$(address "$i")/24" dev eth0
+      fi
+      ip link set "$ns-a" up
+      ip netns exec "$ns" ip link set lo up
+      ip netns exec "$ns" ip link set eth0 up
+      echo "$(address "$i") $ns"
+    done
+    ;;
+  down)
+    for i in $(seq 1 "$count"); do
+      ip netns del "vae-h$i" 2>/dev/null || true
+      ip link del "vae-h$i-a" 2>/dev/null || true
+    done
+    ip link del "$bridge" 2>/dev/null || true
+    ;;
+  *)
+    echo "usage: $0 up|down [N] | check" >&2
+    exit 2
+    ;;
+esac
