@@ -20,8 +20,7 @@ struct Evaluate: ParsableCommand {
   @Option(help: "Seed of the sampling noise.")
   var seed: UInt64 = 0
 
-  @Option(help: ArgumentHelp("Worker threads (default: all cores).", valueName: "t"))
-  var threads: Int?
+  @OptionGroup var threads: ThreadOptions
 
   @Option(help: ArgumentHelp("Samples per image of the importance-weighted log-likelihood estimate (0: skip it).", valueName: "k"))
   var iwSamples = 100
@@ -30,7 +29,6 @@ struct Evaluate: ParsableCommand {
   var json = false
 
   func validate() throws {
-    if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256 (got \(threads)).") }
     guard iwSamples >= 0 && iwSamples <= 100_000 else { throw ValidationError("--iw-samples must be between 0 and 100000 (got \(iwSamples)).") }
   }
 
@@ -40,7 +38,7 @@ struct Evaluate: ParsableCommand {
       let file = try SafeTensors.read(path: checkpoint)
       let (layout, parameters) = try ModelFile.parameters(from: file, path: checkpoint)
       let test = ImageStore(try FashionMNIST.load(directory: data.directory, split: .test))
-      let evaluator = Evaluator(latentDim: layout.latentDim, seed: seed, threads: threads ?? (allowedCPUCount() ?? 1))
+      let evaluator = Evaluator(latentDim: layout.latentDim, seed: seed, threads: threads.resolved)
       let sampled = evaluator.loss(parameters: parameters, images: test)
       let mean = evaluator.loss(parameters: parameters, images: test, useMean: true)
       let estimate = iwSamples > 0 ? evaluator.importanceWeighted(parameters: parameters, images: test, samples: iwSamples) : nil

@@ -81,11 +81,30 @@ struct OptimizationOptions: ParsableArguments {
   }
 }
 
-struct ParallelOptions: ParsableArguments {
+/// --threads, for training (per rank) and for the single-process commands.
+struct ThreadOptions: ParsableArguments {
   @Option(help: ArgumentHelp(
-    "Worker threads per rank (default: the cores this rank may use, shared with the other ranks on its node).",
+    "Worker threads per process (default: the cores this process may use, shared with the other ranks on its node).",
     valueName: "t"))
   var threads: Int?
+
+  func validate() throws {
+    if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256 (got \(threads)).") }
+  }
+
+  /// The cores this process may run on, shared out among the ranks of this node when they are not
+  /// bound to cores of their own.
+  var resolved: Int {
+    if let threads { return threads }
+    let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    let allowed = allowedCPUCount() ?? online
+    let localRanks = getenv("OMPI_COMM_WORLD_LOCAL_SIZE").flatMap { Int(String(cString: $0)) } ?? 1
+    return allowed < online ? max(1, allowed) : max(1, allowed / max(1, localRanks))
+  }
+}
+
+struct ParallelOptions: ParsableArguments {
+  @OptionGroup var threads: ThreadOptions
 
   @Option(help: ArgumentHelp(
     "How gradients are summed: 'deterministic' (bit-identical for any ranks and threads) or 'fast' (plain float MPI_Allreduce).",
@@ -102,19 +121,8 @@ struct ParallelOptions: ParsableArguments {
   var skipNonfinite = false
 
   func validate() throws {
-    if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256 (got \(threads)).") }
     guard stallTimeout > 0 else { throw ValidationError("--stall-timeout must be positive (got \(stallTimeout)).") }
     guard checkSync >= 0 else { throw ValidationError("--check-sync must be 0 or more (got \(checkSync)).") }
-  }
-
-  /// The cores this process may run on, shared out among the ranks of this node when they are not
-  /// bound to cores of their own.
-  var resolvedThreads: Int {
-    if let threads { return threads }
-    let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-    let allowed = allowedCPUCount() ?? online
-    let localRanks = getenv("OMPI_COMM_WORLD_LOCAL_SIZE").flatMap { Int(String(cString: $0)) } ?? 1
-    return allowed < online ? max(1, allowed) : max(1, allowed / max(1, localRanks))
   }
 }
 

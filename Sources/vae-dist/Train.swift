@@ -33,7 +33,7 @@ struct Train: ParsableCommand {
     c.maxSteps = optimization.maxSteps
     c.latentDim = model.latentDim
     c.beta = model.beta
-    c.threads = parallel.resolvedThreads
+    c.threads = parallel.threads.resolved
     c.reduction = parallel.reduction
     c.syncCheckEvery = parallel.checkSync
     c.progress = output.resolvedProgress
