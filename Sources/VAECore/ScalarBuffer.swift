@@ -26,9 +26,4 @@ public final class ScalarBuffer<T: VAEScalar>: @unchecked Sendable {
   public var array: [T] { Array(buffer) }
 
   public func zero() { pointer.update(repeating: 0, count: count) }
-
-  public func copy(from other: ScalarBuffer<T>) {
-    precondition(other.count == count)
-    pointer.update(from: other.pointer, count: count)
-  }
 }

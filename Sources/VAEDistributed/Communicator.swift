@@ -13,7 +13,6 @@ public protocol Communicator: AnyObject {
   func allreduce(_ values: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation, phase: @autoclosure () -> String) throws
   func allreduce(_ values: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation, phase: @autoclosure () -> String) throws
   func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int, phase: @autoclosure () -> String) throws
-  func barrier(phase: @autoclosure () -> String) throws
   /// Ends every process of the job with `code`.
   func abort(code: Int32) -> Never
   func finalize()
@@ -45,7 +44,6 @@ public final class SingleProcessCommunicator: Communicator {
   public func allreduce(_ values: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation, phase: @autoclosure () -> String) {}
   public func allreduce(_ values: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation, phase: @autoclosure () -> String) {}
   public func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int, phase: @autoclosure () -> String) {}
-  public func barrier(phase: @autoclosure () -> String) {}
   public func abort(code: Int32) -> Never { exit(code) }
   public func finalize() {}
 }

@@ -61,11 +61,6 @@ public final class MPICommunicator: Communicator {
     try wait(phase)
   }
 
-  public func barrier(phase: @autoclosure () -> String) throws {
-    try check(vmpi_ibarrier(), phase)
-    try wait(phase)
-  }
-
   public func abort(code: Int32) -> Never {
     vmpi_abort(code)
     exit(code)

@@ -36,7 +36,4 @@ public enum StopSignal {
       }
     }
   }
-
-  /// For tests: as if a signal had arrived.
-  public static func request() { flag.pointee = 1 }
 }

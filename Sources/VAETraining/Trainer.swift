@@ -101,7 +101,7 @@ public final class Trainer {
     let shard = schedule.examples(inStreams: localStreams)
     trainImages = ImageStore(try FashionMNIST.load(directory: c.dataDirectory, split: .train, keep: shard.contains))
     testImages =
-      communicator.rank == 0 && c.evaluateEveryEpoch
+      communicator.rank == 0
       ? ImageStore(try FashionMNIST.load(directory: c.dataDirectory, split: .test)) : nil
     validationImages =
       communicator.rank == 0 && !validation.isEmpty

@@ -21,8 +21,6 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
   public var reduction = ReductionMode.deterministic
   /// Every this many steps, check that all ranks hold identical parameters (0: never).
   public var syncCheckEvery = 0
-  /// Evaluate on the test set after every epoch (rank zero).
-  public var evaluateEveryEpoch = true
   public var progress = ProgressStyle.auto
   /// Write a checkpoint every this many steps (0: only at epoch ends and on a stop).
   public var checkpointEvery = 100

@@ -34,12 +34,6 @@ int vmpi_init(int *rank, int *size, int *provided) {
 
 int vmpi_finalize(void) { return MPI_Finalize(); }
 
-int vmpi_initialized(void) {
-  int flag = 0;
-  MPI_Initialized(&flag);
-  return flag;
-}
-
 void vmpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 
 int vmpi_iallreduce(void *buffer, int count, vmpi_datatype type, vmpi_op op) {
@@ -50,8 +44,6 @@ int vmpi_iallreduce(void *buffer, int count, vmpi_datatype type, vmpi_op op) {
 int vmpi_ibcast(void *buffer, int count, int root) {
   return MPI_Ibcast(buffer, count, MPI_BYTE, root, MPI_COMM_WORLD, &in_flight);
 }
-
-int vmpi_ibarrier(void) { return MPI_Ibarrier(MPI_COMM_WORLD, &in_flight); }
 
 int vmpi_test(int *done) {
   if (in_flight == MPI_REQUEST_NULL) {

@@ -79,7 +79,6 @@ final class InProcessCommunicator: Communicator {
   }
 
   func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int, phase: @autoclosure () -> String) {}
-  func barrier(phase: @autoclosure () -> String) {}
   func abort(code: Int32) -> Never { fatalError("abort \(code)") }
   func finalize() {}
 }

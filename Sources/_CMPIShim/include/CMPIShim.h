@@ -20,7 +20,6 @@ typedef enum { VMPI_SUM = 0, VMPI_MAX = 1, VMPI_MIN = 2 } vmpi_op;
 /// code (0 on success) and fills rank, size and the thread level granted (0 single .. 3 multiple).
 int vmpi_init(int *rank, int *size, int *provided_funneled_or_better);
 int vmpi_finalize(void);
-int vmpi_initialized(void);
 /// MPI_Abort(MPI_COMM_WORLD, code): ends every rank of the job.
 void vmpi_abort(int code);
 
@@ -28,8 +27,6 @@ void vmpi_abort(int code);
 int vmpi_iallreduce(void *buffer, int count, vmpi_datatype type, vmpi_op op);
 /// MPI_Ibcast of `count` bytes from `root`; completes through vmpi_test.
 int vmpi_ibcast(void *buffer, int count, int root);
-/// MPI_Ibarrier; completes through vmpi_test.
-int vmpi_ibarrier(void);
 /// MPI_Test on the request in flight: sets *done to 1 once it has completed. Returns an MPI error code.
 int vmpi_test(int *done);
 
