@@ -32,6 +32,23 @@ public struct ImageStore: Sendable {
     }
   }
 
+  /// i/255 for every byte value: the same Floats the division gives, without dividing per pixel.
+  private static let unitScale: [Float] = (0..<256).map { Float($0) / 255 }
+
+  /// The Float case of `fill`, through a table.
+  public func fill(_ destination: UnsafeMutablePointer<Float>, fileIndices: some Collection<Int>) {
+    let size = images.pixelsPerImage
+    Self.unitScale.withUnsafeBufferPointer { table in
+      images.pixels.withUnsafeBufferPointer { pixels in
+        for (row, index) in fileIndices.enumerated() {
+          let source = pixels.baseAddress! + slot(index) * size
+          let target = destination + row * size
+          for p in 0..<size { target[p] = table[Int(source[p])] }
+        }
+      }
+    }
+  }
+
   private func slot(_ fileIndex: Int) -> Int {
     let slot = Int(slotOfFileIndex[fileIndex])
     precondition(slot >= 0, "image \(fileIndex) is not in this process's shard")

@@ -8,6 +8,8 @@ public protocol Communicator: AnyObject {
   /// How this process was started, for the banner.
   var modeDescription: String { get }
   var hostName: String { get }
+  /// Seconds spent so far blocked in collectives (waiting for other ranks or the network).
+  var waitingSeconds: Double { get }
 
   func allreduce(_ values: UnsafeMutableBufferPointer<Int64>, _ operation: ReduceOperation, phase: @autoclosure () -> String) throws
   func allreduce(_ values: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation, phase: @autoclosure () -> String) throws
@@ -40,6 +42,7 @@ public final class SingleProcessCommunicator: Communicator {
   public var size: Int { 1 }
   public var modeDescription: String { "single process (no MPI launcher found)" }
   public var hostName: String { localHostName() }
+  public var waitingSeconds: Double { 0 }
   public func allreduce(_ values: UnsafeMutableBufferPointer<Int64>, _ operation: ReduceOperation, phase: @autoclosure () -> String) {}
   public func allreduce(_ values: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation, phase: @autoclosure () -> String) {}
   public func allreduce(_ values: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation, phase: @autoclosure () -> String) {}

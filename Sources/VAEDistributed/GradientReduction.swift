@@ -1,3 +1,4 @@
+import Dispatch
 import VAECore
 
 #if canImport(Glibc)
@@ -38,6 +39,9 @@ public final class GradientReducer {
   /// Number of micro-batches in a step over all ranks (the headroom needed for the sum).
   public let totalMicroBatches: Int
   private let segments: [Range<Int>]  // one per tensor, then one per loss part
+  /// The parameter index space cut into pieces of at most 16 Ki entries, none spanning two tensors:
+  /// the units the worker threads share out (any split gives the same integers).
+  private let pieces: [(tensor: Int, range: Range<Int>)]
   private let integers: UnsafeMutablePointer<Int64>
   private let integerCount: Int
 
@@ -49,6 +53,11 @@ public final class GradientReducer {
     segments = layout.tensors.map { $0.offset..<($0.offset + $0.count) } + [p..<(p + 1), (p + 1)..<(p + 2), (p + 2)..<(p + 3)]
     integerCount = p + 3
     integers = .allocate(capacity: integerCount)
+    pieces = layout.tensors.enumerated().flatMap { index, tensor in
+      stride(from: tensor.offset, to: tensor.offset + tensor.count, by: 16_384).map {
+        (index, $0..<min($0 + 16_384, tensor.offset + tensor.count))
+      }
+    }
   }
 
   deinit { integers.deallocate() }
@@ -77,15 +86,21 @@ public final class GradientReducer {
     // One slot per segment, and a last one for the flag, which rides along in the same MAX.
     var maxima = [Double](repeating: 0, count: segments.count + 1)
     maxima[segments.count] = flag ? 1 : 0
-    for (s, range) in layout.tensors.map({ $0.offset..<($0.offset + $0.count) }).enumerated() {
-      var largest: Float = 0
-      for gradient in gradients {
-        for i in range {
-          let magnitude = abs(gradient[i])
-          if !(magnitude <= largest) { largest = magnitude.isNaN ? .infinity : magnitude }
+    var pieceMaxima = [Float](repeating: 0, count: pieces.count)
+    pieceMaxima.withUnsafeMutableBufferPointer { pieceMaxima in
+      DispatchQueue.concurrentPerform(iterations: pieces.count) { k in
+        var largest: Float = 0
+        for gradient in gradients {
+          for i in pieces[k].range {
+            let magnitude = abs(gradient[i])
+            if !(magnitude <= largest) { largest = magnitude.isNaN ? .infinity : magnitude }
+          }
         }
+        pieceMaxima[k] = largest
       }
-      maxima[s] = Double(largest)
+    }
+    for (k, piece) in pieces.enumerated() {
+      maxima[piece.tensor] = max(maxima[piece.tensor], Double(pieceMaxima[k]))
     }
     for (k, value) in [\LossSums.reconstruction, \LossSums.kl].enumerated() {
       maxima[tensorCount + k] = losses.reduce(0.0) { m, l in
@@ -106,11 +121,11 @@ public final class GradientReducer {
     let headroom = Int(ceil(log2(Double(totalMicroBatches + 1))))
     let exponents = maxima.map { m -> Int in m > 0 ? 62 - (Int(m.exponent) + 1) - headroom : 0 }
     integers.initialize(repeating: 0, count: integerCount)
-    for (s, tensor) in layout.tensors.enumerated() {
-      let scale = Double(sign: .plus, exponent: exponents[s], significand: 1)
-      let start = tensor.offset, end = tensor.offset + tensor.count
+    let sums = integers
+    DispatchQueue.concurrentPerform(iterations: pieces.count) { k in
+      let scale = Double(sign: .plus, exponent: exponents[pieces[k].tensor], significand: 1)
       for gradient in gradients {
-        for i in start..<end { integers[i] &+= Int64((Double(gradient[i]) * scale).rounded()) }
+        for i in pieces[k].range { sums[i] &+= Int64((Double(gradient[i]) * scale).rounded()) }
       }
     }
     let p = layout.totalCount
@@ -125,9 +140,9 @@ public final class GradientReducer {
       UnsafeMutableBufferPointer(start: integers, count: integerCount), .sum, phase: phase())
 
     // 4. Back to floating point.
-    for (s, tensor) in layout.tensors.enumerated() {
-      let inverse = Double(sign: .plus, exponent: -exponents[s], significand: 1)
-      for i in tensor.offset..<(tensor.offset + tensor.count) { result[i] = Float(Double(integers[i]) * inverse) }
+    DispatchQueue.concurrentPerform(iterations: pieces.count) { k in
+      let inverse = Double(sign: .plus, exponent: -exponents[pieces[k].tensor], significand: 1)
+      for i in pieces[k].range { result[i] = Float(Double(sums[i]) * inverse) }
     }
     func unscale(_ k: Int) -> Double {
       Double(integers[p + k]) * Double(sign: .plus, exponent: -exponents[tensorCount + k], significand: 1)

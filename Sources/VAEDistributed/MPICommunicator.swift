@@ -15,6 +15,7 @@ public final class MPICommunicator: Communicator {
   public let size: Int
   public let hostName: String
   public var stallTimeout: Double
+  public private(set) var waitingSeconds = 0.0
 
   /// True when an MPI launcher (mpirun/mpiexec, srun with PMI/PMIx) started this process.
   public static var launchedByMPI: Bool {
@@ -86,6 +87,7 @@ public final class MPICommunicator: Communicator {
 
   private func wait(_ phase: () -> String) throws {
     let start = monotonicSeconds()
+    defer { waitingSeconds += monotonicSeconds() - start }
     var polls = 0
     while true {
       var done: Int32 = 0

@@ -44,6 +44,10 @@ public final class Trainer {
   public let localStreams: Range<Int>
   public let parameters: ScalarBuffer<Float>
   public private(set) var step = 0
+  /// Where the steps' time went (see PhaseTimes); the benchmark resets it after its warm-up.
+  public var phases = PhaseTimes()
+  /// Per worker thread: seconds in data, forward, backward during the current step.
+  let workerSeconds: UnsafeMutablePointer<Double>
   var state = TrainingState()
   let checkpoints: CheckpointStore
   var cachedFingerprint: DataFingerprint?
@@ -64,6 +68,8 @@ public final class Trainer {
   public var trainImageCount: Int { trainImages.count }
   public var workerThreads: Int { min(configuration.threads, max(1, localStreams.count)) }
 
+  deinit { workerSeconds.deallocate() }
+
   public init(configuration: TrainingConfiguration, communicator: Communicator) throws {
     let c = configuration
     self.configuration = c
@@ -80,7 +86,7 @@ public final class Trainer {
           + "\(communicator.size) ranks: every rank needs at least one. Use a larger --batch-size, a smaller "
           + "--micro-batch, or fewer ranks.")
     }
-    let fileCount = try FashionMNIST.imageCount(directory: c.dataDirectory, split: .train)
+    let fileCount = c.syntheticData ? 60_000 : try FashionMNIST.imageCount(directory: c.dataDirectory, split: .train)
     guard c.validationSize < fileCount else {
       throw TrainingError.configuration(
         "--val-size \(c.validationSize) leaves no training images (the training file holds \(fileCount))")
@@ -99,12 +105,15 @@ public final class Trainer {
       examples: examples, batchSize: c.batchSize, microBatchSize: c.microBatchSize, seed: c.seed)
     localStreams = schedule.streamRange(rank: communicator.rank, of: communicator.size)
     let shard = schedule.examples(inStreams: localStreams)
-    trainImages = ImageStore(try FashionMNIST.load(directory: c.dataDirectory, split: .train, keep: shard.contains))
+    trainImages = ImageStore(
+      c.syntheticData
+        ? syntheticImages(fileIndices: shard.sorted(), fileCount: fileCount, seed: c.seed)
+        : try FashionMNIST.load(directory: c.dataDirectory, split: .train, keep: shard.contains))
     testImages =
-      communicator.rank == 0
+      communicator.rank == 0 && !c.syntheticData
       ? ImageStore(try FashionMNIST.load(directory: c.dataDirectory, split: .test)) : nil
     validationImages =
-      communicator.rank == 0 && !validation.isEmpty
+      communicator.rank == 0 && !validation.isEmpty && !c.syntheticData
       ? ImageStore(try FashionMNIST.load(directory: c.dataDirectory, split: .train, keep: validation.contains)) : nil
 
     model = VAEModel(latentDim: c.latentDim)
@@ -122,6 +131,8 @@ public final class Trainer {
     microLosses = [LossSums](repeating: LossSums(), count: localStreams.count)
     reducer = GradientReducer(layout: layout, mode: c.reduction, totalMicroBatches: microBatches)
     checkpoints = CheckpointStore(outputDirectory: c.outputDirectory, keep: c.keepCheckpoints)
+    workerSeconds = .allocate(capacity: threads * 3)
+    workerSeconds.initialize(repeating: 0, count: threads * 3)
     evaluator = Evaluator(latentDim: c.latentDim, seed: c.seed, threads: threads, workspaces: workspaces)
   }
 
@@ -258,9 +269,13 @@ public final class Trainer {
     let threads = workspaces.count
     let views = ParameterViews(layout: layout, base: parameters.pointer)
     let globalStep = step
+    let seconds = workerSeconds
+    seconds.update(repeating: 0, count: threads * 3)
+    let regionStart = monotonicNow()
     microLosses.withUnsafeMutableBufferPointer { losses in
       DispatchQueue.concurrentPerform(iterations: threads) { worker in
         let workspace = workspaces[worker]
+        let times = seconds + worker * 3
         for j in stride(from: worker, to: losses.count, by: threads) {
           let batch = schedule.microBatch(order: orders[j], step: stepInEpoch)
           guard !batch.isEmpty else {
@@ -268,20 +283,45 @@ public final class Trainer {
             microGradients[j].zero()
             continue
           }
+          let t0 = monotonicNow()
           trainImages.fill(workspace.input.pointer, fileIndices: batch)
           fillNoise(
             workspace.noise.pointer, latentDim: c.latentDim, seed: c.seed, purpose: .trainingNoise,
             step: globalStep, fileIndices: batch)
+          let t1 = monotonicNow()
           losses[j] = model.forward(views, batch: batch.count, workspace: workspace)
+          let t2 = monotonicNow()
           model.backward(
             views, gradients: ParameterViews(layout: layout, base: microGradientPointers[j]),
             batch: batch.count, beta: Float(c.beta), workspace: workspace)
+          let t3 = monotonicNow()
+          times[0] += t1 - t0
+          times[1] += t2 - t1
+          times[2] += t3 - t2
         }
       }
     }
+    let regionSeconds = monotonicNow() - regionStart
+    var threadSeconds = (0.0, 0.0, 0.0)
+    for worker in 0..<threads {
+      threadSeconds.0 += seconds[worker * 3]
+      threadSeconds.1 += seconds[worker * 3 + 1]
+      threadSeconds.2 += seconds[worker * 3 + 2]
+    }
+    let busy = max(threadSeconds.0 + threadSeconds.1 + threadSeconds.2, 1e-12)
+    phases.data += regionSeconds * threadSeconds.0 / busy
+    phases.forward += regionSeconds * threadSeconds.1 / busy
+    phases.backward += regionSeconds * threadSeconds.2 / busy
+
+    let reductionStart = monotonicNow(), waitedBefore = communicator.waitingSeconds
     let reduced = try reducer.reduce(
       gradients: microGradientPointers, losses: microLosses, flag: StopSignal.requested, into: gradient.pointer,
       communicator: communicator, phase: "the gradient allreduce of step \(globalStep + 1)")
+    let waited = communicator.waitingSeconds - waitedBefore
+    phases.waiting += waited
+    phases.reduction += monotonicNow() - reductionStart - waited
+    phases.steps += 1
+    phases.images += reduced.losses.count
     step += 1
     state.step = step
     guard reduced.isFinite else {
@@ -294,12 +334,14 @@ public final class Trainer {
       return StepResult(losses: LossSums(), stopRequested: reduced.anyFlag)
     }
     // The loss is the mean over the batch's images; the reduced gradient is of their sum.
+    let optimizerStart = monotonicNow()
     let count = Float(reduced.losses.count)
     for i in 0..<layout.totalCount { gradient.pointer[i] /= count }
     adamUpdate(
       parameters: parameters.pointer, gradients: gradient.pointer, firstMoment: firstMoment.pointer,
       secondMoment: secondMoment.pointer, count: layout.totalCount, step: globalStep + 1,
       configuration: c.adam)
+    phases.optimizer += monotonicNow() - optimizerStart
     return StepResult(losses: reduced.losses, stopRequested: reduced.anyFlag)
   }
 
@@ -515,7 +557,7 @@ public final class Trainer {
   }
 }
 
-func monotonicNow() -> Double {
+public func monotonicNow() -> Double {
   var now = timespec()
   clock_gettime(CLOCK_MONOTONIC, &now)
   return Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9

@@ -38,6 +38,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
   public var plotEvery = 0
   /// Samples per image of the importance-weighted log-likelihood estimate at the end (0: skip it).
   public var iwSamples = 100
+  /// Train on generated images instead of the data files (for benchmarks without the dataset).
+  public var syntheticData = false
 
   /// The settings a resumed run must share with the checkpoint it resumes: any difference would
   /// make it a different run. The rest (epochs, ranks, threads, output, checkpointing) may change.

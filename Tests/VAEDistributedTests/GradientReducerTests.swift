@@ -43,6 +43,7 @@ final class InProcessCommunicator: Communicator {
   var size: Int { group.size }
   var modeDescription: String { "in-process test group" }
   var hostName: String { "test" }
+  var waitingSeconds: Double { 0 }
 
   init(group: InProcessGroup, rank: Int) {
     self.group = group

@@ -1,0 +1,87 @@
+import CounterRNG
+import Foundation
+import VAECore
+import VAEData
+
+/// Throughput of the training step as it runs in training, without evaluation or checkpoints.
+public struct BenchmarkResult: Codable, Sendable {
+  public var ranks: Int
+  public var threadsPerRank: Int
+  public var batchSize: Int
+  public var microBatchSize: Int
+  public var reduction: String
+  public var blasKernel: String
+  public var synthetic: Bool
+  public var warmupSteps: Int
+  public var timedSteps: Int
+  /// Mean over the timed steps of images/s, and the half-width of its 95% interval.
+  public var imagesPerSecond: Double
+  public var imagesPerSecondInterval95: Double
+  /// Wall-clock seconds per step in each phase, averaged over the timed steps (rank zero's view).
+  public var secondsPerStep: [String: Double]
+  /// Work per image (forward ≈ 6.66 M multiply-adds, backward ≈ twice that) and the rate it implies.
+  public var flopsPerImage: Double
+  public var gigaflopsPerSecond: Double
+  public var peakResidentMiBPerRank: [Double]
+  /// From the process's start to the end of the first step.
+  public var secondsToFirstStep: Double
+}
+
+extension Trainer {
+  /// Runs `warmup` steps, then `steps` timed ones, from the start of the data order.
+  public func benchmark(warmup: Int, steps: Int, startedAt processStart: Double) throws -> BenchmarkResult {
+    var orders: [[Int]] = []
+    var epochOfOrders = -1
+    var rates: [Double] = []
+    var firstStepEnd = 0.0
+    for i in 0..<(warmup + steps) {
+      let epoch = i / schedule.stepsPerEpoch
+      if epoch != epochOfOrders {
+        orders = localStreams.map { schedule.order(stream: $0, epoch: epoch) }
+        epochOfOrders = epoch
+      }
+      if i == warmup { phases = PhaseTimes() }
+      let start = monotonicNow()
+      let result = try trainStep(stepInEpoch: i % schedule.stepsPerEpoch, orders: orders)
+      let end = monotonicNow()
+      if i == 0 { firstStepEnd = end }
+      if i >= warmup { rates.append(Double(result.losses.count) / (end - start)) }
+    }
+    let mean = rates.reduce(0, +) / Double(rates.count)
+    let variance = rates.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, rates.count - 1))
+    let memory = try gatherPerRank(peakResidentKilobytes(), phase: "the memory report")
+    let perStep = Dictionary(uniqueKeysWithValues: phases.named.map { ($0.0, $0.1 / Double(max(1, phases.steps))) })
+    let flops = 3 * 2 * 6.66e6
+    return BenchmarkResult(
+      ranks: communicator.size, threadsPerRank: workerThreads, batchSize: configuration.batchSize,
+      microBatchSize: configuration.microBatchSize, reduction: configuration.reduction.rawValue,
+      blasKernel: blasCoreName(), synthetic: configuration.syntheticData, warmupSteps: warmup, timedSteps: steps,
+      imagesPerSecond: mean, imagesPerSecondInterval95: 1.96 * (variance / Double(rates.count)).squareRoot(),
+      secondsPerStep: perStep, flopsPerImage: flops, gigaflopsPerSecond: mean * flops / 1e9,
+      peakResidentMiBPerRank: memory.map { Double($0) / 1024 }, secondsToFirstStep: firstStepEnd - processStart)
+  }
+}
+
+/// Images of pseudo-random strokes, as many as a real shard, for benchmarks without the data files.
+func syntheticImages(fileIndices: [Int], fileCount: Int, seed: UInt64) -> LabeledImages {
+  var pixels = [UInt8](repeating: 0, count: fileIndices.count * 784)
+  for (slot, index) in fileIndices.enumerated() {
+    var random = CounterRandomStream(seed: seed, purpose: .pictureSelection, UInt64(index), 1)
+    for p in 0..<784 { pixels[slot * 784 + p] = random.next32() % 3 == 0 ? UInt8(truncatingIfNeeded: random.next32()) : 0 }
+  }
+  return LabeledImages(
+    side: 28, pixels: pixels, labels: fileIndices.map { UInt8($0 % 10) }, fileIndices: fileIndices, fileCount: fileCount)
+}
+
+/// Seconds since this process started (from /proc: its start time against the boot clock).
+public func secondsSinceProcessStart() -> Double? {
+  guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+    let close = stat.lastIndex(of: ")")
+  else { return nil }
+  let fields = stat[stat.index(after: close)...].split(separator: " ")
+  guard fields.count > 19, let ticks = Double(fields[19]) else { return nil }  // field 22: starttime
+  var now = timespec()
+  clock_gettime(CLOCK_BOOTTIME, &now)
+  let hertz = Double(sysconf(Int32(_SC_CLK_TCK)))
+  return Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9 - ticks / hertz
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import VAECore
+import VAEDistributed
+import VAETraining
+
+struct Bench: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Measure training throughput: warm-up steps, then timed steps, with where the time goes.",
+    discussion: """
+      Runs the training step exactly as `train` does (same data path, threads, reduction), without \
+      evaluation or checkpoints, alone or under mpirun. Prints images/s with its 95% interval, the \
+      rate in GFLOP/s, the time per step in each phase (data, forward, backward, reduction, waiting \
+      in MPI, optimizer), peak memory per rank and the time from start-up to the first step; --json \
+      prints the same as one JSON object.
+      """)
+
+  @OptionGroup(title: "Data") var data: DataOptions
+  @OptionGroup(title: "Model") var model: ModelOptions
+  @OptionGroup(title: "Optimization") var optimization: OptimizationOptions
+  @OptionGroup(title: "Parallelism") var parallel: ParallelOptions
+
+  @Option(help: "Untimed steps first (caches, page faults, thread start-up).") var warmup = 10
+  @Option(help: "Timed steps.") var steps = 50
+  @Flag(help: "Generated images instead of the data files.") var synthetic = false
+  @Flag(help: "Print one JSON object instead of text.") var json = false
+
+  func validate() throws {
+    guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more (got \(warmup)).") }
+    guard steps >= 2 else { throw ValidationError("--steps must be at least 2 (got \(steps)).") }
+  }
+
+  func run() throws {
+    let processStart = monotonicNow() - (secondsSinceProcessStart() ?? 0)
+    var c = TrainingConfiguration()
+    c.dataDirectory = data.directory
+    c.batchSize = optimization.batchSize
+    c.microBatchSize = optimization.microBatch ?? TrainingConfiguration.defaultMicroBatch(forBatch: optimization.batchSize)
+    c.adam.learningRate = optimization.learningRate
+    c.seed = optimization.seed
+    c.latentDim = model.latentDim
+    c.beta = model.beta
+    c.threads = parallel.threads.resolved
+    c.reduction = parallel.reduction
+    c.syntheticData = synthetic
+    c.progress = .none
+    try withCommunicator(stallTimeout: parallel.stallTimeout) { communicator in
+      let trainer = try Trainer(configuration: c, communicator: communicator)
+      let result = try trainer.benchmark(warmup: warmup, steps: steps, startedAt: processStart)
+      guard communicator.rank == 0 else { return }
+      if json {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        return
+      }
+      let perStep = ["data", "forward", "backward", "reduction", "waiting", "optimizer"].map {
+        "\($0) \(fixed((result.secondsPerStep[$0] ?? 0) * 1000, 1)) ms"
+      }
+      let total = result.secondsPerStep.values.reduce(0, +) * 1000
+      print(
+        "vae-dist bench: \(result.ranks) rank\(result.ranks == 1 ? "" : "s") × \(result.threadsPerRank) thread\(result.threadsPerRank == 1 ? "" : "s"), "
+          + "batch \(result.batchSize) (micro-batches of \(result.microBatchSize)), \(result.reduction) reduction, "
+          + "OpenBLAS \(result.blasKernel), \(result.synthetic ? "synthetic" : "real") data")
+      print(
+        "  throughput  \(grouped(Int(result.imagesPerSecond))) ± \(grouped(Int(result.imagesPerSecondInterval95.rounded()))) images/s "
+          + "(95% interval over \(result.timedSteps) steps after \(result.warmupSteps) warm-up), "
+          + "\(fixed(result.gigaflopsPerSecond, 1)) GFLOP/s at \(fixed(result.flopsPerImage / 1e6, 1)) MFLOP per image")
+      print("  per step    " + perStep.joined(separator: " · ") + " (total \(fixed(total, 1)) ms)")
+      print("  memory      peak resident per rank: " + result.peakResidentMiBPerRank.map { "\(fixed($0, 1)) MiB" }.joined(separator: " · "))
+      print("  start-up    \(fixed(result.secondsToFirstStep, 2)) s from process start to the end of the first step")
+    }
+  }
+}
