@@ -118,7 +118,7 @@ public final class MPICommunicator: Communicator {
   }
 }
 
-func monotonicSeconds() -> Double {
+public func monotonicSeconds() -> Double {
   var now = timespec()
   clock_gettime(CLOCK_MONOTONIC, &now)
   return Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9

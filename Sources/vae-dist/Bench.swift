@@ -24,6 +24,8 @@ struct Bench: ParsableCommand {
   @Option(help: "Timed steps.") var steps = 50
   @Flag(help: "Generated images instead of the data files.") var synthetic = false
   @Flag(help: "Print one JSON object instead of text.") var json = false
+  @Flag(help: "Time MPI allreduces of 1 KiB to 4 MiB (int64, as the deterministic reduction sends, and float) instead of training steps; fits latency + bandwidth.")
+  var allreduce = false
 
   func validate() throws {
     guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more (got \(warmup)).") }
@@ -45,6 +47,10 @@ struct Bench: ParsableCommand {
     c.syntheticData = synthetic
     c.progress = .none
     try withCommunicator(stallTimeout: parallel.stallTimeout) { communicator in
+      if allreduce {
+        try benchmarkAllreduce(communicator)
+        return
+      }
       let trainer = try Trainer(configuration: c, communicator: communicator)
       let result = try trainer.benchmark(warmup: warmup, steps: steps, startedAt: processStart)
       guard communicator.rank == 0 else { return }
@@ -69,6 +75,27 @@ struct Bench: ParsableCommand {
       print("  per step    " + perStep.joined(separator: " · ") + " (total \(fixed(total, 1)) ms)")
       print("  memory      peak resident per rank: " + result.peakResidentMiBPerRank.map { "\(fixed($0, 1)) MiB" }.joined(separator: " · "))
       print("  start-up    \(fixed(result.secondsToFirstStep, 2)) s from process start to the end of the first step")
+    }
+  }
+
+  func benchmarkAllreduce(_ communicator: Communicator) throws {
+    let timings = try AllreduceBenchmark.measure(
+      communicator: communicator, sizes: [1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22], repetitions: steps)
+    guard communicator.rank == 0 else { return }
+    let fits = ["int64", "float"].map { element in (element, AllreduceBenchmark.fit(timings.filter { $0.element == element })) }
+    if json {
+      let rows = timings.map { "{\"bytes\":\($0.bytes),\"element\":\"\($0.element)\",\"seconds\":\($0.seconds)}" }
+      let fitted = fits.map { "\"\($0.0)\":{\"latency_seconds\":\($0.1.latency),\"bytes_per_second\":\($0.1.bytesPerSecond)}" }
+      print("{\"ranks\":\(communicator.size),\"timings\":[\(rows.joined(separator: ","))],\"fit\":{\(fitted.joined(separator: ","))}}")
+      return
+    }
+    print("vae-dist bench --allreduce: \(communicator.size) ranks, \(steps) repetitions per size")
+    for t in timings where t.element == "int64" {
+      let float = timings.first { $0.bytes == t.bytes && $0.element == "float" }!
+      print("  \(String(repeating: " ", count: max(0, 9 - grouped(t.bytes).count)))\(grouped(t.bytes)) bytes  int64 \(fixed(t.seconds * 1e6, 1)) µs  float \(fixed(float.seconds * 1e6, 1)) µs")
+    }
+    for (element, fit) in fits {
+      print("  \(element): latency \(fixed(fit.latency * 1e6, 1)) µs, bandwidth \(fixed(fit.bytesPerSecond / 1e9, 2)) GB/s (least squares)")
     }
   }
 }

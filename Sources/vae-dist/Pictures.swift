@@ -136,3 +136,50 @@ func parseDimensions(_ text: String, latentDim: Int) throws -> (Int, Int) {
   }
   return (parts[0], parts[1])
 }
+
+struct PlotCSV: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "plot-csv", abstract: "Plot columns of a CSV file against one of them (used by the scaling benchmark).")
+  @Option(help: ArgumentHelp("A CSV file with a header line.", valueName: "file")) var csv: String
+  @Option(help: ArgumentHelp("The column for the x axis.", valueName: "column")) var x: String
+  @Option(help: ArgumentHelp("Columns to plot, comma-separated.", valueName: "columns")) var y: String
+  @Option(help: ArgumentHelp("Only rows whose column equals a value, as column=value.", valueName: "filter")) var only: String?
+  @Option var title = ""
+  @Option var xLabel: String?
+  @Option var yLabel = ""
+  @Option(name: .customLong("output"), help: ArgumentHelp("The PNG file to write.", valueName: "file")) var output: String
+
+  func run() throws {
+    do {
+      guard let text = try? String(contentsOfFile: csv, encoding: .utf8) else { throw ValidationError("--csv: cannot read \(csv)") }
+      let lines = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+      guard let header = lines.first, let xColumn = header.firstIndex(of: x) else {
+        throw ValidationError("--x: \(csv) has no column \(x)")
+      }
+      var rows = Array(lines.dropFirst())
+      if let only {
+        let parts = only.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let column = header.firstIndex(of: parts[0]) else {
+          throw ValidationError("--only takes column=value with a column of \(csv)")
+        }
+        rows = rows.filter { $0.count > column && $0[column] == parts[1] }
+      }
+      let series = try y.split(separator: ",").map(String.init).enumerated().map { index, name -> Plot.Series in
+        guard let column = header.firstIndex(of: name) else { throw ValidationError("--y: \(csv) has no column \(name)") }
+        let points = rows.compactMap { row -> (x: Double, y: Double)? in
+          guard row.count > max(column, xColumn), let px = Double(row[xColumn]), let py = Double(row[column]) else { return nil }
+          return (px, py)
+        }
+        return Plot.Series(name: name, color: Color.categorical[index % 10], points: points, style: .line)
+      }
+      let canvas = Plot(title: title, xLabel: xLabel ?? x, yLabel: yLabel, series: series).render()
+      try AtomicFile.write(canvas.png, to: output)
+      print("wrote \(output)")
+    } catch let error as ValidationError {
+      throw error
+    } catch {
+      printError("vae-dist: error: \(error)")
+      throw ExitCode(1)
+    }
+  }
+}
