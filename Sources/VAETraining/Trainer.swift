@@ -229,16 +229,19 @@ public final class Trainer {
         break
       }
     }
+    // The last collective of the run. What follows is rank zero's alone and may take minutes (the
+    // likelihood estimate): no rank may be left waiting for it in a collective, where the stall
+    // timeout would end the job; the others go on to MPI_Finalize.
+    let memory = try gatherPerRank(peakResidentKilobytes(), phase: "the memory report")
     var modelPath: String?
     if isRoot {
       modelPath = c.outputDirectory + "/model.safetensors"
       try SafeTensors.write(parametersFile(), to: modelPath!)
       console.line("wrote \(modelPath!) (\(grouped(layout.totalCount)) parameters, step \(step))")
+      console.line("peak resident memory per rank during training: \(memory.map { "\(fixed(Double($0) / 1024, 1)) MiB" }.joined(separator: " · "))")
       try writePictures()
       try estimateLikelihood()
     }
-    let memory = try gatherPerRank(peakResidentKilobytes(), phase: "the memory report")
-    console.line("peak resident memory per rank: \(memory.map { "\(fixed(Double($0) / 1024, 1)) MiB" }.joined(separator: " · "))")
     return TrainingSummary(steps: step, lastEpoch: last, modelPath: modelPath, stopped: false)
   }
 

@@ -123,3 +123,20 @@ func childProcesses(of parent: pid_t) -> [pid_t] {
   guard let text = try? String(contentsOfFile: "/proc/\(parent)/task/\(parent)/children", encoding: .utf8) else { return [] }
   return text.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
 }
+
+extension DistributedRunTests {
+  /// Rank zero's long work at the end (pictures, the likelihood estimate) must not leave the other
+  /// ranks waiting in a collective long enough for the stall timeout to end the job.
+  func testRankZeroFinalWorkOutlastsTheStallTimeout() throws {
+    let data = try Harness.smallRealDataset()
+    let out = Harness.temporaryDirectory()
+    let result = try Harness.run(
+      Harness.mpirun,
+      try Harness.mpirunArguments(
+        ranks: 2, ["--data", data, "--max-steps", "3", "--iw-samples", "60", "--stall-timeout", "2", "--out", out,
+                   "--progress", "none", "--threads", "1"]))
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/evaluation.json"), result.all)
+    XCTAssertTrue(result.output.contains("peak resident memory per rank"), result.output)
+  }
+}
