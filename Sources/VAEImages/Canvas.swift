@@ -130,7 +130,8 @@ public struct Canvas {
     for row in 0..<side {
       for column in 0..<side {
         let v = values[values.startIndex + row * side + column]
-        let level = UInt8((min(max(v, 0), 1) * 255).rounded())
+        // NaN (a diverged model) shows as black rather than trapping.
+        let level = v.isNaN ? 0 : UInt8((min(max(v, 0), 1) * 255).rounded())
         fill(x: x + column * scale, y: y + row * scale, width: scale, height: scale, Color(level, level, level))
       }
     }

@@ -124,6 +124,7 @@ public struct Plot {
   }
 
   static func label(_ value: Double, step: Double) -> String {
+    guard abs(value) < 1e15 else { return "\(value)" }
     let decimals = step >= 1 ? 0 : Int(-floor(log10(step)))
     var scale = 1.0
     for _ in 0..<decimals { scale *= 10 }

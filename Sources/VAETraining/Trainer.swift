@@ -382,8 +382,9 @@ public final class Trainer {
     console.line(
       "test set: ELBO \(fixed(estimate.elbo, 3)), importance-weighted log-likelihood (k = \(k)) "
         + "\(fixed(estimate.logLikelihood, 3)) nats per image (\(fixed(monotonicNow() - started, 1)) s)")
-    let json = "{\"step\":\(step),\"images\":\(estimate.images),\"iw_samples\":\(k),\"test_elbo\":\(estimate.elbo),"
-      + "\"test_log_likelihood_iw\":\(estimate.logLikelihood)}\n"
+    func number(_ value: Double) -> String { value.isFinite ? "\(value)" : "null" }
+    let json = "{\"step\":\(step),\"images\":\(estimate.images),\"iw_samples\":\(k),\"test_elbo\":\(number(estimate.elbo)),"
+      + "\"test_log_likelihood_iw\":\(number(estimate.logLikelihood))}\n"
     try AtomicFile.write(Array(json.utf8), to: configuration.outputDirectory + "/evaluation.json")
   }
 

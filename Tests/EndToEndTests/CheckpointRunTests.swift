@@ -12,7 +12,7 @@ final class CheckpointRunTests: XCTestCase {
   }
 
   func common(_ out: String) -> [String] {
-    ["--data", data, "--seed", "5", "--out", out, "--progress", "none", "--checkpoint-every", "10"]
+    ["--data", data, "--seed", "5", "--out", out, "--progress", "none", "--checkpoint-every", "10", "--iw-samples", "0"]
   }
 
   /// The uninterrupted run, alone, to `steps`.

@@ -4,7 +4,7 @@ import XCTest
 /// vae-dist under mpirun on this machine: the same bits for every layout, shards, and failures that
 /// end the job instead of hanging it.
 final class DistributedRunTests: XCTestCase {
-  let common = ["--max-steps", "200", "--seed", "7", "--progress", "none"]
+  let common = ["--max-steps", "200", "--seed", "7", "--progress", "none", "--iw-samples", "0"]
 
   struct Layout: CustomStringConvertible {
     var ranks: Int?  // nil: started without mpirun
@@ -61,7 +61,7 @@ final class DistributedRunTests: XCTestCase {
     try Harness.requireRealData()
     let out = Harness.temporaryDirectory()
     let result = try Harness.run(
-      Harness.mpirun, try Harness.mpirunArguments(ranks: 3, ["--max-steps", "3", "--out", out, "--progress", "none"]))
+      Harness.mpirun, try Harness.mpirunArguments(ranks: 3, ["--max-steps", "3", "--out", out, "--progress", "none", "--iw-samples", "0"]))
     XCTAssertEqual(result.status, 0, result.all)
     // 8 streams of 7,500 images dealt 2 · 3 · 3: rank zero, which also evaluates, gets the lighter share.
     XCTAssertTrue(result.output.contains("shards     15,000 · 22,500 · 22,500 images per rank"), result.output)
@@ -83,7 +83,7 @@ final class DistributedRunTests: XCTestCase {
     try Harness.requireRealData()
     var actedAt = Date()
     let arguments = try Harness.mpirunArguments(
-      ranks: 2, ["--epochs", "30", "--out", Harness.temporaryDirectory(), "--progress", "lines"] + extra)
+      ranks: 2, ["--epochs", "30", "--out", Harness.temporaryDirectory(), "--progress", "lines", "--iw-samples", "0"] + extra)
     let result = try Harness.run(Harness.mpirun, arguments, timeout: 120) { mpirun in
       var ranks: [pid_t] = []
       for _ in 0..<300 where ranks.count < 2 {

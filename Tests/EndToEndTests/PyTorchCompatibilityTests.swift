@@ -16,13 +16,13 @@ final class PyTorchCompatibilityTests: XCTestCase {
       throw XCTSkip("PyTorch is not installed (launch/setup.sh --test installs it)")
     }
     let out = Harness.temporaryDirectory()
-    let train = try Harness.vaeDist(["--max-steps", "60", "--seed", "3", "--out", out, "--progress", "none"])
+    let train = try Harness.vaeDist(["--max-steps", "60", "--seed", "3", "--out", out, "--progress", "none", "--iw-samples", "0"])
     XCTAssertEqual(train.status, 0, train.all)
     let model = out + "/model.safetensors"
 
     let torch = try Harness.run("/usr/bin/env", ["python3", script, model], timeout: 300)
     XCTAssertEqual(torch.status, 0, torch.all)
-    let ours = try Harness.vaeDist(["evaluate", "--checkpoint", model, "--json"])
+    let ours = try Harness.vaeDist(["evaluate", "--checkpoint", model, "--json", "--iw-samples", "0"])
     XCTAssertEqual(ours.status, 0, ours.all)
     let t = try JSONSerialization.jsonObject(with: Data(torch.output.utf8)) as! [String: Any]
     let v = try JSONSerialization.jsonObject(with: Data(ours.output.utf8)) as! [String: Any]

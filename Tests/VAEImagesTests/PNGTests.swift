@@ -92,3 +92,16 @@ final class PNGTests: XCTestCase {
     XCTAssertGreaterThan(black.count, 500, "axes, ticks and labels are drawn")
   }
 }
+
+extension PNGTests {
+  /// A diverged model's pictures: NaN pixels and enormous coordinates draw, they do not trap.
+  func testNonFiniteAndHugeValuesDraw() throws {
+    var canvas = Canvas(width: 60, height: 60)
+    canvas.grayImage([Float](repeating: .nan, count: 784)[...], side: 28, x: 0, y: 0, scale: 2)
+    XCTAssertEqual(Array(canvas.pixels.prefix(3)), [0, 0, 0])
+    let plot = Plot(title: "t", xLabel: "x", yLabel: "y", series: [
+      Plot.Series(name: "s", color: .black, points: [(0, -3e38), (1, 3e38), (2, .nan), (.infinity, 1)], style: .points(radius: 2, alpha: 1)),
+    ])
+    XCTAssertGreaterThan(plot.render().png.count, 100)
+  }
+}
