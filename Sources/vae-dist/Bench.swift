@@ -34,16 +34,7 @@ struct Bench: ParsableCommand {
 
   func run() throws {
     let processStart = monotonicNow() - (secondsSinceProcessStart() ?? 0)
-    var c = TrainingConfiguration()
-    c.dataDirectory = data.directory
-    c.batchSize = optimization.batchSize
-    c.microBatchSize = optimization.microBatch ?? TrainingConfiguration.defaultMicroBatch(forBatch: optimization.batchSize)
-    c.adam.learningRate = optimization.learningRate
-    c.seed = optimization.seed
-    c.latentDim = model.latentDim
-    c.beta = model.beta
-    c.threads = parallel.threads.resolved
-    c.reduction = parallel.reduction
+    var c = TrainingConfiguration(data: data, model: model, optimization: optimization, parallel: parallel)
     c.syntheticData = synthetic
     c.progress = .none
     try withCommunicator(stallTimeout: parallel.stallTimeout) { communicator in

@@ -180,3 +180,26 @@ func allowedCPUCount() -> Int? {
   }
   return nil
 }
+
+extension TrainingConfiguration {
+  /// The settings the option groups shared by `train` and `bench` describe.
+  init(data: DataOptions, model: ModelOptions, optimization: OptimizationOptions, parallel: ParallelOptions) {
+    self.init()
+    dataDirectory = data.directory
+    epochs = optimization.epochs
+    batchSize = optimization.batchSize
+    microBatchSize = optimization.microBatch ?? Self.defaultMicroBatch(forBatch: optimization.batchSize)
+    adam.learningRate = optimization.learningRate
+    seed = optimization.seed
+    maxSteps = optimization.maxSteps
+    validationSize = optimization.resolvedValidationSize
+    earlyStoppingPatience = optimization.earlyStopping
+    earlyStoppingMinDelta = optimization.minDelta
+    latentDim = model.latentDim
+    beta = model.beta
+    threads = parallel.threads.resolved
+    reduction = parallel.reduction
+    syncCheckEvery = parallel.checkSync
+    skipNonFinite = parallel.skipNonfinite
+  }
+}

@@ -22,27 +22,11 @@ struct Train: ParsableCommand {
   @OptionGroup(title: "Output") var output: OutputOptions
 
   func makeConfiguration() -> TrainingConfiguration {
-    var c = TrainingConfiguration()
-    c.dataDirectory = data.directory
+    var c = TrainingConfiguration(data: data, model: model, optimization: optimization, parallel: parallel)
     c.outputDirectory = output.directory
-    c.epochs = optimization.epochs
-    c.batchSize = optimization.batchSize
-    c.microBatchSize = optimization.microBatch ?? TrainingConfiguration.defaultMicroBatch(forBatch: optimization.batchSize)
-    c.adam.learningRate = optimization.learningRate
-    c.seed = optimization.seed
-    c.maxSteps = optimization.maxSteps
-    c.latentDim = model.latentDim
-    c.beta = model.beta
-    c.threads = parallel.threads.resolved
-    c.reduction = parallel.reduction
-    c.syncCheckEvery = parallel.checkSync
     c.progress = output.resolvedProgress
     c.checkpointEvery = output.checkpointEvery
     c.keepCheckpoints = output.keep
-    c.skipNonFinite = parallel.skipNonfinite
-    c.validationSize = optimization.resolvedValidationSize
-    c.earlyStoppingPatience = optimization.earlyStopping
-    c.earlyStoppingMinDelta = optimization.minDelta
     c.plotEvery = output.plotEvery
     c.iwSamples = output.iwSamples
     return c
