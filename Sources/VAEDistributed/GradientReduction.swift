@@ -38,7 +38,6 @@ public final class GradientReducer {
   public let mode: ReductionMode
   /// Number of micro-batches in a step over all ranks (the headroom needed for the sum).
   public let totalMicroBatches: Int
-  private let segments: [Range<Int>]  // one per tensor, then one per loss part
   /// The parameter index space cut into pieces of at most 16 Ki entries, none spanning two tensors:
   /// the units the worker threads share out (any split gives the same integers).
   private let pieces: [(tensor: Int, range: Range<Int>)]
@@ -50,7 +49,6 @@ public final class GradientReducer {
     self.mode = mode
     self.totalMicroBatches = totalMicroBatches
     let p = layout.totalCount
-    segments = layout.tensors.map { $0.offset..<($0.offset + $0.count) } + [p..<(p + 1), (p + 1)..<(p + 2), (p + 2)..<(p + 3)]
     integerCount = p + 3
     integers = .allocate(capacity: integerCount)
     pieces = layout.tensors.enumerated().flatMap { index, tensor in
@@ -84,8 +82,10 @@ public final class GradientReducer {
     let tensorCount = layout.tensors.count
     // 1. Largest magnitude per segment over this rank's micro-batches; +∞ marks a non-finite value.
     // One slot per segment, and a last one for the flag, which rides along in the same MAX.
-    var maxima = [Double](repeating: 0, count: segments.count + 1)
-    maxima[segments.count] = flag ? 1 : 0
+    // Scales: one per tensor, then reconstruction, KL and image count; the flag last.
+    let scales = tensorCount + 3
+    var maxima = [Double](repeating: 0, count: scales + 1)
+    maxima[scales] = flag ? 1 : 0
     var pieceMaxima = [Float](repeating: 0, count: pieces.count)
     pieceMaxima.withUnsafeMutableBufferPointer { pieceMaxima in
       DispatchQueue.concurrentPerform(iterations: pieces.count) { k in
