@@ -27,10 +27,13 @@ let package = Package(
       linkerSettings: [.linkedLibrary("mpi")]
     ),
 
+    // Hand-written SIMD loops of the step (window gathers, fused bias/ReLU, loss, fixed-point sums).
+    .target(name: "_CKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-builtin-memcpy", "-fno-builtin-memset"])]),
+
     .target(name: "CounterRNG"),
     .target(name: "VAEData", dependencies: ["_CZlib", "CounterRNG"]),
-    .target(name: "VAECore", dependencies: ["_COpenBLAS", "CounterRNG"]),
-    .target(name: "VAEDistributed", dependencies: ["_CMPIShim", "VAECore"]),
+    .target(name: "VAECore", dependencies: ["_COpenBLAS", "_CKernels", "CounterRNG"]),
+    .target(name: "VAEDistributed", dependencies: ["_CMPIShim", "_CKernels", "VAECore"]),
     .target(name: "VAEImages", dependencies: ["_CZlib"]),
     .target(
       name: "VAETraining",

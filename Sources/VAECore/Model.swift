@@ -124,12 +124,10 @@ public struct VAEModel<T: VAEScalar>: Sendable {
     let d = latentDim
     conv2dForward(
       x: w.input.pointer, weight: p.conv1Weight, bias: p.conv1Bias, cols: w.cols1.pointer,
-      y: w.conv1Out.pointer, outChannels: 32, geometry: Self.conv1Geometry(n))
-    reluForward(w.conv1Out.pointer, count: 32 * n * 196)
+      y: w.conv1Out.pointer, outChannels: 32, relu: true, geometry: Self.conv1Geometry(n))
     conv2dForward(
       x: w.conv1Out.pointer, weight: p.conv2Weight, bias: p.conv2Bias, cols: w.cols2.pointer,
-      y: w.conv2Out.pointer, outChannels: 64, geometry: Self.conv2Geometry(n))
-    reluForward(w.conv2Out.pointer, count: 64 * n * 49)
+      y: w.conv2Out.pointer, outChannels: 64, relu: true, geometry: Self.conv2Geometry(n))
     flattenToDense(w.conv2Out.pointer, w.flat.pointer, channels: 64, batch: n, area: 49)
     linearForward(
       x: w.flat.pointer, weight: p.fcWeight, bias: p.fcBias, y: w.hidden.pointer,
@@ -154,12 +152,12 @@ public struct VAEModel<T: VAEScalar>: Sendable {
     unflattenFromDense(w.decoderDense.pointer, w.decoderGrid.pointer, channels: 64, batch: n, area: 49)
     convTranspose2dForward(
       x: w.decoderGrid.pointer, weight: p.deconv1Weight, bias: p.deconv1Bias,
-      cols: w.columns.pointer, y: w.deconv1Out.pointer, inChannels: 64, geometry: Self.deconv1Geometry(n))
-    reluForward(w.deconv1Out.pointer, count: 64 * n * 196)
+      cols: w.columns.pointer, y: w.deconv1Out.pointer, inChannels: 64, relu: true,
+      geometry: Self.deconv1Geometry(n))
     convTranspose2dForward(
       x: w.deconv1Out.pointer, weight: p.deconv2Weight, bias: p.deconv2Bias,
-      cols: w.columns.pointer, y: w.deconv2Out.pointer, inChannels: 64, geometry: Self.deconv2Geometry(n))
-    reluForward(w.deconv2Out.pointer, count: 32 * n * 784)
+      cols: w.columns.pointer, y: w.deconv2Out.pointer, inChannels: 64, relu: true,
+      geometry: Self.deconv2Geometry(n))
     convTranspose2dForward(
       x: w.deconv2Out.pointer, weight: p.deconv3Weight, bias: p.deconv3Bias,
       cols: w.columns.pointer, y: w.logits.pointer, inChannels: 32, geometry: Self.deconv3Geometry(n))
@@ -180,15 +178,17 @@ public struct VAEModel<T: VAEScalar>: Sendable {
         count: n * latentDim)
     }
     decode(p, batch: n, workspace: w)
-    let reconstruction = bceWithLogitsForward(
-      logits: w.logits.pointer, targets: w.input.pointer, batch: n, pixels: 784,
+    // The loss's gradient with respect to the logits comes from the same pass, for `backward`.
+    let reconstruction = T.bceWithLogits(
+      logits: w.logits.pointer, targets: w.input.pointer, dLogits: w.dLogits.pointer, batch: n, pixels: 784,
       perImage: w.reconstructionPerImage)
     let kl = klForward(
       mean: w.mean.pointer, logVar: w.logVar.pointer, batch: n, latent: latentDim, perImage: w.klPerImage)
     return LossSums(reconstruction: reconstruction, kl: kl, count: n)
   }
 
-  /// Backward pass after `forward` on the same workspace: sets `g` to the gradient of
+  /// Backward pass after `forward` on the same workspace (which left the loss's gradient with respect
+  /// to the logits in workspace.dLogits): sets `g` to the gradient of
   /// Σ_images (reconstruction + β·KL) — a sum, not a mean, so micro-batch gradients add up exactly to
   /// the batch's. Every gradient tensor is overwritten, so `g` needs no zeroing.
   @inlinable
@@ -197,18 +197,16 @@ public struct VAEModel<T: VAEScalar>: Sendable {
     workspace w: VAEWorkspace<T>
   ) {
     let d = latentDim
-    bceWithLogitsBackward(
-      logits: w.logits.pointer, targets: w.input.pointer, dLogits: w.dLogits.pointer, count: n * 784)
     convTranspose2dBackward(
       dy: w.dLogits.pointer, x: w.deconv2Out.pointer, weight: p.deconv3Weight,
       dWeight: g.deconv3Weight, dBias: g.deconv3Bias, dcols: w.columns.pointer,
       dx: w.dDeconv2Out.pointer, inChannels: 32, geometry: Self.deconv3Geometry(n))
-    reluBackward(dy: w.dDeconv2Out.pointer, output: w.deconv2Out.pointer, count: 32 * n * 784)
+    T.reluBackward(dy: w.dDeconv2Out.pointer, output: w.deconv2Out.pointer, count: 32 * n * 784)
     convTranspose2dBackward(
       dy: w.dDeconv2Out.pointer, x: w.deconv1Out.pointer, weight: p.deconv2Weight,
       dWeight: g.deconv2Weight, dBias: g.deconv2Bias, dcols: w.columns.pointer,
       dx: w.dDeconv1Out.pointer, inChannels: 64, geometry: Self.deconv2Geometry(n))
-    reluBackward(dy: w.dDeconv1Out.pointer, output: w.deconv1Out.pointer, count: 64 * n * 196)
+    T.reluBackward(dy: w.dDeconv1Out.pointer, output: w.deconv1Out.pointer, count: 64 * n * 196)
     convTranspose2dBackward(
       dy: w.dDeconv1Out.pointer, x: w.decoderGrid.pointer, weight: p.deconv1Weight,
       dWeight: g.deconv1Weight, dBias: g.deconv1Bias, dcols: w.columns.pointer,
@@ -236,12 +234,12 @@ public struct VAEModel<T: VAEScalar>: Sendable {
       dWeight: g.fcWeight, dBias: g.fcBias, dx: w.dFlat.pointer,
       batch: n, inFeatures: 3136, outFeatures: 16)
     unflattenFromDense(w.dFlat.pointer, w.dConv2Out.pointer, channels: 64, batch: n, area: 49)
-    reluBackward(dy: w.dConv2Out.pointer, output: w.conv2Out.pointer, count: 64 * n * 49)
+    T.reluBackward(dy: w.dConv2Out.pointer, output: w.conv2Out.pointer, count: 64 * n * 49)
     conv2dBackward(
       dy: w.dConv2Out.pointer, cols: w.cols2.pointer, weight: p.conv2Weight,
       dWeight: g.conv2Weight, dBias: g.conv2Bias, dcols: w.columns.pointer,
       dx: w.dConv1Out.pointer, outChannels: 64, geometry: Self.conv2Geometry(n))
-    reluBackward(dy: w.dConv1Out.pointer, output: w.conv1Out.pointer, count: 32 * n * 196)
+    T.reluBackward(dy: w.dConv1Out.pointer, output: w.conv1Out.pointer, count: 32 * n * 196)
     conv2dBackward(
       dy: w.dConv1Out.pointer, cols: w.cols1.pointer, weight: p.conv1Weight,
       dWeight: g.conv1Weight, dBias: g.conv1Bias, dcols: w.columns.pointer,

@@ -7,7 +7,9 @@ import _COpenBLAS
 /// The element type of the model: `Float` for training, `Double` for the gradient checks.
 ///
 /// The layers are generic and `@inlinable` so that each client module compiles them specialized for
-/// its element type; matrix products go to OpenBLAS (`sgemm`/`dgemm`).
+/// its element type; matrix products go to OpenBLAS (`sgemm`/`dgemm`). The other loops of the step
+/// are the requirements in Kernels.swift: Double runs the Swift reference loops, Float the SIMD C
+/// kernels of `_CKernels`, which the tests check against the reference.
 public protocol VAEScalar: BinaryFloatingPoint, Sendable {
   /// Row-major C[m×n] = alpha·op(A)[m×k]·op(B)[k×n] + beta·C.
   static func gemm(
@@ -16,6 +18,19 @@ public protocol VAEScalar: BinaryFloatingPoint, Sendable {
     beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
   static func exponential(_ x: Self) -> Self
   static func logOnePlus(_ x: Self) -> Self
+
+  // Kernels (Kernels.swift).
+  static func im2col(image: UnsafePointer<Self>, cols: UnsafeMutablePointer<Self>, geometry: WindowGeometry)
+  static func col2im(
+    cols: UnsafePointer<Self>, image: UnsafeMutablePointer<Self>, bias: UnsafePointer<Self>?, relu: Bool,
+    geometry: WindowGeometry)
+  static func addBias(
+    _ y: UnsafeMutablePointer<Self>, bias: UnsafePointer<Self>, relu: Bool, channels: Int, columns: Int)
+  static func channelSums(_ y: UnsafePointer<Self>, into sums: UnsafeMutablePointer<Self>, channels: Int, columns: Int)
+  static func reluBackward(dy: UnsafeMutablePointer<Self>, output: UnsafePointer<Self>, count: Int)
+  static func bceWithLogits(
+    logits: UnsafePointer<Self>, targets: UnsafePointer<Self>, dLogits: UnsafeMutablePointer<Self>?,
+    batch: Int, pixels: Int, perImage: UnsafeMutablePointer<Double>?) -> Double
 }
 
 @usableFromInline

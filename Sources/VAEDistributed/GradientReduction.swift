@@ -1,5 +1,6 @@
 import Dispatch
 import VAECore
+import _CKernels
 
 #if canImport(Glibc)
   import Glibc
@@ -89,14 +90,8 @@ public final class GradientReducer {
     var pieceMaxima = [Float](repeating: 0, count: pieces.count)
     pieceMaxima.withUnsafeMutableBufferPointer { pieceMaxima in
       DispatchQueue.concurrentPerform(iterations: pieces.count) { k in
-        var largest: Float = 0
-        for gradient in gradients {
-          for i in pieces[k].range {
-            let magnitude = abs(gradient[i])
-            if !(magnitude <= largest) { largest = magnitude.isNaN ? .infinity : magnitude }
-          }
-        }
-        pieceMaxima[k] = largest
+        let range = pieces[k].range
+        pieceMaxima[k] = gradients.reduce(0) { max($0, vdk_max_abs($1 + range.lowerBound, range.count)) }
       }
     }
     for (k, piece) in pieces.enumerated() {
@@ -124,14 +119,15 @@ public final class GradientReducer {
     let sums = integers
     DispatchQueue.concurrentPerform(iterations: pieces.count) { k in
       let scale = Double(sign: .plus, exponent: exponents[pieces[k].tensor], significand: 1)
+      let range = pieces[k].range
       for gradient in gradients {
-        for i in pieces[k].range { sums[i] &+= Int64((Double(gradient[i]) * scale).rounded()) }
+        vdk_add_fixed_point(gradient + range.lowerBound, sums + range.lowerBound, range.count, scale)
       }
     }
     let p = layout.totalCount
     for (k, value) in [\LossSums.reconstruction, \LossSums.kl].enumerated() {
       let scale = Double(sign: .plus, exponent: exponents[tensorCount + k], significand: 1)
-      for l in losses { integers[p + k] &+= Int64((l[keyPath: value] * scale).rounded()) }
+      for l in losses { integers[p + k] &+= Int64((l[keyPath: value] * scale).rounded(.toNearestOrEven)) }
     }
     integers[p + 2] = Int64(losses.reduce(0) { $0 + $1.count })
 
@@ -142,7 +138,8 @@ public final class GradientReducer {
     // 4. Back to floating point.
     DispatchQueue.concurrentPerform(iterations: pieces.count) { k in
       let inverse = Double(sign: .plus, exponent: -exponents[pieces[k].tensor], significand: 1)
-      for i in pieces[k].range { result[i] = Float(Double(sums[i]) * inverse) }
+      let range = pieces[k].range
+      vdk_from_fixed_point(sums + range.lowerBound, result + range.lowerBound, range.count, inverse)
     }
     func unscale(_ k: Int) -> Double {
       Double(integers[p + k]) * Double(sign: .plus, exponent: -exponents[tensorCount + k], significand: 1)

@@ -2,19 +2,19 @@
 //   y[co, n, i, j] = b[co] + Σ_{ci,kh,kw} W[co, ci, kh, kw] · x[ci, n, i·s − p + kh, j·s − p + kw]
 // As a matrix product over the micro-batch: y[Cout, N·S·S] = W[Cout, Cin·9] · im2col(x)[Cin·9, N·S·S].
 
-/// x: [Cin, N, L, L] → y: [Cout, N, S, S]; `cols` [Cin·9, N·S·S] is kept for the backward pass.
-/// `geometry.channels` is Cin, the large grid is the input.
+/// x: [Cin, N, L, L] → y: [Cout, N, S, S], followed by a ReLU if `relu`; `cols` [Cin·9, N·S·S] is
+/// kept for the backward pass. `geometry.channels` is Cin, the large grid is the input.
 @inlinable
 public func conv2dForward<T: VAEScalar>(
   x: UnsafePointer<T>, weight: UnsafePointer<T>, bias: UnsafePointer<T>,
   cols: UnsafeMutablePointer<T>, y: UnsafeMutablePointer<T>,
-  outChannels: Int, geometry g: WindowGeometry
+  outChannels: Int, relu: Bool = false, geometry g: WindowGeometry
 ) {
-  im2col(image: x, cols: cols, geometry: g)
+  T.im2col(image: x, cols: cols, geometry: g)
   T.gemm(
     transposeA: false, transposeB: false, m: outChannels, n: g.columns, k: g.rows,
     alpha: 1, a: weight, lda: g.rows, b: cols, ldb: g.columns, beta: 0, c: y, ldc: g.columns)
-  addChannelBias(y, bias: bias, channels: outChannels, columns: g.columns)
+  T.addBias(y, bias: bias, relu: relu, channels: outChannels, columns: g.columns)
 }
 
 /// Given dy: [Cout, N·S·S], sets dWeight [Cout, Cin·9] = dy · colsᵀ and dBias = Σ dy; if `dx` is given,
@@ -29,10 +29,10 @@ public func conv2dBackward<T: VAEScalar>(
   T.gemm(
     transposeA: false, transposeB: true, m: outChannels, n: g.rows, k: g.columns,
     alpha: 1, a: dy, lda: g.columns, b: cols, ldb: g.columns, beta: 0, c: dWeight, ldc: g.rows)
-  channelBiasBackward(dy: dy, dBias: dBias, channels: outChannels, columns: g.columns)
+  T.channelSums(dy, into: dBias, channels: outChannels, columns: g.columns)
   guard let dx else { return }
   T.gemm(
     transposeA: true, transposeB: false, m: g.rows, n: g.columns, k: outChannels,
     alpha: 1, a: weight, lda: g.rows, b: dy, ldb: g.columns, beta: 0, c: dcols, ldc: g.columns)
-  col2im(cols: dcols, image: dx, geometry: g)
+  T.col2im(cols: dcols, image: dx, bias: nil, relu: false, geometry: g)
 }

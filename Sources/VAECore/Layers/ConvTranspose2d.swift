@@ -4,20 +4,18 @@
 // The weight [Cin, Cout, 3, 3] is the matrix [Cin, Cout·9]; output_padding only makes the large grid
 // one row and column bigger, which the geometry's largeSide already says.
 
-/// x: [Cin, N, S, S] → y: [Cout, N, L, L]; `cols` [Cout·9, N·S·S] is scratch.
-/// `geometry.channels` is Cout, the large grid is the output.
+/// x: [Cin, N, S, S] → y: [Cout, N, L, L], followed by a ReLU if `relu`; `cols` [Cout·9, N·S·S] is
+/// scratch. `geometry.channels` is Cout, the large grid is the output.
 @inlinable
 public func convTranspose2dForward<T: VAEScalar>(
   x: UnsafePointer<T>, weight: UnsafePointer<T>, bias: UnsafePointer<T>,
   cols: UnsafeMutablePointer<T>, y: UnsafeMutablePointer<T>,
-  inChannels: Int, geometry g: WindowGeometry
+  inChannels: Int, relu: Bool = false, geometry g: WindowGeometry
 ) {
   T.gemm(
     transposeA: true, transposeB: false, m: g.rows, n: g.columns, k: inChannels,
     alpha: 1, a: weight, lda: g.rows, b: x, ldb: g.columns, beta: 0, c: cols, ldc: g.columns)
-  col2im(cols: cols, image: y, geometry: g)
-  addChannelBias(
-    y, bias: bias, channels: g.channels, columns: g.batch * g.largeSide * g.largeSide)
+  T.col2im(cols: cols, image: y, bias: bias, relu: relu, geometry: g)
 }
 
 /// Given dy: [Cout, N, L, L] and the forward input x: [Cin, N·S·S], with dcols = im2col(dy)
@@ -30,12 +28,11 @@ public func convTranspose2dBackward<T: VAEScalar>(
   dcols: UnsafeMutablePointer<T>, dx: UnsafeMutablePointer<T>?,
   inChannels: Int, geometry g: WindowGeometry
 ) {
-  im2col(image: dy, cols: dcols, geometry: g)
+  T.im2col(image: dy, cols: dcols, geometry: g)
   T.gemm(
     transposeA: false, transposeB: true, m: inChannels, n: g.rows, k: g.columns,
     alpha: 1, a: x, lda: g.columns, b: dcols, ldb: g.columns, beta: 0, c: dWeight, ldc: g.rows)
-  channelBiasBackward(
-    dy: dy, dBias: dBias, channels: g.channels, columns: g.batch * g.largeSide * g.largeSide)
+  T.channelSums(dy, into: dBias, channels: g.channels, columns: g.batch * g.largeSide * g.largeSide)
   guard let dx else { return }
   T.gemm(
     transposeA: false, transposeB: false, m: inChannels, n: g.columns, k: g.rows,
