@@ -11,6 +11,8 @@ public struct BenchmarkResult: Codable, Sendable {
   public var microBatchSize: Int
   public var reduction: String
   public var blasKernel: String
+  /// The instruction set the C kernels run with ("x86-64-v4" is AVX-512).
+  public var kernelInstructionSet: String
   public var synthetic: Bool
   public var warmupSteps: Int
   public var timedSteps: Int
@@ -22,6 +24,10 @@ public struct BenchmarkResult: Codable, Sendable {
   /// Work per image (forward ≈ 6.66 M multiply-adds, backward ≈ twice that) and the rate it implies.
   public var flopsPerImage: Double
   public var gigaflopsPerSecond: Double
+  /// With `--gemm-peak`: a large sgemm running at once on every worker thread of every rank, summed —
+  /// what this machine's BLAS can do at best — and the step's rate as a fraction of it.
+  public var gemmPeakGigaflopsPerSecond: Double?
+  public var fractionOfGemmPeak: Double?
   public var peakResidentMiBPerRank: [Double]
   /// From the process's start to the end of the first step.
   public var secondsToFirstStep: Double
@@ -29,7 +35,9 @@ public struct BenchmarkResult: Codable, Sendable {
 
 extension Trainer {
   /// Runs `warmup` steps, then `steps` timed ones, from the start of the data order.
-  public func benchmark(warmup: Int, steps: Int, startedAt processStart: Double) throws -> BenchmarkResult {
+  public func benchmark(
+    warmup: Int, steps: Int, measureGemmPeak: Bool = false, startedAt processStart: Double
+  ) throws -> BenchmarkResult {
     var orders: [[Int]] = []
     var epochOfOrders = -1
     var rates: [Double] = []
@@ -49,17 +57,56 @@ extension Trainer {
     }
     let mean = rates.reduce(0, +) / Double(rates.count)
     let variance = rates.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, rates.count - 1))
+    var peak: Double? = nil
+    if measureGemmPeak {
+      var total = [gemmGigaflopsPerSecond(threads: workerThreads)]
+      try total.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: "the GEMM peak") }
+      peak = total[0]
+    }
     let memory = try gatherPerRank(peakResidentKilobytes(), phase: "the memory report")
     let perStep = Dictionary(uniqueKeysWithValues: phases.named.map { ($0.0, $0.1 / Double(max(1, phases.steps))) })
     let flops = 3 * 2 * 6.66e6
     return BenchmarkResult(
       ranks: communicator.size, threadsPerRank: workerThreads, batchSize: configuration.batchSize,
       microBatchSize: configuration.microBatchSize, reduction: configuration.reduction.rawValue,
-      blasKernel: blasCoreName(), synthetic: configuration.syntheticData, warmupSteps: warmup, timedSteps: steps,
+      blasKernel: blasCoreName(), kernelInstructionSet: kernelInstructionSet(), synthetic: configuration.syntheticData, warmupSteps: warmup, timedSteps: steps,
       imagesPerSecond: mean, imagesPerSecondInterval95: 1.96 * (variance / Double(rates.count)).squareRoot(),
       secondsPerStep: perStep, flopsPerImage: flops, gigaflopsPerSecond: mean * flops / 1e9,
+      gemmPeakGigaflopsPerSecond: peak, fractionOfGemmPeak: peak.map { mean * flops / 1e9 / $0 },
       peakResidentMiBPerRank: memory.map { Double($0) / 1024 }, secondsToFirstStep: firstStepEnd - processStart)
   }
+}
+
+/// GFLOP/s of single-threaded 1024×1024×1024 sgemms running at once on `threads` threads for about
+/// half a second, summed: the matrix-product rate the step's BLAS calls could reach at best.
+func gemmGigaflopsPerSecond(threads: Int) -> Double {
+  let side = 1024
+  var rates = [Double](repeating: 0, count: threads)
+  rates.withUnsafeMutableBufferPointer { rates in
+    DispatchQueue.concurrentPerform(iterations: threads) { thread in
+      let a = ScalarBuffer<Float>(count: side * side), b = ScalarBuffer<Float>(count: side * side)
+      let c = ScalarBuffer<Float>(count: side * side)
+      for i in 0..<(side * side) {
+        a.pointer[i] = Float(i % 7) * 0.01
+        b.pointer[i] = Float(i % 5) * 0.01
+      }
+      func multiply() {
+        Float.gemm(
+          transposeA: false, transposeB: false, m: side, n: side, k: side, alpha: 1, a: a.pointer, lda: side,
+          b: b.pointer, ldb: side, beta: 0, c: c.pointer, ldc: side)
+      }
+      multiply()  // warm-up: page faults, packing buffers
+      var count = 0
+      let start = monotonicNow()
+      while monotonicNow() - start < 0.5 {
+        multiply()
+        count += 1
+      }
+      rates[thread] = 2 * Double(side * side * side) * Double(count) / (monotonicNow() - start) / 1e9
+      withExtendedLifetime((a, b, c)) {}
+    }
+  }
+  return rates.reduce(0, +)
 }
 
 /// Images of pseudo-random strokes, as many as a real shard, for benchmarks without the data files.

@@ -23,6 +23,8 @@ struct Bench: ParsableCommand {
   @Option(help: "Untimed steps first (caches, page faults, thread start-up).") var warmup = 10
   @Option(help: "Timed steps.") var steps = 50
   @Flag(help: "Generated images instead of the data files.") var synthetic = false
+  @Flag(help: "Also measure the BLAS peak: a 1024³ sgemm on every worker thread of every rank at once, and the step's GFLOP/s as a fraction of it.")
+  var gemmPeak = false
   @Flag(help: "Print one JSON object instead of text.") var json = false
   @Flag(help: "Time MPI allreduces of 1 KiB to 4 MiB (int64, as the deterministic reduction sends, and float) instead of training steps; fits latency + bandwidth.")
   var allreduce = false
@@ -43,7 +45,8 @@ struct Bench: ParsableCommand {
         return
       }
       let trainer = try Trainer(configuration: c, communicator: communicator)
-      let result = try trainer.benchmark(warmup: warmup, steps: steps, startedAt: processStart)
+      let result = try trainer.benchmark(
+        warmup: warmup, steps: steps, measureGemmPeak: gemmPeak, startedAt: processStart)
       guard communicator.rank == 0 else { return }
       if json {
         let encoder = JSONEncoder()
@@ -58,11 +61,14 @@ struct Bench: ParsableCommand {
       print(
         "vae-dist bench: \(result.ranks) rank\(result.ranks == 1 ? "" : "s") × \(result.threadsPerRank) thread\(result.threadsPerRank == 1 ? "" : "s"), "
           + "batch \(result.batchSize) (micro-batches of \(result.microBatchSize)), \(result.reduction) reduction, "
-          + "OpenBLAS \(result.blasKernel), \(result.synthetic ? "synthetic" : "real") data")
+          + "OpenBLAS \(result.blasKernel), kernels \(result.kernelInstructionSet), \(result.synthetic ? "synthetic" : "real") data")
       print(
         "  throughput  \(grouped(Int(result.imagesPerSecond))) ± \(grouped(Int(result.imagesPerSecondInterval95.rounded()))) images/s "
           + "(95% interval over \(result.timedSteps) steps after \(result.warmupSteps) warm-up), "
           + "\(fixed(result.gigaflopsPerSecond, 1)) GFLOP/s at \(fixed(result.flopsPerImage / 1e6, 1)) MFLOP per image")
+      if let peak = result.gemmPeakGigaflopsPerSecond, let fraction = result.fractionOfGemmPeak {
+        print("  GEMM peak   \(fixed(peak, 1)) GFLOP/s (1024³ sgemm on all \(result.ranks * result.threadsPerRank) threads at once); the step runs at \(fixed(100 * fraction, 0))% of it")
+      }
       print("  per step    " + perStep.joined(separator: " · ") + " (total \(fixed(total, 1)) ms)")
       print("  memory      peak resident per rank: " + result.peakResidentMiBPerRank.map { "\(fixed($0, 1)) MiB" }.joined(separator: " · "))
       print("  start-up    \(fixed(result.secondsToFirstStep, 2)) s from process start to the end of the first step")
