@@ -1,18 +1,20 @@
 /// Activations and scratch for one micro-batch of up to `capacity` images, owned by one worker
 /// thread and reused every step: the training step allocates nothing.
 ///
-/// Convolutional activations are channel-major [C, N·H·W]; dense ones are [N, F].
+/// Convolutional activations are [C, H·W·N] (image index innermost, see Window.swift); dense ones and
+/// the images and logits the caller sees are [N, F].
 public final class VAEWorkspace<T: VAEScalar>: @unchecked Sendable {
   public let capacity: Int
   public let latentDim: Int
   typealias A = Architecture
 
   // Forward: encoder
-  public let input: ScalarBuffer<T>  // [N, 784] = [1, N, 28, 28]
-  public let cols1: ScalarBuffer<T>  // [9, N·196]
-  public let conv1Out: ScalarBuffer<T>  // [32, N·196], after ReLU
-  public let cols2: ScalarBuffer<T>  // [288, N·49]
-  public let conv2Out: ScalarBuffer<T>  // [64, N·49], after ReLU
+  public let input: ScalarBuffer<T>  // [N, 784]
+  public let inputGrid: ScalarBuffer<T>  // [1, 784·N]
+  public let cols1: ScalarBuffer<T>  // [9, 196·N]
+  public let conv1Out: ScalarBuffer<T>  // [32, 196·N], after ReLU
+  public let cols2: ScalarBuffer<T>  // [288, 49·N]
+  public let conv2Out: ScalarBuffer<T>  // [64, 49·N], after ReLU
   public let flat: ScalarBuffer<T>  // [N, 3136]
   public let hidden: ScalarBuffer<T>  // [N, 16], after ReLU
   public let mean: ScalarBuffer<T>  // [N, d]
@@ -21,23 +23,25 @@ public final class VAEWorkspace<T: VAEScalar>: @unchecked Sendable {
   public let z: ScalarBuffer<T>  // [N, d]
   // Forward: decoder
   public let decoderDense: ScalarBuffer<T>  // [N, 3136], after ReLU
-  public let decoderGrid: ScalarBuffer<T>  // [64, N·49]
-  public let deconv1Out: ScalarBuffer<T>  // [64, N·196], after ReLU
-  public let deconv2Out: ScalarBuffer<T>  // [32, N·784], after ReLU
+  public let decoderGrid: ScalarBuffer<T>  // [64, 49·N]
+  public let deconv1Out: ScalarBuffer<T>  // [64, 196·N], after ReLU
+  public let deconv2Out: ScalarBuffer<T>  // [32, 784·N], after ReLU
+  public let logitsGrid: ScalarBuffer<T>  // [1, 784·N], before the sigmoid
   public let logits: ScalarBuffer<T>  // [N, 784], before the sigmoid
   // Scratch shared by the transposed convolutions' columns and every backward im2col.
-  public let columns: ScalarBuffer<T>  // up to [288, N·196]
+  public let columns: ScalarBuffer<T>  // up to [288, 196·N]
   // Backward
   public let dLogits: ScalarBuffer<T>  // [N, 784]
-  public let dDeconv2Out: ScalarBuffer<T>  // [32, N·784]
-  public let dDeconv1Out: ScalarBuffer<T>  // [64, N·196]
-  public let dDecoderGrid: ScalarBuffer<T>  // [64, N·49]
+  public let dLogitsGrid: ScalarBuffer<T>  // [1, 784·N]
+  public let dDeconv2Out: ScalarBuffer<T>  // [32, 784·N]
+  public let dDeconv1Out: ScalarBuffer<T>  // [64, 196·N]
+  public let dDecoderGrid: ScalarBuffer<T>  // [64, 49·N]
   public let dDecoderDense: ScalarBuffer<T>  // [N, 3136]
   public let dz, dMean, dLogVar: ScalarBuffer<T>  // [N, d]
   public let dHidden: ScalarBuffer<T>  // [N, 16]
   public let dFlat: ScalarBuffer<T>  // [N, 3136]
-  public let dConv2Out: ScalarBuffer<T>  // [64, N·49]
-  public let dConv1Out: ScalarBuffer<T>  // [32, N·196]
+  public let dConv2Out: ScalarBuffer<T>  // [64, 49·N]
+  public let dConv1Out: ScalarBuffer<T>  // [32, 196·N]
   // Per-image loss parts of the last forward pass
   public let reconstructionPerImage: UnsafeMutablePointer<Double>
   public let klPerImage: UnsafeMutablePointer<Double>
@@ -49,6 +53,7 @@ public final class VAEWorkspace<T: VAEScalar>: @unchecked Sendable {
     let n = capacity, d = latentDim
     let area1 = A.side1 * A.side1, area2 = A.side2 * A.side2
     input = ScalarBuffer(count: n * A.pixels)
+    inputGrid = ScalarBuffer(count: n * A.pixels)
     cols1 = ScalarBuffer(count: 9 * n * area1)
     conv1Out = ScalarBuffer(count: A.conv1Channels * n * area1)
     cols2 = ScalarBuffer(count: A.conv1Channels * 9 * n * area2)
@@ -63,12 +68,14 @@ public final class VAEWorkspace<T: VAEScalar>: @unchecked Sendable {
     decoderGrid = ScalarBuffer(count: n * A.flatFeatures)
     deconv1Out = ScalarBuffer(count: A.conv2Channels * n * area1)
     deconv2Out = ScalarBuffer(count: A.conv1Channels * n * A.pixels)
+    logitsGrid = ScalarBuffer(count: n * A.pixels)
     logits = ScalarBuffer(count: n * A.pixels)
     columns = ScalarBuffer(
       count: max(
         A.conv2Channels * 9 * n * area2, A.conv1Channels * 9 * n * area1, 9 * n * A.pixels,
         A.conv1Channels * 9 * n * area2))
     dLogits = ScalarBuffer(count: n * A.pixels)
+    dLogitsGrid = ScalarBuffer(count: n * A.pixels)
     dDeconv2Out = ScalarBuffer(count: A.conv1Channels * n * A.pixels)
     dDeconv1Out = ScalarBuffer(count: A.conv2Channels * n * area1)
     dDecoderGrid = ScalarBuffer(count: n * A.flatFeatures)
@@ -122,8 +129,9 @@ public struct VAEModel<T: VAEScalar>: Sendable {
   public func encode(_ p: ParameterViews<T>, batch n: Int, workspace w: VAEWorkspace<T>) {
     precondition(n >= 1 && n <= w.capacity && w.latentDim == latentDim)
     let d = latentDim
+    unflattenFromDense(w.input.pointer, w.inputGrid.pointer, channels: 1, batch: n, area: 784)
     conv2dForward(
-      x: w.input.pointer, weight: p.conv1Weight, bias: p.conv1Bias, cols: w.cols1.pointer,
+      x: w.inputGrid.pointer, weight: p.conv1Weight, bias: p.conv1Bias, cols: w.cols1.pointer,
       y: w.conv1Out.pointer, outChannels: 32, relu: true, geometry: Self.conv1Geometry(n))
     conv2dForward(
       x: w.conv1Out.pointer, weight: p.conv2Weight, bias: p.conv2Bias, cols: w.cols2.pointer,
@@ -160,7 +168,8 @@ public struct VAEModel<T: VAEScalar>: Sendable {
       geometry: Self.deconv2Geometry(n))
     convTranspose2dForward(
       x: w.deconv2Out.pointer, weight: p.deconv3Weight, bias: p.deconv3Bias,
-      cols: w.columns.pointer, y: w.logits.pointer, inChannels: 32, geometry: Self.deconv3Geometry(n))
+      cols: w.columns.pointer, y: w.logitsGrid.pointer, inChannels: 32, geometry: Self.deconv3Geometry(n))
+    flattenToDense(w.logitsGrid.pointer, w.logits.pointer, channels: 1, batch: n, area: 784)
   }
 
   /// The whole forward pass and loss for `n` images in workspace.input with noise in workspace.noise.
@@ -197,8 +206,9 @@ public struct VAEModel<T: VAEScalar>: Sendable {
     workspace w: VAEWorkspace<T>
   ) {
     let d = latentDim
+    unflattenFromDense(w.dLogits.pointer, w.dLogitsGrid.pointer, channels: 1, batch: n, area: 784)
     convTranspose2dBackward(
-      dy: w.dLogits.pointer, x: w.deconv2Out.pointer, weight: p.deconv3Weight,
+      dy: w.dLogitsGrid.pointer, x: w.deconv2Out.pointer, weight: p.deconv3Weight,
       dWeight: g.deconv3Weight, dBias: g.deconv3Bias, dcols: w.columns.pointer,
       dx: w.dDeconv2Out.pointer, inChannels: 32, geometry: Self.deconv3Geometry(n))
     T.reluBackward(dy: w.dDeconv2Out.pointer, output: w.deconv2Out.pointer, count: 32 * n * 784)

@@ -16,157 +16,81 @@
 
 enum { LANES = 16 };
 
-// The first j in [0, small) whose tap lands inside [0, large), and one past the last.
-static inline void valid_columns(long small, long large, long stride, long pad, long tap, long *first,
-                                 long *end) {
-  long lo = 0;
-  while (lo < small && lo * stride - pad + tap < 0) lo++;
-  long hi = small;
-  while (hi > lo && (hi - 1) * stride - pad + tap >= large) hi--;
-  *first = lo;
-  *end = hi;
-}
-
-// The strided case (stride 2, padding 1, large = 2·small): window row i, tap kh reads image row
-// 2i − 1 + kh at columns 2j − 1 + kw, i.e. the row's odd pixels shifted by one (kw = 0), its even
-// pixels (kw = 1) or its odd pixels (kw = 2). Splitting the row into even and odd pixels once makes
-// the three taps unit-stride copies.
-static inline __attribute__((always_inline)) void im2col_stride2(const float *image, float *cols,
-                                                                 long channels, long batch, long small) {
-  const long large = 2 * small, small_area = small * small, large_area = large * large,
-             columns = batch * small_area;
-  float even[64], odd[64];
-  for (long c = 0; c < channels; c++) {
-    for (long n = 0; n < batch; n++) {
-      const float *plane = image + (c * batch + n) * large_area;
-      for (long kh = 0; kh < 3; kh++) {
-        float *left = cols + (c * 9 + kh * 3) * columns + n * small_area;
-        float *centre = left + columns, *right = left + 2 * columns;
-        for (long i = 0; i < small; i++) {
-          const long y = 2 * i - 1 + kh;
-          float *l = left + i * small, *m = centre + i * small, *r = right + i * small;
-          if (y < 0 || y >= large) {
-            for (long j = 0; j < small; j++) l[j] = m[j] = r[j] = 0;
-            continue;
-          }
-          const float *row = plane + y * large;
-          for (long j = 0; j < small; j++) even[j] = row[2 * j], odd[j] = row[2 * j + 1];
-          l[0] = 0;
-          for (long j = 1; j < small; j++) l[j] = odd[j - 1];
-          for (long j = 0; j < small; j++) m[j] = even[j];
-          for (long j = 0; j < small; j++) r[j] = odd[j];
-        }
-      }
-    }
-  }
-}
+// Window gathers and scatters on [C, L, L, N] activations: the N images of a pixel are contiguous,
+// so every tap moves whole runs of N floats (one AVX-512 register for a micro-batch of 16).
 
 VDK_CLONES
-void vdk_im2col3x3(const float *image, float *cols, long channels, long batch, long large, long small,
+void vdk_im2col3x3(const float *restrict image, float *restrict cols, long channels, long batch, long large, long small,
                    long stride, long pad) {
-  if (stride == 2 && pad == 1 && large == 2 * small && small <= 64) {
-    im2col_stride2(image, cols, channels, batch, small);
-    return;
-  }
-  const long small_area = small * small, large_area = large * large, columns = batch * small_area;
+  const long n = batch, columns = small * small * n;
   for (long c = 0; c < channels; c++) {
     for (long kh = 0; kh < 3; kh++) {
       for (long kw = 0; kw < 3; kw++) {
-        long first, end;
-        valid_columns(small, large, stride, pad, kw, &first, &end);
         float *row = cols + (c * 9 + kh * 3 + kw) * columns;
-        for (long n = 0; n < batch; n++) {
-          const float *plane = image + (c * batch + n) * large_area;
-          for (long i = 0; i < small; i++) {
-            float *dst = row + n * small_area + i * small;
-            const long hi = i * stride - pad + kh;
-            if (hi < 0 || hi >= large || first >= end) {
-              for (long j = 0; j < small; j++) dst[j] = 0;
-              continue;
-            }
-            const float *src = plane + hi * large - pad + kw;
-            for (long j = 0; j < first; j++) dst[j] = 0;
-            if (stride == 1) {
-              for (long j = first; j < end; j++) dst[j] = src[j];
-            } else {
-              for (long j = first; j < end; j++) dst[j] = src[j * 2];
-            }
-            for (long j = end; j < small; j++) dst[j] = 0;
-          }
-        }
-      }
-    }
-  }
-}
-
-// The transposed convolutions' case (stride 2, padding 1, large = 2·small): pixel x = 2j − 1 + kw of
-// an output row comes from tap kw = 1 at j = x/2 when x is even, from kw = 2 at j = (x−1)/2 and kw = 0
-// at j = (x+1)/2 when odd. Summing the even and odd halves as contiguous rows and interleaving them
-// once keeps the loops unit-stride.
-static inline __attribute__((always_inline)) void col2im_stride2(const float *cols, float *image, const float *bias, int relu,
-                                  long channels, long batch, long small) {
-  const long large = 2 * small, small_area = small * small, columns = batch * small_area;
-  float even[64], odd[64];
-  for (long c = 0; c < channels; c++) {
-    const float b = bias ? bias[c] : 0.0f;
-    for (long n = 0; n < batch; n++) {
-      for (long y = 0; y < large; y++) {
-        for (long j = 0; j < small; j++) even[j] = b, odd[j] = b;
-        for (long kh = 0; kh < 3; kh++) {
-          const long t = y + 1 - kh;
-          if (t < 0 || (t & 1) || t / 2 >= small) continue;
-          const float *tap = cols + (c * 9 + kh * 3) * columns + n * small_area + (t / 2) * small;
-          const float *left = tap, *centre = tap + columns, *right = tap + 2 * columns;
-          for (long j = 0; j < small; j++) even[j] += centre[j];
-          for (long j = 0; j < small; j++) odd[j] += right[j];
-          for (long j = 0; j + 1 < small; j++) odd[j] += left[j + 1];
-        }
-        float *dst = image + ((c * batch + n) * large + y) * large;
-        if (relu) {
+        for (long i = 0; i < small; i++) {
+          const long y = i * stride - pad + kh;
           for (long j = 0; j < small; j++) {
-            dst[2 * j] = even[j] > 0 ? even[j] : 0;
-            dst[2 * j + 1] = odd[j] > 0 ? odd[j] : 0;
+            float *dst = row + (i * small + j) * n;
+            const long x = j * stride - pad + kw;
+            if (y < 0 || y >= large || x < 0 || x >= large) {
+              for (long k = 0; k < n; k++) dst[k] = 0;
+            } else {
+              const float *src = image + ((c * large + y) * large + x) * n;
+              for (long k = 0; k < n; k++) dst[k] = src[k];
+            }
           }
-        } else {
-          for (long j = 0; j < small; j++) dst[2 * j] = even[j], dst[2 * j + 1] = odd[j];
         }
       }
     }
   }
 }
 
-VDK_CLONES
-void vdk_col2im3x3(const float *cols, float *image, const float *bias, int relu, long channels,
-                   long batch, long large, long small, long stride, long pad) {
-  if (stride == 2 && pad == 1 && large == 2 * small && small <= 64) {
-    col2im_stride2(cols, image, bias, relu, channels, batch, small);
-    return;
+// The taps (k, small index) that reach each large coordinate, found once per call so that the pixel
+// loops do no division.
+typedef struct {
+  int count;
+  int tap[3], index[3];
+} Taps;
+
+static void taps_reaching(Taps *taps, long large, long small, long stride, long pad) {
+  for (long y = 0; y < large; y++) {
+    taps[y].count = 0;
+    for (long k = 0; k < 3; k++) {
+      const long t = y + pad - k;
+      if (t < 0 || t % stride != 0 || t / stride >= small) continue;
+      taps[y].tap[taps[y].count] = (int)k;
+      taps[y].index[taps[y].count] = (int)(t / stride);
+      taps[y].count++;
+    }
   }
-  const long small_area = small * small, large_area = large * large, columns = batch * small_area;
-  long first[3], end[3];
-  for (long kw = 0; kw < 3; kw++) valid_columns(small, large, stride, pad, kw, &first[kw], &end[kw]);
+}
+
+// Each output pixel is gathered once: bias, then its taps in (kh, kw) order, then the ReLU, so the
+// output needs no zeroing pass and is written once.
+VDK_CLONES
+void vdk_col2im3x3(const float *restrict cols, float *restrict image, const float *bias, int relu,
+                   long channels, long batch, long large, long small, long stride, long pad) {
+  const long n = batch, columns = small * small * n;
+  Taps taps[large];
+  taps_reaching(taps, large, small, stride, pad);
   for (long c = 0; c < channels; c++) {
     const float b = bias ? bias[c] : 0.0f;
-    for (long n = 0; n < batch; n++) {
-      for (long y = 0; y < large; y++) {
-        float *dst = image + ((c * batch + n) * large + y) * large;
-        for (long x = 0; x < large; x++) dst[x] = b;
-        for (long kh = 0; kh < 3; kh++) {
-          const long t = y + pad - kh;
-          if (t < 0 || t % stride != 0 || t / stride >= small) continue;
-          const long i = t / stride;
-          for (long kw = 0; kw < 3; kw++) {
-            const float *src = cols + (c * 9 + kh * 3 + kw) * columns + n * small_area + i * small;
-            float *out = dst - pad + kw;
-            if (stride == 1) {
-              for (long j = first[kw]; j < end[kw]; j++) out[j] += src[j];
-            } else {
-              for (long j = first[kw]; j < end[kw]; j++) out[j * 2] += src[j];
-            }
+    const float *channel = cols + c * 9 * columns;
+    for (long y = 0; y < large; y++) {
+      const Taps ty = taps[y];
+      for (long x = 0; x < large; x++) {
+        const Taps tx = taps[x];
+        float *restrict dst = image + ((c * large + y) * large + x) * n;
+        for (long k = 0; k < n; k++) dst[k] = b;
+        for (int a = 0; a < ty.count; a++) {
+          for (int e = 0; e < tx.count; e++) {
+            const float *restrict src = channel + (ty.tap[a] * 3 + tx.tap[e]) * columns +
+                                        (ty.index[a] * small + tx.index[e]) * n;
+            for (long k = 0; k < n; k++) dst[k] += src[k];
           }
         }
         if (relu)
-          for (long x = 0; x < large; x++) dst[x] = dst[x] > 0 ? dst[x] : 0;
+          for (long k = 0; k < n; k++) dst[k] = dst[k] > 0 ? dst[k] : 0;
       }
     }
   }

@@ -106,12 +106,12 @@ func referenceConvTranspose2d(
   return (y, outSide)
 }
 
-/// NCHW [N, C, P] ↔ channel-major [C, N, P].
+/// NCHW [N, C, P] ↔ the layers' [C, P, N].
 func toChannelMajor(_ x: [Double], batch: Int, channels: Int, area: Int) -> [Double] {
   var y = x
   for n in 0..<batch {
     for c in 0..<channels {
-      for p in 0..<area { y[(c * batch + n) * area + p] = x[(n * channels + c) * area + p] }
+      for p in 0..<area { y[(c * area + p) * batch + n] = x[(n * channels + c) * area + p] }
     }
   }
   return y
@@ -121,7 +121,7 @@ func fromChannelMajor(_ x: [Double], batch: Int, channels: Int, area: Int) -> [D
   var y = x
   for n in 0..<batch {
     for c in 0..<channels {
-      for p in 0..<area { y[(n * channels + c) * area + p] = x[(c * batch + n) * area + p] }
+      for p in 0..<area { y[(n * channels + c) * area + p] = x[(c * area + p) * batch + n] }
     }
   }
   return y

@@ -1,8 +1,8 @@
 // Conv2d(Cin→Cout, 3×3, stride s, padding p), PyTorch semantics (cross-correlation):
-//   y[co, n, i, j] = b[co] + Σ_{ci,kh,kw} W[co, ci, kh, kw] · x[ci, n, i·s − p + kh, j·s − p + kw]
-// As a matrix product over the micro-batch: y[Cout, N·S·S] = W[Cout, Cin·9] · im2col(x)[Cin·9, N·S·S].
+//   y[co, i, j, n] = b[co] + Σ_{ci,kh,kw} W[co, ci, kh, kw] · x[ci, i·s − p + kh, j·s − p + kw, n]
+// As a matrix product over the micro-batch: y[Cout, S·S·N] = W[Cout, Cin·9] · im2col(x)[Cin·9, S·S·N].
 
-/// x: [Cin, N, L, L] → y: [Cout, N, S, S], followed by a ReLU if `relu`; `cols` [Cin·9, N·S·S] is
+/// x: [Cin, L, L, N] → y: [Cout, S, S, N], followed by a ReLU if `relu`; `cols` [Cin·9, S·S·N] is
 /// kept for the backward pass. `geometry.channels` is Cin, the large grid is the input.
 @inlinable
 public func conv2dForward<T: VAEScalar>(
@@ -17,8 +17,8 @@ public func conv2dForward<T: VAEScalar>(
   T.addBias(y, bias: bias, relu: relu, channels: outChannels, columns: g.columns)
 }
 
-/// Given dy: [Cout, N·S·S], sets dWeight [Cout, Cin·9] = dy · colsᵀ and dBias = Σ dy; if `dx` is given,
-/// also dx [Cin, N, L, L] = col2im(Wᵀ · dy), using `dcols` [Cin·9, N·S·S] as scratch.
+/// Given dy: [Cout, S·S·N], sets dWeight [Cout, Cin·9] = dy · colsᵀ and dBias = Σ dy; if `dx` is given,
+/// also dx [Cin, L, L, N] = col2im(Wᵀ · dy), using `dcols` [Cin·9, S·S·N] as scratch.
 @inlinable
 public func conv2dBackward<T: VAEScalar>(
   dy: UnsafePointer<T>, cols: UnsafePointer<T>, weight: UnsafePointer<T>,

@@ -1,10 +1,10 @@
 // ConvTranspose2d(Cin→Cout, 3×3, stride s, padding p, output_padding), PyTorch semantics:
-//   y[co, n, i·s − p + kh, j·s − p + kw] += W[ci, co, kh, kw] · x[ci, n, i, j]   (then + b[co])
-// As matrix products: cols[Cout·9, N·S·S] = Wᵀ[Cout·9, Cin] · x[Cin, N·S·S]; y = col2im(cols).
+//   y[co, i·s − p + kh, j·s − p + kw, n] += W[ci, co, kh, kw] · x[ci, i, j, n]   (then + b[co])
+// As matrix products: cols[Cout·9, S·S·N] = Wᵀ[Cout·9, Cin] · x[Cin, S·S·N]; y = col2im(cols).
 // The weight [Cin, Cout, 3, 3] is the matrix [Cin, Cout·9]; output_padding only makes the large grid
 // one row and column bigger, which the geometry's largeSide already says.
 
-/// x: [Cin, N, S, S] → y: [Cout, N, L, L], followed by a ReLU if `relu`; `cols` [Cout·9, N·S·S] is
+/// x: [Cin, S, S, N] → y: [Cout, L, L, N], followed by a ReLU if `relu`; `cols` [Cout·9, S·S·N] is
 /// scratch. `geometry.channels` is Cout, the large grid is the output.
 @inlinable
 public func convTranspose2dForward<T: VAEScalar>(
@@ -18,9 +18,9 @@ public func convTranspose2dForward<T: VAEScalar>(
   T.col2im(cols: cols, image: y, bias: bias, relu: relu, geometry: g)
 }
 
-/// Given dy: [Cout, N, L, L] and the forward input x: [Cin, N·S·S], with dcols = im2col(dy)
-/// [Cout·9, N·S·S] as scratch: dWeight [Cin, Cout·9] = x · dcolsᵀ, dBias = Σ dy, and if given,
-/// dx [Cin, N·S·S] = W · dcols.
+/// Given dy: [Cout, L, L, N] and the forward input x: [Cin, S·S·N], with dcols = im2col(dy)
+/// [Cout·9, S·S·N] as scratch: dWeight [Cin, Cout·9] = x · dcolsᵀ, dBias = Σ dy, and if given,
+/// dx [Cin, S·S·N] = W · dcols.
 @inlinable
 public func convTranspose2dBackward<T: VAEScalar>(
   dy: UnsafePointer<T>, x: UnsafePointer<T>, weight: UnsafePointer<T>,

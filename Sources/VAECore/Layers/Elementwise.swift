@@ -1,5 +1,6 @@
-// Bias, ReLU and layout changes. Activations inside a micro-batch are channel-major ([C, N·H·W]) so
-// each convolution is one matrix product over the whole micro-batch; the dense layers use [N, F].
+// Bias, ReLU and layout changes. Convolutional activations inside a micro-batch are [C, H·W·N] (see
+// Window.swift) so each convolution is one matrix product over the whole micro-batch; the dense
+// layers use [N, F].
 
 /// y[C, M] += bias[C] for each of the M columns.
 @inlinable
@@ -40,28 +41,29 @@ public func reluBackward<T: VAEScalar>(
   for i in 0..<count where !(y[i] > 0) { dy[i] = 0 }
 }
 
-/// [C, N, P] (channel-major) → [N, C·P] (PyTorch's flatten of NCHW). Its own adjoint is
-/// `unflattenFromDense`.
+/// [C, P, N] (a convolution's layout, pixel p of channel c for N images) → [N, C·P] (PyTorch's flatten
+/// of NCHW, what a dense layer takes). Its own adjoint is `unflattenFromDense`; with C = 1 it is
+/// the transpose that turns the decoder's output grid into one row of pixels per image.
 @inlinable
 public func flattenToDense<T: VAEScalar>(
   _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, channels: Int, batch: Int, area: Int
 ) {
-  for c in 0..<channels {
-    for n in 0..<batch {
-      (y + n * channels * area + c * area).update(from: x + (c * batch + n) * area, count: area)
-    }
+  let features = channels * area
+  for f in 0..<features {
+    let column = x + f * batch
+    for n in 0..<batch { y[n * features + f] = column[n] }
   }
 }
 
-/// [N, C·P] → [C, N, P]: the inverse of `flattenToDense`.
+/// [N, C·P] → [C, P, N]: the inverse of `flattenToDense`.
 @inlinable
 public func unflattenFromDense<T: VAEScalar>(
   _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, channels: Int, batch: Int, area: Int
 ) {
-  for c in 0..<channels {
-    for n in 0..<batch {
-      (y + (c * batch + n) * area).update(from: x + n * channels * area + c * area, count: area)
-    }
+  let features = channels * area
+  for f in 0..<features {
+    let column = y + f * batch
+    for n in 0..<batch { column[n] = x[n * features + f] }
   }
 }
 

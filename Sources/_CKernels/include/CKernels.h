@@ -7,12 +7,12 @@
 
 #include <stdint.h>
 
-/// im2col: image [C, N, L, L] → cols [C·9, N·S·S] (zero outside the image) for a 3×3 window with
+/// im2col: image [C, L, L, N] → cols [C·9, S·S·N] (zero outside the image) for a 3×3 window with
 /// the given stride and padding.
 void vdk_im2col3x3(const float *image, float *cols, long channels, long batch, long large, long small,
                    long stride, long pad);
 
-/// col2im: image [C, N, L, L] = Σ of the window entries of cols [C·9, N·S·S] landing on each pixel,
+/// col2im: image [C, L, L, N] = Σ of the window entries of cols [C·9, S·S·N] landing on each pixel,
 /// plus bias[c] if bias is non-null, then max(·, 0) if relu is non-zero. Each pixel is written once.
 void vdk_col2im3x3(const float *cols, float *image, const float *bias, int relu, long channels,
                    long batch, long large, long small, long stride, long pad);
