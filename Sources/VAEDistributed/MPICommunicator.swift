@@ -94,11 +94,14 @@ public final class MPICommunicator: Communicator {
       try check(vmpi_test(&done), phase)
       if done != 0 { return }
       polls += 1
-      // Spin briefly for the common case of a quick collective, then sleep in short slices.
-      if polls < 200 {
+      // Non-blocking collectives progress only inside MPI calls on every rank, so a rank that sleeps
+      // between polls delays each round of the algorithm for all. Yield (not sleep) for the first
+      // 100 ms — a gradient allreduce's whole life — so that ranks sharing a core still run, then
+      // sleep in short slices while a slow peer catches up.
+      if polls < 64 || monotonicSeconds() - start < 0.1 {
         sched_yield()
       } else {
-        usleep(polls < 2000 ? 50 : 500)
+        usleep(500)
       }
       if polls % 64 == 0 && monotonicSeconds() - start > stallTimeout {
         let message =

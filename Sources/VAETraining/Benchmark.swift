@@ -57,13 +57,14 @@ extension Trainer {
     }
     let mean = rates.reduce(0, +) / Double(rates.count)
     let variance = rates.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, rates.count - 1))
+    let memory = try gatherPerRank(peakResidentKilobytes(), phase: "the memory report")
+    // After the memory report: the peak's matrices are not the step's memory.
     var peak: Double? = nil
     if measureGemmPeak {
       var total = [gemmGigaflopsPerSecond(threads: workerThreads)]
       try total.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: "the GEMM peak") }
       peak = total[0]
     }
-    let memory = try gatherPerRank(peakResidentKilobytes(), phase: "the memory report")
     let perStep = Dictionary(uniqueKeysWithValues: phases.named.map { ($0.0, $0.1 / Double(max(1, phases.steps))) })
     let flops = 3 * 2 * 6.66e6
     return BenchmarkResult(
