@@ -109,7 +109,7 @@ open(f"{out}/results.md", "w").write("## Measured on this machine\n\n" + "\n".jo
 PY
 
 "$binary" plot-csv --csv "$out/efficiency.csv" --only kind=strong --x workers --y images_per_sec --title "Strong scaling, batch 128" \
-  --x-label "ranks × threads" --y-label "images/s" --output "$out/strong-throughput.png" >/dev/null
+  --x-label "workers (ranks x threads)" --y-label "images/s" --output "$out/strong-throughput.png" >/dev/null
 "$binary" plot-csv --csv "$out/efficiency.csv" --x workers --y efficiency --only kind=weak --title "Weak scaling efficiency, 64 images per rank" \
   --x-label "ranks" --y-label "efficiency" --output "$out/weak-efficiency.png" >/dev/null
 "$binary" plot-csv --csv "$out/projection.csv" --x nodes --y weak_efficiency,strong_efficiency --title "Projected efficiency (25 Gb/s network)" \
