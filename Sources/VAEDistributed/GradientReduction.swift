@@ -44,6 +44,13 @@ public final class GradientReducer {
   private let pieces: [(tensor: Int, range: Range<Int>)]
   private let integers: UnsafeMutablePointer<Int64>
   private let integerCount: Int
+  // Scratch reused every step (the step allocates nothing): per-piece maxima, and per scale — one
+  // per tensor, then reconstruction, KL and image count — the maximum and the exponent; the maxima
+  // have one more slot, for the flag.
+  private let pieceMaxima: UnsafeMutablePointer<Float>
+  private let maxima: UnsafeMutablePointer<Double>
+  private let exponents: UnsafeMutablePointer<Int>
+  private var scaleCount: Int { layout.tensors.count + 3 }
 
   public init(layout: ParameterLayout, mode: ReductionMode, totalMicroBatches: Int) {
     self.layout = layout
@@ -57,9 +64,17 @@ public final class GradientReducer {
         (index, $0..<min($0 + 16_384, tensor.offset + tensor.count))
       }
     }
+    pieceMaxima = .allocate(capacity: pieces.count)
+    maxima = .allocate(capacity: layout.tensors.count + 4)
+    exponents = .allocate(capacity: layout.tensors.count + 3)
   }
 
-  deinit { integers.deallocate() }
+  deinit {
+    integers.deallocate()
+    pieceMaxima.deallocate()
+    maxima.deallocate()
+    exponents.deallocate()
+  }
 
   /// Sums `gradients` (this rank's micro-batch gradients, each `layout.totalCount` floats) and
   /// `losses` (their loss parts) over all ranks into `result`, identical on every rank.
@@ -80,41 +95,39 @@ public final class GradientReducer {
     _ gradients: [UnsafeMutablePointer<Float>], _ losses: [LossSums], _ flag: Bool, _ result: UnsafeMutablePointer<Float>,
     _ communicator: Communicator, _ phase: () -> String
   ) throws -> ReducedStep {
-    let tensorCount = layout.tensors.count
-    // 1. Largest magnitude per segment over this rank's micro-batches; +∞ marks a non-finite value.
-    // One slot per segment, and a last one for the flag, which rides along in the same MAX.
-    // Scales: one per tensor, then reconstruction, KL and image count; the flag last.
-    let scales = tensorCount + 3
-    var maxima = [Double](repeating: 0, count: scales + 1)
+    let tensorCount = layout.tensors.count, scales = scaleCount
+    let pieceMaxima = pieceMaxima, maxima = maxima, exponents = exponents
+    // 1. Largest magnitude per scale over this rank's micro-batches (+∞ marks a non-finite value),
+    // and the flag in the last slot, which rides along in the same MAX.
+    DispatchQueue.concurrentPerform(iterations: pieces.count) { k in
+      let range = pieces[k].range
+      var largest: Float = 0
+      for gradient in gradients { largest = max(largest, vdk_max_abs(gradient + range.lowerBound, range.count)) }
+      pieceMaxima[k] = largest
+    }
+    maxima.update(repeating: 0, count: scales + 1)
+    for k in 0..<pieces.count {
+      maxima[pieces[k].tensor] = max(maxima[pieces[k].tensor], Double(pieceMaxima[k]))
+    }
+    for l in losses {
+      let reconstruction = abs(l.reconstruction), kl = abs(l.kl)
+      maxima[tensorCount] = reconstruction.isFinite ? max(maxima[tensorCount], reconstruction) : .infinity
+      maxima[tensorCount + 1] = kl.isFinite ? max(maxima[tensorCount + 1], kl) : .infinity
+      maxima[tensorCount + 2] = max(maxima[tensorCount + 2], Double(l.count))
+    }
     maxima[scales] = flag ? 1 : 0
-    var pieceMaxima = [Float](repeating: 0, count: pieces.count)
-    pieceMaxima.withUnsafeMutableBufferPointer { pieceMaxima in
-      DispatchQueue.concurrentPerform(iterations: pieces.count) { k in
-        let range = pieces[k].range
-        pieceMaxima[k] = gradients.reduce(0) { max($0, vdk_max_abs($1 + range.lowerBound, range.count)) }
-      }
-    }
-    for (k, piece) in pieces.enumerated() {
-      maxima[piece.tensor] = max(maxima[piece.tensor], Double(pieceMaxima[k]))
-    }
-    for (k, value) in [\LossSums.reconstruction, \LossSums.kl].enumerated() {
-      maxima[tensorCount + k] = losses.reduce(0.0) { m, l in
-        let v = abs(l[keyPath: value])
-        return v.isFinite ? max(m, v) : .infinity
-      }
-    }
-    maxima[tensorCount + 2] = Double(losses.map(\.count).max() ?? 0)
-    try maxima.withUnsafeMutableBufferPointer {
-      try communicator.allreduce($0, .max, phase: phase() + " (gradient scale)")
-    }
-    let anyFlag = maxima.removeLast() > 0
-    guard maxima.allSatisfy({ $0.isFinite }) else {
+    try communicator.allreduce(
+      UnsafeMutableBufferPointer(start: maxima, count: scales + 1), .max, phase: phase() + " (gradient scale)")
+    let anyFlag = maxima[scales] > 0
+    guard (0..<scales).allSatisfy({ maxima[$0].isFinite }) else {
       return ReducedStep(losses: LossSums(), isFinite: false, anyFlag: anyFlag)
     }
 
-    // 2. Fixed point with a per-segment exponent and headroom for the number of terms.
+    // 2. Fixed point with a per-scale exponent and headroom for the number of terms.
     let headroom = Int(ceil(log2(Double(totalMicroBatches + 1))))
-    let exponents = maxima.map { m -> Int in m > 0 ? 62 - (Int(m.exponent) + 1) - headroom : 0 }
+    for k in 0..<scales {
+      exponents[k] = maxima[k] > 0 ? 62 - (Int(maxima[k].exponent) + 1) - headroom : 0
+    }
     integers.initialize(repeating: 0, count: integerCount)
     let sums = integers
     DispatchQueue.concurrentPerform(iterations: pieces.count) { k in
@@ -125,11 +138,13 @@ public final class GradientReducer {
       }
     }
     let p = layout.totalCount
-    for (k, value) in [\LossSums.reconstruction, \LossSums.kl].enumerated() {
-      let scale = Double(sign: .plus, exponent: exponents[tensorCount + k], significand: 1)
-      for l in losses { integers[p + k] &+= Int64((l[keyPath: value] * scale).rounded(.toNearestOrEven)) }
+    let reconstructionScale = Double(sign: .plus, exponent: exponents[tensorCount], significand: 1)
+    let klScale = Double(sign: .plus, exponent: exponents[tensorCount + 1], significand: 1)
+    for l in losses {
+      integers[p] &+= Int64((l.reconstruction * reconstructionScale).rounded(.toNearestOrEven))
+      integers[p + 1] &+= Int64((l.kl * klScale).rounded(.toNearestOrEven))
+      integers[p + 2] &+= Int64(l.count)
     }
-    integers[p + 2] = Int64(losses.reduce(0) { $0 + $1.count })
 
     // 3. One integer allreduce; the order MPI sums in cannot change the result.
     try communicator.allreduce(
