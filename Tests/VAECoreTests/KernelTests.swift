@@ -2,9 +2,10 @@ import VAECore
 import XCTest
 
 /// The Float kernels (SIMD C, `_CKernels`) against the Swift reference loops run in Double, on every
-/// window geometry the model uses and on others that take the kernels' general paths.
+/// window shape the model uses and on others (odd sizes, no padding, small grids).
 final class KernelTests: XCTestCase {
-  /// (channels, batch, large, small, stride, pad): the model's five, then odd sizes and stride 1.
+  /// The model's three shapes (28→14 and 14→7 at stride 2, 28→28 at stride 1; channels and batch
+  /// reduced), then odd sizes, no padding and a small stride-1 grid.
   let geometries: [WindowGeometry] = [
     WindowGeometry(channels: 1, batch: 3, largeSide: 28, smallSide: 14, stride: 2, pad: 1),
     WindowGeometry(channels: 5, batch: 2, largeSide: 14, smallSide: 7, stride: 2, pad: 1),
