@@ -50,7 +50,7 @@ let package = Package(
     .testTarget(name: "VAECoreTests", dependencies: ["VAECore", "CounterRNG"]),
     .testTarget(name: "VAEDataTests", dependencies: ["VAEData", "_CZlib"]),
     .testTarget(name: "VAEDistributedTests", dependencies: ["VAEDistributed", "VAECore"]),
-    .testTarget(name: "VAETrainingTests", dependencies: ["VAETraining", "VAECore", "VAEData"]),
+    .testTarget(name: "VAETrainingTests", dependencies: ["VAETraining", "VAECore", "VAEData", "VAEDistributed"]),
     .testTarget(name: "VAEImagesTests", dependencies: ["VAEImages"]),
     .testTarget(name: "EndToEndTests", dependencies: []),
   ],

@@ -4,6 +4,8 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
   case unreadable(path: String, reason: String)
   case corrupt(path: String, reason: String)
   case mismatch(reason: String)
+  /// Settings that do not fit the data (too many validation images, too few images for a step).
+  case setting(String)
 
   public var description: String {
     switch self {
@@ -11,6 +13,7 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     case .unreadable(let path, let reason): return "\(path): cannot be read: \(reason)"
     case .corrupt(let path, let reason): return "\(path): \(reason)"
     case .mismatch(let reason): return reason
+    case .setting(let message): return message
     }
   }
 }

@@ -109,7 +109,7 @@ public final class MPICommunicator: Communicator {
           + "other ranks arriving; a peer rank has stalled or died. Ending the whole job "
           + "(raise --stall-timeout if a step legitimately takes longer).\n"
         fputs(message, stderr)
-        abort(code: 3)
+        abort(code: FailureKind.peerLost.exitStatus)
       }
     }
   }

@@ -1,4 +1,5 @@
 import CounterRNG
+import VAEDistributed
 import Foundation
 import VAECore
 import VAEData
@@ -33,7 +34,7 @@ public struct BenchmarkResult: Codable, Sendable {
   public var secondsToFirstStep: Double
 }
 
-extension Trainer {
+extension StepEngine {
   /// Runs `warmup` steps, then `steps` timed ones, from the start of the data order.
   public func benchmark(
     warmup: Int, steps: Int, measureGemmPeak: Bool = false, startedAt processStart: Double
@@ -45,19 +46,19 @@ extension Trainer {
     for i in 0..<(warmup + steps) {
       let epoch = i / schedule.stepsPerEpoch
       if epoch != epochOfOrders {
-        orders = localStreams.map { schedule.order(stream: $0, epoch: epoch) }
+        orders = self.orders(epoch: epoch)
         epochOfOrders = epoch
       }
       if i == warmup { phases = PhaseTimes() }
-      let start = monotonicNow()
-      let result = try trainStep(stepInEpoch: i % schedule.stepsPerEpoch, orders: orders)
-      let end = monotonicNow()
+      let start = monotonicSeconds()
+      let result = try step(globalStep: i, stepInEpoch: i % schedule.stepsPerEpoch, orders: orders, stopFlag: false)
+      let end = monotonicSeconds()
       if i == 0 { firstStepEnd = end }
       if i >= warmup { rates.append(Double(result.losses.count) / (end - start)) }
     }
     let mean = rates.reduce(0, +) / Double(rates.count)
     let variance = rates.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, rates.count - 1))
-    let memory = try gatherPerRank(peakResidentKilobytes(), phase: "the memory report")
+    let memory = try communicator.gather(peakResidentKilobytes(), phase: "the memory report")
     // After the memory report: the peak's matrices are not the step's memory.
     var peak: Double? = nil
     if measureGemmPeak {
@@ -98,38 +99,14 @@ func gemmGigaflopsPerSecond(threads: Int) -> Double {
       }
       multiply()  // warm-up: page faults, packing buffers
       var count = 0
-      let start = monotonicNow()
-      while monotonicNow() - start < 0.5 {
+      let start = monotonicSeconds()
+      while monotonicSeconds() - start < 0.5 {
         multiply()
         count += 1
       }
-      rates[thread] = 2 * Double(side * side * side) * Double(count) / (monotonicNow() - start) / 1e9
+      rates[thread] = 2 * Double(side * side * side) * Double(count) / (monotonicSeconds() - start) / 1e9
       withExtendedLifetime((a, b, c)) {}
     }
   }
   return rates.reduce(0, +)
-}
-
-/// Images of pseudo-random strokes, as many as a real shard, for benchmarks without the data files.
-func syntheticImages(fileIndices: [Int], fileCount: Int, seed: UInt64) -> LabeledImages {
-  var pixels = [UInt8](repeating: 0, count: fileIndices.count * 784)
-  for (slot, index) in fileIndices.enumerated() {
-    var random = CounterRandomStream(seed: seed, purpose: .pictureSelection, UInt64(index), 1)
-    for p in 0..<784 { pixels[slot * 784 + p] = random.next32() % 3 == 0 ? UInt8(truncatingIfNeeded: random.next32()) : 0 }
-  }
-  return LabeledImages(
-    side: 28, pixels: pixels, labels: fileIndices.map { UInt8($0 % 10) }, fileIndices: fileIndices, fileCount: fileCount)
-}
-
-/// Seconds since this process started (from /proc: its start time against the boot clock).
-public func secondsSinceProcessStart() -> Double? {
-  guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-    let close = stat.lastIndex(of: ")")
-  else { return nil }
-  let fields = stat[stat.index(after: close)...].split(separator: " ")
-  guard fields.count > 19, let ticks = Double(fields[19]) else { return nil }  // field 22: starttime
-  var now = timespec()
-  clock_gettime(CLOCK_BOOTTIME, &now)
-  let hertz = Double(sysconf(Int32(_SC_CLK_TCK)))
-  return Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9 - ticks / hertz
 }

@@ -1,3 +1,4 @@
+import Foundation
 import VAECore
 
 /// One line of DIR/metrics.jsonl: the figures of one epoch (or of the last, partial one).
@@ -16,24 +17,73 @@ public struct EpochMetrics: Sendable {
   /// Early stopping's verdict: this epoch has the best validation loss so far.
   public var isBest: Bool? = nil
 
-  public var json: String {
-    func number(_ value: Double?) -> String {
-      guard let value, value.isFinite else { return "null" }
-      return "\(value)"
+  public init(
+    epoch: Int, step: Int, train: LossSums, test: LossSums?, imagesPerSecond: Double, seconds: Double, beta: Double,
+    skippedSteps: Int = 0
+  ) {
+    self.epoch = epoch
+    self.step = step
+    self.train = train
+    self.test = test
+    self.imagesPerSecond = imagesPerSecond
+    self.seconds = seconds
+    self.beta = beta
+    self.skippedSteps = skippedSteps
+  }
+
+  /// The JSON line, with NaN and infinities (a diverged run) as null.
+  public var json: String { JSONLine.encode(Record(self)) }
+
+  struct Record: Encodable {
+    var epoch, step: Int
+    var train_loss, train_recon, train_kl: Number
+    var train_images: Int
+    var test_loss, test_recon, test_kl, test_loss_mean_z, test_recon_mean_z, test_kl_mean_z: Number
+    var images_per_sec, seconds: Number
+    var skipped_steps: Int
+    var val_loss, val_recon, val_kl: Number?
+    var best: Bool?
+
+    init(_ m: EpochMetrics) {
+      let b = m.beta
+      epoch = m.epoch
+      step = m.step
+      (train_loss, train_recon, train_kl) = (Number(m.train.meanLoss(beta: b)), Number(m.train.meanReconstruction), Number(m.train.meanKL))
+      train_images = m.train.count
+      (test_loss, test_recon, test_kl) = (Number(m.test?.meanLoss(beta: b)), Number(m.test?.meanReconstruction), Number(m.test?.meanKL))
+      (test_loss_mean_z, test_recon_mean_z, test_kl_mean_z) =
+        (Number(m.testMeanZ?.meanLoss(beta: b)), Number(m.testMeanZ?.meanReconstruction), Number(m.testMeanZ?.meanKL))
+      images_per_sec = Number(m.imagesPerSecond)
+      seconds = Number(m.seconds)
+      skipped_steps = m.skippedSteps
+      if let v = m.validation {
+        (val_loss, val_recon, val_kl) = (Number(v.meanLoss(beta: b)), Number(v.meanReconstruction), Number(v.meanKL))
+      }
+      best = m.isBest
     }
-    let fields: [(String, String)] = [
-      ("epoch", "\(epoch)"), ("step", "\(step)"),
-      ("train_loss", number(train.meanLoss(beta: beta))), ("train_recon", number(train.meanReconstruction)),
-      ("train_kl", number(train.meanKL)), ("train_images", "\(train.count)"),
-      ("test_loss", number(test?.meanLoss(beta: beta))), ("test_recon", number(test?.meanReconstruction)),
-      ("test_kl", number(test?.meanKL)),
-      ("test_loss_mean_z", number(testMeanZ?.meanLoss(beta: beta))),
-      ("test_recon_mean_z", number(testMeanZ?.meanReconstruction)), ("test_kl_mean_z", number(testMeanZ?.meanKL)),
-      ("images_per_sec", number(imagesPerSecond)), ("seconds", number(seconds)),
-      ("skipped_steps", "\(skippedSteps)"),
-    ] + (validation.map { v in
-      [("val_loss", number(v.meanLoss(beta: beta))), ("val_recon", number(v.meanReconstruction)), ("val_kl", number(v.meanKL))]
-    } ?? []) + (isBest.map { [("best", $0 ? "true" : "false")] } ?? [])
-    return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+  }
+}
+
+/// A number in JSON: null when absent, NaN or infinite (JSON has no such numbers).
+public struct Number: Codable, Sendable, Equatable {
+  public var value: Double?
+  public init(_ value: Double?) { self.value = value.flatMap { $0.isFinite ? $0 : nil } }
+  public init(from decoder: Decoder) throws {
+    let container = try decoder.singleValueContainer()
+    value = container.decodeNil() ? nil : try container.decode(Double.self)
+  }
+  public func encode(to encoder: Encoder) throws {
+    var container = encoder.singleValueContainer()
+    if let value { try container.encode(value) } else { try container.encodeNil() }
+  }
+}
+
+/// Every JSON vae-dist writes or prints goes through here: Codable, keys sorted, one line.
+public enum JSONLine {
+  public static func encode<T: Encodable>(_ value: T) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    // Every Double in our records is a Number, so encoding cannot fail on a non-finite value.
+    return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "{}"
   }
 }

@@ -166,13 +166,13 @@ public final class Pictures {
   /// Train, test (and validation) loss per epoch from metrics.jsonl.
   public static func lossCurves(metricsPath: String) throws -> Canvas {
     guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else {
-      throw CheckpointError.unreadable(path: metricsPath)
+      throw FileError.unreadable(path: metricsPath)
     }
     var columns: [String: [(x: Double, y: Double)]] = [:]
     for line in text.split(separator: "\n") {
       guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
         let epoch = object["epoch"] as? Int
-      else { throw CheckpointError.invalid(path: metricsPath, reason: "has a line that is not a metrics object") }
+      else { throw FileError.invalid(path: metricsPath, reason: "has a line that is not a metrics object") }
       for key in ["train_loss", "val_loss", "test_loss"] {
         if let value = object[key] as? Double { columns[key, default: []].append((Double(epoch), value)) }
       }
@@ -182,7 +182,7 @@ public final class Pictures {
     let series = ["train_loss", "val_loss", "test_loss"].compactMap { key in
       columns[key].map { Plot.Series(name: names[key]!, color: colors[key]!, points: $0, style: .line) }
     }
-    guard !series.isEmpty else { throw CheckpointError.invalid(path: metricsPath, reason: "holds no losses to plot") }
+    guard !series.isEmpty else { throw FileError.invalid(path: metricsPath, reason: "holds no losses to plot") }
     var plot = Plot(title: "Loss per epoch (reconstruction + KL, mean per image)", xLabel: "epoch",
                     yLabel: "loss", series: series)
     plot.integerX = true
@@ -205,25 +205,40 @@ public final class Pictures {
     return canvas
   }
 
-  /// Writes the six pictures into `directory` (atomically each). Returns their paths.
+  /// The pictures a run writes, by file name; each is drawn only when asked for.
+  public func all(test: ImageStore, metricsPath: String) -> [(name: String, draw: () -> Canvas?)] {
+    let (a, b) = interpolationEnds(test)
+    return [
+      ("reconstructions.png", { self.reconstructions(test) }), ("samples.png", { self.samples() }),
+      ("manifold.png", { self.manifold() }), ("latent-scatter.png", { self.latentScatter(test) }),
+      ("interpolation.png", { self.interpolation(test, from: a, to: b) }),
+      ("loss-curves.png", { try? Self.lossCurves(metricsPath: metricsPath) }),
+    ]
+  }
+
+  /// Writes the six pictures into `directory` (atomically each), asking `shouldStop` before each.
+  /// Returns the pictures written (name, path, canvas) and the names of those skipped by a stop.
   @discardableResult
-  public func writeAll(into directory: String, test: ImageStore, metricsPath: String) throws -> [String] {
+  public func writeAll(
+    into directory: String, test: ImageStore, metricsPath: String, shouldStop: () -> Bool = { false }
+  ) throws -> (written: [(name: String, path: String, canvas: Canvas)], skipped: [String]) {
     do {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     } catch {
-      throw CheckpointError.writeFailed(path: directory, reason: "cannot create the directory")
+      throw FileError.writeFailed(path: directory, reason: "cannot create the directory")
     }
-    let (a, b) = interpolationEnds(test)
-    var canvases: [(String, Canvas)] = [
-      ("reconstructions.png", reconstructions(test)), ("samples.png", samples()), ("manifold.png", manifold()),
-      ("latent-scatter.png", latentScatter(test)), ("interpolation.png", interpolation(test, from: a, to: b)),
-    ]
-    if let curves = try? Self.lossCurves(metricsPath: metricsPath) { canvases.append(("loss-curves.png", curves)) }
-    return try canvases.map { name, canvas in
+    var written: [(name: String, path: String, canvas: Canvas)] = [], skipped: [String] = []
+    for (name, draw) in all(test: test, metricsPath: metricsPath) {
+      guard !shouldStop() else {
+        skipped.append(name)
+        continue
+      }
+      guard let canvas = draw() else { continue }
       let path = directory + "/" + name
       try AtomicFile.write(canvas.png, to: path)
-      return path
+      written.append((name, path, canvas))
     }
+    return (written, skipped)
   }
 }
 

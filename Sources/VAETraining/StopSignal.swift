@@ -20,6 +20,10 @@ public enum StopSignal {
 
   public static var requested: Bool { flag.pointee != 0 }
 
+  /// What a signal does, without one: for in-process ranks (tests), where a signal would reach all.
+  public static func request() { flag.pointee = 1 }
+  public static func clear() { flag.pointee = 0 }
+
   public static func install() {
     _ = flag
     // A full disk or a file-size limit must surface as a failed write (and an error naming the

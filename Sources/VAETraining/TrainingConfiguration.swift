@@ -40,6 +40,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
   public var iwSamples = 100
   /// Train on generated images instead of the data files (for benchmarks without the dataset).
   public var syntheticData = false
+  /// Images in the synthetic training "file" (the synthetic test set holds a sixth as many).
+  public var syntheticTrainImages = 60_000
 
   /// The settings a resumed run must share with the checkpoint it resumes: any difference would
   /// make it a different run. The rest (epochs, ranks, threads, output, checkpointing) may change.
@@ -59,6 +61,25 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
   }
 
   public init() {}
+
+  /// Where the images come from.
+  public var dataSource: TrainingData.Source {
+    syntheticData ? .synthetic(train: syntheticTrainImages) : .files(directory: dataDirectory)
+  }
+
+  /// Throws when these settings cannot work on `ranks` ranks (every rank finds the same).
+  public func validate(ranks: Int) throws {
+    guard batchSize % microBatchSize == 0 else {
+      throw TrainingError.configuration("--batch-size \(batchSize) is not a multiple of --micro-batch \(microBatchSize)")
+    }
+    let microBatches = batchSize / microBatchSize
+    guard microBatches >= ranks else {
+      throw TrainingError.configuration(
+        "--batch-size \(batchSize) makes \(microBatches) micro-batches of \(microBatchSize), fewer than the "
+          + "\(ranks) ranks: every rank needs at least one. Use a larger --batch-size, a smaller "
+          + "--micro-batch, or fewer ranks.")
+    }
+  }
 
   /// The largest divisor of `batchSize` not above 16: the default micro-batch.
   public static func defaultMicroBatch(forBatch batchSize: Int) -> Int {

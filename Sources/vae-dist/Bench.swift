@@ -35,7 +35,7 @@ struct Bench: ParsableCommand {
   }
 
   func run() throws {
-    let processStart = monotonicNow() - (secondsSinceProcessStart() ?? 0)
+    let processStart = monotonicSeconds() - (secondsSinceProcessStart() ?? 0)
     var c = TrainingConfiguration(data: data, model: model, optimization: optimization, parallel: parallel)
     c.syntheticData = synthetic
     c.progress = .none
@@ -44,8 +44,8 @@ struct Bench: ParsableCommand {
         try benchmarkAllreduce(communicator)
         return
       }
-      let trainer = try Trainer(configuration: c, communicator: communicator)
-      let result = try trainer.benchmark(
+      let engine = try StepEngine(configuration: c, communicator: communicator, evaluationSets: false)
+      let result = try engine.benchmark(
         warmup: warmup, steps: steps, measureGemmPeak: gemmPeak, startedAt: processStart)
       guard communicator.rank == 0 else { return }
       if json {

@@ -34,7 +34,7 @@ struct Evaluate: ParsableCommand {
 
   func run() throws {
     configureBLASForWorkerThreads()
-    do {
+    try reportingFailures {
       let file = try SafeTensors.read(path: checkpoint)
       let (layout, parameters) = try ModelFile.parameters(from: file, path: checkpoint)
       let test = ImageStore(try FashionMNIST.load(directory: data.directory, split: .test))
@@ -43,23 +43,16 @@ struct Evaluate: ParsableCommand {
       let mean = evaluator.loss(parameters: parameters, images: test, useMean: true)
       let estimate = iwSamples > 0 ? evaluator.importanceWeighted(parameters: parameters, images: test, samples: iwSamples) : nil
       if json {
-        let iw = estimate.map { ",\"iw_samples\":\($0.samples),\"test_elbo\":\($0.elbo),\"test_log_likelihood_iw\":\($0.logLikelihood)" } ?? ""
-        print(
-          "{\"images\":\(sampled.count),\"test_loss\":\(sampled.meanLoss(beta: 1)),\"test_recon\":\(sampled.meanReconstruction),"
-            + "\"test_kl\":\(sampled.meanKL),\"test_loss_mean_z\":\(mean.meanLoss(beta: 1)),"
-            + "\"test_recon_mean_z\":\(mean.meanReconstruction),\"test_kl_mean_z\":\(mean.meanKL)\(iw)}")
-      } else {
-        print("\(checkpoint): latent size \(layout.latentDim), \(grouped(layout.totalCount)) parameters")
-        print("test set, \(grouped(sampled.count)) images (loss per image = reconstruction + KL):")
-        print("  z sampled  loss \(fixed(sampled.meanLoss(beta: 1), 3))  (recon \(fixed(sampled.meanReconstruction, 3)), kl \(fixed(sampled.meanKL, 3)))")
-        print("  z = z_mean loss \(fixed(mean.meanLoss(beta: 1), 3))  (recon \(fixed(mean.meanReconstruction, 3)), kl \(fixed(mean.meanKL, 3)))")
-        if let estimate {
-          print("  ELBO \(fixed(estimate.elbo, 3)) nats; importance-weighted log-likelihood (k = \(estimate.samples)) \(fixed(estimate.logLikelihood, 3)) nats")
-        }
+        print(JSONLine.encode(EvaluationReport(sampled: sampled, mean: mean, estimate: estimate)))
+        return
       }
-    } catch {
-      printError("vae-dist: error: \(error)")
-      throw ExitCode(1)
+      print("\(checkpoint): latent size \(layout.latentDim), \(grouped(layout.totalCount)) parameters")
+      print("test set, \(grouped(sampled.count)) images (loss per image = reconstruction + KL):")
+      print("  z sampled  loss \(fixed(sampled.meanLoss(beta: 1), 3))  (recon \(fixed(sampled.meanReconstruction, 3)), kl \(fixed(sampled.meanKL, 3)))")
+      print("  z = z_mean loss \(fixed(mean.meanLoss(beta: 1), 3))  (recon \(fixed(mean.meanReconstruction, 3)), kl \(fixed(mean.meanKL, 3)))")
+      if let estimate {
+        print("  ELBO \(fixed(estimate.elbo, 3)) nats; importance-weighted log-likelihood (k = \(estimate.samples)) \(fixed(estimate.logLikelihood, 3)) nats")
+      }
     }
   }
 }

@@ -144,6 +144,9 @@ struct OutputOptions: ParsableArguments {
   @Flag(help: "Continue from the newest complete checkpoint in --out (same settings; the rank count may differ).")
   var resume = false
 
+  @Flag(help: "Start a new run even if --out holds an earlier run's model or checkpoints: that run is moved aside to DIR.previous-N first (nothing is deleted).")
+  var overwrite = false
+
   @Option(help: ArgumentHelp("Also write the pictures into DIR/images every this many epochs (0: only at the end).", valueName: "n"))
   var plotEvery = 0
 
@@ -156,7 +159,10 @@ struct OutputOptions: ParsableArguments {
     guard keep >= 1 else { throw ValidationError("--keep must be at least 1 (got \(keep)).") }
     guard plotEvery >= 0 else { throw ValidationError("--plot-every must be 0 or more (got \(plotEvery)).") }
     guard iwSamples >= 0 && iwSamples <= 100_000 else { throw ValidationError("--iw-samples must be between 0 and 100000 (got \(iwSamples)).") }
+    guard !(resume && overwrite) else { throw ValidationError("--resume continues the run in --out and --overwrite moves it aside: pass one of them.") }
   }
+
+  var start: RunStart { resume ? .resume : overwrite ? .overwrite : .fresh }
 
   var resolvedProgress: ProgressStyle {
     progress == .auto && MPICommunicator.launchedByMPI ? .lines : progress

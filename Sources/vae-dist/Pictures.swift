@@ -27,17 +27,10 @@ struct PictureOptions: ParsableArguments {
     ImageStore(try FashionMNIST.load(directory: data.directory, split: .test))
   }
 
-  /// Runs `draw`, writes its picture, and reports errors as one line and exit status 1.
+  /// Runs `draw` and writes its picture; errors go the one way every command's go.
   func write(_ draw: () throws -> Canvas) throws {
-    do {
-      configureBLASForWorkerThreads()
-      let canvas = try draw()
-      try AtomicFile.write(canvas.png, to: output)
-      print("wrote \(output) (\(canvas.width)×\(canvas.height))")
-    } catch {
-      printError("vae-dist: error: \(error)")
-      throw ExitCode(1)
-    }
+    configureBLASForWorkerThreads()
+    try writePNG(to: output, draw)
   }
 }
 
@@ -118,14 +111,7 @@ struct PlotMetrics: ParsableCommand {
   @Option(help: ArgumentHelp("The metrics.jsonl of a run.", valueName: "file")) var metrics: String
   @Option(name: .customLong("output"), help: ArgumentHelp("The PNG file to write.", valueName: "file")) var output: String
   func run() throws {
-    do {
-      let canvas = try Pictures.lossCurves(metricsPath: metrics)
-      try AtomicFile.write(canvas.png, to: output)
-      print("wrote \(output) (\(canvas.width)×\(canvas.height))")
-    } catch {
-      printError("vae-dist: error: \(error)")
-      throw ExitCode(1)
-    }
+    try writePNG(to: output) { try Pictures.lossCurves(metricsPath: metrics) }
   }
 }
 
@@ -150,7 +136,7 @@ struct PlotCSV: ParsableCommand {
   @Option(name: .customLong("output"), help: ArgumentHelp("The PNG file to write.", valueName: "file")) var output: String
 
   func run() throws {
-    do {
+    try writePNG(to: output) {
       guard let text = try? String(contentsOfFile: csv, encoding: .utf8) else { throw ValidationError("--csv: cannot read \(csv)") }
       let lines = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
       guard let header = lines.first, let xColumn = header.firstIndex(of: x) else {
@@ -172,14 +158,16 @@ struct PlotCSV: ParsableCommand {
         }
         return Plot.Series(name: name, color: Color.categorical[index % 10], points: points, style: .line)
       }
-      let canvas = Plot(title: title, xLabel: xLabel ?? x, yLabel: yLabel, series: series).render()
-      try AtomicFile.write(canvas.png, to: output)
-      print("wrote \(output)")
-    } catch let error as ValidationError {
-      throw error
-    } catch {
-      printError("vae-dist: error: \(error)")
-      throw ExitCode(1)
+      return Plot(title: title, xLabel: xLabel ?? x, yLabel: yLabel, series: series).render()
     }
+  }
+}
+
+/// Draws a picture and writes it as PNG to `path`, reporting errors the one way.
+func writePNG(to path: String, _ draw: () throws -> Canvas) throws {
+  try reportingFailures {
+    let canvas = try draw()
+    try AtomicFile.write(canvas.png, to: path)
+    print("wrote \(path) (\(canvas.width)×\(canvas.height))")
   }
 }

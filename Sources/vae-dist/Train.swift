@@ -36,9 +36,9 @@ struct Train: ParsableCommand {
     let configuration = makeConfiguration()
     try withCommunicator(stallTimeout: parallel.stallTimeout) { communicator in
       StopSignal.install()
-      let trainer = try Trainer(configuration: configuration, communicator: communicator)
+      let trainer = try Trainer(configuration: configuration, communicator: communicator, start: output.start)
       trainer.printBanner()
-      _ = try trainer.run(resume: output.resume)
+      _ = try trainer.run()
     }
   }
 }

@@ -123,23 +123,23 @@ final class CheckpointRunTests: XCTestCase {
   func testResumeRefusesAnotherRun() throws {
     let out = Harness.temporaryDirectory()
     var result = try Harness.vaeDist(common(out) + ["--resume", "--max-steps", "5"])
-    XCTAssertEqual(result.status, 2)
+    XCTAssertEqual(result.status, 7)
     XCTAssertTrue(result.error.contains("no complete checkpoint"), result.error)
     result = try Harness.vaeDist(common(out) + ["--max-steps", "5"])
     XCTAssertEqual(result.status, 0, result.all)
     result = try Harness.vaeDist(common(out) + ["--resume", "--max-steps", "10", "--latent-dim", "3"])
-    XCTAssertEqual(result.status, 2)
+    XCTAssertEqual(result.status, 7)
     XCTAssertTrue(result.error.contains("--latent-dim 3 (the checkpoint has 2)"), result.error)
     let other = try Harness.smallRealDataset(train: 2000, test: 500)
     result = try Harness.vaeDist(common(out).map { $0 == data ? other : $0 } + ["--resume", "--max-steps", "10"])
-    XCTAssertEqual(result.status, 2)
+    XCTAssertEqual(result.status, 7)
     XCTAssertTrue(result.error.contains("different data"), result.error)
   }
 
   func testNonFiniteLossStopsOrIsSkipped() throws {
     var out = Harness.temporaryDirectory()
     var result = try Harness.vaeDist(common(out) + ["--max-steps", "6", "--lr", "1e6"])
-    XCTAssertEqual(result.status, 1)
+    XCTAssertEqual(result.status, 6)
     XCTAssertTrue(result.error.contains("NaN or infinite at step"), result.error)
     out = Harness.temporaryDirectory()
     result = try Harness.vaeDist(common(out) + ["--max-steps", "6", "--lr", "1e6", "--skip-nonfinite"])

@@ -38,7 +38,7 @@ final class CommandLineTests: XCTestCase {
 
   func testMissingDataSaysWhatToDo() throws {
     let result = try Harness.vaeDist(["--data", "/nonexistent/fmnist", "--out", Harness.temporaryDirectory()], timeout: 30)
-    XCTAssertEqual(result.status, 1)
+    XCTAssertEqual(result.status, 4)
     XCTAssertTrue(result.error.contains("/nonexistent/fmnist"), result.error)
     XCTAssertTrue(result.error.contains("--data"), result.error)
   }
@@ -49,7 +49,7 @@ final class CommandLineTests: XCTestCase {
       _ = FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data([0, 0, 8, 3, 0, 0]))
     }
     let result = try Harness.vaeDist(["--data", directory, "--out", Harness.temporaryDirectory()], timeout: 30)
-    XCTAssertEqual(result.status, 1)
+    XCTAssertEqual(result.status, 4)
     XCTAssertTrue(result.error.contains("\(directory)/train-images-idx3-ubyte"), result.error)
     XCTAssertTrue(result.error.contains("IDX header"), result.error)
   }
@@ -57,7 +57,7 @@ final class CommandLineTests: XCTestCase {
   func testUnwritableOutputIsAClearError() throws {
     try Harness.requireRealData()
     let result = try Harness.vaeDist(["--max-steps", "1", "--out", "/proc/vae-dist-cannot-write-here", "--iw-samples", "0"], timeout: 60)
-    XCTAssertNotEqual(result.status, 0)
+    XCTAssertEqual(result.status, 5)
     XCTAssertTrue(result.error.contains("--out /proc/vae-dist-cannot-write-here"), result.error)
   }
 }

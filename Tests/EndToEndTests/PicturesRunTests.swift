@@ -52,7 +52,7 @@ final class PicturesRunTests: XCTestCase {
     XCTAssertNotEqual(bad.status, 0)
     XCTAssertTrue(bad.error.contains("--dims"), bad.error)
     bad = try Harness.vaeDist(["sample", "--checkpoint", out + "/nope.safetensors", "--output", curves])
-    XCTAssertEqual(bad.status, 1)
+    XCTAssertEqual(bad.status, 4)
     XCTAssertTrue(bad.error.contains("nope.safetensors"), bad.error)
 
     // evaluate: ELBO and the IW estimate for a checkpoint.

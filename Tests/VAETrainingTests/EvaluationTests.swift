@@ -54,7 +54,7 @@ final class ImportanceWeightedTests: XCTestCase {
     glorotUniformInitialize(parameters.pointer, layout: layout, seed: 4)
     let evaluator = Evaluator(latentDim: 2, seed: 9, threads: 2)
     let store = images()
-    let estimates = [1, 4, 32].map { evaluator.importanceWeighted(parameters: parameters, images: store, samples: $0) }
+    let estimates = [1, 4, 32].map { evaluator.importanceWeighted(parameters: parameters, images: store, samples: $0)! }
     let elbo = estimates[0].elbo
     for e in estimates {
       print("k = \(e.samples): IW log-likelihood \(e.logLikelihood), ELBO \(e.elbo)")

@@ -37,7 +37,7 @@ final class FuzzRegressionTests: XCTestCase {
       do {
         let decoded = try SafeTensors.read(path: file)
         XCTAssertEqual(try SafeTensors.decode(SafeTensors.encode(decoded), path: file).tensors, decoded.tensors)
-      } catch let error as CheckpointError {
+      } catch let error as FileError {
         XCTAssertTrue(error.description.contains(file), "\(error)")
       }
     }

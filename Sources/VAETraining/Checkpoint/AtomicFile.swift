@@ -6,7 +6,7 @@
 public enum AtomicFile {
   public static func write(_ bytes: [UInt8], to path: String) throws {
     let temporary = "\(path).tmp-\(getpid())"
-    func failure(_ what: String) -> CheckpointError {
+    func failure(_ what: String) -> FileError {
       let reason = "\(what): \(String(cString: strerror(errno)))"
       unlink(temporary)
       return .writeFailed(path: path, reason: reason)
@@ -45,13 +45,13 @@ public enum AtomicFile {
   public static func appendLine(_ line: String, to path: String) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
     guard fd >= 0 else {
-      throw CheckpointError.writeFailed(path: path, reason: String(cString: strerror(errno)))
+      throw FileError.writeFailed(path: path, reason: String(cString: strerror(errno)))
     }
     defer { close(fd) }
     let bytes = Array((line + "\n").utf8)
     let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, $0.count) }
     guard n == bytes.count else {
-      throw CheckpointError.writeFailed(path: path, reason: n < 0 ? String(cString: strerror(errno)) : "short write")
+      throw FileError.writeFailed(path: path, reason: n < 0 ? String(cString: strerror(errno)) : "short write")
     }
   }
 }

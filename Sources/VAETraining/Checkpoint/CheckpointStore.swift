@@ -81,10 +81,13 @@ public final class CheckpointStore {
   public static let format = "vae-dist-checkpoint/1"
   public let directory: String
   public let keep: Int
+  /// The run whose checkpoints these are: only its own are pruned (nil: all are).
+  public var owner: RunDirectory.Record?
 
-  public init(outputDirectory: String, keep: Int) {
+  public init(outputDirectory: String, keep: Int, owner: RunDirectory.Record? = nil) {
     directory = outputDirectory + "/checkpoints"
     self.keep = keep
+    self.owner = owner
   }
 
   static func name(step: Int) -> String {
@@ -102,7 +105,7 @@ public final class CheckpointStore {
   ) throws -> String {
     for (name, buffer) in [("parameters", parameters), ("first moment", firstMoment), ("second moment", secondMoment)] {
       for i in 0..<layout.totalCount where !buffer[i].isFinite {
-        throw CheckpointError.writeFailed(
+        throw FileError.writeFailed(
           path: directory, reason: "refusing to checkpoint step \(state.step): the \(name) hold NaN or infinite values")
       }
     }
@@ -158,39 +161,59 @@ public final class CheckpointStore {
   /// The newest checkpoint that loads and verifies. Damaged ones (truncated, failing their CRC,
   /// half-written) are reported through `warn` and skipped for the one before; one this version
   /// cannot use (another format, another model) is refused with the error, never half-loaded.
+  /// With an owner, checkpoints of other runs are passed over; the newest of them is returned as
+  /// `foreign` when none of the owner's is found, to say why.
   public func newestComplete(warn: (String) -> Void) throws -> Checkpoint? {
+    try newestOwn(warn: warn).own
+  }
+
+  public func newestOwn(warn: (String) -> Void) throws -> (own: Checkpoint?, foreign: Checkpoint?) {
+    var foreign: Checkpoint?
     for candidate in candidates() {
       do {
-        return try load(candidate.path)
-      } catch CheckpointError.incompatible(let path, let reason) {
-        throw CheckpointError.incompatible(path: path, reason: reason)
+        let checkpoint = try load(candidate.path)
+        if isOwn(checkpoint) { return (checkpoint, nil) }
+        if foreign == nil { foreign = checkpoint }
+      } catch FileError.incompatible(let path, let reason) {
+        throw FileError.incompatible(path: path, reason: reason)
       } catch {
         warn("skipping damaged checkpoint: \(error)")
       }
     }
-    return nil
+    return (nil, foreign)
+  }
+
+  /// True when the checkpoint at `path` loads and was written by a run of the owner's identity.
+  func belongsToOwner(_ path: String) -> Bool {
+    guard let checkpoint = try? load(path) else { return false }
+    return isOwn(checkpoint)
+  }
+
+  func isOwn(_ checkpoint: Checkpoint) -> Bool {
+    guard let owner else { return true }
+    return owner.configuration.resumeConflicts(with: checkpoint.configuration).isEmpty && owner.data == checkpoint.data
   }
 
   /// Loads and verifies one checkpoint directory.
   public func load(_ path: String) throws -> Checkpoint {
     let modelPath = path + "/model.safetensors", optimizerPath = path + "/optimizer.safetensors"
     guard let modelData = FileManager.default.contents(atPath: modelPath) else {
-      throw CheckpointError.unreadable(path: modelPath)
+      throw FileError.unreadable(path: modelPath)
     }
     let optimizer = try SafeTensors.read(path: optimizerPath)
     let metadata = optimizer.metadata
     guard metadata["format"] == Self.format else {
-      throw CheckpointError.incompatible(
+      throw FileError.incompatible(
         path: optimizerPath,
         reason: "has format \(metadata["format"] ?? "none"); this vae-dist reads \(Self.format)")
     }
     guard let modelCRC = metadata["model_crc32"].flatMap(UInt32.init), modelCRC == crc32([UInt8](modelData)) else {
-      throw CheckpointError.invalid(path: modelPath, reason: "its CRC-32 does not match the one recorded when it was written")
+      throw FileError.invalid(path: modelPath, reason: "its CRC-32 does not match the one recorded when it was written")
     }
     guard let momentsCRC = metadata["moments_crc32"].flatMap(UInt32.init),
       momentsCRC == crc32(momentBytes(optimizer.tensors))
     else {
-      throw CheckpointError.invalid(path: optimizerPath, reason: "its CRC-32 does not match the one recorded when it was written")
+      throw FileError.invalid(path: optimizerPath, reason: "its CRC-32 does not match the one recorded when it was written")
     }
     // Keys a later version adds take their defaults, so older checkpoints stay readable.
     func decode<T: Codable>(_ type: T.Type, _ key: String, defaults: T) throws -> T {
@@ -200,7 +223,7 @@ public final class CheckpointStore {
         let merged = try? JSONSerialization.data(withJSONObject: base.merging(stored) { $1 }),
         let value = try? JSONDecoder().decode(T.self, from: merged)
       else {
-        throw CheckpointError.invalid(path: optimizerPath, reason: "its metadata lacks a readable \(key)")
+        throw FileError.invalid(path: optimizerPath, reason: "its metadata lacks a readable \(key)")
       }
       return value
     }
@@ -210,10 +233,10 @@ public final class CheckpointStore {
       var values = [Float](repeating: 0, count: layout.totalCount)
       for spec in layout.tensors {
         guard let tensor = optimizer.tensor(named: prefix + spec.name), tensor.shape == spec.shape else {
-          throw CheckpointError.incompatible(path: optimizerPath, reason: "lacks \(prefix + spec.name) of shape \(spec.shape)")
+          throw FileError.incompatible(path: optimizerPath, reason: "lacks \(prefix + spec.name) of shape \(spec.shape)")
         }
         guard tensor.values.allSatisfy({ $0.isFinite }) else {
-          throw CheckpointError.incompatible(path: optimizerPath, reason: "\(prefix + spec.name) holds NaN or infinite values")
+          throw FileError.incompatible(path: optimizerPath, reason: "\(prefix + spec.name) holds NaN or infinite values")
         }
         values.replaceSubrange(spec.offset..<(spec.offset + spec.count), with: tensor.values)
       }
@@ -226,9 +249,11 @@ public final class CheckpointStore {
       data: try decode(DataFingerprint.self, "data", defaults: DataFingerprint(trainImages: -1, trainFileCRC32: 0)))
   }
 
-  /// Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes.
+  /// Keeps the newest `keep` checkpoints of the owner's run and removes leftovers of interrupted
+  /// writes; another run's checkpoints (and any whose run cannot be read) are left alone.
   func prune() {
-    for old in candidates().dropFirst(keep) { try? FileManager.default.removeItem(atPath: old.path) }
+    let own = candidates().filter { owner == nil || belongsToOwner($0.path) }
+    for old in own.dropFirst(keep) { try? FileManager.default.removeItem(atPath: old.path) }
     let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
     for name in names where name.hasPrefix(".tmp-") && !name.hasSuffix("-\(getpid())") {
       try? FileManager.default.removeItem(atPath: directory + "/" + name)
@@ -239,11 +264,11 @@ public final class CheckpointStore {
     do {
       try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     } catch {
-      throw CheckpointError.writeFailed(path: path, reason: "cannot create the directory")
+      throw FileError.writeFailed(path: path, reason: "cannot create the directory")
     }
   }
 
-  private func writeError(_ path: String, _ what: String) -> CheckpointError {
+  private func writeError(_ path: String, _ what: String) -> FileError {
     .writeFailed(path: path, reason: "\(what): \(String(cString: strerror(errno)))")
   }
 }
@@ -263,7 +288,7 @@ func crc32(_ bytes: [UInt8]) -> UInt32 {
 
 /// CRC-32 of a file's bytes, read in 1 MiB pieces.
 func fileCRC32(_ path: String) throws -> UInt32 {
-  guard let file = fopen(path, "rb") else { throw CheckpointError.unreadable(path: path) }
+  guard let file = fopen(path, "rb") else { throw FileError.unreadable(path: path) }
   defer { fclose(file) }
   var buffer = [UInt8](repeating: 0, count: 1 << 20)
   var crc: UInt = 0

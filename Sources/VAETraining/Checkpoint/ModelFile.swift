@@ -18,22 +18,22 @@ public enum ModelFile {
     guard let zMeanBias = file.tensor(named: "encoder.z_mean.bias"), zMeanBias.shape.count == 1,
       (1...1024).contains(zMeanBias.shape[0])
     else {
-      throw CheckpointError.incompatible(
+      throw FileError.incompatible(
         path: path, reason: "has no usable encoder.z_mean.bias tensor, so it is not a vae-dist model")
     }
     let layout = ParameterLayout(latentDim: zMeanBias.shape[0])
     let parameters = ScalarBuffer<Float>(count: layout.totalCount)
     for spec in layout.tensors {
       guard let tensor = file.tensor(named: spec.name) else {
-        throw CheckpointError.incompatible(path: path, reason: "lacks the tensor \(spec.name)")
+        throw FileError.incompatible(path: path, reason: "lacks the tensor \(spec.name)")
       }
       guard tensor.shape == spec.shape else {
-        throw CheckpointError.incompatible(
+        throw FileError.incompatible(
           path: path,
           reason: "tensor \(spec.name) has shape \(tensor.shape), but a latent-\(layout.latentDim) model needs \(spec.shape)")
       }
       guard tensor.values.allSatisfy({ $0.isFinite }) else {
-        throw CheckpointError.incompatible(path: path, reason: "tensor \(spec.name) holds NaN or infinite values")
+        throw FileError.incompatible(path: path, reason: "tensor \(spec.name) holds NaN or infinite values")
       }
       (parameters.pointer + spec.offset).update(from: tensor.values, count: spec.count)
     }

@@ -64,7 +64,7 @@ public enum SafeTensors {
   /// every tensor's dtype, shape and offsets (inside the data, sized as the shape says, neither
   /// overlapping nor leaving gaps).
   public static func decode(_ bytes: [UInt8], path: String) throws -> File {
-    func fail(_ reason: String) -> CheckpointError { .invalid(path: path, reason: reason) }
+    func fail(_ reason: String) -> FileError { .notSafeTensors(path: path, reason: reason) }
     guard bytes.count >= 8 else { throw fail("is too short to be a safetensors file (\(bytes.count) bytes)") }
     let headerLength = bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
     guard headerLength <= UInt64(min(maximumHeaderBytes, bytes.count - 8)) else {
@@ -134,12 +134,12 @@ public enum SafeTensors {
     // The size is checked before the file is read into memory.
     guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
       let size = (attributes[.size] as? NSNumber)?.intValue
-    else { throw CheckpointError.unreadable(path: path) }
+    else { throw FileError.unreadable(path: path) }
     guard size <= maximumFileBytes else {
-      throw CheckpointError.invalid(path: path, reason: "is \(size) bytes, more than any vae-dist checkpoint")
+      throw FileError.invalid(path: path, reason: "is \(size) bytes, more than any vae-dist checkpoint")
     }
     guard let data = FileManager.default.contents(atPath: path) else {
-      throw CheckpointError.unreadable(path: path)
+      throw FileError.unreadable(path: path)
     }
     return try decode([UInt8](data), path: path)
   }
@@ -173,8 +173,11 @@ public enum SafeTensors {
   }
 }
 
-public enum CheckpointError: Error, CustomStringConvertible, Equatable {
+/// What can be wrong with a file vae-dist reads or writes (checkpoints, models, metrics, pictures),
+/// each naming the file.
+public enum FileError: Error, CustomStringConvertible, Equatable {
   case unreadable(path: String)
+  case notSafeTensors(path: String, reason: String)
   case invalid(path: String, reason: String)
   case writeFailed(path: String, reason: String)
   case incompatible(path: String, reason: String)
@@ -182,7 +185,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
   public var description: String {
     switch self {
     case .unreadable(let path): return "\(path): cannot be read (missing or not a file)"
-    case .invalid(let path, let reason): return "\(path): not a valid safetensors file: \(reason)"
+    case .notSafeTensors(let path, let reason): return "\(path): not a valid safetensors file: \(reason)"
+    case .invalid(let path, let reason): return "\(path): \(reason)"
     case .writeFailed(let path, let reason):
       return "\(path): could not be written: \(reason). Check that the output directory exists, is writable and has free space (--out)."
     case .incompatible(let path, let reason): return "\(path): \(reason)"

@@ -1,0 +1,170 @@
+import Foundation
+
+// The protocol between ranks: how they learn what one of them found, decided or failed at.
+//
+// Every exchange below is a collective that every rank reaches, in the same order. The order of a
+// training run (VAETraining's Trainer.run) is:
+//
+//    1. rootDecides  "the output directory"      rank 0 claims --out (or refuses, or moves a run aside)
+//    2. together     "loading the data"          every rank loads its shard; rank 0 also the test set
+//    3. gather       shard sizes, host names     for the banner
+//    4. rootDecides  "the resume checkpoint"     with --resume: rank 0 picks the checkpoint; then
+//       broadcast    parameters and moments      three broadcasts of the flat buffers
+//    5. per step:    GradientReducer.reduce      MAX of magnitudes (+ the stop flag), SUM in fixed point
+//                    allreduce (--check-sync)    the parameter hash, every K steps
+//                    rootDecides "checkpoint"    every --checkpoint-every steps, on a stop, and before
+//                                                a non-finite step ends the run
+//    6. per epoch:   rootDecides "epoch end"     rank 0 evaluates, logs, checkpoints, draws; the
+//                                                result is the early-stopping decision
+//    7. gather       peak memory
+//    8. rootDecides  "the final work"            rank 0 writes the model, the pictures, the estimate
+//
+// A rank that meets an error inside `together` or `rootDecides` does not leave the protocol: the
+// error travels to every rank in the same exchange, every rank throws the same RunFailure, and every
+// rank exits with its status through MPI_Finalize — no MPI_Abort, no waiting for a stall timeout.
+// Only a rank that dies or hangs still ends the job through the stall timeout, and while rank zero
+// works alone it says so every second (a heartbeat broadcast), so that time never counts as a stall.
+
+extension Communicator {
+  /// Every rank runs `body`. If it throws on any rank, every rank throws the same RunFailure: the
+  /// one of the lowest rank that failed.
+  public func together<T>(_ phase: String, _ body: () throws -> T) throws -> T {
+    let outcome = Result { try body() }
+    if size == 1 { return try agreedLocally(outcome) }
+    var failed: [Int64] = [Int64(size)]
+    if case .failure = outcome { failed[0] = Int64(rank) }
+    try failed.withUnsafeMutableBufferPointer { try allreduce($0, .min, phase: phase) }
+    let failing = Int(failed[0])
+    guard failing < size else { return try outcome.get() }
+    var report = [UInt8]()
+    if case .failure(let error) = outcome, rank == failing { report = Self.encode(RunFailure(error, rank: rank)) }
+    let failure = try exchangeFailure(report, root: failing, phase: phase)
+    throw failure
+  }
+
+  /// Rank zero runs `body` while the other ranks wait; its result, or its error, reaches every rank.
+  /// `body` must not call the communicator. While it runs, rank zero broadcasts a heartbeat every
+  /// `heartbeat` seconds, so the others' stall timeout counts only time in which rank zero is silent.
+  public func rootDecides<T: Codable>(_ phase: String, heartbeat: Double = 1, _ body: @escaping () throws -> T) throws -> T {
+    if size == 1 { return try agreedLocally(Result { try body() }) }
+    // header: [state, payload length]; state 0 busy, 1 done, 2 failed.
+    var header: [Int64] = [0, 0]
+    if rank == 0 {
+      let outcome = try runWithHeartbeat(phase: phase, every: heartbeat, body)
+      let payload: [UInt8]
+      switch outcome {
+      case .success(let value):
+        payload = Array(try JSONEncoder().encode(Box(value: value)))
+        header = [1, Int64(payload.count)]
+      case .failure(let error):
+        payload = Self.encode(RunFailure(error, rank: 0))
+        header = [2, Int64(payload.count)]
+      }
+      try header.withUnsafeMutableBytes { try broadcast($0, root: 0, phase: phase) }
+      var bytes = payload
+      try bytes.withUnsafeMutableBytes { try broadcast($0, root: 0, phase: phase) }
+      if case .failure(let error) = outcome { throw Self.agreed(RunFailure(error, rank: 0)) }
+      return try outcome.get()
+    }
+    repeat {
+      try header.withUnsafeMutableBytes { try broadcast($0, root: 0, phase: phase + " (rank 0 at work)") }
+    } while header[0] == 0
+    var bytes = [UInt8](repeating: 0, count: Int(header[1]))
+    try bytes.withUnsafeMutableBytes { try broadcast($0, root: 0, phase: phase) }
+    if header[0] == 2 { throw Self.agreed(Self.decodeFailure(bytes)) }
+    return try JSONDecoder().decode(Box<T>.self, from: Data(bytes)).value
+  }
+
+  /// Every rank's value, in rank order, on every rank.
+  public func gather(_ value: Int, phase: String) throws -> [Int] {
+    var values = [Int64](repeating: 0, count: size)
+    values[rank] = Int64(value)
+    try values.withUnsafeMutableBufferPointer { try allreduce($0, .sum, phase: phase) }
+    return values.map(Int.init)
+  }
+
+  /// Every rank's short text (up to 63 bytes), in rank order, on every rank.
+  public func gather(_ text: String, phase: String) throws -> [String] {
+    let width = 64
+    var bytes = [Int64](repeating: 0, count: size * width)
+    for (i, byte) in text.utf8.prefix(width - 1).enumerated() { bytes[rank * width + i] = Int64(byte) }
+    try bytes.withUnsafeMutableBufferPointer { try allreduce($0, .sum, phase: phase) }
+    return (0..<size).map { rank in
+      String(decoding: bytes[(rank * width)..<((rank + 1) * width)].prefix { $0 != 0 }.map { UInt8($0) }, as: UTF8.self)
+    }
+  }
+
+  // MARK: - Pieces
+
+  private func agreedLocally<T>(_ outcome: Result<T, Error>) throws -> T {
+    do { return try outcome.get() } catch { throw Self.agreed(RunFailure(error, rank: rank)) }
+  }
+
+  private static func agreed(_ failure: RunFailure) -> RunFailure {
+    var failure = failure
+    failure.agreed = true
+    return failure
+  }
+
+  /// `root` sends its encoded failure; every rank returns it, agreed.
+  private func exchangeFailure(_ report: [UInt8], root: Int, phase: String) throws -> RunFailure {
+    var length: [Int64] = [Int64(report.count)]
+    try length.withUnsafeMutableBytes { try broadcast($0, root: root, phase: phase) }
+    var bytes = rank == root ? report : [UInt8](repeating: 0, count: Int(length[0]))
+    try bytes.withUnsafeMutableBytes { try broadcast($0, root: root, phase: phase) }
+    return Self.agreed(Self.decodeFailure(bytes))
+  }
+
+  /// Runs `body` on a thread of its own and broadcasts "busy" from this (the calling, MPI) thread
+  /// until it is done.
+  private func runWithHeartbeat<T>(phase: String, every interval: Double, _ body: @escaping () throws -> T) throws -> Result<T, Error> {
+    let box = OutcomeBox<T>()
+    let done = DispatchSemaphore(value: 0)
+    let thread = Thread {
+      box.outcome = Result { try body() }
+      done.signal()
+    }
+    thread.stackSize = 16 << 20
+    thread.start()
+    var heartbeatError: Error?
+    while done.wait(timeout: .now() + interval) == .timedOut {
+      guard heartbeatError == nil else { continue }
+      var header: [Int64] = [0, 0]
+      do {
+        try header.withUnsafeMutableBytes { try broadcast($0, root: 0, phase: phase + " (rank 0 at work)") }
+      } catch {
+        heartbeatError = error  // still wait for the body: its result must be in before this returns
+      }
+    }
+    if let heartbeatError { throw heartbeatError }
+    return box.outcome!
+  }
+
+  private static func encode(_ failure: RunFailure) -> [UInt8] {
+    Array((try? JSONEncoder().encode(FailureRecord(failure))) ?? Data())
+  }
+
+  private static func decodeFailure(_ bytes: [UInt8]) -> RunFailure {
+    guard let record = try? JSONDecoder().decode(FailureRecord.self, from: Data(bytes)) else {
+      return RunFailure(kind: .internalError, message: "a rank failed and its report could not be read", rank: -1, agreed: true)
+    }
+    return RunFailure(kind: FailureKind(rawValue: record.kind) ?? .internalError, message: record.message, rank: record.rank, agreed: true)
+  }
+}
+
+private struct Box<T: Codable>: Codable { var value: T }
+
+private struct FailureRecord: Codable {
+  var kind: Int32
+  var message: String
+  var rank: Int
+  init(_ failure: RunFailure) {
+    kind = failure.kind.rawValue
+    message = failure.message
+    rank = failure.rank
+  }
+}
+
+private final class OutcomeBox<T>: @unchecked Sendable {
+  var outcome: Result<T, Error>?
+}

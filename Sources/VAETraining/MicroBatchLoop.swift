@@ -1,0 +1,67 @@
+import CounterRNG
+import Dispatch
+import VAECore
+import VAEData
+import VAEDistributed
+
+/// The one loop that runs micro-batches on the worker threads, for training, evaluation and the
+/// likelihood estimate alike: worker w takes micro-batches w, w + T, w + 2T, … (a fixed assignment,
+/// so nothing depends on scheduling), fills its workspace's input rows with the images and, when
+/// asked, its noise rows with ε keyed by (seed, purpose, step, image), then runs `body`.
+struct MicroBatchLoop {
+  let workspaces: [VAEWorkspace<Float>]
+  let images: ImageStore
+  let latentDim: Int
+
+  struct Noise {
+    var seed: UInt64
+    var purpose: RandomPurpose
+    var step: Int
+  }
+
+  /// - Parameters:
+  ///   - batch: the file indices of micro-batch j (may be empty: `body` still runs, nothing is filled).
+  ///   - fillSeconds: per worker, seconds spent filling (added to), when given.
+  func run(
+    count: Int, batch: (Int) -> ArraySlice<Int>, noise: Noise?, fillSeconds: UnsafeMutablePointer<Double>? = nil,
+    _ body: (_ worker: Int, _ index: Int, _ batch: ArraySlice<Int>, _ workspace: VAEWorkspace<Float>) -> Void
+  ) {
+    let threads = workspaces.count
+    DispatchQueue.concurrentPerform(iterations: threads) { worker in
+      let workspace = workspaces[worker]
+      for j in stride(from: worker, to: count, by: threads) {
+        let indices = batch(j)
+        if !indices.isEmpty {
+          let start = fillSeconds == nil ? 0 : monotonicSeconds()
+          images.fill(workspace.input.pointer, fileIndices: indices)
+          if let noise {
+            fillNoise(
+              workspace.noise.pointer, latentDim: latentDim, seed: noise.seed, purpose: noise.purpose, step: noise.step,
+              fileIndices: indices)
+          }
+          if let fillSeconds { fillSeconds[worker] += monotonicSeconds() - start }
+        }
+        body(worker, j, indices, workspace)
+      }
+    }
+  }
+
+  /// Consecutive chunks of `size` images of the whole store: micro-batch j of an evaluation pass.
+  static func chunks(of images: ImageStore, size: Int) -> (count: Int, batch: (Int) -> ArraySlice<Int>) {
+    let indices = images.images.fileIndices[...]
+    let count = (indices.count + size - 1) / size
+    return (count, { j in indices[(j * size)..<min(indices.count, (j + 1) * size)] })
+  }
+}
+
+/// ε for each image, rows of `noise`, keyed by (seed, purpose, step, image index): the same whichever
+/// rank or thread draws it.
+func fillNoise(
+  _ noise: UnsafeMutablePointer<Float>, latentDim d: Int, seed: UInt64, purpose: RandomPurpose, step: Int,
+  fileIndices: some Collection<Int>
+) {
+  for (row, index) in fileIndices.enumerated() {
+    var random = CounterRandomStream(seed: seed, purpose: purpose, UInt64(step), UInt64(index))
+    random.fillStandardNormal(UnsafeMutableBufferPointer(start: noise + row * d, count: d))
+  }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import VAEData
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The --out directory and who owns it. A run records its identity — the settings that define its
+/// trajectory and the fingerprint of its data — in DIR/run.json. Since the trajectory is a function
+/// of exactly these (any rank count, any thread count), two runs with the same identity are the same
+/// run, and a checkpoint of one resumes the other bit for bit.
+///
+/// - A new run (no --resume) into a directory that holds a model or checkpoints stops before
+///   training, unless --overwrite: then the directory is renamed to DIR.previous-N (nothing deleted)
+///   and the run starts in a new, empty DIR.
+/// - --resume needs DIR's run to be this run (the same identity).
+/// - Checkpoints of another identity are never pruned, and never resumed.
+public struct RunDirectory {
+  public let path: String
+  public var recordPath: String { path + "/run.json" }
+
+  public init(path: String) { self.path = path }
+
+  public struct Record: Codable, Equatable {
+    public var format = "vae-dist-run/1"
+    public var configuration: TrainingConfiguration
+    public var data: DataFingerprint
+  }
+
+  /// Rank zero's claim before training. Returns the directory the earlier run was moved to, if any.
+  public func claim(
+    configuration: TrainingConfiguration, data: DataFingerprint, resume: Bool, overwrite: Bool
+  ) throws -> String? {
+    try create()
+    var movedTo: String?
+    if resume {
+      if let record = try? readRecord() {
+        let conflicts = configuration.resumeConflicts(with: record.configuration)
+        guard conflicts.isEmpty else {
+          throw TrainingError.refused(
+            "--resume: the run in \(path) is a different run: this one asks for " + conflicts.joined(separator: ", ")
+              + ". Use that run's settings, or a new --out.")
+        }
+        guard record.data == data else {
+          throw TrainingError.refused(
+            "--resume: the run in \(path) was trained on different data (\(record.data.trainImages) training images, "
+              + "CRC-32 \(record.data.trainFileCRC32)) than --data \(configuration.dataDirectory) holds "
+              + "(\(data.trainImages), CRC-32 \(data.trainFileCRC32)).")
+        }
+      }
+    } else if let used = holdsResults() {
+      guard overwrite else {
+        throw TrainingError.refused(
+          "--out \(path) already holds \(used) of an earlier run\(describe()). Pass --resume to continue that run, "
+            + "a new --out, or --overwrite to move it aside (to \(nextAsideName())) and start afresh.")
+      }
+      let aside = nextAsideName()
+      guard rename(path, aside) == 0 else {
+        throw TrainingError.output("--overwrite: cannot move \(path) to \(aside): \(String(cString: strerror(errno)))")
+      }
+      movedTo = aside
+      try create()
+    }
+    let record = Record(configuration: configuration, data: data)
+    if (try? readRecord()) != record {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+      try AtomicFile.write(Array(try encoder.encode(record)) + [10], to: recordPath)
+    }
+    return movedTo
+  }
+
+  func readRecord() throws -> Record {
+    guard let data = FileManager.default.contents(atPath: recordPath) else { throw FileError.unreadable(path: recordPath) }
+    return try JSONDecoder().decode(Record.self, from: data)
+  }
+
+  /// What of an earlier run the directory holds ("a model", "3 checkpoints"), nil if nothing.
+  func holdsResults() -> String? {
+    let store = CheckpointStore(outputDirectory: path, keep: 1)
+    let count = store.candidates().count + (FileManager.default.fileExists(atPath: store.directory + "/best") ? 1 : 0)
+    if count > 0 { return "\(count) checkpoint\(count == 1 ? "" : "s")" }
+    if FileManager.default.fileExists(atPath: path + "/model.safetensors") { return "a trained model" }
+    return nil
+  }
+
+  private func describe() -> String {
+    guard let record = try? readRecord() else { return "" }
+    let c = record.configuration
+    return " (--seed \(c.seed), --batch-size \(c.batchSize), --lr \(c.adam.learningRate), --latent-dim \(c.latentDim))"
+  }
+
+  private func nextAsideName() -> String {
+    var n = 1
+    while FileManager.default.fileExists(atPath: "\(path).previous-\(n)") { n += 1 }
+    return "\(path).previous-\(n)"
+  }
+
+  private func create() throws {
+    if let problem = makeDirectories(path) {
+      throw TrainingError.output("--out \(path): cannot create the output directory: \(problem). Pass a writable --out.")
+    }
+    guard access(path, W_OK) == 0 else {
+      throw TrainingError.output("--out \(path): the output directory is not writable. Pass a writable --out.")
+    }
+  }
+}
+
+/// mkdir -p with the reason of a failure in words ("/a/file is a file, not a directory"), nil on success.
+func makeDirectories(_ path: String) -> String? {
+  var prefix = path.hasPrefix("/") ? "" : "."
+  for component in path.split(separator: "/") {
+    prefix += "/" + component
+    var info = stat()
+    if stat(prefix, &info) == 0 {
+      if (info.st_mode & S_IFMT) != S_IFDIR { return "\(prefix) is a file, not a directory" }
+      continue
+    }
+    if mkdir(prefix, 0o755) != 0 && errno != EEXIST { return "\(prefix): \(String(cString: strerror(errno)))" }
+  }
+  return nil
+}

@@ -1,0 +1,163 @@
+import Foundation
+import VAECore
+import VAEData
+import VAEDistributed
+import VAEImages
+
+/// Everything rank zero writes into --out, and only rank zero: metrics.jsonl, checkpoints, pictures,
+/// the model file and evaluation.json. Every failure here is a FileError naming the file.
+final class RunOutput {
+  let configuration: TrainingConfiguration
+  let console: Console
+  let checkpoints: CheckpointStore
+  let data: DataFingerprint
+  var directory: String { configuration.outputDirectory }
+  var metricsPath: String { directory + "/metrics.jsonl" }
+
+  init(configuration: TrainingConfiguration, console: Console, data: DataFingerprint) {
+    self.configuration = configuration
+    self.console = console
+    self.data = data
+    checkpoints = CheckpointStore(
+      outputDirectory: configuration.outputDirectory, keep: configuration.keepCheckpoints,
+      owner: RunDirectory.Record(configuration: configuration, data: data))
+  }
+
+  // MARK: - metrics.jsonl
+
+  func startMetrics() { try? FileManager.default.removeItem(atPath: metricsPath) }
+
+  func append(_ metrics: EpochMetrics) throws { try AtomicFile.appendLine(metrics.json, to: metricsPath) }
+
+  /// Keeps the lines of metrics.jsonl for the epochs the checkpoint completed: the resumed run logs
+  /// the epoch in progress (and any logged after the checkpoint, before a crash) again.
+  func trimMetrics(afterStep step: Int, stepsPerEpoch: Int) throws {
+    guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else { return }
+    let completedEpochs = step / stepsPerEpoch
+    let kept = text.split(separator: "\n").filter { line in
+      guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+        let epoch = object["epoch"] as? Int, let lineStep = object["step"] as? Int
+      else { return false }
+      return epoch <= completedEpochs && lineStep <= step
+    }
+    try AtomicFile.write(Array(kept.map { $0 + "\n" }.joined().utf8), to: metricsPath)
+  }
+
+  // MARK: - Checkpoints and the model
+
+  /// Writes a checkpoint of `engine`'s buffers and `state`; returns its directory.
+  @discardableResult
+  func writeCheckpoint(_ engine: StepEngine, state: TrainingState, name: String? = nil) throws -> String {
+    try checkpoints.write(
+      parameters: engine.parameters.pointer, firstMoment: engine.firstMoment.pointer,
+      secondMoment: engine.secondMoment.pointer, layout: engine.layout, state: state, configuration: configuration,
+      data: data, name: name)
+  }
+
+  /// The newest checkpoint of this run, or a refusal that says why there is none.
+  func resumableCheckpoint() throws -> Checkpoint {
+    let (own, foreign) = try checkpoints.newestOwn(warn: { self.console.line("warning: \($0)") })
+    if let own { return own }
+    if let foreign {
+      let conflicts = configuration.resumeConflicts(with: foreign.configuration)
+      if !conflicts.isEmpty {
+        throw TrainingError.refused(
+          "--resume: \(foreign.path) belongs to a different run: this one asks for "
+            + conflicts.joined(separator: ", ") + ". Use the checkpoint's settings or a new --out.")
+      }
+      throw TrainingError.refused(
+        "--resume: \(foreign.path) was trained on different data (\(foreign.data.trainImages) training images, "
+          + "CRC-32 \(foreign.data.trainFileCRC32)) than --data \(configuration.dataDirectory) holds "
+          + "(\(data.trainImages), CRC-32 \(data.trainFileCRC32)).")
+    }
+    throw TrainingError.refused(
+      "--resume: no complete checkpoint in \(checkpoints.directory); run without --resume to start afresh")
+  }
+
+  func writeModel(_ engine: StepEngine, step: Int) throws -> String {
+    let path = directory + "/model.safetensors"
+    try SafeTensors.write(modelFile(engine, step: step), to: path)
+    return path
+  }
+
+  func modelFile(_ engine: StepEngine, step: Int) -> SafeTensors.File {
+    SafeTensors.File(
+      metadata: [
+        "format": "pt", "producer": "vae-dist", "latent_dim": "\(engine.layout.latentDim)", "step": "\(step)",
+        "seed": "\(configuration.seed)",
+      ], tensors: ModelFile.tensors(engine.parameters.pointer, layout: engine.layout))
+  }
+
+  // MARK: - Pictures and the estimate
+
+  /// Writes the pictures into DIR/images; a stop signal skips the rest (said on the console).
+  func writePictures(parameters: ScalarBuffer<Float>, test: ImageStore, step: Int) throws {
+    let pictures = Pictures(parameters: parameters, latentDim: configuration.latentDim, seed: configuration.seed)
+    let folder = directory + "/images"
+    let result = try pictures.writeAll(into: folder, test: test, metricsPath: metricsPath) { StopSignal.requested }
+    console.line("wrote \(result.written.count) pictures into \(folder)/ at step \(step)")
+    if !result.skipped.isEmpty {
+      console.line("stopped by a signal: skipped \(result.skipped.joined(separator: ", "))")
+    }
+  }
+
+  /// The importance-weighted test log-likelihood beside the ELBO, printed and kept in
+  /// DIR/evaluation.json. A stop signal ends it early, without a result.
+  func estimateLikelihood(_ evaluator: Evaluator, parameters: ScalarBuffer<Float>, test: ImageStore, step: Int) throws {
+    let k = configuration.iwSamples
+    guard k > 0 else { return }
+    let started = monotonicSeconds()
+    var lastReport = started
+    let estimate = evaluator.importanceWeighted(
+      parameters: parameters, images: test, samples: k,
+      progress: { done, total in
+        let now = monotonicSeconds()
+        guard self.console.style == .bar, now - lastReport > 0.5 else { return }
+        lastReport = now
+        self.console.progress("importance-weighted log-likelihood, k = \(k): \(done)/\(total) test images")
+      }, shouldStop: { StopSignal.requested })
+    guard let estimate else {
+      console.line("stopped by a signal: skipped the importance-weighted log-likelihood estimate (model.safetensors is written)")
+      return
+    }
+    console.line(
+      "test set: ELBO \(fixed(estimate.elbo, 3)), importance-weighted log-likelihood (k = \(k)) "
+        + "\(fixed(estimate.logLikelihood, 3)) nats per image (\(fixed(monotonicSeconds() - started, 1)) s)")
+    let record = EvaluationRecord(
+      step: step, images: estimate.images, iw_samples: k, test_elbo: Number(estimate.elbo),
+      test_log_likelihood_iw: Number(estimate.logLikelihood))
+    try AtomicFile.write(Array((JSONLine.encode(record) + "\n").utf8), to: directory + "/evaluation.json")
+  }
+}
+
+/// DIR/evaluation.json.
+struct EvaluationRecord: Codable {
+  var step, images, iw_samples: Int
+  var test_elbo, test_log_likelihood_iw: Number
+}
+
+/// `evaluate --json`: NaN and infinities (a diverged model) as null.
+public struct EvaluationReport: Encodable {
+  var images: Int
+  var test_loss, test_recon, test_kl, test_loss_mean_z, test_recon_mean_z, test_kl_mean_z: Number
+  var iw_samples: Int?
+  var test_elbo, test_log_likelihood_iw: Number?
+
+  public init(sampled: LossSums, mean: LossSums, estimate: LikelihoodEstimate?) {
+    images = sampled.count
+    (test_loss, test_recon, test_kl) = (Number(sampled.meanLoss(beta: 1)), Number(sampled.meanReconstruction), Number(sampled.meanKL))
+    (test_loss_mean_z, test_recon_mean_z, test_kl_mean_z) = (Number(mean.meanLoss(beta: 1)), Number(mean.meanReconstruction), Number(mean.meanKL))
+    iw_samples = estimate?.samples
+    test_elbo = estimate.map { Number($0.elbo) }
+    test_log_likelihood_iw = estimate.map { Number($0.logLikelihood) }
+  }
+}
+
+/// What identifies the data of a run (the training images after the hold-out, and the training
+/// file's CRC-32), from the files' headers and bytes: rank zero computes it before loading anything.
+func dataFingerprint(_ c: TrainingConfiguration) throws -> DataFingerprint {
+  if c.syntheticData { return DataFingerprint(trainImages: c.syntheticTrainImages - c.validationSize, trainFileCRC32: 0) }
+  let path = try FashionMNIST.files(in: c.dataDirectory, split: .train).images
+  let count = try FashionMNIST.imageCount(directory: c.dataDirectory, split: .train)
+  return DataFingerprint(trainImages: count - c.validationSize, trainFileCRC32: try fileCRC32(path))
+}

@@ -1,0 +1,66 @@
+import Foundation
+import XCTest
+
+/// The protocol between ranks under mpirun, as a user meets it: an error one rank finds ends every
+/// rank at once; rank zero's long work never counts as a stall; a signal ends rank zero's final work.
+final class ProtocolRunTests: XCTestCase {
+  var data = ""
+
+  override func setUpWithError() throws {
+    data = try Harness.smallRealDataset()
+  }
+
+  func mpi(_ ranks: Int, _ arguments: [String], environment: [String] = [], timeout: Double = 120) throws -> Harness.Result {
+    let exported = environment.flatMap { ["-x", String($0.prefix { $0 != "=" })] }
+    let mpirun = try Harness.mpirunArguments(ranks: ranks, arguments)
+    return try Harness.run("/usr/bin/env", environment + [Harness.mpirun] + exported + mpirun, timeout: timeout)
+  }
+
+  /// `--out FILE/x`: rank zero alone can see it; every rank of four exits with the output status,
+  /// one message, within seconds (it took the 60 s stall timeout before).
+  func testRankZeroOnlyErrorEndsAllRanksAtOnce() throws {
+    let file = Harness.temporaryDirectory() + "/a-file"
+    FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+    let result = try mpi(4, ["--data", data, "--out", file + "/x", "--iw-samples", "0"], timeout: 60)
+    print("--out FILE/x under mpirun -n 4: status \(result.status) after \(result.seconds) s")
+    XCTAssertEqual(result.status, 5, result.all)
+    XCTAssertLessThan(result.seconds, 10, "the job must not wait for the stall timeout")
+    XCTAssertEqual(result.error.components(separatedBy: "vae-dist: error:").count - 1, 1, result.error)
+    XCTAssertTrue(result.error.contains("\(file) is a file, not a directory"), result.error)
+    XCTAssertFalse(result.all.contains("MPI_ABORT"), result.all)
+  }
+
+  /// Rank zero's epoch-end work made longer than the stall timeout (a test hook sleeps in it) does
+  /// not end a healthy job: rank zero's heartbeat keeps the others waiting.
+  func testRankZeroWorkLongerThanTheStallTimeoutIsNotAStall() throws {
+    let out = Harness.temporaryDirectory()
+    let result = try mpi(
+      2, ["--data", data, "--out", out, "--max-steps", "3", "--stall-timeout", "2", "--plot-every", "1", "--iw-samples", "0"],
+      environment: ["VAE_DIST_TEST_ROOT_DELAY=5"])
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+  }
+
+  /// The first SIGINT during the final estimate ends it promptly, saying what was skipped; the
+  /// model is already written.
+  func testSignalDuringFinalWorkSkipsTheRest() throws {
+    let binary = try Harness.requireBinary()
+    let out = Harness.temporaryDirectory()
+    let arguments = ["--data", data, "--out", out, "--max-steps", "2", "--iw-samples", "20000", "--progress", "none"]
+    var signalled = 0.0
+    let result = try Harness.run(binary, arguments, timeout: 120) { process in
+      let started = Date()
+      while !FileManager.default.fileExists(atPath: out + "/images/interpolation.png") && Date().timeIntervalSince(started) < 60 {
+        usleep(20_000)
+      }
+      usleep(300_000)
+      signalled = Date().timeIntervalSince(started)
+      kill(process.processIdentifier, SIGINT)
+    }
+    print("SIGINT after \(signalled) s; exit after \(result.seconds) s")
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.output.contains("stopped by a signal: skipped the importance-weighted log-likelihood estimate"), result.output)
+    XCTAssertLessThan(result.seconds - signalled, 10, "the first signal must end the final work")
+    XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+  }
+}
