@@ -35,9 +35,11 @@ let package = Package(
     .target(name: "VAECore", dependencies: ["_COpenBLAS", "_CKernels", "CounterRNG"]),
     .target(name: "VAEDistributed", dependencies: ["_CMPIShim", "_CKernels", "VAECore"]),
     .target(name: "VAEImages", dependencies: ["_CZlib"]),
+    // TensorBoard event files; the protocol buffers are encoded by hand (see its README for why).
+    .target(name: "TensorBoardLog", exclude: ["Proto", "README.md"]),
     .target(
       name: "VAETraining",
-      dependencies: ["VAEData", "VAECore", "VAEDistributed", "VAEImages", "CounterRNG", "_CZlib"]
+      dependencies: ["VAEData", "VAECore", "VAEDistributed", "VAEImages", "TensorBoardLog", "CounterRNG", "_CZlib"]
     ),
     .executableTarget(
       name: "vae-dist",
@@ -52,6 +54,7 @@ let package = Package(
     .testTarget(name: "VAEDistributedTests", dependencies: ["VAEDistributed", "VAECore"]),
     .testTarget(name: "VAETrainingTests", dependencies: ["VAETraining", "VAECore", "VAEData", "VAEDistributed"]),
     .testTarget(name: "VAEImagesTests", dependencies: ["VAEImages"]),
+    .testTarget(name: "TensorBoardLogTests", dependencies: ["TensorBoardLog"]),
     .testTarget(name: "EndToEndTests", dependencies: []),
   ],
   swiftLanguageModes: [.v5]

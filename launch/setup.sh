@@ -30,11 +30,12 @@ command -v swift >/dev/null || {
   exit 1
 }
 
-# The tests load a saved model into PyTorch (from PyPI; about a minute on a new machine).
-if [[ "${1:-}" == "--test" ]] && ! python3 -c "import torch, safetensors, numpy" 2>/dev/null; then
-  echo "setup: installing PyTorch, safetensors and NumPy from PyPI for the compatibility test"
-  python3 -m pip install --quiet --root-user-action=ignore torch safetensors numpy \
-    || python3 -m pip install --quiet --break-system-packages torch safetensors numpy
+# The tests load a saved model into PyTorch and read the TensorBoard logs with TensorBoard itself
+# (from PyPI; about a minute on a new machine).
+if [[ "${1:-}" == "--test" ]] && ! python3 -c "import torch, safetensors, numpy, tensorboard" 2>/dev/null; then
+  echo "setup: installing PyTorch, safetensors, NumPy and TensorBoard from PyPI for the client tests"
+  python3 -m pip install --quiet --root-user-action=ignore torch safetensors numpy tensorboard \
+    || python3 -m pip install --quiet --break-system-packages torch safetensors numpy tensorboard
 fi
 
 echo "setup: building vae-dist (release)"

@@ -221,25 +221,34 @@ public final class Pictures {
   @discardableResult
   public func writeAll(
     into directory: String, test: ImageStore, metricsPath: String, shouldStop: () -> Bool = { false }
-  ) throws -> (written: [(name: String, path: String, canvas: Canvas)], skipped: [String]) {
+  ) throws -> (written: [WrittenPicture], skipped: [String]) {
     do {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     } catch {
       throw FileError.writeFailed(path: directory, reason: "cannot create the directory")
     }
-    var written: [(name: String, path: String, canvas: Canvas)] = [], skipped: [String] = []
+    var written: [WrittenPicture] = [], skipped: [String] = []
     for (name, draw) in all(test: test, metricsPath: metricsPath) {
       guard !shouldStop() else {
         skipped.append(name)
         continue
       }
       guard let canvas = draw() else { continue }
-      let path = directory + "/" + name
-      try AtomicFile.write(canvas.png, to: path)
-      written.append((name, path, canvas))
+      let path = directory + "/" + name, png = canvas.png
+      try AtomicFile.write(png, to: path)
+      written.append(WrittenPicture(name: name, path: path, png: png, width: canvas.width, height: canvas.height))
     }
     return (written, skipped)
   }
+}
+
+/// A picture as written: its file and its PNG bytes (TensorBoard takes the same bytes).
+public struct WrittenPicture: Sendable {
+  public var name: String
+  public var path: String
+  public var png: [UInt8]
+  public var width: Int
+  public var height: Int
 }
 
 /// Φ⁻¹(p) for the standard normal, by bisection on erf (ample for picture grids).

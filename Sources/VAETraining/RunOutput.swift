@@ -11,6 +11,10 @@ final class RunOutput {
   let console: Console
   let checkpoints: CheckpointStore
   let data: DataFingerprint
+  var tensorBoard: TensorBoardOutput?
+  /// A failure of a write made between steps (TensorBoard's step scalars), kept for the next
+  /// exchange rank zero leads, so every rank learns of it in the protocol.
+  var deferredError: Error?
   var directory: String { configuration.outputDirectory }
   var metricsPath: String { directory + "/metrics.jsonl" }
 
@@ -25,9 +29,33 @@ final class RunOutput {
 
   // MARK: - metrics.jsonl
 
-  func startMetrics() { try? FileManager.default.removeItem(atPath: metricsPath) }
+  /// Starts metrics.jsonl afresh (a new run) and opens the TensorBoard log (a resumed run continues
+  /// both).
+  func openLogs(resumedAt step: Int?) throws {
+    if step == nil { try? FileManager.default.removeItem(atPath: metricsPath) }
+    if let folder = configuration.tensorboardDirectory {
+      tensorBoard = try TensorBoardOutput(directory: folder, configuration: configuration, resumedAt: step)
+    }
+  }
 
-  func append(_ metrics: EpochMetrics) throws { try AtomicFile.appendLine(metrics.json, to: metricsPath) }
+  /// Called by rank zero's loop after each step: never throws (see deferredError).
+  func logStep(_ step: Int, losses: LossSums, seconds: Double) {
+    guard let tensorBoard, deferredError == nil else { return }
+    do {
+      try tensorBoard.step(step, losses: losses, seconds: seconds, every: configuration.logEvery, configuration: configuration)
+    } catch {
+      deferredError = error
+    }
+  }
+
+  func throwDeferredError() throws {
+    if let error = deferredError { throw error }
+  }
+
+  func append(_ metrics: EpochMetrics) throws {
+    try AtomicFile.appendLine(metrics.json, to: metricsPath)
+    try tensorBoard?.epoch(metrics)
+  }
 
   /// Keeps the lines of metrics.jsonl for the epochs the checkpoint completed: the resumed run logs
   /// the epoch in progress (and any logged after the checkpoint, before a crash) again.
@@ -96,6 +124,7 @@ final class RunOutput {
     let folder = directory + "/images"
     let result = try pictures.writeAll(into: folder, test: test, metricsPath: metricsPath) { StopSignal.requested }
     console.line("wrote \(result.written.count) pictures into \(folder)/ at step \(step)")
+    try tensorBoard?.pictures(result.written, step: step)
     if !result.skipped.isEmpty {
       console.line("stopped by a signal: skipped \(result.skipped.joined(separator: ", "))")
     }
@@ -127,6 +156,7 @@ final class RunOutput {
       step: step, images: estimate.images, iw_samples: k, test_elbo: Number(estimate.elbo),
       test_log_likelihood_iw: Number(estimate.logLikelihood))
     try AtomicFile.write(Array((JSONLine.encode(record) + "\n").utf8), to: directory + "/evaluation.json")
+    try tensorBoard?.final(elbo: estimate.elbo, logLikelihood: estimate.logLikelihood, step: step)
   }
 }
 

@@ -77,7 +77,12 @@ public final class Trainer {
       let hosts = try communicator.gather("\(communicator.hostName) (\(primaryIPv4Address() ?? "no IPv4"))", phase: "the host report")
       console.line("  hosts      " + hosts.enumerated().map { "rank \($0.offset) \($0.element)" }.joined(separator: " · "))
     }
-    if start == .resume { try restoreNewestCheckpoint() } else { output?.startMetrics() }
+    if start == .resume { try restoreNewestCheckpoint() }
+    let resumedAt = start == .resume ? step : nil
+    _ = try communicator.rootDecides("opening the logs") { () -> Bool in
+      try self.output!.openLogs(resumedAt: resumedAt)
+      return true
+    }
 
     var last: EpochMetrics?
     while step < totalSteps {
@@ -87,12 +92,14 @@ public final class Trainer {
       let started = monotonicSeconds() - state.epochSeconds
       var lastProgress = started
       for stepInEpoch in (step % schedule.stepsPerEpoch)..<schedule.stepsPerEpoch where step < totalSteps {
+        let stepStart = monotonicSeconds()
         let outcome = try engine.step(globalStep: step, stepInEpoch: stepInEpoch, orders: orders, stopFlag: StopSignal.requested)
         if !outcome.applied { try nonFiniteStep(outcome) }
         state.step += 1
         losses = losses + (outcome.applied ? outcome.losses : LossSums())
         (state.epochReconstruction, state.epochKL, state.epochImages) = (losses.reconstruction, losses.kl, losses.count)
         state.epochSeconds = monotonicSeconds() - started
+        output?.logStep(step, losses: outcome.applied ? outcome.losses : LossSums(), seconds: monotonicSeconds() - stepStart)
         if c.syncCheckEvery > 0 && step % c.syncCheckEvery == 0 { try engine.checkParametersInSync(step: step) }
         if outcome.stopRequested { return try stopOnSignal(epoch: epoch, last: last) }
         let epochEnds = stepInEpoch + 1 == schedule.stepsPerEpoch
@@ -138,6 +145,7 @@ public final class Trainer {
   /// Rank zero's work at an epoch end: evaluate, log, checkpoint, draw, and decide on early stopping.
   func endEpoch(_ metrics: inout EpochMetrics) throws -> EpochDecision {
     let c = configuration, output = output!, data = engine.data
+    try output.throwDeferredError()
     testHookDelay()
     if let test = data.test {
       metrics.test = evaluator!.loss(parameters: engine.parameters, images: test)
@@ -162,6 +170,7 @@ public final class Trainer {
   /// signal here skips what is left (the model is written first).
   func finish(memory: [Int]) throws -> String {
     let output = output!
+    try output.throwDeferredError()
     let path = try output.writeModel(engine, step: step)
     console.line("wrote \(path) (\(grouped(engine.layout.totalCount)) parameters, step \(step))")
     console.line("peak resident memory per rank during training: \(memory.map { "\(fixed(Double($0) / 1024, 1)) MiB" }.joined(separator: " · "))")

@@ -38,6 +38,11 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
   public var plotEvery = 0
   /// Samples per image of the importance-weighted log-likelihood estimate at the end (0: skip it).
   public var iwSamples = 100
+  /// Where rank zero writes TensorBoard event files (nil: it does not; the command line's default
+  /// is DIR/tensorboard).
+  public var tensorboardDirectory: String? = nil
+  /// Training scalars go to TensorBoard every this many steps.
+  public var logEvery = 10
   /// Train on generated images instead of the data files (for benchmarks without the dataset).
   public var syntheticData = false
   /// Images in the synthetic training "file" (the synthetic test set holds a sixth as many).

@@ -151,15 +151,30 @@ struct OutputOptions: ParsableArguments {
   var plotEvery = 0
 
   @Option(help: ArgumentHelp(
+    "Where to write TensorBoard event files (default: DIR/tensorboard; 'none': nowhere). View with: tensorboard --logdir DIR/tensorboard",
+    valueName: "dir"))
+  var tensorboard: String?
+
+  @Option(help: ArgumentHelp("Write the training scalars to TensorBoard every k steps.", valueName: "k"))
+  var logEvery = 10
+
+  @Option(help: ArgumentHelp(
     "Samples per test image of the importance-weighted log-likelihood estimate at the end (0: skip it).", valueName: "k"))
   var iwSamples = 100
 
   func validate() throws {
     guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be 0 or more (got \(checkpointEvery)).") }
     guard keep >= 1 else { throw ValidationError("--keep must be at least 1 (got \(keep)).") }
+    guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1 (got \(logEvery)).") }
+    if tensorboard == "" { throw ValidationError("--tensorboard needs a directory, or 'none'.") }
     guard plotEvery >= 0 else { throw ValidationError("--plot-every must be 0 or more (got \(plotEvery)).") }
     guard iwSamples >= 0 && iwSamples <= 100_000 else { throw ValidationError("--iw-samples must be between 0 and 100000 (got \(iwSamples)).") }
     guard !(resume && overwrite) else { throw ValidationError("--resume continues the run in --out and --overwrite moves it aside: pass one of them.") }
+  }
+
+  /// --tensorboard resolved: nil for 'none'.
+  var tensorboardDirectory: String? {
+    tensorboard == "none" ? nil : tensorboard ?? directory + "/tensorboard"
   }
 
   var start: RunStart { resume ? .resume : overwrite ? .overwrite : .fresh }

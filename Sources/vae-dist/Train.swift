@@ -29,6 +29,8 @@ struct Train: ParsableCommand {
     c.keepCheckpoints = output.keep
     c.plotEvery = output.plotEvery
     c.iwSamples = output.iwSamples
+    c.tensorboardDirectory = output.tensorboardDirectory
+    c.logEvery = output.logEvery
     return c
   }
 
