@@ -2,7 +2,12 @@
 # Runs vae-dist on the nodes of an Open MPI hostfile, one rank per slot, and says what it runs.
 #
 #   launch/mpirun-hosts.sh --hostfile FILE [-n RANKS] [--threads T] [--network CIDR]
-#                          [--rsh-agent PROGRAM] [--binary PATH] [--dry-run] [vae-dist arguments…]
+#                          [--rsh-agent PROGRAM] [--binary PATH] [--dry-run] [--max-restarts K]
+#                          [vae-dist arguments…]
+#
+# With --max-restarts K the job runs under `vae-dist supervise`: a failed rank or host restarts it
+# with --resume, and before each start the hosts of the hostfile that do not answer through the
+# rsh agent are left out (they rejoin when they answer again); any rank count resumes to the same bits.
 #
 # Settings and why:
 #   --map-by node --bind-to none  one rank per node, free to use all its cores: the rank's worker
@@ -17,7 +22,7 @@
 # only its shard). Output: rank zero alone writes --out, on the node it runs on (the first host).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-hostfile="" ranks="" network="" agent="" dry_run=0 threads=""
+hostfile="" ranks="" network="" agent="" dry_run=0 threads="" restarts=""
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
 while (($#)); do
   case "$1" in
@@ -28,9 +33,19 @@ while (($#)); do
     --binary) binary="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
+    --max-restarts) restarts="$2"; shift 2 ;;
     *) break ;;
   esac
 done
+if [[ -n "$restarts" ]] && ((!dry_run)); then
+  [[ -n "$hostfile" ]] || { echo "mpirun-hosts: --hostfile FILE is required (see launch/hostfile.example)" >&2; exit 2; }
+  inner=(--hostfile "$hostfile" --binary "$binary")
+  [[ -n "$ranks" ]] && inner+=(-n "$ranks")
+  [[ -n "$network" ]] && inner+=(--network "$network")
+  [[ -n "$agent" ]] && inner+=(--rsh-agent "$agent")
+  [[ -n "$threads" ]] && inner+=(--threads "$threads")
+  exec "$binary" supervise --max-restarts "$restarts" --hostfile "$hostfile" --rsh-agent "${agent:-ssh}" -- "$0" "${inner[@]}" "$@"
+fi
 [[ -n "$hostfile" ]] || { echo "mpirun-hosts: --hostfile FILE is required (see launch/hostfile.example)" >&2; exit 2; }
 [[ -r "$hostfile" ]] || { echo "mpirun-hosts: cannot read the hostfile $hostfile" >&2; exit 2; }
 if [[ -z "$ranks" ]]; then

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs vae-dist under Open MPI on this machine with the settings it needs, and says what it runs.
 #
-#   launch/mpirun-local.sh [-n RANKS] [--dry-run] [vae-dist arguments…]
+#   launch/mpirun-local.sh [-n RANKS] [--dry-run] [--max-restarts K [--min-ranks M]] [vae-dist arguments…]
+#
+# With --max-restarts K (anywhere in the arguments) the job runs under `vae-dist supervise`, which
+# restarts it with --resume when a rank or mpirun fails (see docs/checkpoints.md).
 #
 # Why each setting:
 #   --allow-run-as-root  Open MPI refuses to start as root without it (only added when root).
@@ -12,6 +15,18 @@
 #                        would oversubscribe the cores (vae-dist also sets this at start-up).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+supervise=()
+kept=()
+while (($#)); do
+  case "$1" in
+    --max-restarts | --min-ranks | --backoff) supervise+=("$1" "$2"); shift 2 ;;
+    *) kept+=("$1"); shift ;;
+  esac
+done
+set -- ${kept[@]+"${kept[@]}"}
+if ((${#supervise[@]})) && [[ " $* " != *" --dry-run "* ]]; then
+  exec "${VAE_DIST_BINARY:-$root/.build/release/vae-dist}" supervise "${supervise[@]}" -- "$0" "$@"
+fi
 ranks=4
 dry_run=0
 while (($#)); do

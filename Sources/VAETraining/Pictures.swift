@@ -82,8 +82,16 @@ public final class Pictures {
 
   /// Rows of test images, each followed by a row of their reconstructions (decoded from z_mean).
   public func reconstructions(_ store: ImageStore, columns: Int = 10, pairs: Int = 3) -> Canvas {
+    var (columns, pairs) = (columns, pairs)
     let chosen = Array(pick(store, perClass: pairs).prefix(columns * pairs))
-    let ordered = (0..<pairs).flatMap { p in (0..<columns).map { chosen[$0 * pairs + p] } }
+    let ordered: [Int]
+    if chosen.count == columns * pairs {
+      ordered = (0..<pairs).flatMap { p in (0..<columns).map { chosen[$0 * pairs + p] } }
+    } else {
+      // A test set too small for `pairs` images of each of `columns` classes: one row of what there is.
+      (columns, pairs) = (max(1, chosen.count), 1)
+      ordered = chosen.isEmpty ? [store.images.fileIndices[0]] : chosen
+    }
     let rebuilt = decode(latentMeans(store, fileIndices: ordered))
     var rows: [[[Float]]] = []
     for p in 0..<pairs {

@@ -91,6 +91,7 @@ public final class Trainer {
       var losses = LossSums(reconstruction: state.epochReconstruction, kl: state.epochKL, count: state.epochImages)
       let started = monotonicSeconds() - state.epochSeconds
       var lastProgress = started
+      var stopAtEpochEnd = false
       for stepInEpoch in (step % schedule.stepsPerEpoch)..<schedule.stepsPerEpoch where step < totalSteps {
         let stepStart = monotonicSeconds()
         let outcome = try engine.step(globalStep: step, stepInEpoch: stepInEpoch, orders: orders, stopFlag: StopSignal.requested)
@@ -101,8 +102,13 @@ public final class Trainer {
         state.epochSeconds = monotonicSeconds() - started
         output?.logStep(step, losses: outcome.applied ? outcome.losses : LossSums(), seconds: monotonicSeconds() - stepStart)
         if c.syncCheckEvery > 0 && step % c.syncCheckEvery == 0 { try engine.checkParametersInSync(step: step) }
-        if outcome.stopRequested { return try stopOnSignal(epoch: epoch, last: last) }
         let epochEnds = stepInEpoch + 1 == schedule.stepsPerEpoch
+        if outcome.stopRequested {
+          // At an epoch's last step the epoch is finished first (its line, its checkpoint), so a
+          // resume starts the next epoch afresh; the run's last step goes on to the final work.
+          guard epochEnds || step == totalSteps else { return try stopOnSignal(epoch: epoch, last: last) }
+          stopAtEpochEnd = step < totalSteps
+        }
         if c.checkpointEvery > 0, step % c.checkpointEvery == 0, !epochEnds, step < totalSteps {
           _ = try communicator.rootDecides("the checkpoint at step \(step)") { try self.output!.writeCheckpoint(self.engine, state: self.state) }
         }
@@ -129,6 +135,7 @@ public final class Trainer {
             + "\(c.outputDirectory)/checkpoints/best")
         break
       }
+      if stopAtEpochEnd { return try stopOnSignal(epoch: epoch + 1, last: last) }
     }
     let memory = try communicator.gather(peakResidentKilobytes(), phase: "the memory report")
     let modelPath = try communicator.rootDecides("the final work") { () -> String in

@@ -16,7 +16,7 @@ struct VAEDist: ParsableCommand {
     version: "0.1.0",
     subcommands: [
       Train.self, Evaluate.self, Sample.self, Reconstruct.self, Interpolate.self, LatentScatter.self, Manifold.self,
-      PlotMetrics.self, PlotCSV.self, Bench.self,
+      PlotMetrics.self, PlotCSV.self, Bench.self, Supervise.self,
     ],
     defaultSubcommand: Train.self
   )

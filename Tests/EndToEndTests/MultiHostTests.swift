@@ -93,6 +93,33 @@ final class MultiHostTests: XCTestCase {
   }
 }
 
+extension MultiHostTests {
+  /// A host removed mid-run (its processes killed, its namespace deleted) under the supervisor
+  /// (`mpirun-hosts.sh --max-restarts`): the host fails the reachability check, the job resumes on
+  /// the two hosts left and ends on the bits of the single process.
+  func testRemovedHostJobFinishesOnTheRemainingHosts() throws {
+    let alone = Harness.temporaryDirectory()
+    XCTAssertEqual(try Harness.vaeDist(common(alone) + ["--max-steps", "60"]).status, 0)
+    let out = Harness.temporaryDirectory()
+    let result = try onHosts(3, ["--max-restarts", "2"] + common(out) + ["--max-steps", "60"], timeout: 300) { _ in
+      for _ in 0..<3000 where (try? FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints"))?.count ?? 0 < 2 {
+        usleep(20_000)
+      }
+      let pids = (try? Harness.run("/usr/sbin/ip", ["netns", "pids", "vae-h3"], timeout: 10).output) ?? ""
+      for pid in pids.split(separator: "\n").compactMap({ pid_t($0) }) { kill(pid, SIGKILL) }
+      _ = try? Harness.run("/usr/sbin/ip", ["netns", "del", "vae-h3"], timeout: 10)
+    }
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.all.contains("left out (unreachable): 10.213.0.13"), result.all)
+    XCTAssertTrue(result.all.contains("restart 1/2"), result.all)
+    let restarts = try String(contentsOfFile: out + "/restarts.jsonl", encoding: .utf8)
+    XCTAssertTrue(restarts.contains("\"hosts\":[\"10.213.0.11\",\"10.213.0.12\"]"), restarts)
+    XCTAssertEqual(
+      try Harness.safetensors(out + "/model.safetensors").data, try Harness.safetensors(alone + "/model.safetensors").data,
+      "the run that lost a host differs from the single process")
+  }
+}
+
 /// The cluster launch scripts print the exact command they would run.
 final class LaunchScriptTests: XCTestCase {
   func testSlurmDryRun() throws {

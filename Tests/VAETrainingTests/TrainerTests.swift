@@ -92,6 +92,32 @@ final class TrainerTests: XCTestCase {
     XCTAssertEqual(lines.count, 2, "epochs 1 and 2 (of 16 and 8 steps), each logged once")
   }
 
+  /// A stop at an epoch's last step: the epoch is logged and closed first, so the resumed run's
+  /// metrics.jsonl is the uninterrupted run's (found by launch/chaos.sh: the epoch's line was lost
+  /// and its sums carried into the next epoch).
+  func testStopAtAnEpochsLastStepLogsThatEpoch() throws {
+    func oneStepEpochs(_ out: String) -> TrainingConfiguration {
+      var c = configuration(out, steps: 3)
+      c.syntheticTrainImages = 32  // one step an epoch
+      return c
+    }
+    let reference = temporaryDirectory()
+    XCTAssertNil(train(oneStepEpochs(reference), ranks: 1)[0].failure)
+    let out = temporaryDirectory()
+    StopSignal.request()
+    let stopped = train(oneStepEpochs(out), ranks: 2)
+    StopSignal.clear()
+    XCTAssertEqual(stopped[0].summary?.stopped, true)
+    XCTAssertNil(train(oneStepEpochs(out), ranks: 2, start: .resume)[0].failure)
+    func lines(_ directory: String) throws -> [String] {
+      try String(contentsOfFile: directory + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+        $0.replacingOccurrences(of: #""images_per_sec":[0-9.e+-]+,"seconds":[0-9.e+-]+,"#, with: "", options: .regularExpression)
+      }
+    }
+    XCTAssertEqual(try lines(out), try lines(reference))
+    XCTAssertEqual(try lines(out).count, 3)
+  }
+
   func testEarlyStoppingEndsEveryRankAtTheSameEpoch() throws {
     var c = configuration(temporaryDirectory())
     c.validationSize = 64

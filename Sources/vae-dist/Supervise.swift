@@ -1,0 +1,58 @@
+import ArgumentParser
+import VAETraining
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+struct Supervise: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Run a training job and restart it with --resume when a rank, a host or mpirun fails.",
+    discussion: """
+      Runs COMMAND (a launcher: launch/mpirun-local.sh, launch/mpirun-hosts.sh, or mpirun itself with \
+      `vae-dist train …`). When it ends by a fault a restart can fix — a killed or stalled rank, a lost \
+      host, a killed mpirun — it is started again with --resume after a short back-off, up to \
+      --max-restarts times; since any rank count resumes to the same bits, the run still ends on the \
+      bits of one that never failed. Errors a restart cannot fix (exit statuses 2 settings, 4 data, \
+      5 output, 6 non-finite loss, 7 refused) end it at once. SIGINT/SIGTERM is passed on as a clean \
+      stop and never restarts. Each restart is a line and a record in DIR/restarts.jsonl (DIR: the \
+      job's --out). The launchers take --max-restarts K and run themselves under this command.
+
+      Example: vae-dist supervise --max-restarts 5 -- launch/mpirun-local.sh -n 4 train --out run1
+      """)
+
+  @Option(help: ArgumentHelp("Restarts allowed before giving up.", valueName: "k")) var maxRestarts = 3
+  @Option(help: ArgumentHelp("Seconds to wait before a restart (times the restart's number, up to 5×).", valueName: "seconds"))
+  var backoff = 2.0
+  @Option(help: ArgumentHelp(
+    "Let the job's rank count (its -n) drop one at a restart, down to this many, when it failed before reaching a step.",
+    valueName: "n"))
+  var minRanks: Int?
+  @Option(help: ArgumentHelp(
+    "The job's hostfile: before each start, hosts that do not answer through --rsh-agent are left out (and rejoin when they answer).",
+    valueName: "file"))
+  var hostfile: String?
+  @Option(help: ArgumentHelp("How to reach a host for the check: PROGRAM HOST true.", valueName: "program"))
+  var rshAgent = "ssh"
+  @Argument(parsing: .captureForPassthrough, help: "The job's command line (after --).") var command: [String] = []
+
+  func validate() throws {
+    guard maxRestarts >= 0 else { throw ValidationError("--max-restarts must be 0 or more (got \(maxRestarts)).") }
+    guard backoff >= 0 && backoff <= 600 else { throw ValidationError("--backoff must be between 0 and 600 seconds.") }
+    if let minRanks, minRanks < 1 { throw ValidationError("--min-ranks must be at least 1 (got \(minRanks)).") }
+    guard !command.filter({ $0 != "--" }).isEmpty else {
+      throw ValidationError("give the job's command after --, e.g. -- launch/mpirun-local.sh -n 4 train --out run1")
+    }
+  }
+
+  func run() throws {
+    var settings = Supervisor.Settings(command: Array(command.drop { $0 == "--" }))
+    settings.maxRestarts = maxRestarts
+    settings.backoff = backoff
+    settings.minRanks = minRanks
+    settings.hostfile = hostfile
+    settings.rshAgent = rshAgent
+    let status = Supervisor(settings: settings).run()
+    if status != 0 { throw ExitCode(status) }
+  }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import XCTest
+
+/// Self-healing runs under repeated faults (launch/chaos.sh): kill -9 of a rank and of mpirun, a
+/// rank stopped past the stall timeout, SIGTERM to the supervisor and a manual resume — and the
+/// result has the bytes of the run that never failed.
+final class ChaosRunTests: XCTestCase {
+  func testFourFaultsOfEveryKindEndOnTheUninterruptedBits() throws {
+    try Harness.requireRealData()
+    let binary = try Harness.requireBinary()
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("launch/chaos.sh").path
+    let result = try Harness.run(
+      "/usr/bin/env", ["VAE_DIST_BINARY=\(binary)", script, "--faults", "4", "--seed", "1", "--work", Harness.temporaryDirectory()],
+      timeout: 300)
+    print(result.output.split(separator: "\n").filter { $0.hasPrefix("chaos:") || $0.contains("supervise:") }.joined(separator: "\n"))
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.output.contains("chaos: identical"), result.all)
+    for kind in ["kill-rank", "kill-mpirun", "stop-rank", "term-supervisor"] {
+      XCTAssertTrue(result.output.contains(": \(kind)"), "\(kind) was not injected: \(result.output)")
+    }
+    XCTAssertTrue(result.output.contains("restarted the job 3 times"), result.output)
+  }
+}
+
+/// The supervisor's own decisions, on small jobs: no restart for errors a restart cannot fix.
+final class SuperviseRunTests: XCTestCase {
+  func testErrorsNoRestartFixesEndAtOnce() throws {
+    let out = Harness.temporaryDirectory()
+    let binary = try Harness.requireBinary()
+    let result = try Harness.vaeDist(
+      ["supervise", "--max-restarts", "3", "--", binary, "train", "--data", "/nonexistent", "--out", out], timeout: 60)
+    XCTAssertEqual(result.status, 4, result.all)
+    XCTAssertTrue(result.error.contains("a restart would not fix it"), result.error)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/restarts.jsonl"))
+  }
+
+  func testGivesUpAfterMaxRestarts() throws {
+    let result = try Harness.vaeDist(["supervise", "--max-restarts", "2", "--backoff", "0", "--", "/bin/sh", "-c", "exit 3"], timeout: 60)
+    XCTAssertEqual(result.status, 3, result.all)
+    XCTAssertEqual(result.error.components(separatedBy: "restart ").count - 1, 2, result.error)
+    XCTAssertTrue(result.error.contains("restarts are used up"), result.error)
+  }
+}
