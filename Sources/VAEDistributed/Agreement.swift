@@ -10,14 +10,19 @@ import Foundation
 //    3. gather       shard sizes, host names     for the banner
 //    4. rootDecides  "the resume checkpoint"     with --resume: rank 0 picks the checkpoint; then
 //       broadcast    parameters and moments      three broadcasts of the flat buffers
+//       rootDecides  "opening the logs"          metrics.jsonl (afresh or trimmed), TensorBoard
 //    5. per step:    GradientReducer.reduce      MAX of magnitudes (+ the stop flag), SUM in fixed point
 //                    allreduce (--check-sync)    the parameter hash, every K steps
 //                    rootDecides "checkpoint"    every --checkpoint-every steps, on a stop, and before
 //                                                a non-finite step ends the run
-//    6. per epoch:   rootDecides "epoch end"     rank 0 evaluates, logs, checkpoints, draws; the
-//                                                result is the early-stopping decision
+//    6. per epoch:   allreduce ×2–3              the test (z sampled, z = μ) and validation passes,
+//                                                each rank a share of the micro-batches
+//                    rootDecides "epoch end"     rank 0 logs, checkpoints, draws; the result is the
+//                                                early-stopping decision
 //    7. gather       peak memory
-//    8. rootDecides  "the final work"            rank 0 writes the model, the pictures, the estimate
+//    8. rootDecides  "the final files"           rank 0 writes the model and the pictures
+//    9. allreduce    the likelihood estimate     each rank a share (+ the stop flag), then
+//       rootDecides  "the estimate's record"     rank 0 prints it and writes evaluation.json
 //
 // A rank that meets an error inside `together` or `rootDecides` does not leave the protocol: the
 // error travels to every rank in the same exchange, every rank throws the same RunFailure, and every

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import VAECore
 import VAEData
+import VAEDistributed
 
 /// Forward passes over a whole image set on worker threads, for the test loss and the evaluate
 /// command. Micro-batch sums are added in a fixed order, so results do not depend on the threads.
@@ -24,18 +25,40 @@ public final class Evaluator {
   /// The loss parts summed over every image of `images`, with z sampled (noise keyed by the seed and
   /// the image, the same at every call) or z = μ.
   public func loss(parameters: ScalarBuffer<Float>, images: ImageStore, useMean: Bool = false) -> LossSums {
+    chunkLosses(parameters: parameters, images: images, useMean: useMean, part: (0, 1)).reduce(LossSums(), +)
+  }
+
+  /// The same sums, the passes shared out over every rank of `communicator` (rank r takes the
+  /// micro-batches j with j mod n = r). Each micro-batch's sum is the same whoever computes it, the
+  /// allreduce adds each to zeros only (exact), and every rank adds them in micro-batch order: the
+  /// result has the same bits for any number of ranks and threads.
+  public func loss(
+    parameters: ScalarBuffer<Float>, images: ImageStore, useMean: Bool = false, over communicator: Communicator, phase: String
+  ) throws -> LossSums {
+    let sums = chunkLosses(parameters: parameters, images: images, useMean: useMean, part: (communicator.rank, communicator.size))
+    var flat = sums.flatMap { [$0.reconstruction, $0.kl, Double($0.count)] }
+    if communicator.size > 1 { try flat.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: phase) } }
+    return (0..<sums.count).reduce(LossSums()) { total, j in
+      total + LossSums(reconstruction: flat[3 * j], kl: flat[3 * j + 1], count: Int(flat[3 * j + 2]))
+    }
+  }
+
+  /// Per micro-batch (chunk of `microBatchSize` images, in file order), its loss sums; zeros for the
+  /// chunks outside `part` (index, count).
+  func chunkLosses(parameters: ScalarBuffer<Float>, images: ImageStore, useMean: Bool, part: (Int, Int)) -> [LossSums] {
     let (chunks, batch) = MicroBatchLoop.chunks(of: images, size: microBatchSize)
+    let mine = Array(stride(from: part.0, to: chunks, by: part.1))
     var sums = [LossSums](repeating: LossSums(), count: chunks)
     let views = ParameterViews(layout: model.layout, base: parameters.pointer)
     sums.withUnsafeMutableBufferPointer { sums in
-      loop(images).run(count: chunks, batch: batch, noise: .init(seed: seed, purpose: .evaluationNoise, step: 0)) {
-        _, chunk, batch, workspace in
-        sums[chunk] = model.forward(views, batch: batch.count, workspace: workspace, useMean: useMean)
+      loop(images).run(count: mine.count, batch: { batch(mine[$0]) }, noise: .init(seed: seed, purpose: .evaluationNoise, step: 0)) {
+        _, j, batch, workspace in
+        sums[mine[j]] = model.forward(views, batch: batch.count, workspace: workspace, useMean: useMean)
       }
     }
     // `views` holds raw pointers into `parameters`: keep it alive until the passes are done.
     withExtendedLifetime(parameters) {}
-    return sums.reduce(LossSums(), +)
+    return sums
   }
 
   func loop(_ images: ImageStore) -> MicroBatchLoop {
@@ -63,15 +86,58 @@ extension Evaluator {
     parameters: ScalarBuffer<Float>, images: ImageStore, samples k: Int, progress: ((Int, Int) -> Void)? = nil,
     shouldStop: () -> Bool = { false }
   ) -> LikelihoodEstimate? {
+    let (sums, stopped) = chunkEstimates(
+      parameters: parameters, images: images, samples: k, part: (0, 1), progress: progress, shouldStop: shouldStop)
+    guard !stopped else { return nil }
+    return Self.estimate(sums, samples: k, images: images.count)
+  }
+
+  /// The same estimate, shared out over the ranks of `communicator` as `loss(over:)` is, with the
+  /// same bits for any layout. A stop on any rank ends it on every rank (nil everywhere).
+  public func importanceWeighted(
+    parameters: ScalarBuffer<Float>, images: ImageStore, samples k: Int, over communicator: Communicator,
+    progress: ((Int, Int) -> Void)? = nil, shouldStop: () -> Bool = { false }
+  ) throws -> LikelihoodEstimate? {
+    let (sums, stopped) = chunkEstimates(
+      parameters: parameters, images: images, samples: k, part: (communicator.rank, communicator.size), progress: progress,
+      shouldStop: shouldStop)
+    var flat: [Double] = sums.flatMap { [$0.logLikelihood, $0.elbo] }
+    flat.append(stopped ? 1 : 0)
+    if communicator.size > 1 {
+      try flat.withUnsafeMutableBufferPointer {
+        try communicator.allreduce($0, .sum, phase: "the importance-weighted estimate")
+      }
+    }
+    guard flat.last == 0 else { return nil }
+    let reduced: [(logLikelihood: Double, elbo: Double)] = (0..<sums.count).map { (flat[2 * $0], flat[2 * $0 + 1]) }
+    return Self.estimate(reduced, samples: k, images: images.count)
+  }
+
+  static func estimate(_ sums: [(logLikelihood: Double, elbo: Double)], samples k: Int, images: Int) -> LikelihoodEstimate {
+    let count = Double(images)
+    return LikelihoodEstimate(
+      logLikelihood: sums.reduce(0.0) { $0 + $1.logLikelihood } / count, elbo: sums.reduce(0.0) { $0 + $1.elbo } / count,
+      samples: k, images: images)
+  }
+
+  /// Per chunk: the sums of log p̂(x) and of the ELBO over its images (zeros outside `part`), and
+  /// whether `shouldStop` ended the passes early.
+  func chunkEstimates(
+    parameters: ScalarBuffer<Float>, images: ImageStore, samples k: Int, part: (Int, Int), progress: ((Int, Int) -> Void)?,
+    shouldStop: () -> Bool
+  ) -> (sums: [(logLikelihood: Double, elbo: Double)], stopped: Bool) {
     precondition(k >= 1)
     let size = microBatchSize, d = model.latentDim
     let (chunks, batch) = MicroBatchLoop.chunks(of: images, size: size)
+    let mine = Array(stride(from: part.0, to: chunks, by: part.1))
+    let myImages = mine.reduce(0) { $0 + batch($1).count }
     var sums = [(logLikelihood: Double, elbo: Double)](repeating: (0, 0), count: chunks)
     let views = ParameterViews(layout: model.layout, base: parameters.pointer)
     let done = ProgressCounter()
     let stopped = ProgressCounter()
     sums.withUnsafeMutableBufferPointer { sums in
-      loop(images).run(count: chunks, batch: batch, noise: nil) { _, chunk, batch, w in
+      loop(images).run(count: mine.count, batch: { batch(mine[$0]) }, noise: nil) { _, j, batch, w in
+        let chunk = mine[j]
         guard stopped.value == 0 else { return }
         if shouldStop() { _ = stopped.add(1); return }
         let n = batch.count
@@ -108,15 +174,11 @@ extension Evaluator {
         }
         let logK = log(Double(k))
         sums[chunk] = ((0..<n).reduce(0.0) { $0 + largest[$1] + log(total[$1]) - logK }, elbo)
-        progress?(done.add(n), images.count)
+        progress?(done.add(n), myImages)
       }
     }
     withExtendedLifetime(parameters) {}
-    guard stopped.value == 0 else { return nil }
-    let count = Double(images.count)
-    return LikelihoodEstimate(
-      logLikelihood: sums.reduce(0.0) { $0 + $1.logLikelihood } / count, elbo: sums.reduce(0.0) { $0 + $1.elbo } / count,
-      samples: k, images: images.count)
+    return (sums, stopped.value != 0)
   }
 }
 

@@ -143,28 +143,17 @@ final class RunOutput {
     }
   }
 
-  /// The importance-weighted test log-likelihood beside the ELBO, printed and kept in
-  /// DIR/evaluation.json. A stop signal ends it early, without a result.
-  func estimateLikelihood(_ evaluator: Evaluator, parameters: ScalarBuffer<Float>, test: ImageStore, step: Int) throws {
+  /// The importance-weighted test log-likelihood beside the ELBO (every rank computed its share),
+  /// printed and kept in DIR/evaluation.json; nil when a stop signal ended it.
+  func record(_ estimate: LikelihoodEstimate?, seconds: Double, step: Int) throws {
     let k = configuration.iwSamples
-    guard k > 0 else { return }
-    let started = monotonicSeconds()
-    var lastReport = started
-    let estimate = evaluator.importanceWeighted(
-      parameters: parameters, images: test, samples: k,
-      progress: { done, total in
-        let now = monotonicSeconds()
-        guard self.console.style == .bar, now - lastReport > 0.5 else { return }
-        lastReport = now
-        self.console.progress("importance-weighted log-likelihood, k = \(k): \(done)/\(total) test images")
-      }, shouldStop: { StopSignal.requested })
     guard let estimate else {
       console.line("stopped by a signal: skipped the importance-weighted log-likelihood estimate (model.safetensors is written)")
       return
     }
     console.line(
       "test set: ELBO \(fixed(estimate.elbo, 3)), importance-weighted log-likelihood (k = \(k)) "
-        + "\(fixed(estimate.logLikelihood, 3)) nats per image (\(fixed(monotonicSeconds() - started, 1)) s)")
+        + "\(fixed(estimate.logLikelihood, 3)) nats per image (\(fixed(seconds, 1)) s)")
     let record = EvaluationRecord(
       step: step, images: estimate.images, iw_samples: k, test_elbo: Number(estimate.elbo),
       test_log_likelihood_iw: Number(estimate.logLikelihood))

@@ -51,15 +51,15 @@ public final class StepEngine {
     backwardSeconds = .allocate(capacity: threads)
   }
 
-  /// Checks the settings and loads this rank's data (rank zero also the test and validation sets
-  /// when `evaluationSets`); an error on any rank ends every rank alike.
+  /// Checks the settings and loads this rank's data (and, when `evaluationSets`, the test and
+  /// validation sets, whose evaluation every rank shares); an error on any rank ends every rank alike.
   public convenience init(configuration c: TrainingConfiguration, communicator: Communicator, evaluationSets: Bool = true) throws {
     let data = try communicator.together("loading the data") { () -> TrainingData in
       try c.validate(ranks: communicator.size)
       return try TrainingData(
         source: c.dataSource, validationSize: c.validationSize, batchSize: c.batchSize, microBatchSize: c.microBatchSize,
         seed: c.seed, rank: communicator.rank, ranks: communicator.size,
-        evaluationSets: evaluationSets && communicator.rank == 0)
+        evaluationSets: evaluationSets)
     }
     self.init(configuration: c, communicator: communicator, data: data)
   }

@@ -35,7 +35,8 @@ public final class Trainer {
   var state = TrainingState()
   /// Rank zero's files and evaluator (nil on the other ranks).
   let output: RunOutput?
-  let evaluator: Evaluator?
+  /// Every rank's: the evaluation passes are shared out over the ranks.
+  let evaluator: Evaluator
 
   public var isRoot: Bool { communicator.rank == 0 }
   public var step: Int { state.step }
@@ -58,9 +59,7 @@ public final class Trainer {
     }
     engine = try StepEngine(configuration: c, communicator: communicator)
     output = communicator.rank == 0 ? RunOutput(configuration: c, console: console, data: fingerprint) : nil
-    evaluator =
-      communicator.rank == 0
-      ? Evaluator(latentDim: c.latentDim, seed: c.seed, threads: engine.workerThreads, workspaces: engine.workspaces) : nil
+    evaluator = Evaluator(latentDim: c.latentDim, seed: c.seed, threads: engine.workerThreads, workspaces: engine.workspaces)
   }
 
   var totalSteps: Int {
@@ -122,6 +121,7 @@ public final class Trainer {
       if step % schedule.stepsPerEpoch == 0 {
         (state.epochReconstruction, state.epochKL, state.epochImages, state.epochSeconds) = (0, 0, 0, 0)
       }
+      try evaluate(&metrics)
       let decision = try communicator.rootDecides("the end of epoch \(epoch + 1)") { () -> EpochDecision in
         try self.endEpoch(&metrics)
       }
@@ -138,8 +138,14 @@ public final class Trainer {
       if stopAtEpochEnd { return try stopOnSignal(epoch: epoch + 1, last: last) }
     }
     let memory = try communicator.gather(peakResidentKilobytes(), phase: "the memory report")
-    let modelPath = try communicator.rootDecides("the final work") { () -> String in
+    let modelPath = try communicator.rootDecides("the final files") { () -> String in
       try self.finish(memory: memory)
+    }
+    if let estimate = try estimateLikelihood() {
+      _ = try communicator.rootDecides("the estimate's record") { () -> Bool in
+        try self.output!.record(estimate.estimate, seconds: estimate.seconds, step: self.step)
+        return true
+      }
     }
     return TrainingSummary(steps: step, lastEpoch: last, modelPath: modelPath, stopped: false)
   }
@@ -149,19 +155,42 @@ public final class Trainer {
     var stopEarly: Bool
   }
 
-  /// Rank zero's work at an epoch end: evaluate, log, checkpoint, draw, and decide on early stopping.
+  /// Every rank's share of the epoch's evaluation passes (test, test with z = μ, validation).
+  func evaluate(_ metrics: inout EpochMetrics) throws {
+    let data = engine.data, p = engine.parameters
+    if let test = data.test {
+      metrics.test = try evaluator.loss(parameters: p, images: test, over: communicator, phase: "the test evaluation")
+      metrics.testMeanZ = try evaluator.loss(parameters: p, images: test, useMean: true, over: communicator, phase: "the test evaluation")
+    }
+    if let validation = data.validation {
+      metrics.validation = try evaluator.loss(parameters: p, images: validation, over: communicator, phase: "the validation evaluation")
+    }
+  }
+
+  /// Every rank's share of the importance-weighted estimate (nil when skipped or stopped by a signal).
+  func estimateLikelihood() throws -> (estimate: LikelihoodEstimate?, seconds: Double)? {
+    let k = configuration.iwSamples
+    guard k > 0, let test = engine.data.test else { return nil }
+    let started = monotonicSeconds()
+    var lastReport = started
+    let estimate = try evaluator.importanceWeighted(
+      parameters: engine.parameters, images: test, samples: k, over: communicator,
+      progress: { done, total in
+        let now = monotonicSeconds()
+        guard self.console.style == .bar, now - lastReport > 0.5 else { return }
+        lastReport = now
+        self.console.progress("importance-weighted log-likelihood, k = \(k): \(done)/\(total) test images of rank 0's share")
+      }, shouldStop: { StopSignal.requested })
+    return (estimate, monotonicSeconds() - started)
+  }
+
+  /// Rank zero's work at an epoch end: log, checkpoint, draw, and decide on early stopping.
   func endEpoch(_ metrics: inout EpochMetrics) throws -> EpochDecision {
     let c = configuration, output = output!, data = engine.data
     try output.throwDeferredError()
     testHookDelay()
-    if let test = data.test {
-      metrics.test = evaluator!.loss(parameters: engine.parameters, images: test)
-      metrics.testMeanZ = evaluator!.loss(parameters: engine.parameters, images: test, useMean: true)
-    }
-    if let validation = data.validation {
-      let loss = evaluator!.loss(parameters: engine.parameters, images: validation)
-      metrics.validation = loss
-      metrics.isBest = state.recordValidation(loss.meanLoss(beta: c.beta), step: step, minDelta: c.earlyStoppingMinDelta)
+    if let validation = metrics.validation {
+      metrics.isBest = state.recordValidation(validation.meanLoss(beta: c.beta), step: step, minDelta: c.earlyStoppingMinDelta)
     }
     console.line(epochLine(metrics))
     try output.append(metrics)
@@ -173,8 +202,8 @@ public final class Trainer {
     return EpochDecision(state: state, stopEarly: state.shouldStopEarly(patience: c.earlyStoppingPatience))
   }
 
-  /// Rank zero's work after the last step: the model file, the pictures and the estimate. A stop
-  /// signal here skips what is left (the model is written first).
+  /// Rank zero's work after the last step: the model file and the pictures. A stop signal here
+  /// skips the pictures left (the model is written first).
   func finish(memory: [Int]) throws -> String {
     let output = output!
     try output.throwDeferredError()
@@ -183,7 +212,6 @@ public final class Trainer {
     console.line("peak resident memory per rank during training: \(memory.map { "\(fixed(Double($0) / 1024, 1)) MiB" }.joined(separator: " · "))")
     if let test = engine.data.test {
       try output.writePictures(parameters: engine.parameters, test: test, step: step)
-      try output.estimateLikelihood(evaluator!, parameters: engine.parameters, test: test, step: step)
     }
     return path
   }
