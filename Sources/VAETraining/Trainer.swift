@@ -37,6 +37,8 @@ public final class Trainer {
   let output: RunOutput?
   /// Every rank's: the evaluation passes are shared out over the ranks.
   let evaluator: Evaluator
+  /// Rank zero's, when the VAE_DIST_TRACE_DIR debug hook is set (StepTrace.swift).
+  var trace: StepTrace?
 
   public var isRoot: Bool { communicator.rank == 0 }
   public var step: Int { state.step }
@@ -80,6 +82,8 @@ public final class Trainer {
     let resumedAt = start == .resume ? step : nil
     _ = try communicator.rootDecides("opening the logs") { () -> Bool in
       try self.output!.openLogs(resumedAt: resumedAt)
+      self.trace = try StepTrace.fromEnvironment(configuration: c, schedule: self.schedule, layout: self.engine.layout)
+      if resumedAt == nil { self.trace?.recordState(after: 0, engine: self.engine) }
       return true
     }
 
@@ -96,6 +100,7 @@ public final class Trainer {
         let outcome = try engine.step(globalStep: step, stepInEpoch: stepInEpoch, orders: orders, stopFlag: StopSignal.requested)
         if !outcome.applied { try nonFiniteStep(outcome) }
         state.step += 1
+        trace?.recordStep(step, epoch: epoch, stepInEpoch: stepInEpoch, losses: outcome.losses, engine: engine)
         losses = losses + (outcome.applied ? outcome.losses : LossSums())
         (state.epochReconstruction, state.epochKL, state.epochImages) = (losses.reconstruction, losses.kl, losses.count)
         state.epochSeconds = monotonicSeconds() - started

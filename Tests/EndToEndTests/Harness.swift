@@ -56,7 +56,7 @@ enum Harness {
   /// Runs a command to completion (or kills it after `timeout` seconds and fails).
   @discardableResult
   static func run(
-    _ executable: String, _ arguments: [String], timeout: Double = 600,
+    _ executable: String, _ arguments: [String], timeout: Double = 600, environment extra: [String: String] = [:],
     onStart: ((Process) -> Void)? = nil, file: StaticString = #filePath, line: UInt = #line
   ) throws -> Result {
     let process = Process()
@@ -65,6 +65,7 @@ enum Harness {
     var environment = ProcessInfo.processInfo.environment
     environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
     environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    environment.merge(extra) { $1 }
     process.environment = environment
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
