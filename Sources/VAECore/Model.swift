@@ -108,19 +108,19 @@ public struct VAEModel<T: VAEScalar>: Sendable {
 
   public init(latentDim: Int) { layout = ParameterLayout(latentDim: latentDim) }
 
-  @inlinable static func conv1Geometry(_ n: Int) -> WindowGeometry {
+  @inlinable public static func conv1Geometry(_ n: Int) -> WindowGeometry {
     WindowGeometry(channels: 1, batch: n, largeSide: 28, smallSide: 14, stride: 2, pad: 1)
   }
-  @inlinable static func conv2Geometry(_ n: Int) -> WindowGeometry {
+  @inlinable public static func conv2Geometry(_ n: Int) -> WindowGeometry {
     WindowGeometry(channels: 32, batch: n, largeSide: 14, smallSide: 7, stride: 2, pad: 1)
   }
-  @inlinable static func deconv1Geometry(_ n: Int) -> WindowGeometry {
+  @inlinable public static func deconv1Geometry(_ n: Int) -> WindowGeometry {
     WindowGeometry(channels: 64, batch: n, largeSide: 14, smallSide: 7, stride: 2, pad: 1)
   }
-  @inlinable static func deconv2Geometry(_ n: Int) -> WindowGeometry {
+  @inlinable public static func deconv2Geometry(_ n: Int) -> WindowGeometry {
     WindowGeometry(channels: 32, batch: n, largeSide: 28, smallSide: 14, stride: 2, pad: 1)
   }
-  @inlinable static func deconv3Geometry(_ n: Int) -> WindowGeometry {
+  @inlinable public static func deconv3Geometry(_ n: Int) -> WindowGeometry {
     WindowGeometry(channels: 1, batch: n, largeSide: 28, smallSide: 28, stride: 1, pad: 1)
   }
 

@@ -29,6 +29,15 @@ public struct BenchmarkResult: Codable, Sendable {
   /// what this machine's BLAS can do at best — and the step's rate as a fraction of it.
   public var gemmPeakGigaflopsPerSecond: Double?
   public var fractionOfGemmPeak: Double?
+  /// With `--gemm-peak`: the calibrated FMA loop on every worker thread of every rank at once, summed
+  /// (the host's floating-point peak), its instruction set, and the step's rate as a fraction of it.
+  public var fmaPeakGigaflopsPerSecond: Double?
+  public var fmaInstructionSet: String
+  public var fractionOfFmaPeak: Double?
+  /// /proc/cpuinfo's model name, family and model of rank zero's host.
+  public var cpu: String
+  /// With `--layers`: rank zero's time per layer pass.
+  public var layers: [LayerTiming]?
   public var peakResidentMiBPerRank: [Double]
   /// From the process's start to the end of the first step.
   public var secondsToFirstStep: Double
@@ -37,7 +46,7 @@ public struct BenchmarkResult: Codable, Sendable {
 extension StepEngine {
   /// Runs `warmup` steps, then `steps` timed ones, from the start of the data order.
   public func benchmark(
-    warmup: Int, steps: Int, measureGemmPeak: Bool = false, startedAt processStart: Double
+    warmup: Int, steps: Int, measureGemmPeak: Bool = false, profileLayers: Bool = false, startedAt processStart: Double
   ) throws -> BenchmarkResult {
     var orders: [[Int]] = []
     var epochOfOrders = -1
@@ -60,12 +69,17 @@ extension StepEngine {
     let variance = rates.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, rates.count - 1))
     let memory = try communicator.gather(peakResidentKilobytes(), phase: "the memory report")
     // After the memory report: the peak's matrices are not the step's memory.
-    var peak: Double? = nil
+    var peak: Double? = nil, fmaPeak: Double? = nil
     if measureGemmPeak {
-      var total = [gemmGigaflopsPerSecond(threads: workerThreads)]
+      var total = [fmaGigaflopsPerSecond(threads: workerThreads)]
+      try total.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: "the FMA peak") }
+      fmaPeak = total[0]
+      total = [gemmGigaflopsPerSecond(threads: workerThreads)]
       try total.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: "the GEMM peak") }
       peak = total[0]
     }
+    // Every rank profiles its own threads at once (as in training); rank zero's figures are reported.
+    let layers = profileLayers ? self.profileLayers(fmaPeak: fmaPeak.map { $0 / Double(communicator.size) }) : nil
     let perStep = Dictionary(uniqueKeysWithValues: phases.named.map { ($0.0, $0.1 / Double(max(1, phases.steps))) })
     let flops = 3 * 2 * 6.66e6
     return BenchmarkResult(
@@ -75,6 +89,8 @@ extension StepEngine {
       imagesPerSecond: mean, imagesPerSecondInterval95: 1.96 * (variance / Double(rates.count)).squareRoot(),
       secondsPerStep: perStep, flopsPerImage: flops, gigaflopsPerSecond: mean * flops / 1e9,
       gemmPeakGigaflopsPerSecond: peak, fractionOfGemmPeak: peak.map { mean * flops / 1e9 / $0 },
+      fmaPeakGigaflopsPerSecond: fmaPeak, fmaInstructionSet: fmaInstructionSet(),
+      fractionOfFmaPeak: fmaPeak.map { mean * flops / 1e9 / $0 }, cpu: cpuDescription(), layers: layers,
       peakResidentMiBPerRank: memory.map { Double($0) / 1024 }, secondsToFirstStep: firstStepEnd - processStart)
   }
 }

@@ -23,8 +23,10 @@ struct Bench: ParsableCommand {
   @Option(help: "Untimed steps first (caches, page faults, thread start-up).") var warmup = 10
   @Option(help: "Timed steps.") var steps = 50
   @Flag(help: "Generated images instead of the data files.") var synthetic = false
-  @Flag(help: "Also measure the BLAS peak: a 1024³ sgemm on every worker thread of every rank at once, and the step's GFLOP/s as a fraction of it.")
+  @Flag(help: "Also measure the host's peaks on every worker thread of every rank at once: a calibrated loop of vector FMAs in the widest instruction set the CPU has, and a 1024³ sgemm; and the step's GFLOP/s as a fraction of each.")
   var gemmPeak = false
+  @Flag(help: "Also time each layer's forward, backward-weights and backward-data pass alone (on every thread at once): milliseconds per step, GFLOP/s and, with --gemm-peak, the fraction of the FMA peak.")
+  var layers = false
   @Flag(help: "Print one JSON object instead of text.") var json = false
   @Flag(help: "Time MPI allreduces of 1 KiB to 4 MiB (int64, as the deterministic reduction sends, and float) instead of training steps; fits latency + bandwidth.")
   var allreduce = false
@@ -46,7 +48,7 @@ struct Bench: ParsableCommand {
       }
       let engine = try StepEngine(configuration: c, communicator: communicator, evaluationSets: false)
       let result = try engine.benchmark(
-        warmup: warmup, steps: steps, measureGemmPeak: gemmPeak, startedAt: processStart)
+        warmup: warmup, steps: steps, measureGemmPeak: gemmPeak, profileLayers: layers, startedAt: processStart)
       guard communicator.rank == 0 else { return }
       if json {
         let encoder = JSONEncoder()
@@ -62,6 +64,7 @@ struct Bench: ParsableCommand {
         "vae-dist bench: \(result.ranks) rank\(result.ranks == 1 ? "" : "s") × \(result.threadsPerRank) thread\(result.threadsPerRank == 1 ? "" : "s"), "
           + "batch \(result.batchSize) (micro-batches of \(result.microBatchSize)), \(result.reduction) reduction, "
           + "OpenBLAS \(result.blasKernel), kernels \(result.kernelInstructionSet), \(result.synthetic ? "synthetic" : "real") data")
+      print("  CPU         \(result.cpu), widest FMA: \(result.fmaInstructionSet)")
       print(
         "  throughput  \(grouped(Int(result.imagesPerSecond))) ± \(grouped(Int(result.imagesPerSecondInterval95.rounded()))) images/s "
           + "(95% interval over \(result.timedSteps) steps after \(result.warmupSteps) warm-up), "
@@ -69,7 +72,20 @@ struct Bench: ParsableCommand {
       if let peak = result.gemmPeakGigaflopsPerSecond, let fraction = result.fractionOfGemmPeak {
         print("  GEMM peak   \(fixed(peak, 1)) GFLOP/s (1024³ sgemm on all \(result.ranks * result.threadsPerRank) threads at once); the step runs at \(fixed(100 * fraction, 0))% of it")
       }
+      if let peak = result.fmaPeakGigaflopsPerSecond, let fraction = result.fractionOfFmaPeak {
+        print("  FMA peak    \(fixed(peak, 1)) GFLOP/s (\(result.fmaInstructionSet) loop on all \(result.ranks * result.threadsPerRank) threads at once); the step runs at \(fixed(100 * fraction, 0))% of it")
+      }
       print("  per step    " + perStep.joined(separator: " · ") + " (total \(fixed(total, 1)) ms)")
+      if let layers = result.layers {
+        print("  layers      rank zero's passes, each alone on its \(result.threadsPerRank) thread\(result.threadsPerRank == 1 ? "" : "s") at once:")
+        let total = layers.last!.millisecondsPerStep
+        for t in layers {
+          let name = (t.layer + "  " + t.pass).padding(toLength: 44, withPad: " ", startingAt: 0)
+          let rate = t.gigaflopsPerSecond > 0 ? "\(fixed(t.gigaflopsPerSecond, 1)) GFLOP/s" : ""
+          let peak = t.fractionOfFmaPeak.map { "  \(fixed(100 * $0, 0))% of FMA peak" } ?? ""
+          print("    \(name) \(fixed(t.millisecondsPerStep, 2)) ms  \(fixed(100 * t.millisecondsPerStep / total, 1))%  \(rate)\(peak)")
+        }
+      }
       print("  memory      peak resident per rank: " + result.peakResidentMiBPerRank.map { "\(fixed($0, 1)) MiB" }.joined(separator: " · "))
       print("  start-up    \(fixed(result.secondsToFirstStep, 2)) s from process start to the end of the first step")
     }

@@ -26,11 +26,29 @@ public func conv2dBackward<T: VAEScalar>(
   dcols: UnsafeMutablePointer<T>, dx: UnsafeMutablePointer<T>?,
   outChannels: Int, geometry g: WindowGeometry
 ) {
+  conv2dBackwardWeights(dy: dy, cols: cols, dWeight: dWeight, dBias: dBias, outChannels: outChannels, geometry: g)
+  guard let dx else { return }
+  conv2dBackwardData(dy: dy, weight: weight, dcols: dcols, dx: dx, outChannels: outChannels, geometry: g)
+}
+
+/// The weights' half of `conv2dBackward`: dWeight [Cout, Cin·9] = dy · colsᵀ, dBias = Σ dy.
+@inlinable
+public func conv2dBackwardWeights<T: VAEScalar>(
+  dy: UnsafePointer<T>, cols: UnsafePointer<T>, dWeight: UnsafeMutablePointer<T>, dBias: UnsafeMutablePointer<T>,
+  outChannels: Int, geometry g: WindowGeometry
+) {
   T.gemm(
     transposeA: false, transposeB: true, m: outChannels, n: g.rows, k: g.columns,
     alpha: 1, a: dy, lda: g.columns, b: cols, ldb: g.columns, beta: 0, c: dWeight, ldc: g.rows)
   T.channelSums(dy, into: dBias, channels: outChannels, columns: g.columns)
-  guard let dx else { return }
+}
+
+/// The input's half of `conv2dBackward`: dx [Cin, L, L, N] = col2im(Wᵀ · dy), dcols [Cin·9, S·S·N] scratch.
+@inlinable
+public func conv2dBackwardData<T: VAEScalar>(
+  dy: UnsafePointer<T>, weight: UnsafePointer<T>, dcols: UnsafeMutablePointer<T>, dx: UnsafeMutablePointer<T>,
+  outChannels: Int, geometry g: WindowGeometry
+) {
   T.gemm(
     transposeA: true, transposeB: false, m: g.rows, n: g.columns, k: outChannels,
     alpha: 1, a: weight, lda: g.rows, b: dy, ldb: g.columns, beta: 0, c: dcols, ldc: g.columns)

@@ -28,12 +28,30 @@ public func convTranspose2dBackward<T: VAEScalar>(
   dcols: UnsafeMutablePointer<T>, dx: UnsafeMutablePointer<T>?,
   inChannels: Int, geometry g: WindowGeometry
 ) {
+  convTranspose2dBackwardWeights(dy: dy, x: x, dWeight: dWeight, dBias: dBias, dcols: dcols, inChannels: inChannels, geometry: g)
+  guard let dx else { return }
+  convTranspose2dBackwardData(weight: weight, dcols: dcols, dx: dx, inChannels: inChannels, geometry: g)
+}
+
+/// The weights' half of `convTranspose2dBackward`, which leaves dcols = im2col(dy) for the other half.
+@inlinable
+public func convTranspose2dBackwardWeights<T: VAEScalar>(
+  dy: UnsafePointer<T>, x: UnsafePointer<T>, dWeight: UnsafeMutablePointer<T>, dBias: UnsafeMutablePointer<T>,
+  dcols: UnsafeMutablePointer<T>, inChannels: Int, geometry g: WindowGeometry
+) {
   T.im2col(image: dy, cols: dcols, geometry: g)
   T.gemm(
     transposeA: false, transposeB: true, m: inChannels, n: g.rows, k: g.columns,
     alpha: 1, a: x, lda: g.columns, b: dcols, ldb: g.columns, beta: 0, c: dWeight, ldc: g.rows)
   T.channelSums(dy, into: dBias, channels: g.channels, columns: g.batch * g.largeSide * g.largeSide)
-  guard let dx else { return }
+}
+
+/// The input's half of `convTranspose2dBackward`: dx [Cin, S·S·N] = W · dcols, after the weights' half
+/// filled dcols = im2col(dy).
+@inlinable
+public func convTranspose2dBackwardData<T: VAEScalar>(
+  weight: UnsafePointer<T>, dcols: UnsafePointer<T>, dx: UnsafeMutablePointer<T>, inChannels: Int, geometry g: WindowGeometry
+) {
   T.gemm(
     transposeA: false, transposeB: false, m: inChannels, n: g.columns, k: g.rows,
     alpha: 1, a: weight, lda: g.rows, b: dcols, ldb: g.columns, beta: 0, c: dx, ldc: g.columns)

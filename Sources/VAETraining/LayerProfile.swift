@@ -1,0 +1,107 @@
+import Dispatch
+import VAECore
+import VAEData
+import VAEDistributed
+
+/// Time and rate of one layer pass, as `vae-dist bench --layers` reports it.
+public struct LayerTiming: Codable, Sendable {
+  public var layer: String
+  public var pass: String
+  /// Milliseconds this pass adds to one step of this rank (its micro-batches spread over its threads).
+  public var millisecondsPerStep: Double
+  /// Summed over the threads running it at once.
+  public var gigaflopsPerSecond: Double
+  public var fractionOfFmaPeak: Double?
+}
+
+extension StepEngine {
+  /// Each layer pass of `VAEModel.layerPasses`, repeated alone for about `seconds` on every worker
+  /// thread at once (each on its own workspace, after one real step filled it), as in training.
+  /// "loss and elementwise" is the rest of a real forward + backward: everything but the passes.
+  public func profileLayers(seconds: Double = 0.5, fmaPeak: Double?) -> [LayerTiming] {
+    let threads = workspaces.count, n = configuration.microBatchSize
+    let perThread = Double((data.localStreams.count + threads - 1) / threads)  // micro-batches per thread per step
+    let views = ParameterViews(layout: layout, base: parameters.pointer)
+    let orders = self.orders(epoch: 0)
+    let loop = MicroBatchLoop(workspaces: workspaces, images: data.train, latentDim: configuration.latentDim)
+    // One real micro-batch per thread leaves real activations and gradients in every workspace.
+    func realStep() {
+      loop.run(
+        count: threads, batch: { self.schedule.microBatch(order: orders[$0 % orders.count], step: 0) },
+        noise: .init(seed: configuration.seed, purpose: .trainingNoise, step: 0)
+      ) { worker, _, batch, workspace in
+        _ = self.model.forward(views, batch: n, workspace: workspace)
+        self.model.backward(
+          views, gradients: ParameterViews(layout: self.layout, base: self.microGradientPointers[worker]), batch: n,
+          beta: Float(self.configuration.beta), workspace: workspace)
+      }
+    }
+    realStep()
+    let passes = (0..<threads).map { worker in
+      model.layerPasses(
+        views, gradients: ParameterViews(layout: layout, base: microGradientPointers[worker]), batch: n, workspace: workspaces[worker])
+    }
+    /// Wall-clock seconds of one round of `body` on every thread at once: the best of five windows of
+    /// repeated rounds (a virtual machine's neighbours add noise that only ever slows a window down).
+    func time(_ body: @escaping (Int) -> Void) -> Double {
+      var best = Double.infinity
+      for _ in 0..<5 {
+        var rounds = 0
+        let start = monotonicSeconds()
+        repeat {
+          DispatchQueue.concurrentPerform(iterations: threads) { body($0) }
+          rounds += 1
+        } while monotonicSeconds() - start < seconds / 5 || rounds < 2
+        best = min(best, (monotonicSeconds() - start) / Double(rounds))
+      }
+      return best
+    }
+    var timings: [LayerTiming] = []
+    var passSeconds = 0.0
+    for index in passes[0].indices {
+      let round = time { passes[$0][index].run() }
+      passSeconds += round
+      let flops = passes[0][index].flopsPerImage * Double(n * threads)
+      timings.append(
+        LayerTiming(
+          layer: passes[0][index].layer, pass: passes[0][index].pass, millisecondsPerStep: 1000 * round * perThread,
+          gigaflopsPerSecond: flops / round / 1e9, fractionOfFmaPeak: fmaPeak.map { flops / round / 1e9 / $0 }))
+    }
+    let whole = time { worker in
+      let workspace = self.workspaces[worker]
+      _ = self.model.forward(views, batch: n, workspace: workspace)
+      self.model.backward(
+        views, gradients: ParameterViews(layout: self.layout, base: self.microGradientPointers[worker]), batch: n,
+        beta: Float(self.configuration.beta), workspace: workspace)
+    }
+    timings.append(
+      LayerTiming(
+        layer: "loss and elementwise", pass: "rest of forward + backward",
+        millisecondsPerStep: 1000 * max(0, whole - passSeconds) * perThread, gigaflopsPerSecond: 0, fractionOfFmaPeak: nil))
+    let total = 3 * 2 * 6.66e6 * Double(n * threads)
+    timings.append(
+      LayerTiming(
+        layer: "whole micro-batch", pass: "forward + backward", millisecondsPerStep: 1000 * whole * perThread,
+        gigaflopsPerSecond: total / whole / 1e9, fractionOfFmaPeak: fmaPeak.map { total / whole / 1e9 / $0 }))
+    return timings
+  }
+}
+
+/// GFLOP/s of the calibrated FMA loop (fma_peak.c) on `threads` threads at once for about `seconds`,
+/// summed: the host's floating-point peak in the widest vector instruction set it has.
+public func fmaGigaflopsPerSecond(threads: Int, seconds: Double = 0.5) -> Double {
+  var rates = [Double](repeating: 0, count: threads)
+  rates.withUnsafeMutableBufferPointer { rates in
+    DispatchQueue.concurrentPerform(iterations: threads) { thread in
+      _ = vdkFMAFlops(iterations: 100_000)  // warm-up: the clock ramps up
+      // The best of five windows: a virtual machine's core is sometimes taken away for a moment.
+      for _ in 0..<5 {
+        var flops = 0.0
+        let start = monotonicSeconds()
+        while monotonicSeconds() - start < seconds / 5 { flops += vdkFMAFlops(iterations: 200_000) }
+        rates[thread] = max(rates[thread], flops / (monotonicSeconds() - start) / 1e9)
+      }
+    }
+  }
+  return rates.reduce(0, +)
+}
