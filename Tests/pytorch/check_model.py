@@ -14,7 +14,6 @@ import sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 
 
@@ -60,6 +59,8 @@ def test_images(directory):
 
 
 def main():
+    from safetensors.torch import load_file  # here, so the module alone needs only PyTorch
+
     path = sys.argv[1]
     directory = sys.argv[2] if len(sys.argv) > 2 else "/usr/share/datasets/fashion-mnist"
     state = load_file(path)

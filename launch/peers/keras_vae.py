@@ -1,10 +1,12 @@
-"""The same VAE in Keras (TensorFlow backend), timed the way `vae-dist bench` times vae-dist.
+"""The same VAE in Keras (TensorFlow backend): a peer of launch/peer-benchmark.sh.
 
 The model and loss are the Keras-book VAE that vae-dist implements (docs/model.md): Conv 32 s2 →
 Conv 64 s2 → Dense 16 → (z_mean, z_log_var); Dense 7·7·64 → ConvT 64 s2 → ConvT 32 s2 → ConvT 1 +
 sigmoid; summed binary cross-entropy + KL, Adam, batch 128, on the 60,000 real training images.
-Prints steady-state images/s (epochs after the first, which includes tracing) as text and one JSON
-line. Run by launch/keras-baseline.sh, which installs TensorFlow into its own virtual environment.
+Input is a tf.data pipeline (shuffle, batch, prefetch 2, autotune off): Keras's fit(numpy) path
+stalls 6–8 s at the start of many epochs waiting for its autotune thread, which would flatter
+vae-dist. Prints steady-state images/s (the mean of epochs after the first, which includes tracing)
+as text and one JSON line. oneDNN is TensorFlow's default unless TF_ENABLE_ONEDNN_OPTS is set.
 """
 import argparse, gzip, json, os, sys, time
 
@@ -87,12 +89,18 @@ images = load_images(args.data)
 vae = VAE(encoder, decoder)
 vae.compile(optimizer=keras.optimizers.Adam())
 seconds = []
-vae.fit(images, epochs=args.epochs, batch_size=args.batch_size, shuffle=True, verbose=0, callbacks=[EpochTimer()])
+options = tf.data.Options()
+options.autotune.enabled = False
+dataset = (tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), reshuffle_each_iteration=True)
+           .batch(args.batch_size).prefetch(2).with_options(options))
+vae.fit(dataset, epochs=args.epochs, verbose=0, callbacks=[EpochTimer()])
 steady = seconds[1:]
 rates = [len(images) / s for s in steady]
 mean = sum(rates) / len(rates)
-print(f"Keras {keras.__version__} / TensorFlow {tf.__version__}, {args.threads or os.cpu_count()} threads, batch {args.batch_size}: "
-      f"{mean:,.0f} images/s (epochs 2..{args.epochs}: " + ", ".join(f"{s:.2f} s" for s in steady) + ")")
-print(json.dumps({"framework": "keras", "keras": keras.__version__, "tensorflow": tf.__version__,
+onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+print(f"Keras {keras.__version__} / TensorFlow {tf.__version__} (tf.data, oneDNN {onednn}), {args.threads or os.cpu_count()} threads, "
+      f"batch {args.batch_size}: {mean:,.0f} images/s (epochs 2..{args.epochs}: " + ", ".join(f"{s:.2f} s" for s in steady) + ")")
+print(json.dumps({"framework": "keras", "keras": keras.__version__, "tensorflow": tf.__version__, "onednn": onednn,
+                  "version": f"Keras {keras.__version__} / TF {tf.__version__}",
                   "threads": args.threads or os.cpu_count(), "batchSize": args.batch_size, "imagesPerSecond": mean,
                   "epochSeconds": seconds}))

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# vae-dist against the usual Python stack on the same cores, in one invocation: Keras/TensorFlow
+# (tf.data input; oneDNN at TensorFlow's default, then forced on) and PyTorch (default threads), then
+# `vae-dist train` at every layout of ranks × threads. Same model, batch 128, the 60,000 real
+# training images; steady-state images/s = the mean of the epochs after the first. Installs its own
+# environments (TensorFlow CPU, PyTorch; once, ~2 GB and ~5 GB) and prints one table with the CPU's
+# family/model and vector ISA, each run's ratio to the best peer and its fraction of the FMA peak.
+#
+#   launch/peer-benchmark.sh [--epochs N] [--out DIR] [--docs] [--skip-peers]
+#
+#   --epochs N     epochs per run, the first being warm-up (default 3)
+#   --out DIR      where peers.csv, peers.md and peers.png go (default /tmp/vae-dist-peers)
+#   --docs         also put the table and chart into docs/performance.md, under this CPU's heading
+#   --skip-peers   vae-dist only (for a quick look; the ratios then need an earlier peer run)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+epochs=3 out=/tmp/vae-dist-peers docs=0 peers=1
+while (($#)); do
+  case "$1" in
+    --epochs) epochs="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --docs) docs=1; shift ;;
+    --skip-peers) peers=0; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "peer-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ "$epochs" =~ ^[0-9]+$ && "$epochs" -ge 2 ]] || { echo "peer-benchmark: --epochs must be 2 or more (the first is warm-up)" >&2; exit 2; }
+"$root/launch/setup.sh" >/dev/null
+mkdir -p "$out"
+envs="${VAE_DIST_PEER_ENVS:-$HOME/.cache/vae-dist}"
+mkdir -p "$envs"
+
+ensure_venv() {  # ensure_venv DIR IMPORT PACKAGE...
+  local venv="$1" import="$2"; shift 2
+  "$venv/bin/python" -c "import $import" 2>/dev/null && return 0
+  dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "install ok installed" || {
+    local sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+    $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  }
+  echo "peer-benchmark: installing $* into $venv (once)" >&2
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet "$@"
+}
+if ((peers)); then
+  ensure_venv "$envs/keras-venv" "tensorflow, keras" tensorflow-cpu || ensure_venv "$envs/keras-venv" "tensorflow, keras" tensorflow
+  # PyTorch's CPU-only wheels live on download.pytorch.org; where only PyPI is reachable, PyPI's
+  # wheel (which also runs on CPUs) is taken instead.
+  "$envs/torch-venv/bin/python" -c "import torch" 2>/dev/null || {
+    [[ -x "$envs/torch-venv/bin/python" ]] || python3 -m venv "$envs/torch-venv"
+    timeout 120 "$envs/torch-venv/bin/pip" install --quiet --index-url https://download.pytorch.org/whl/cpu torch 2>/dev/null \
+      || ensure_venv "$envs/torch-venv" torch torch
+  }
+fi
+ensure_venv "$envs/torch-venv" "numpy, matplotlib" numpy matplotlib
+python="$envs/torch-venv/bin/python"
+
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+binary="$root/.build/release/vae-dist"
+cores=$(nproc)
+results="$out/runs.jsonl"
+: >"$results"
+record() { echo "$1" >>"$results"; }
+# run_peer LOG COMMAND...: the peer's last line (its JSON); on failure, its error output and exit 1.
+run_peer() {
+  local log="$1"; shift
+  if ! "$@" >"$log.out" 2>"$log.err"; then
+    echo "peer-benchmark: $* failed; the end of its error output ($log.err):" >&2
+    tail -15 "$log.err" >&2
+    exit 1
+  fi
+  tail -1 "$log.out"
+}
+
+echo "peer-benchmark: the host's peaks (calibrated FMA loop, sgemm) on $cores threads" >&2
+record "$("$binary" bench --json --threads "$cores" --steps 20 --gemm-peak | python3 -c '
+import json, sys; r = json.load(sys.stdin)
+print(json.dumps({"kind": "host", "cpu": r["cpu"], "isa": r["fmaInstructionSet"], "fma": r["fmaPeakGigaflopsPerSecond"],
+                  "gemm": r["gemmPeakGigaflopsPerSecond"], "flopsPerImage": r["flopsPerImage"], "blas": r["blasKernel"]}))')"
+
+# vae-dist train at every layout ranks × threads = cores: the whole epoch (data, step, reduction,
+# optimizer), as metrics.jsonl gives it; evaluation and the final estimate are outside it. Run once
+# before the peers and once after, so a drift of the machine's speed during the run (a shared VM's
+# neighbours) shows, and is averaged, rather than favouring whoever ran first.
+run_vae_dist() {  # run_vae_dist PASS
+  local ranks threads run
+  for ((ranks = 1; ranks <= cores; ranks++)); do
+    ((cores % ranks == 0)) || continue
+    threads=$((cores / ranks))
+    run="$out/vae-dist-${ranks}x${threads}-$1"
+    rm -rf "$run"
+    echo "peer-benchmark: vae-dist train, $ranks rank(s) × $threads thread(s), $epochs epochs (pass $1 of 2)" >&2
+    if ((ranks == 1)); then
+      "$binary" train --epochs "$epochs" --threads "$threads" --iw-samples 0 --progress none --out "$run" >/dev/null
+    else
+      mpirun -n "$ranks" --bind-to none -x OPENBLAS_NUM_THREADS=1 "$binary" train --epochs "$epochs" --threads "$threads" \
+        --iw-samples 0 --progress none --out "$run" >/dev/null
+    fi
+    record "$(python3 - "$run/metrics.jsonl" "$ranks" "$threads" "$1" <<'PY'
+import json, sys
+epochs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+rates = [e["images_per_sec"] for e in epochs[1:]]
+ranks, threads = int(sys.argv[2]), int(sys.argv[3])
+name = "vae-dist train, " + ("one process" if ranks == 1 else f"mpirun -n {ranks}") + f" × {threads} thread{'s' if threads > 1 else ''}"
+print(json.dumps({"kind": "vae-dist", "name": name, "ranks": ranks, "threads": threads, "pass": int(sys.argv[4]),
+                  "imagesPerSecond": sum(rates) / len(rates), "epochSeconds": [e["seconds"] for e in epochs]}))
+PY
+)"
+  done
+}
+
+run_vae_dist 1
+if ((peers)); then
+  for onednn in default 1; do
+    echo "peer-benchmark: Keras, tf.data, oneDNN $onednn, $epochs epochs" >&2
+    line=$(if [[ $onednn == 1 ]]; then export TF_ENABLE_ONEDNN_OPTS=1; fi
+           run_peer "$out/keras-onednn-$onednn" "$envs/keras-venv/bin/python" "$root/launch/peers/keras_vae.py" --epochs "$epochs")
+    record "$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["kind"]="peer"; r["name"]="Keras/TF, tf.data, oneDNN "+sys.argv[2]; print(json.dumps(r))' "$line" "$([[ $onednn == 1 ]] && echo "forced on" || echo "default")")"
+  done
+  echo "peer-benchmark: PyTorch, default threads, $epochs epochs" >&2
+  line=$(run_peer "$out/pytorch" "$envs/torch-venv/bin/python" "$root/launch/peers/torch_vae.py" --epochs "$epochs")
+  record "$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["kind"]="peer"; r["name"]="PyTorch, default threads"; print(json.dumps(r))' "$line")"
+fi
+
+run_vae_dist 2
+
+"$python" "$root/launch/peers/report.py" "$results" "$out" $( ((docs)) && echo "--docs $root/docs" )

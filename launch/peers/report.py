@@ -1,0 +1,123 @@
+"""The table of launch/peer-benchmark.sh: runs.jsonl → peers.csv, peers.md, peers.png (and, with
+--docs DIR, the same under this CPU's heading in DIR/performance.md, the chart in DIR/images/).
+
+    python3 launch/peers/report.py RUNS.jsonl OUT_DIR [--docs DOCS_DIR]
+"""
+import argparse
+import csv
+import datetime
+import json
+import os
+import re
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("runs")
+parser.add_argument("out")
+parser.add_argument("--docs")
+args = parser.parse_args()
+
+rows = [json.loads(line) for line in open(args.runs) if line.strip()]
+host = next(r for r in rows if r["kind"] == "host")
+runs = [r for r in rows if r["kind"] != "host"]
+peers = [r for r in runs if r["kind"] == "peer"]
+# vae-dist ran before and after the peers: one row per layout, the mean of its passes.
+passes = {}
+for r in runs:
+    if r["kind"] == "vae-dist":
+        passes.setdefault(r["name"], []).append(r)
+ours = []
+for name, rs in passes.items():
+    merged = dict(rs[0])
+    merged["passes"] = [r["imagesPerSecond"] for r in rs]
+    merged["imagesPerSecond"] = sum(merged["passes"]) / len(rs)
+    ours.append(merged)
+runs = peers + ours
+best_peer = max(peers, key=lambda r: r["imagesPerSecond"]) if peers else None
+best_ours = max(ours, key=lambda r: r["imagesPerSecond"])
+single = next((r for r in ours if r["ranks"] == 1), None)
+flops = host["flopsPerImage"]
+tag = re.sub(r"[^a-z0-9]+", "-", f"{host['cpu']} {host['isa']}".lower()).strip("-")
+title = f"{host['cpu']}, {host['isa']}, {os.cpu_count()} cores"
+
+table = []
+for r in runs:
+    rate = r["imagesPerSecond"]
+    table.append({
+        "run": r["name"],
+        "version": r.get("version", "vae-dist"),
+        "images_per_sec": round(rate, 1),
+        "ratio_to_best_peer": round(rate / best_peer["imagesPerSecond"], 3) if best_peer else "",
+        "gflops": round(rate * flops / 1e9, 1),
+        "fraction_of_fma_peak": round(rate * flops / 1e9 / host["fma"], 3),
+        "passes": " / ".join(f"{p:.0f}" for p in r.get("passes", [])),
+    })
+
+os.makedirs(args.out, exist_ok=True)
+with open(os.path.join(args.out, "peers.csv"), "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(table[0]) + ["cpu", "isa"])
+    writer.writeheader()
+    for row in table:
+        writer.writerow({**row, "cpu": host["cpu"], "isa": host["isa"]})
+
+lines = [
+    f"| run | images/s | × best peer | GFLOP/s | of FMA peak |",
+    "| --- | --- | --- | --- | --- |",
+]
+for row in table:
+    ratio = f"{row['ratio_to_best_peer']:.2f}×" if best_peer else "–"
+    passes_note = f" (before / after the peers: {row['passes']})" if row["passes"] else ""
+    lines.append(f"| {row['run']} ({row['version']}) | {row['images_per_sec']:,.0f}{passes_note} | {ratio} | {row['gflops']:.1f} | {100 * row['fraction_of_fma_peak']:.0f}% |")
+summary = [
+    f"Peaks on all {os.cpu_count()} cores: calibrated {host['isa']} loop {host['fma']:.1f} GFLOP/s, OpenBLAS ({host['blas']}) "
+    f"sgemm 1024³ {host['gemm']:.1f} GFLOP/s; {flops / 1e6:.0f} MFLOP per image.",
+]
+if best_peer:
+    summary.append(f"Best peer: {best_peer['name']}, {best_peer['imagesPerSecond']:,.0f} images/s. Best vae-dist layout: "
+                   f"{best_ours['name']}, {best_ours['imagesPerSecond'] / best_peer['imagesPerSecond']:.2f}× it.")
+if single and single is not best_ours:
+    summary.append(f"The single process runs at {single['imagesPerSecond'] / best_ours['imagesPerSecond']:.1%} of the best layout.")
+elif single:
+    summary.append("The single process is the best layout.")
+markdown = "\n".join(lines) + "\n\n" + " ".join(summary) + "\n"
+with open(os.path.join(args.out, "peers.md"), "w") as f:
+    f.write(f"### {title}\n\n" + markdown)
+print(f"peer benchmark on {title}\n" + markdown)
+
+import matplotlib  # noqa: E402
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+fig, ax = plt.subplots(figsize=(8, 0.5 * len(table) + 1.2), dpi=110)
+names = [r["run"] for r in table][::-1]
+values = [r["images_per_sec"] for r in table][::-1]
+colors = ["#4C72B0" if r["kind"] == "vae-dist" else "#999999" for r in runs][::-1]
+ax.barh(names, values, color=colors)
+for y, v in enumerate(values):
+    ax.text(v, y, f" {v:,.0f}", va="center", fontsize=8)
+if best_peer:
+    ax.axvline(2 * best_peer["imagesPerSecond"], color="#C44E52", linestyle="--", linewidth=1)
+    ax.text(2 * best_peer["imagesPerSecond"], -0.45, "2× best peer ", color="#C44E52", fontsize=8, ha="right")
+ax.set_xlabel("training images/s (steady epochs)")
+ax.set_title(title, fontsize=9)
+ax.set_xlim(0, max(values + [2 * best_peer["imagesPerSecond"] if best_peer else 0]) * 1.15)
+fig.tight_layout()
+chart = os.path.join(args.out, "peers.png")
+fig.savefig(chart)
+
+if args.docs:
+    image = f"images/peers-{tag}.png"
+    os.makedirs(os.path.join(args.docs, "images"), exist_ok=True)
+    fig.savefig(os.path.join(args.docs, image))
+    path = os.path.join(args.docs, "performance.md")
+    text = open(path).read() if os.path.exists(path) else "# Performance\n"
+    start, end = f"<!-- peers: {tag} -->", f"<!-- /peers: {tag} -->"
+    section = (f"{start}\n### {title}\n\nMeasured {datetime.date.today().isoformat()} with "
+               f"`launch/peer-benchmark.sh --docs`.\n\n{markdown}\n![peers on {host['cpu']}]({image})\n{end}")
+    if start in text:
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: section, text, flags=re.S)
+    else:
+        marker = "<!-- peers -->"
+        text = text.replace(marker, marker + "\n\n" + section) if marker in text else text.rstrip() + "\n\n" + section + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+    print(f"peer-benchmark: wrote the table into {path} and the chart into {os.path.join(args.docs, image)}")

@@ -1,0 +1,68 @@
+"""The same VAE in PyTorch: a peer of launch/peer-benchmark.sh.
+
+The model is Tests/pytorch/check_model.py's module (the layers vae-dist's safetensors load into),
+the loss summed BCE-with-logits + KL averaged over the batch, Adam (lr 1e-3), batch 128 over the
+60,000 real training images, reshuffled each epoch. The images sit in one tensor and each batch is
+an index into it (no DataLoader workers: the fastest input path PyTorch has for data this small).
+PyTorch runs with its default threads unless --threads is given. Prints steady-state images/s (the
+mean of the epochs after the first) as text and one JSON line.
+"""
+import argparse
+import gzip
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Tests", "pytorch"))
+from check_model import VAE  # noqa: E402
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+parser.add_argument("--epochs", type=int, default=3, help="epochs to run; the first is warm-up")
+parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's own choice)")
+parser.add_argument("--batch-size", type=int, default=128)
+args = parser.parse_args()
+if args.epochs < 2:
+    sys.exit("torch_vae.py: --epochs must be at least 2 (the first is warm-up)")
+if args.threads:
+    torch.set_num_threads(args.threads)
+
+path = os.path.join(args.data, "train-images-idx3-ubyte.gz")
+if not os.path.exists(path):
+    sys.exit(f"torch_vae.py: no {path}")
+with gzip.open(path) as f:
+    raw = np.frombuffer(f.read(), dtype=np.uint8, offset=16)
+images = torch.from_numpy(raw.reshape(-1, 1, 28, 28).astype(np.float32) / 255)
+
+torch.manual_seed(0)
+model = VAE(latent_dim=2)
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+seconds = []
+for epoch in range(args.epochs):
+    start = time.perf_counter()
+    order = torch.randperm(len(images))
+    for first in range(0, len(images), args.batch_size):
+        x = images[order[first:first + args.batch_size]]
+        mean, log_var = model.encoder(x)
+        z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+        logits = model.decoder(z)
+        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+        kl = -0.5 * (1 + log_var - mean**2 - log_var.exp()).sum()
+        loss = (recon + kl) / x.shape[0]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    seconds.append(time.perf_counter() - start)
+steady = seconds[1:]
+rates = [len(images) / s for s in steady]
+mean = sum(rates) / len(rates)
+threads = torch.get_num_threads()
+print(f"PyTorch {torch.__version__}, {threads} threads, batch {args.batch_size}: {mean:,.0f} images/s "
+      f"(epochs 2..{args.epochs}: " + ", ".join(f"{s:.2f} s" for s in steady) + ")")
+print(json.dumps({"framework": "pytorch", "version": f"PyTorch {torch.__version__}", "threads": threads,
+                  "batchSize": args.batch_size, "imagesPerSecond": mean, "epochSeconds": seconds}))
