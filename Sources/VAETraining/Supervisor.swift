@@ -139,14 +139,63 @@ public final class Supervisor {
       return (FailureKind.configuration.exitStatus, "")
     }
     child = process
+    let hung = watchLauncher(process)
     process.waitUntilExit()
     child = nil
     out.fileHandleForReading.readabilityHandler = nil
     err.fileHandleForReading.readabilityHandler = nil
     tail.append(out.fileHandleForReading.readDataToEndOfFile())
     tail.append(err.fileHandleForReading.readDataToEndOfFile())
+    if hung {
+      // A lost peer, as far as the run is concerned: its checkpoints resume it.
+      return (FailureKind.peerLost.exitStatus, tail.text + "\nvae-dist supervise: the launcher hung after its ranks ended\n")
+    }
     let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
     return (status, tail.text)
+  }
+
+  /// Waits while the launcher runs. mpirun can hang in its own teardown after a host vanished (seen
+  /// in MultiHostTests: "ORTE has lost communication with a remote daemon", then no exit). Once the
+  /// job's vae-dist ranks on this machine have been seen and are all gone, the launcher gets
+  /// `launcherGrace` seconds (30; VAE_DIST_TEST_LAUNCHER_GRACE in tests) to exit, and is then killed
+  /// with everything it left. Returns true when it had to be killed. Ranks only on other machines
+  /// are not visible here: then this is a plain wait.
+  func watchLauncher(_ process: Process) -> Bool {
+    let grace = ProcessInfo.processInfo.environment["VAE_DIST_TEST_LAUNCHER_GRACE"].flatMap(Double.init) ?? 30
+    var seen = false
+    var goneSince: Double?
+    while process.isRunning {
+      usleep(250_000)
+      let alive = jobRanksAlive()
+      seen = seen || alive
+      guard seen, !alive else {
+        goneSince = nil
+        continue
+      }
+      let now = monotonicSeconds()
+      if now - (goneSince ?? now) > grace {
+        say("the launcher (pid \(process.processIdentifier)) is still running \(Int(grace)) s after the job's last rank ended: killing it and what it left")
+        kill(process.processIdentifier, SIGKILL)
+        killLeftovers()
+        return true
+      }
+      goneSince = goneSince ?? now
+    }
+    return false
+  }
+
+  /// True while a vae-dist process (not this supervisor) carrying our token runs on this machine.
+  func jobRanksAlive() -> Bool {
+    let marker = Array("VAE_DIST_SUPERVISOR_TOKEN=\(token)".utf8)
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+      guard let pid = pid_t(entry), pid != getpid(),
+        let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/exe"),
+        executable.hasSuffix("/vae-dist"),
+        let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ")
+      else { continue }
+      if environment.split(separator: 0).contains(where: { Array($0) == marker }) { return true }
+    }
+    return false
   }
 
   /// Every process the job left behind (orphaned ranks of a killed mpirun, a stopped rank) carries

@@ -35,6 +35,25 @@ final class SuperviseRunTests: XCTestCase {
     XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/restarts.jsonl"))
   }
 
+  /// A launcher that outlives its ranks (mpirun stuck in its teardown after a host vanished) is
+  /// killed after the grace and counted as a lost peer: restarted, then given up on.
+  func testLauncherThatHangsAfterItsRanksEndIsKilled() throws {
+    try Harness.requireRealData()
+    let binary = try Harness.requireBinary(), out = Harness.temporaryDirectory()
+    let start = Date()
+    let result = try Harness.run(
+      binary,
+      ["supervise", "--max-restarts", "1", "--backoff", "0", "--", "/bin/sh", "-c",
+       "\(binary) train --max-steps 3 --iw-samples 0 --progress none --tensorboard none --out \(out) \"$@\"; exec sleep 600", "sh"],
+      timeout: 120, environment: ["VAE_DIST_TEST_LAUNCHER_GRACE": "2"])
+    let seconds = Date().timeIntervalSince(start)
+    print("hung launcher: supervise ended with status \(result.status) after \(seconds) s")
+    XCTAssertEqual(result.status, 3, result.all)
+    XCTAssertEqual(result.error.components(separatedBy: "still running 2 s after the job's last rank ended").count - 1, 2, result.error)
+    XCTAssertTrue(result.error.contains("restart 1/1"), result.error)
+    XCTAssertLessThan(seconds, 60)
+  }
+
   func testGivesUpAfterMaxRestarts() throws {
     let result = try Harness.vaeDist(["supervise", "--max-restarts", "2", "--backoff", "0", "--", "/bin/sh", "-c", "exit 3"], timeout: 60)
     XCTAssertEqual(result.status, 3, result.all)
