@@ -126,3 +126,22 @@ func gemmGigaflopsPerSecond(threads: Int) -> Double {
   }
   return rates.reduce(0, +)
 }
+
+/// GFLOP/s of the calibrated FMA loop (fma_peak.c) on `threads` threads at once for about `seconds`,
+/// summed: the host's floating-point peak in the widest vector instruction set it has.
+public func fmaGigaflopsPerSecond(threads: Int, seconds: Double = 0.5) -> Double {
+  var rates = [Double](repeating: 0, count: threads)
+  rates.withUnsafeMutableBufferPointer { rates in
+    DispatchQueue.concurrentPerform(iterations: threads) { thread in
+      _ = vdkFMAFlops(iterations: 100_000)  // warm-up: the clock ramps up
+      // The best of five windows: a virtual machine's core is sometimes taken away for a moment.
+      for _ in 0..<5 {
+        var flops = 0.0
+        let start = monotonicSeconds()
+        while monotonicSeconds() - start < seconds / 5 { flops += vdkFMAFlops(iterations: 200_000) }
+        rates[thread] = max(rates[thread], flops / (monotonicSeconds() - start) / 1e9)
+      }
+    }
+  }
+  return rates.reduce(0, +)
+}

@@ -24,19 +24,19 @@ extension StepEngine {
     let views = ParameterViews(layout: layout, base: parameters.pointer)
     let orders = self.orders(epoch: 0)
     let loop = MicroBatchLoop(workspaces: workspaces, images: data.train, latentDim: configuration.latentDim)
-    // One real micro-batch per thread leaves real activations and gradients in every workspace.
-    func realStep() {
-      loop.run(
-        count: threads, batch: { self.schedule.microBatch(order: orders[$0 % orders.count], step: 0) },
-        noise: .init(seed: configuration.seed, purpose: .trainingNoise, step: 0)
-      ) { worker, _, batch, workspace in
-        _ = self.model.forward(views, batch: n, workspace: workspace)
-        self.model.backward(
-          views, gradients: ParameterViews(layout: self.layout, base: self.microGradientPointers[worker]), batch: n,
-          beta: Float(self.configuration.beta), workspace: workspace)
-      }
+    /// The whole forward and backward of one micro-batch on worker `worker`'s workspace.
+    func forwardBackward(_ worker: Int) {
+      let workspace = workspaces[worker]
+      _ = model.forward(views, batch: n, workspace: workspace)
+      model.backward(
+        views, gradients: ParameterViews(layout: layout, base: microGradientPointers[worker]), batch: n,
+        beta: Float(configuration.beta), workspace: workspace)
     }
-    realStep()
+    // One real micro-batch per thread leaves real activations and gradients in every workspace.
+    loop.run(
+      count: threads, batch: { self.schedule.microBatch(order: orders[$0 % orders.count], step: 0) },
+      noise: .init(seed: configuration.seed, purpose: .trainingNoise, step: 0)
+    ) { worker, _, _, _ in forwardBackward(worker) }
     let passes = (0..<threads).map { worker in
       model.layerPasses(
         views, gradients: ParameterViews(layout: layout, base: microGradientPointers[worker]), batch: n, workspace: workspaces[worker])
@@ -67,13 +67,7 @@ extension StepEngine {
           layer: passes[0][index].layer, pass: passes[0][index].pass, millisecondsPerStep: 1000 * round * perThread,
           gigaflopsPerSecond: flops / round / 1e9, fractionOfFmaPeak: fmaPeak.map { flops / round / 1e9 / $0 }))
     }
-    let whole = time { worker in
-      let workspace = self.workspaces[worker]
-      _ = self.model.forward(views, batch: n, workspace: workspace)
-      self.model.backward(
-        views, gradients: ParameterViews(layout: self.layout, base: self.microGradientPointers[worker]), batch: n,
-        beta: Float(self.configuration.beta), workspace: workspace)
-    }
+    let whole = time(forwardBackward)
     timings.append(
       LayerTiming(
         layer: "loss and elementwise", pass: "rest of forward + backward",
@@ -85,23 +79,4 @@ extension StepEngine {
         gigaflopsPerSecond: total / whole / 1e9, fractionOfFmaPeak: fmaPeak.map { total / whole / 1e9 / $0 }))
     return timings
   }
-}
-
-/// GFLOP/s of the calibrated FMA loop (fma_peak.c) on `threads` threads at once for about `seconds`,
-/// summed: the host's floating-point peak in the widest vector instruction set it has.
-public func fmaGigaflopsPerSecond(threads: Int, seconds: Double = 0.5) -> Double {
-  var rates = [Double](repeating: 0, count: threads)
-  rates.withUnsafeMutableBufferPointer { rates in
-    DispatchQueue.concurrentPerform(iterations: threads) { thread in
-      _ = vdkFMAFlops(iterations: 100_000)  // warm-up: the clock ramps up
-      // The best of five windows: a virtual machine's core is sometimes taken away for a moment.
-      for _ in 0..<5 {
-        var flops = 0.0
-        let start = monotonicSeconds()
-        while monotonicSeconds() - start < seconds / 5 { flops += vdkFMAFlops(iterations: 200_000) }
-        rates[thread] = max(rates[thread], flops / (monotonicSeconds() - start) / 1e9)
-      }
-    }
-  }
-  return rates.reduce(0, +)
 }

@@ -23,6 +23,8 @@ final class StepTrace {
   private var ordersEpoch = -1
   private var orders: [[Int]] = []
   private let batches, noise, steps: FileHandle
+  /// The trace is a debug aid: a failed write is reported once and the run goes on.
+  private var failed = false
 
   /// nil unless VAE_DIST_TRACE_DIR is set (rank zero only).
   static func fromEnvironment(configuration c: TrainingConfiguration, schedule: BatchSchedule, layout: ParameterLayout) throws -> StepTrace? {
@@ -57,7 +59,7 @@ final class StepTrace {
       }
       (batches, noise, steps) = (try create("batches.i32"), try create("noise.f32"), try create("steps.jsonl"))
     } catch {
-      throw FileError.writeFailed(path: directory.path, reason: "the trace (VAE_DIST_TRACE_DIR): \(error.localizedDescription)")
+      throw FileError.writeFailed(path: directory.path, reason: "the trace asked for by VAE_DIST_TRACE_DIR (\(error.localizedDescription)); point the variable at a writable directory or unset it")
     }
   }
 
@@ -68,7 +70,17 @@ final class StepTrace {
     for buffer in [engine.parameters, engine.firstMoment, engine.secondMoment] {
       data.append(UnsafeBufferPointer(start: buffer.pointer, count: engine.layout.totalCount))
     }
-    try? data.write(to: directory.appendingPathComponent("state-\(step).f32"))
+    write { try data.write(to: directory.appendingPathComponent("state-\(step).f32")) }
+  }
+
+  private func write(_ body: () throws -> Void) {
+    do {
+      try body()
+    } catch where !failed {
+      failed = true
+      FileHandle.standardError.write(Data(
+        "vae-dist: the trace in \(directory.path) (VAE_DIST_TRACE_DIR) is incomplete: \(error.localizedDescription); training goes on. Free space there or unset the variable.\n".utf8))
+    } catch {}
   }
 
   /// Step `step` (1-based) of the run, the `stepInEpoch`-th of epoch `epoch`, applied with `losses`.
@@ -83,10 +95,12 @@ final class StepTrace {
     epsilon.withUnsafeMutableBufferPointer {
       fillNoise($0.baseAddress!, latentDim: d, seed: configuration.seed, purpose: .trainingNoise, step: step - 1, fileIndices: indices)
     }
-    batches.write(indices.map { Int32($0) }.withUnsafeBufferPointer { Data(buffer: $0) })
-    noise.write(epsilon.withUnsafeBufferPointer { Data(buffer: $0) })
     let line = "{\"step\":\(step),\"images\":\(losses.count),\"reconstruction\":\(losses.reconstruction),\"kl\":\(losses.kl)}\n"
-    steps.write(Data(line.utf8))
+    write {
+      try batches.write(contentsOf: indices.map { Int32($0) }.withUnsafeBufferPointer { Data(buffer: $0) })
+      try noise.write(contentsOf: epsilon.withUnsafeBufferPointer { Data(buffer: $0) })
+      try steps.write(contentsOf: Data(line.utf8))
+    }
     recordState(after: step, engine: engine)
   }
 }

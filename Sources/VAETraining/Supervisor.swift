@@ -186,35 +186,34 @@ public final class Supervisor {
 
   /// True while a vae-dist process (not this supervisor) carrying our token runs on this machine.
   func jobRanksAlive() -> Bool {
+    !jobProcesses().filter { pid in
+      (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe"))?.hasSuffix("/vae-dist") ?? false
+    }.isEmpty
+  }
+
+  /// The processes on this machine (but this supervisor) with the supervisor's token in their
+  /// environment: everything the job started, wherever mpirun put it on this machine.
+  func jobProcesses() -> [pid_t] {
     let marker = Array("VAE_DIST_SUPERVISOR_TOKEN=\(token)".utf8)
-    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+    return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
       guard let pid = pid_t(entry), pid != getpid(),
-        let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/exe"),
-        executable.hasSuffix("/vae-dist"),
-        let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ")
-      else { continue }
-      if environment.split(separator: 0).contains(where: { Array($0) == marker }) { return true }
+        let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ"),
+        environment.split(separator: 0).contains(where: { Array($0) == marker })
+      else { return nil }
+      return pid
     }
-    return false
   }
 
   /// Every process the job left behind (orphaned ranks of a killed mpirun, a stopped rank) carries
   /// the supervisor's token in its environment: SIGKILL them before the next attempt.
   func killLeftovers() {
-    let marker = Array("VAE_DIST_SUPERVISOR_TOKEN=\(token)".utf8)
     for _ in 0..<50 {
-      var found = false
-      for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-        guard let pid = pid_t(entry), pid != getpid(),
-          let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ")
-        else { continue }
-        if environment.split(separator: 0).contains(where: { Array($0) == marker }) {
-          kill(pid, SIGCONT)
-          kill(pid, SIGKILL)
-          found = true
-        }
+      let left = jobProcesses()
+      if left.isEmpty { return }
+      for pid in left {
+        kill(pid, SIGCONT)
+        kill(pid, SIGKILL)
       }
-      if !found { return }
       usleep(100_000)
     }
   }

@@ -10,13 +10,7 @@ final class DifferentialRunTests: XCTestCase {
     try Harness.requireRealData()
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
       .deletingLastPathComponent().appendingPathComponent("pytorch/differential.py").path
-    let probe = try Harness.run("/usr/bin/env", ["python3", "-c", "import torch, numpy"], timeout: 120)
-    if probe.status != 0 {
-      if ProcessInfo.processInfo.environment["VAE_DIST_REQUIRE_TORCH"] == "1" {
-        XCTFail("PyTorch is not importable, though launch/setup.sh --test installs it: \(probe.error)")
-      }
-      throw XCTSkip("PyTorch is not installed (launch/setup.sh --test installs it)")
-    }
+    try Harness.requirePython("torch, numpy", what: "PyTorch")
     let out = Harness.temporaryDirectory(), trace = out + "/trace"
     let train = try Harness.run(
       Harness.mpirun,
@@ -29,7 +23,7 @@ final class DifferentialRunTests: XCTestCase {
     for name in ["layout.json", "steps.jsonl", "batches.i32", "noise.f32", "state-0.f32", "state-12.f32"] {
       XCTAssertTrue(FileManager.default.fileExists(atPath: trace + "/" + name), "the trace lacks \(name)")
     }
-    // Only rank zero writes, and only when asked: a run without the variable leaves no trace.
+    // The trace goes where the variable says, not into the run's own directory.
     XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/run/trace"))
 
     let replay = try Harness.run(

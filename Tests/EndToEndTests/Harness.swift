@@ -97,6 +97,17 @@ enum Harness {
     try run(try requireBinary(), arguments, timeout: timeout, file: file, line: line)
   }
 
+  /// Skips the test unless python3 imports `modules` (launch/setup.sh --test installs them); under
+  /// the test command (VAE_DIST_REQUIRE_TORCH=1) a missing module fails it instead.
+  static func requirePython(_ modules: String, what: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    let probe = try run("/usr/bin/env", ["python3", "-c", "import \(modules)"], timeout: 120)
+    guard probe.status != 0 else { return }
+    if ProcessInfo.processInfo.environment["VAE_DIST_REQUIRE_TORCH"] == "1" {
+      XCTFail("\(what) is not importable, though launch/setup.sh --test installs it: \(probe.error)", file: file, line: line)
+    }
+    throw XCTSkip("\(what) is not installed (launch/setup.sh --test installs it)")
+  }
+
   static var mpirun: String { "/usr/bin/mpirun" }
 
   /// The arguments that start `ranks` ranks of vae-dist on this machine (as launch/mpirun-local.sh).

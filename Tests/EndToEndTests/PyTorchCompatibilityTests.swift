@@ -8,13 +8,7 @@ final class PyTorchCompatibilityTests: XCTestCase {
     try Harness.requireRealData()
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
       .deletingLastPathComponent().appendingPathComponent("pytorch/check_model.py").path
-    let probe = try Harness.run("/usr/bin/env", ["python3", "-c", "import torch, safetensors"], timeout: 120)
-    if probe.status != 0 {
-      if ProcessInfo.processInfo.environment["VAE_DIST_REQUIRE_TORCH"] == "1" {
-        XCTFail("PyTorch is not importable, though launch/setup.sh --test installs it: \(probe.error)")
-      }
-      throw XCTSkip("PyTorch is not installed (launch/setup.sh --test installs it)")
-    }
+    try Harness.requirePython("torch, safetensors", what: "PyTorch")
     let out = Harness.temporaryDirectory()
     let train = try Harness.vaeDist(["--max-steps", "60", "--seed", "3", "--out", out, "--progress", "none", "--iw-samples", "0"])
     XCTAssertEqual(train.status, 0, train.all)

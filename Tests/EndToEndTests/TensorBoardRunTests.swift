@@ -9,13 +9,7 @@ final class TensorBoardRunTests: XCTestCase {
 
   override func setUpWithError() throws {
     data = try Harness.smallRealDataset()
-    let probe = try Harness.run("/usr/bin/env", ["python3", "-c", "import tensorboard"], timeout: 120)
-    if probe.status != 0 {
-      if ProcessInfo.processInfo.environment["VAE_DIST_REQUIRE_TORCH"] == "1" {
-        XCTFail("TensorBoard is not importable, though launch/setup.sh --test installs it: \(probe.error)")
-      }
-      throw XCTSkip("TensorBoard is not installed (launch/setup.sh --test installs it)")
-    }
+    try Harness.requirePython("tensorboard", what: "TensorBoard")
   }
 
   struct Events {
