@@ -28,29 +28,10 @@ done
 [[ "$epochs" =~ ^[0-9]+$ && "$epochs" -ge 2 ]] || { echo "peer-benchmark: --epochs must be 2 or more (the first is warm-up)" >&2; exit 2; }
 "$root/launch/setup.sh" >/dev/null
 mkdir -p "$out"
-envs="${VAE_DIST_PEER_ENVS:-$HOME/.cache/vae-dist}"
-mkdir -p "$envs"
-
-ensure_venv() {  # ensure_venv DIR IMPORT PACKAGE...
-  local venv="$1" import="$2"; shift 2
-  "$venv/bin/python" -c "import $import" 2>/dev/null && return 0
-  dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "install ok installed" || {
-    local sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
-    $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-  }
-  echo "peer-benchmark: installing $* into $venv (once)" >&2
-  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet "$@"
-}
+source "$root/launch/peers/envs.sh"
 if ((peers)); then
-  ensure_venv "$envs/keras-venv" "tensorflow, keras" tensorflow-cpu || ensure_venv "$envs/keras-venv" "tensorflow, keras" tensorflow
-  # PyTorch's CPU-only wheels live on download.pytorch.org; where only PyPI is reachable, PyPI's
-  # wheel (which also runs on CPUs) is taken instead.
-  "$envs/torch-venv/bin/python" -c "import torch" 2>/dev/null || {
-    [[ -x "$envs/torch-venv/bin/python" ]] || python3 -m venv "$envs/torch-venv"
-    timeout 120 "$envs/torch-venv/bin/pip" install --quiet --index-url https://download.pytorch.org/whl/cpu torch 2>/dev/null \
-      || ensure_venv "$envs/torch-venv" torch torch
-  }
+  ensure_keras
+  ensure_torch
 fi
 ensure_venv "$envs/torch-venv" "numpy, matplotlib" numpy matplotlib
 python="$envs/torch-venv/bin/python"

@@ -23,47 +23,80 @@ public final class Evaluator {
   }
 
   /// The loss parts summed over every image of `images`, with z sampled (noise keyed by the seed and
-  /// the image, the same at every call) or z = μ.
-  public func loss(parameters: ScalarBuffer<Float>, images: ImageStore, useMean: Bool = false) -> LossSums {
-    chunkLosses(parameters: parameters, images: images, useMean: useMean, part: (0, 1)).reduce(LossSums(), +)
+  /// the image, the same at every call) or z = μ, and the encoder's hidden units that fired.
+  public func evaluate(parameters: ScalarBuffer<Float>, images: ImageStore, useMean: Bool = false) -> SetEvaluation {
+    chunks(parameters: parameters, images: images, useMean: useMean, part: (0, 1)).reduce(SetEvaluation(), +)
   }
 
-  /// The same sums, the passes shared out over every rank of `communicator` (rank r takes the
+  /// The same, the passes shared out over every rank of `communicator` (rank r takes the
   /// micro-batches j with j mod n = r). Each micro-batch's sum is the same whoever computes it, the
-  /// allreduce adds each to zeros only (exact), and every rank adds them in micro-batch order: the
-  /// result has the same bits for any number of ranks and threads.
-  public func loss(
+  /// allreduce adds each to zeros only (exact; the activity mask too, an integer below 2¹⁶), and every
+  /// rank adds them in micro-batch order: the result has the same bits for any number of ranks and
+  /// threads.
+  public func evaluate(
     parameters: ScalarBuffer<Float>, images: ImageStore, useMean: Bool = false, over communicator: Communicator, phase: String
-  ) throws -> LossSums {
-    let sums = chunkLosses(parameters: parameters, images: images, useMean: useMean, part: (communicator.rank, communicator.size))
-    var flat = sums.flatMap { [$0.reconstruction, $0.kl, Double($0.count)] }
+  ) throws -> SetEvaluation {
+    let parts = chunks(parameters: parameters, images: images, useMean: useMean, part: (communicator.rank, communicator.size))
+    var flat = parts.flatMap { [$0.loss.reconstruction, $0.loss.kl, Double($0.loss.count), Double($0.hiddenActive)] }
     if communicator.size > 1 { try flat.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: phase) } }
-    return (0..<sums.count).reduce(LossSums()) { total, j in
-      total + LossSums(reconstruction: flat[3 * j], kl: flat[3 * j + 1], count: Int(flat[3 * j + 2]))
+    return (0..<parts.count).reduce(SetEvaluation()) { total, j in
+      total + SetEvaluation(
+        loss: LossSums(reconstruction: flat[4 * j], kl: flat[4 * j + 1], count: Int(flat[4 * j + 2])),
+        hiddenActive: UInt32(flat[4 * j + 3]))
     }
   }
 
-  /// Per micro-batch (chunk of `microBatchSize` images, in file order), its loss sums; zeros for the
-  /// chunks outside `part` (index, count).
-  func chunkLosses(parameters: ScalarBuffer<Float>, images: ImageStore, useMean: Bool, part: (Int, Int)) -> [LossSums] {
+  /// Per micro-batch (chunk of `microBatchSize` images, in file order), its evaluation; empty ones
+  /// for the chunks outside `part` (index, count).
+  func chunks(parameters: ScalarBuffer<Float>, images: ImageStore, useMean: Bool, part: (Int, Int)) -> [SetEvaluation] {
     let (chunks, batch) = MicroBatchLoop.chunks(of: images, size: microBatchSize)
     let mine = Array(stride(from: part.0, to: chunks, by: part.1))
-    var sums = [LossSums](repeating: LossSums(), count: chunks)
+    var parts = [SetEvaluation](repeating: SetEvaluation(), count: chunks)
     let views = ParameterViews(layout: model.layout, base: parameters.pointer)
-    sums.withUnsafeMutableBufferPointer { sums in
+    parts.withUnsafeMutableBufferPointer { parts in
       loop(images).run(count: mine.count, batch: { batch(mine[$0]) }, noise: .init(seed: seed, purpose: .evaluationNoise, step: 0)) {
         _, j, batch, workspace in
-        sums[mine[j]] = model.forward(views, batch: batch.count, workspace: workspace, useMean: useMean)
+        let loss = model.forward(views, batch: batch.count, workspace: workspace, useMean: useMean)
+        parts[mine[j]] = SetEvaluation(loss: loss, hiddenActive: hiddenActivity(workspace.hidden.pointer, images: batch.count))
       }
     }
     // `views` holds raw pointers into `parameters`: keep it alive until the passes are done.
     withExtendedLifetime(parameters) {}
-    return sums
+    return parts
   }
 
   func loop(_ images: ImageStore) -> MicroBatchLoop {
     MicroBatchLoop(workspaces: workspaces, images: images, latentDim: model.latentDim)
   }
+}
+
+/// What an evaluation pass over a set of images gives: the loss sums, and which of the encoder's
+/// hidden ReLU units (Dense 16) were positive for at least one image. A unit that never is, a dead
+/// unit, passes nothing on to z and gets no gradient from these images; how many of the 16 survive
+/// the first epoch decides much of a run's final loss, in Keras as in vae-dist (docs/model.md).
+public struct SetEvaluation: Sendable, Equatable {
+  public var loss = LossSums()
+  /// Bit u: hidden unit u was positive for some image.
+  public var hiddenActive: UInt32 = 0
+
+  public init(loss: LossSums = LossSums(), hiddenActive: UInt32 = 0) {
+    self.loss = loss
+    self.hiddenActive = hiddenActive
+  }
+
+  public var deadHiddenUnits: Int { Architecture.hiddenUnits - hiddenActive.nonzeroBitCount }
+
+  public static func + (a: SetEvaluation, b: SetEvaluation) -> SetEvaluation {
+    SetEvaluation(loss: a.loss + b.loss, hiddenActive: a.hiddenActive | b.hiddenActive)
+  }
+}
+
+/// The mask of hidden units positive for some image of `hidden` [images, 16] (after the ReLU).
+func hiddenActivity(_ hidden: UnsafePointer<Float>, images: Int) -> UInt32 {
+  let units = Architecture.hiddenUnits
+  var mask: UInt32 = 0
+  for i in 0..<images * units where hidden[i] > 0 { mask |= 1 << UInt32(i % units) }
+  return mask
 }
 
 /// The importance-weighted estimate of the test log-likelihood (Burda et al. 2016) beside the ELBO.

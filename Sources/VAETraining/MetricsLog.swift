@@ -14,6 +14,8 @@ public struct EpochMetrics: Sendable {
   /// The test loss with z = z_mean instead of a sample.
   public var testMeanZ: LossSums? = nil
   public var validation: LossSums? = nil
+  /// The encoder's hidden units that were zero for every test image (SetEvaluation).
+  public var deadHiddenUnits: Int? = nil
   /// Early stopping's verdict: this epoch has the best validation loss so far.
   public var isBest: Bool? = nil
 
@@ -41,6 +43,7 @@ public struct EpochMetrics: Sendable {
     var test_loss, test_recon, test_kl, test_loss_mean_z, test_recon_mean_z, test_kl_mean_z: Number
     var images_per_sec, seconds: Number
     var skipped_steps: Int
+    var test_dead_hidden_units: Int?
     var val_loss, val_recon, val_kl: Number?
     var best: Bool?
 
@@ -56,6 +59,7 @@ public struct EpochMetrics: Sendable {
       images_per_sec = Number(m.imagesPerSecond)
       seconds = Number(m.seconds)
       skipped_steps = m.skippedSteps
+      test_dead_hidden_units = m.deadHiddenUnits
       if let v = m.validation {
         (val_loss, val_recon, val_kl) = (Number(v.meanLoss(beta: b)), Number(v.meanReconstruction), Number(v.meanKL))
       }

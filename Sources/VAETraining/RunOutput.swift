@@ -172,10 +172,12 @@ struct EvaluationRecord: Codable {
 public struct EvaluationReport: Encodable {
   var images: Int
   var test_loss, test_recon, test_kl, test_loss_mean_z, test_recon_mean_z, test_kl_mean_z: Number
+  var test_dead_hidden_units: Int?
   var iw_samples: Int?
   var test_elbo, test_log_likelihood_iw: Number?
 
-  public init(sampled: LossSums, mean: LossSums, estimate: LikelihoodEstimate?) {
+  public init(sampled: LossSums, mean: LossSums, estimate: LikelihoodEstimate?, deadHiddenUnits: Int? = nil) {
+    test_dead_hidden_units = deadHiddenUnits
     images = sampled.count
     (test_loss, test_recon, test_kl) = (Number(sampled.meanLoss(beta: 1)), Number(sampled.meanReconstruction), Number(sampled.meanKL))
     (test_loss_mean_z, test_recon_mean_z, test_kl_mean_z) = (Number(mean.meanLoss(beta: 1)), Number(mean.meanReconstruction), Number(mean.meanKL))

@@ -7,7 +7,8 @@ import VAEDistributed
 /// - `train/loss`, `train/recon`, `train/kl`, `train/images_per_sec`, `train/lr`: every
 ///   --log-every steps, the means over the steps since the last;
 /// - `epoch/train_loss`, `epoch/test_loss`, `epoch/test_loss_mean_z`, `epoch/val_loss` (with their
-///   `_recon` and `_kl` parts): per epoch, the numbers of metrics.jsonl at the same step;
+///   `_recon` and `_kl` parts) and `epoch/test_dead_hidden_units`: per epoch, the numbers of
+///   metrics.jsonl at the same step;
 /// - `final/test_elbo`, `final/test_log_likelihood_iw`: at the end;
 /// - `images/<picture>`: the PNGs of images/ whenever they are written;
 /// - `settings`: the run's configuration as text.
@@ -53,6 +54,7 @@ final class TensorBoardOutput {
       try writer.scalar("\(prefix)_recon\(suffix)", sums.meanReconstruction, step: m.step)
       try writer.scalar("\(prefix)_kl\(suffix)", sums.meanKL, step: m.step)
     }
+    if let dead = m.deadHiddenUnits { try writer.scalar("epoch/test_dead_hidden_units", Double(dead), step: m.step) }
   }
 
   func pictures(_ written: [WrittenPicture], step: Int) throws {

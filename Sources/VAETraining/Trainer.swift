@@ -164,11 +164,13 @@ public final class Trainer {
   func evaluate(_ metrics: inout EpochMetrics) throws {
     let data = engine.data, p = engine.parameters
     if let test = data.test {
-      metrics.test = try evaluator.loss(parameters: p, images: test, over: communicator, phase: "the test evaluation")
-      metrics.testMeanZ = try evaluator.loss(parameters: p, images: test, useMean: true, over: communicator, phase: "the test evaluation")
+      let sampled = try evaluator.evaluate(parameters: p, images: test, over: communicator, phase: "the test evaluation")
+      metrics.test = sampled.loss
+      metrics.deadHiddenUnits = sampled.deadHiddenUnits
+      metrics.testMeanZ = try evaluator.evaluate(parameters: p, images: test, useMean: true, over: communicator, phase: "the test evaluation").loss
     }
     if let validation = data.validation {
-      metrics.validation = try evaluator.loss(parameters: p, images: validation, over: communicator, phase: "the validation evaluation")
+      metrics.validation = try evaluator.evaluate(parameters: p, images: validation, over: communicator, phase: "the validation evaluation").loss
     }
   }
 

@@ -39,17 +39,19 @@ struct Evaluate: ParsableCommand {
       let (layout, parameters) = try ModelFile.parameters(from: file, path: checkpoint)
       let test = ImageStore(try FashionMNIST.load(directory: data.directory, split: .test))
       let evaluator = Evaluator(latentDim: layout.latentDim, seed: seed, threads: threads.resolved)
-      let sampled = evaluator.loss(parameters: parameters, images: test)
-      let mean = evaluator.loss(parameters: parameters, images: test, useMean: true)
+      let evaluation = evaluator.evaluate(parameters: parameters, images: test)
+      let sampled = evaluation.loss
+      let mean = evaluator.evaluate(parameters: parameters, images: test, useMean: true).loss
       let estimate = iwSamples > 0 ? evaluator.importanceWeighted(parameters: parameters, images: test, samples: iwSamples) : nil
       if json {
-        print(JSONLine.encode(EvaluationReport(sampled: sampled, mean: mean, estimate: estimate)))
+        print(JSONLine.encode(EvaluationReport(sampled: sampled, mean: mean, estimate: estimate, deadHiddenUnits: evaluation.deadHiddenUnits)))
         return
       }
       print("\(checkpoint): latent size \(layout.latentDim), \(grouped(layout.totalCount)) parameters")
       print("test set, \(grouped(sampled.count)) images (loss per image = reconstruction + KL):")
       print("  z sampled  loss \(fixed(sampled.meanLoss(beta: 1), 3))  (recon \(fixed(sampled.meanReconstruction, 3)), kl \(fixed(sampled.meanKL, 3)))")
       print("  z = z_mean loss \(fixed(mean.meanLoss(beta: 1), 3))  (recon \(fixed(mean.meanReconstruction, 3)), kl \(fixed(mean.meanKL, 3)))")
+      print("  encoder: \(evaluation.deadHiddenUnits) of its \(Architecture.hiddenUnits) hidden units dead (zero for every test image)")
       if let estimate {
         print("  ELBO \(fixed(estimate.elbo, 3)) nats; importance-weighted log-likelihood (k = \(estimate.samples)) \(fixed(estimate.logLikelihood, 3)) nats")
       }

@@ -26,6 +26,8 @@ final class PyTorchCompatibilityTests: XCTestCase {
       print("PyTorch \(key) \(a), vae-dist \(b), relative difference \(abs(a - b) / abs(a))")
       XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a), key)
     }
+    print("dead hidden units: PyTorch \(t["test_dead_hidden_units"] ?? "?"), vae-dist \(v["test_dead_hidden_units"] ?? "?")")
+    XCTAssertEqual(t["test_dead_hidden_units"] as? Int, v["test_dead_hidden_units"] as? Int)
     // A checkpoint's model file is a plain state_dict too: the step-60 checkpoint holds the same
     // parameters as the final model.
     let checkpoint = try Harness.run("/usr/bin/env", ["python3", script, out + "/checkpoints/step-00000060/model.safetensors"], timeout: 300)

@@ -41,6 +41,8 @@ final class TensorBoardRunTests: XCTestCase {
         XCTAssertEqual(point.value, expected, accuracy: 1e-6 * abs(expected), key, file: file, line: line)
       }
     }
+    let dead = events.scalars["epoch/test_dead_hidden_units"] ?? []
+    XCTAssertEqual(dead.map(\.value), metrics.map { ($0["test_dead_hidden_units"] as? NSNumber)?.doubleValue ?? -1 }, file: file, line: line)
   }
 
   func testTwoRanksTwoEpochsReadBackByTensorBoard() throws {

@@ -2,6 +2,7 @@ import CounterRNG
 import Foundation
 import VAECore
 import VAEData
+import VAEDistributed
 import VAETraining
 import XCTest
 
@@ -33,7 +34,7 @@ final class EarlyStoppingTests: XCTestCase {
 
 final class ImportanceWeightedTests: XCTestCase {
   /// 96 synthetic images: bright blobs at places that depend on the image.
-  func images() -> ImageStore {
+  static func images() -> ImageStore {
     var pixels: [UInt8] = []
     for i in 0..<96 {
       for row in 0..<28 {
@@ -53,7 +54,7 @@ final class ImportanceWeightedTests: XCTestCase {
     let parameters = ScalarBuffer<Float>(count: layout.totalCount)
     glorotUniformInitialize(parameters.pointer, layout: layout, seed: 4)
     let evaluator = Evaluator(latentDim: 2, seed: 9, threads: 2)
-    let store = images()
+    let store = Self.images()
     let estimates = [1, 4, 32].map { evaluator.importanceWeighted(parameters: parameters, images: store, samples: $0)! }
     let elbo = estimates[0].elbo
     for e in estimates {
@@ -67,7 +68,51 @@ final class ImportanceWeightedTests: XCTestCase {
     // average, so close over 96 images.
     XCTAssertEqual(estimates[0].logLikelihood, elbo, accuracy: 0.01 * abs(elbo))
     // The ELBO is minus the loss the evaluator reports with the same noise.
-    let loss = evaluator.loss(parameters: parameters, images: store)
+    let loss = evaluator.evaluate(parameters: parameters, images: store).loss
     XCTAssertEqual(-loss.meanLoss(beta: 1), elbo, accuracy: 1e-6 * abs(elbo))
+  }
+}
+
+final class HiddenActivityTests: XCTestCase {
+  /// Dead hidden units: units 3, 7 and 12 get a bias no input can overcome, unit 5 a zero row and a
+  /// zero bias (never positive); the count must be those 4, whether one rank or two share the passes,
+  /// and the live units' mask must be what a pass written out here (fc of the encoder's features)
+  /// gives.
+  func testCountsTheEncoderUnitsThatNeverFire() throws {
+    let layout = ParameterLayout(latentDim: 2)
+    let parameters = ScalarBuffer<Float>(count: layout.totalCount)
+    glorotUniformInitialize(parameters.pointer, layout: layout, seed: 11)
+    let views = ParameterViews(layout: layout, base: parameters.pointer)
+    let features = 64 * 7 * 7
+    for unit in [3, 7, 12] { views.fcBias[unit] = -1e6 }
+    for i in 0..<features { views.fcWeight[5 * features + i] = 0 }
+    views.fcBias[5] = 0
+    let store = ImportanceWeightedTests.images()
+    let evaluator = Evaluator(latentDim: 2, seed: 9, threads: 2)
+    let single = evaluator.evaluate(parameters: parameters, images: store)
+    XCTAssertEqual(single.deadHiddenUnits, 4)
+    let deadMask: UInt32 = (1 << 3) | (1 << 5) | (1 << 7) | (1 << 12)
+    XCTAssertEqual(single.hiddenActive & deadMask, 0)
+
+    // Independent arithmetic: the encoder's features from the core's own layers, then fc by hand.
+    let model = VAEModel<Float>(latentDim: 2)
+    let workspace = VAEWorkspace<Float>(capacity: store.count, latentDim: 2)
+    store.fill(workspace.input.pointer, fileIndices: 0..<store.count)
+    model.encode(views, batch: store.count, workspace: workspace)
+    var mask: UInt32 = 0
+    for image in 0..<store.count {
+      for unit in 0..<16 {
+        var sum = Double(views.fcBias[unit])
+        for i in 0..<features { sum += Double(views.fcWeight[unit * features + i]) * Double(workspace.flat.pointer[image * features + i]) }
+        if sum > 0 { mask |= 1 << UInt32(unit) }
+      }
+    }
+    print("hidden units live: evaluator \(String(single.hiddenActive, radix: 2)), by hand \(String(mask, radix: 2))")
+    XCTAssertEqual(single.hiddenActive, mask)
+
+    let shared: [SetEvaluation] = InProcessGroup(size: 2).run { communicator in
+      try! Evaluator(latentDim: 2, seed: 9, threads: 1).evaluate(parameters: parameters, images: store, over: communicator, phase: "test")
+    }
+    XCTAssertEqual(shared, [single, single], "two ranks give the same sums and mask as one")
   }
 }

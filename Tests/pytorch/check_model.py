@@ -3,8 +3,8 @@
 
     python3 Tests/pytorch/check_model.py MODEL.safetensors [DATA_DIR]
 
-Prints one JSON object: the mean test loss with z = z_mean (reconstruction + KL), computed by PyTorch
-alone. The end-to-end test compares it with `vae-dist evaluate --json` on the same file: agreement
+Prints one JSON object: the mean test loss with z = z_mean (reconstruction + KL) and the number of
+the encoder's hidden units that are zero for every test image, computed by PyTorch alone. The end-to-end test compares it with `vae-dist evaluate --json` on the same file: agreement
 shows the names, layouts and semantics (padding, output_padding, flatten order) are PyTorch's.
 """
 import gzip
@@ -70,6 +70,8 @@ def main():
     model.double()
     with torch.no_grad():
         mean, log_var = model.encoder(x)
+        e = model.encoder
+        hidden = F.relu(e.fc(torch.flatten(F.relu(e.conv2(F.relu(e.conv1(x)))), 1)))
         logits = model.decoder(mean)
         recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=(1, 2, 3))
         kl = -0.5 * (1 + log_var - mean**2 - log_var.exp()).sum(dim=1)
@@ -79,6 +81,7 @@ def main():
         "test_loss_mean_z": (recon + kl).mean().item(),
         "test_recon_mean_z": recon.mean().item(),
         "test_kl_mean_z": kl.mean().item(),
+        "test_dead_hidden_units": int((hidden.amax(dim=0) <= 0).sum().item()),
     }))
 
 
