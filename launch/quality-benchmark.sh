@@ -84,7 +84,7 @@ groups = [("vae-dist", [f"seed{s}" for s in seeds])] + ([("keras", [f"keras{s}" 
 header = ["epoch"]
 for label, names in groups:
     header += names + ([f"mean", "spread"] if label == "vae-dist" else ["keras_mean", "keras_spread"])
-header += ["keras1337", "keras1", "pytorch1337"]
+header += ["ref_keras1337", "ref_keras1", "ref_pytorch1337"]
 rows = []
 for e in range(1, epochs + 1):
     row = [e]
@@ -117,7 +117,7 @@ print(f"\nthe issue's references at 30 epochs: 264.1-265.0")
 PY
 series="$(echo $seeds | sed 's/\([0-9]*\)/seed\1/g; s/ /,/g'),mean"
 ((peers)) && series="$series,$(echo $seeds | sed 's/\([0-9]*\)/keras\1/g; s/ /,/g'),keras_mean"
-"$binary" plot-csv --csv "$out/quality.csv" --x epoch --y "$series,keras1337,keras1,pytorch1337" \
+"$binary" plot-csv --csv "$out/quality.csv" --x epoch --y "$series,ref_keras1337,ref_keras1,ref_pytorch1337" \
   --title "Test loss per epoch: vae-dist and Keras (same host) by seed; issue references at 5, 10, 20, 30" --y-label "test loss (nats)" \
   --output "$out/quality.png"
 if ((docs)); then
