@@ -40,9 +40,10 @@ family=$(lscpu | awk -F: '/CPU family/ {gsub(/ /, "", $2); print $2; exit}')
 model=$(lscpu | awk -F: '/^Model:/ {gsub(/ /, "", $2); print $2; exit}')
 isa=$(grep -q avx512f /proc/cpuinfo && echo AVX-512 || (grep -q avx2 /proc/cpuinfo && echo AVX2 || echo SSE))
 echo "quality-benchmark: seeds $seeds, $epochs epochs, $ranks ranks$( ((peers)) && echo ', then Keras'); $cpu (family $family, model $model, $isa)"
+finished() { [[ -f "$1" ]] && (($(wc -l <"$1") >= epochs)); }  # finished FILE: one line per epoch
 for seed in $seeds; do
   run="$out/seed-$seed"
-  if [[ -f "$run/model.safetensors" ]] && (($(wc -l <"$run/metrics.jsonl") >= epochs)); then
+  if [[ -f "$run/model.safetensors" ]] && finished "$run/metrics.jsonl"; then
     echo "quality-benchmark: seed $seed already trained in $run"
     continue
   fi
@@ -58,7 +59,7 @@ done
 if ((peers)); then
   for seed in $seeds; do
     run="$out/keras-seed-$seed.jsonl"
-    if [[ -f "$run" ]] && (($(wc -l <"$run") >= epochs)); then
+    if finished "$run"; then
       echo "quality-benchmark: Keras seed $seed already trained ($run)"
       continue
     fi

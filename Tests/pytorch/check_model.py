@@ -26,9 +26,12 @@ class Encoder(nn.Module):
         self.z_mean = nn.Linear(16, latent_dim)
         self.z_log_var = nn.Linear(16, latent_dim)
 
-    def forward(self, x):
+    def hidden(self, x):  # the 16 ReLU units before the latent means
         h = F.relu(self.conv2(F.relu(self.conv1(x))))
-        h = F.relu(self.fc(torch.flatten(h, 1)))
+        return F.relu(self.fc(torch.flatten(h, 1)))
+
+    def forward(self, x):
+        h = self.hidden(x)
         return self.z_mean(h), self.z_log_var(h)
 
 
@@ -70,8 +73,7 @@ def main():
     model.double()
     with torch.no_grad():
         mean, log_var = model.encoder(x)
-        e = model.encoder
-        hidden = F.relu(e.fc(torch.flatten(F.relu(e.conv2(F.relu(e.conv1(x)))), 1)))
+        hidden = model.encoder.hidden(x)
         logits = model.decoder(mean)
         recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=(1, 2, 3))
         kl = -0.5 * (1 + log_var - mean**2 - log_var.exp()).sum(dim=1)

@@ -25,7 +25,6 @@ if args.epochs < 1:
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from keras_model import VAE, build, load_images, losses  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 

@@ -7,18 +7,13 @@ stalls 6–8 s at the start of many epochs waiting for its autotune thread, whic
 vae-dist. Prints steady-state images/s (the mean of epochs after the first, which includes tracing)
 as text and one JSON line. oneDNN is TensorFlow's default unless TF_ENABLE_ONEDNN_OPTS is set.
 """
-import argparse, gzip, json, os, sys, time
+import json
+import os
+import time
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
-parser.add_argument("--epochs", type=int, default=3, help="epochs to run; the first is warm-up")
-parser.add_argument("--threads", type=int, help="TensorFlow intra-op threads (default: TensorFlow's own choice)")
-parser.add_argument("--batch-size", type=int, default=128)
-args = parser.parse_args()
-if args.epochs < 2:
-    sys.exit("keras_vae.py: --epochs must be at least 2 (the first is warm-up)")
+from timing import arguments, steady_images_per_second
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+args = arguments(__doc__, "keras_vae.py", "TensorFlow intra-op threads (default: TensorFlow's own choice)")
 from keras_model import VAE, build, load_images  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
@@ -46,8 +41,7 @@ dataset = (tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), reshu
            .batch(args.batch_size).prefetch(2).with_options(options))
 vae.fit(dataset, epochs=args.epochs, verbose=0, callbacks=[EpochTimer()])
 steady = seconds[1:]
-rates = [len(images) / s for s in steady]
-mean = sum(rates) / len(rates)
+mean = steady_images_per_second(seconds, len(images))
 onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
 print(f"Keras {keras.__version__} / TensorFlow {tf.__version__} (tf.data, oneDNN {onednn}), {args.threads or os.cpu_count()} threads, "
       f"batch {args.batch_size}: {mean:,.0f} images/s (epochs 2..{args.epochs}: " + ", ".join(f"{s:.2f} s" for s in steady) + ")")

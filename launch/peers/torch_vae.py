@@ -7,7 +7,6 @@ an index into it (no DataLoader workers: the fastest input path PyTorch has for 
 PyTorch runs with its default threads unless --threads is given. Prints steady-state images/s (the
 mean of the epochs after the first) as text and one JSON line.
 """
-import argparse
 import gzip
 import json
 import os
@@ -20,15 +19,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Tests", "pytorch"))
 from check_model import VAE  # noqa: E402
+from timing import arguments, steady_images_per_second  # noqa: E402
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
-parser.add_argument("--epochs", type=int, default=3, help="epochs to run; the first is warm-up")
-parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's own choice)")
-parser.add_argument("--batch-size", type=int, default=128)
-args = parser.parse_args()
-if args.epochs < 2:
-    sys.exit("torch_vae.py: --epochs must be at least 2 (the first is warm-up)")
+args = arguments(__doc__, "torch_vae.py", "torch.set_num_threads (default: PyTorch's own choice)")
 if args.threads:
     torch.set_num_threads(args.threads)
 
@@ -59,8 +52,7 @@ for epoch in range(args.epochs):
         optimizer.step()
     seconds.append(time.perf_counter() - start)
 steady = seconds[1:]
-rates = [len(images) / s for s in steady]
-mean = sum(rates) / len(rates)
+mean = steady_images_per_second(seconds, len(images))
 threads = torch.get_num_threads()
 print(f"PyTorch {torch.__version__}, {threads} threads, batch {args.batch_size}: {mean:,.0f} images/s "
       f"(epochs 2..{args.epochs}: " + ", ".join(f"{s:.2f} s" for s in steady) + ")")
