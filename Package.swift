@@ -1,11 +1,14 @@
 // swift-tools-version:6.0
 // vae-dist: data-parallel training of a convolutional VAE on Fashion-MNIST over MPI ranks.
 //
-// The targets follow the data flow:
+// The targets follow the data flow (docs/architecture.md draws it and lists every file):
 //   VAEData (IDX files, shards, batch order) → VAECore (layers, model, loss, Adam; no MPI, no files)
-//   → VAEDistributed (communicator, deterministic gradient reduction) → VAETraining (the loop, metrics,
-//   checkpoints, evaluation, pictures) → vae-dist (the command line). VAEImages draws PNG pictures and
-//   plots for the trainer and knows nothing of the model.
+//   → VAEDistributed (communicator, protocol, deterministic gradient reduction) → VAETraining (the
+//   run: step engine, epoch loop, evaluation, rank zero's output, --out) → vae-dist (the command line).
+// Beside them, each with one concern: VAEFiles (safetensors, the model file, atomic writes),
+// VAEImages (PNG, canvas, plots), TensorBoardLog (event files), VAEPictures (the pictures of a
+// trained model), VAESupervisor (restarts of a failed job), VAEBenchmarks (bench, the layer profile,
+// the peaks, the allreduce timing). The C shims are underscored, each with a README.
 import PackageDescription
 
 let package = Package(
@@ -18,44 +21,51 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
   ],
   targets: [
-    // C libraries from Debian: OpenBLAS (libopenblas-dev), zlib (zlib1g-dev), Open MPI (libopenmpi-dev).
+    // C libraries from Debian: OpenBLAS (libopenblas-dev), zlib (zlib1g-dev), Open MPI (libopenmpi-dev,
+    // found through pkg-config).
     .systemLibrary(name: "_COpenBLAS", path: "Sources/_COpenBLAS"),
     .systemLibrary(name: "_CZlib", path: "Sources/_CZlib"),
-    .target(
-      name: "_CMPIShim",
-      cSettings: [.unsafeFlags(["-I/usr/lib/x86_64-linux-gnu/openmpi/include"])],
-      linkerSettings: [.linkedLibrary("mpi")]
-    ),
-
+    .systemLibrary(name: "_CMPI", path: "Sources/_CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+    .target(name: "_CMPIShim", dependencies: ["_CMPI"]),
     // Hand-written SIMD loops of the step (window gathers, fused bias/ReLU, loss, fixed-point sums).
-    .target(name: "_CKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-builtin-memcpy", "-fno-builtin-memset"])]),
+    .target(name: "_CKernels"),
+    // The calibrated FMA loop the benchmarks measure the host's peak with.
+    .target(name: "_CPeak"),
 
     .target(name: "CounterRNG"),
     .target(name: "VAEData", dependencies: ["_CZlib", "CounterRNG"]),
     .target(name: "VAECore", dependencies: ["_COpenBLAS", "_CKernels", "CounterRNG"]),
     .target(name: "VAEDistributed", dependencies: ["_CMPIShim", "_CKernels", "VAECore"]),
+    .target(name: "VAEFiles", dependencies: ["VAECore"]),
     .target(name: "VAEImages", dependencies: ["_CZlib"]),
     // TensorBoard event files; the protocol buffers are encoded by hand (see its README for why).
     .target(name: "TensorBoardLog", exclude: ["Proto", "README.md"]),
+    .target(name: "VAEPictures", dependencies: ["VAECore", "VAEData", "VAEImages", "VAEFiles", "CounterRNG"]),
     .target(
       name: "VAETraining",
-      dependencies: ["VAEData", "VAECore", "VAEDistributed", "VAEImages", "TensorBoardLog", "CounterRNG", "_CZlib"]
+      dependencies: [
+        "VAEData", "VAECore", "VAEDistributed", "VAEFiles", "VAEImages", "VAEPictures", "TensorBoardLog", "CounterRNG", "_CZlib",
+      ]
     ),
+    .target(name: "VAESupervisor", dependencies: ["VAETraining", "VAEDistributed", "VAEFiles"]),
+    .target(
+      name: "VAEBenchmarks", dependencies: ["VAETraining", "VAEDistributed", "VAECore", "VAEData", "_CPeak", "CounterRNG"]),
     .executableTarget(
       name: "vae-dist",
       dependencies: [
-        "VAETraining", "VAEDistributed", "VAECore", "VAEData", "VAEImages",
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "VAETraining", "VAEDistributed", "VAECore", "VAEData", "VAEFiles", "VAEImages", "VAEPictures", "VAESupervisor",
+        "VAEBenchmarks", .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
 
     .testTarget(name: "VAECoreTests", dependencies: ["VAECore", "CounterRNG"]),
     .testTarget(name: "VAEDataTests", dependencies: ["VAEData", "_CZlib"]),
     .testTarget(name: "VAEDistributedTests", dependencies: ["VAEDistributed", "VAECore"]),
-    .testTarget(name: "VAETrainingTests", dependencies: ["VAETraining", "VAECore", "VAEData", "VAEDistributed"]),
+    .testTarget(name: "VAEFilesTests", dependencies: ["VAEFiles", "VAECore", "VAEData"]),
+    .testTarget(
+      name: "VAETrainingTests", dependencies: ["VAETraining", "VAECore", "VAEData", "VAEDistributed", "VAEFiles", "VAEPictures"]),
     .testTarget(name: "VAEImagesTests", dependencies: ["VAEImages"]),
     .testTarget(name: "TensorBoardLogTests", dependencies: ["TensorBoardLog"]),
     .testTarget(name: "EndToEndTests", dependencies: []),
-  ],
-  swiftLanguageModes: [.v5]
+  ]
 )

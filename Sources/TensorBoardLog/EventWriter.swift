@@ -54,7 +54,7 @@ public final class EventWriter {
   public init(directory: String, fileSuffix: String = "") throws {
     try Self.makeDirectories(directory)
     var host = [CChar](repeating: 0, count: 256)
-    var hostname = gethostname(&host, host.count - 1) == 0 ? String(cString: host) : "localhost"
+    var hostname = gethostname(&host, host.count - 1) == 0 ? host.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } : "localhost"
     if hostname.isEmpty { hostname = "localhost" }
     Self.counterLock.lock()
     let n = Self.openedCount

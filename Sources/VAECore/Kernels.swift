@@ -97,9 +97,3 @@ extension Float {
 
 /// The instruction set the Float kernels run with here ("x86-64-v4" is AVX-512, "x86-64-v3" AVX2).
 public func kernelInstructionSet() -> String { String(cString: vdk_instruction_set()) }
-
-/// `iterations` rounds of the calibrated FMA loop (fma_peak.c); returns the FLOPs done.
-public func vdkFMAFlops(iterations: Int) -> Double { vdk_fma_flops(iterations) }
-
-/// The vector instruction set of the FMA peak loop here: "AVX-512 FMA", "AVX2 FMA" or "SSE mul+add".
-public func fmaInstructionSet() -> String { String(cString: vdk_fma_isa()) }

@@ -1,4 +1,5 @@
 import Foundation
+import VAECore
 
 // The protocol between ranks: how they learn what one of them found, decided or failed at.
 //
@@ -125,8 +126,11 @@ extension Communicator {
   private func runWithHeartbeat<T>(phase: String, every interval: Double, _ body: @escaping () throws -> T) throws -> Result<T, Error> {
     let box = OutcomeBox<T>()
     let done = DispatchSemaphore(value: 0)
+    // Unchecked: `body` runs on the new thread alone while this thread only broadcasts heartbeats
+    // and waits for `done`; it reads the outcome after the semaphore, which orders the two threads.
+    let work = UncheckedSendable(body)
     let thread = Thread {
-      box.outcome = Result { try body() }
+      box.outcome = Result { try work.value() }
       done.signal()
     }
     thread.stackSize = 16 << 20
@@ -170,6 +174,8 @@ private struct FailureRecord: Codable {
   }
 }
 
+// Unchecked: the body's thread writes `outcome` before it signals the semaphore, and the waiting
+// thread reads it only after the wait, so the two never touch it at once.
 private final class OutcomeBox<T>: @unchecked Sendable {
   var outcome: Result<T, Error>?
 }

@@ -58,5 +58,5 @@ public final class SingleProcessCommunicator: Communicator {
 func localHostName() -> String {
   var buffer = [CChar](repeating: 0, count: 256)
   gethostname(&buffer, buffer.count - 1)
-  return String(cString: buffer)
+  return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 }

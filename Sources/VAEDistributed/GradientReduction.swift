@@ -99,7 +99,7 @@ public final class GradientReducer {
     let pieceMaxima = pieceMaxima, maxima = maxima, exponents = exponents
     // 1. Largest magnitude per scale over this rank's micro-batches (+∞ marks a non-finite value),
     // and the flag in the last slot, which rides along in the same MAX.
-    DispatchQueue.concurrentPerform(iterations: pieces.count) { k in
+    concurrentForEach(pieces.count) { k in
       let range = pieces[k].range
       var largest: Float = 0
       for gradient in gradients { largest = max(largest, vdk_max_abs(gradient + range.lowerBound, range.count)) }
@@ -130,7 +130,7 @@ public final class GradientReducer {
     }
     integers.initialize(repeating: 0, count: integerCount)
     let sums = integers
-    DispatchQueue.concurrentPerform(iterations: pieces.count) { k in
+    concurrentForEach(pieces.count) { k in
       let scale = Double(sign: .plus, exponent: exponents[pieces[k].tensor], significand: 1)
       let range = pieces[k].range
       for gradient in gradients {
@@ -151,7 +151,7 @@ public final class GradientReducer {
       UnsafeMutableBufferPointer(start: integers, count: integerCount), .sum, phase: phase())
 
     // 4. Back to floating point.
-    DispatchQueue.concurrentPerform(iterations: pieces.count) { k in
+    concurrentForEach(pieces.count) { k in
       let inverse = Double(sign: .plus, exponent: -exponents[pieces[k].tensor], significand: 1)
       let range = pieces[k].range
       vdk_from_fixed_point(sums + range.lowerBound, result + range.lowerBound, range.count, inverse)

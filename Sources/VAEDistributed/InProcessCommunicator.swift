@@ -90,7 +90,7 @@ public final class InProcessCommunicator: Communicator {
 extension InProcessGroup {
   /// Runs `body` once per rank, each on a thread of its own (all must be running to meet in a
   /// collective) with that rank's communicator; returns the results in rank order.
-  public func run<T>(_ body: @escaping (InProcessCommunicator) -> T) -> [T] {
+  public func run<T>(_ body: @escaping @Sendable (InProcessCommunicator) -> T) -> [T] {
     let results = ResultSlots<T>(size)
     let done = DispatchGroup()
     for rank in 0..<size {

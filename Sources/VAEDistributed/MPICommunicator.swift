@@ -34,7 +34,7 @@ public final class MPICommunicator: Communicator {
     self.stallTimeout = stallTimeout
     var name = [CChar](repeating: 0, count: 256)
     vmpi_processor_name(&name, Int32(name.count))
-    hostName = String(cString: name)
+    hostName = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     guard funneled != 0 else {
       throw CommunicationError(
         rank: self.rank, phase: "MPI initialization",
@@ -108,7 +108,7 @@ public final class MPICommunicator: Communicator {
           "vae-dist: rank \(rank) on \(hostName): waited \(Int(stallTimeout)) s in \(phase()) without the "
           + "other ranks arriving; a peer rank has stalled or died. Ending the whole job "
           + "(raise --stall-timeout if a step legitimately takes longer).\n"
-        fputs(message, stderr)
+        _ = message.withCString { write(STDERR_FILENO, $0, strlen($0)) }
         abort(code: FailureKind.peerLost.exitStatus)
       }
     }
@@ -117,7 +117,7 @@ public final class MPICommunicator: Communicator {
   static func errorString(_ code: Int32) -> String {
     var buffer = [CChar](repeating: 0, count: 512)
     vmpi_error_string(code, &buffer, Int32(buffer.count))
-    return "MPI error \(code): \(String(cString: buffer))"
+    return "MPI error \(code): \(buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })"
   }
 }
 

@@ -28,14 +28,14 @@ public final class Console {
     guard enabled else { return }
     clearProgress()
     print(text)
-    fflush(stdout)
+    fflush(nil)  // all streams: Swift 6 forbids naming the global `stdout`
   }
 
   /// A progress line that rewrites itself (style `.bar`).
   public func progress(_ text: String) {
     guard enabled, style == .bar else { return }
     print("\r\u{1B}[2K" + text, terminator: "")
-    fflush(stdout)
+    fflush(nil)  // all streams: Swift 6 forbids naming the global `stdout`
     progressVisible = true
   }
 

@@ -8,26 +8,31 @@ import VAEDistributed
 /// likelihood estimate alike: worker w takes micro-batches w, w + T, w + 2T, … (a fixed assignment,
 /// so nothing depends on scheduling), fills its workspace's input rows with the images and, when
 /// asked, its noise rows with ε keyed by (seed, purpose, step, image), then runs `body`.
-struct MicroBatchLoop {
+package struct MicroBatchLoop {
   let workspaces: [VAEWorkspace<Float>]
   let images: ImageStore
   let latentDim: Int
 
-  struct Noise {
+  package init(workspaces: [VAEWorkspace<Float>], images: ImageStore, latentDim: Int) {
+    (self.workspaces, self.images, self.latentDim) = (workspaces, images, latentDim)
+  }
+
+  package struct Noise {
     var seed: UInt64
     var purpose: RandomPurpose
     var step: Int
+    package init(seed: UInt64, purpose: RandomPurpose, step: Int) { (self.seed, self.purpose, self.step) = (seed, purpose, step) }
   }
 
   /// - Parameters:
   ///   - batch: the file indices of micro-batch j (may be empty: `body` still runs, nothing is filled).
   ///   - fillSeconds: per worker, seconds spent filling (added to), when given.
-  func run(
+  package func run(
     count: Int, batch: (Int) -> ArraySlice<Int>, noise: Noise?, fillSeconds: UnsafeMutablePointer<Double>? = nil,
     _ body: (_ worker: Int, _ index: Int, _ batch: ArraySlice<Int>, _ workspace: VAEWorkspace<Float>) -> Void
   ) {
     let threads = workspaces.count
-    DispatchQueue.concurrentPerform(iterations: threads) { worker in
+    concurrentForEach(threads) { worker in
       let workspace = workspaces[worker]
       for j in stride(from: worker, to: count, by: threads) {
         let indices = batch(j)

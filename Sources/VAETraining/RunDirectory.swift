@@ -1,3 +1,4 @@
+import VAEFiles
 import Foundation
 import VAEData
 

@@ -1,3 +1,5 @@
+import VAEPictures
+import VAEFiles
 import Foundation
 import VAECore
 import VAEData

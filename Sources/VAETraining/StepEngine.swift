@@ -17,16 +17,16 @@ public final class StepEngine {
   /// Where the steps' time went; the benchmark resets it after its warm-up.
   public var phases = PhaseTimes()
 
-  let workspaces: [VAEWorkspace<Float>]
+  package let workspaces: [VAEWorkspace<Float>]
   let microGradients: [ScalarBuffer<Float>]
-  let microGradientPointers: [UnsafeMutablePointer<Float>]
+  package let microGradientPointers: [UnsafeMutablePointer<Float>]
   var microLosses: [LossSums]
   let reducer: GradientReducer
   /// Per worker thread: seconds in data, forward and backward during the current step.
   let dataSeconds, forwardSeconds, backwardSeconds: UnsafeMutablePointer<Double>
 
   public var workerThreads: Int { workspaces.count }
-  var schedule: BatchSchedule { data.schedule }
+  package var schedule: BatchSchedule { data.schedule }
 
   public init(configuration c: TrainingConfiguration, communicator: Communicator, data: TrainingData) {
     configuration = c

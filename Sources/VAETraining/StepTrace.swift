@@ -1,3 +1,4 @@
+import VAEFiles
 import Foundation
 import VAECore
 import VAEData

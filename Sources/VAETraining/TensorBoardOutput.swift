@@ -1,3 +1,4 @@
+import VAEPictures
 import TensorBoardLog
 import VAECore
 import VAEDistributed

@@ -1,15 +1,20 @@
 // See include/CKernels.h for what each function computes and README.md for why it is C.
 //
 // Every kernel is compiled three times (target_clones) and the dynamic loader picks, once, the
-// variant for the CPU it runs on: x86-64-v4 (AVX-512), x86-64-v3 (AVX2) or the baseline. The build
-// passes -ffp-contract=off and no fast-math flags, and reductions keep explicit lane accumulators, so
-// the three variants do the same IEEE operations in the same order and produce the same bits.
+// variant for the CPU it runs on: x86-64-v4 (AVX-512), x86-64-v3 (AVX2) or the baseline. Contraction
+// into FMAs is off (the pragma below), no fast-math flag is used, and reductions keep explicit lane
+// accumulators, so the three variants do the same IEEE operations in the same order and produce the
+// same bits. The flags live here rather than in Package.swift, which then needs no unsafeFlags.
 #include "CKernels.h"
+
+#pragma STDC FP_CONTRACT OFF
 
 #include <math.h>
 
 #if defined(__x86_64__) && defined(__clang__)
-#define VDK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+// no_builtin: a copy of a 16-float run stays inline vector moves, not a call to memcpy or memset.
+#define VDK_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), no_builtin("memcpy", "memset")))
 #else
 #define VDK_CLONES
 #endif

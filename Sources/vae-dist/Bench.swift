@@ -3,6 +3,7 @@ import Foundation
 import VAECore
 import VAEDistributed
 import VAETraining
+import VAEBenchmarks
 
 struct Bench: ParsableCommand {
   static let configuration = CommandConfiguration(

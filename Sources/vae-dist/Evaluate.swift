@@ -1,3 +1,4 @@
+import VAEFiles
 import ArgumentParser
 import VAECore
 import VAEData

@@ -57,5 +57,6 @@ func reportingFailures(_ communicator: Communicator? = nil, _ body: () throws ->
 }
 
 func printError(_ message: String) {
-  fputs(message + "\n", stderr)
+  let line = message + "\n"
+  _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
 }

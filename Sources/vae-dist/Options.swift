@@ -194,7 +194,7 @@ func allowedCPUCount() -> Int? {
   defer { fclose(file) }
   var line = [CChar](repeating: 0, count: 4096)
   while fgets(&line, Int32(line.count), file) != nil {
-    let text = String(cString: line)
+    let text = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     guard text.hasPrefix("Cpus_allowed:") else { continue }
     let mask = text.dropFirst("Cpus_allowed:".count)
     return mask.reduce(0) { count, character in count + (character.hexDigitValue?.nonzeroBitCount ?? 0) }

@@ -1,3 +1,5 @@
+import VAEPictures
+import VAEFiles
 import ArgumentParser
 import VAECore
 import VAEData

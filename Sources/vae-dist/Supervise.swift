@@ -1,5 +1,6 @@
 import ArgumentParser
 import VAETraining
+import VAESupervisor
 
 #if canImport(Glibc)
   import Glibc

@@ -1,6 +1,6 @@
 import Foundation
 import VAECore
-import VAETraining
+import VAEFiles
 import XCTest
 
 final class SafeTensorsTests: XCTestCase {

@@ -1,6 +1,8 @@
 import Dispatch
 import VAECore
 import VAEData
+import CounterRNG
+import VAETraining
 import VAEDistributed
 
 /// Time and rate of one layer pass, as `vae-dist bench --layers` reports it.
@@ -49,7 +51,7 @@ extension StepEngine {
         var rounds = 0
         let start = monotonicSeconds()
         repeat {
-          DispatchQueue.concurrentPerform(iterations: threads) { body($0) }
+          concurrentForEach(threads) { body($0) }
           rounds += 1
         } while monotonicSeconds() - start < seconds / 5 || rounds < 2
         best = min(best, (monotonicSeconds() - start) / Double(rounds))

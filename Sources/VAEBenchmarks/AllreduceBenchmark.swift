@@ -1,3 +1,5 @@
+import VAEDistributed
+
 /// Times allreduces of a buffer size, as the gradient reduction uses them.
 public struct AllreduceTiming: Codable, Sendable {
   public var bytes: Int

@@ -1,3 +1,5 @@
+import VAECore
+
 /// The model's work split into its layers' passes (forward, backward-weights, backward-data), each a
 /// closure over one workspace, for `vae-dist bench --layers`: run after a real forward and backward on
 /// the same workspace, each pass reads the activations that step left and writes its own outputs, so

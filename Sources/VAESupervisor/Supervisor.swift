@@ -1,3 +1,5 @@
+import VAETraining
+import VAEFiles
 import Foundation
 import VAEDistributed
 

@@ -4,35 +4,6 @@ import Foundation
   import Glibc
 #endif
 
-/// The process's peak resident set size (VmHWM) in KiB, or 0 where /proc is not available.
-public func peakResidentKilobytes() -> Int {
-  guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-  for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-    return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "") ?? 0
-  }
-  return 0
-}
-
-/// The first IPv4 address of this host that is not loopback (what other hosts reach it by).
-public func primaryIPv4Address() -> String? {
-  var list: UnsafeMutablePointer<ifaddrs>?
-  guard getifaddrs(&list) == 0, let first = list else { return nil }
-  defer { freeifaddrs(list) }
-  var entry: UnsafeMutablePointer<ifaddrs>? = first
-  while let current = entry {
-    defer { entry = current.pointee.ifa_next }
-    guard let address = current.pointee.ifa_addr, address.pointee.sa_family == UInt16(AF_INET) else { continue }
-    var buffer = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
-    let text: String? = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { ipv4 in
-      var raw = ipv4.pointee.sin_addr
-      guard inet_ntop(AF_INET, &raw, &buffer, socklen_t(buffer.count)) != nil else { return nil }
-      return String(cString: buffer)
-    }
-    if let text, !text.hasPrefix("127.") { return text }
-  }
-  return nil
-}
-
 /// Seconds since this process started (from /proc: its start time against the boot clock).
 public func secondsSinceProcessStart() -> Double? {
   guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),

@@ -2,7 +2,7 @@
 // instruction set the CPU has (AVX-512, else AVX2 + FMA, else SSE multiply and add), so the FMA
 // units never wait on a result. This is the bound "fraction of the FMA peak" is taken against; it
 // calibrates itself to the clock the cores actually run at while busy.
-#include "CKernels.h"
+#include "CPeak.h"
 
 #if defined(__x86_64__) && defined(__clang__)
 #include <immintrin.h>

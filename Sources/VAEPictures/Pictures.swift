@@ -1,3 +1,4 @@
+import VAEFiles
 import CounterRNG
 import Foundation
 import VAECore

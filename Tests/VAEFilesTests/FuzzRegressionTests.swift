@@ -1,6 +1,6 @@
 import Foundation
 import VAEData
-import VAETraining
+import VAEFiles
 import XCTest
 
 /// Every input the fuzzer started from or once crashed on (Tests/Fuzz) must be read or rejected with

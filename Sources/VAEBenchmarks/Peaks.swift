@@ -1,0 +1,61 @@
+import Dispatch
+import VAECore
+import VAEDistributed
+import _CPeak
+
+// The host's peaks, which the step's rate is given as a fraction of: the FMA loop of _CPeak (the
+// floating-point peak) and a large sgemm (what the BLAS reaches).
+
+/// GFLOP/s of single-threaded 1024×1024×1024 sgemms running at once on `threads` threads for about
+/// half a second, summed: the matrix-product rate the step's BLAS calls could reach at best.
+func gemmGigaflopsPerSecond(threads: Int) -> Double {
+  let side = 1024
+  var rates = [Double](repeating: 0, count: threads)
+  rates.withUnsafeMutableBufferPointer { rates in
+    concurrentForEach(threads) { thread in
+      let a = ScalarBuffer<Float>(count: side * side), b = ScalarBuffer<Float>(count: side * side)
+      let c = ScalarBuffer<Float>(count: side * side)
+      for i in 0..<(side * side) {
+        a.pointer[i] = Float(i % 7) * 0.01
+        b.pointer[i] = Float(i % 5) * 0.01
+      }
+      func multiply() {
+        Float.gemm(
+          transposeA: false, transposeB: false, m: side, n: side, k: side, alpha: 1, a: a.pointer, lda: side,
+          b: b.pointer, ldb: side, beta: 0, c: c.pointer, ldc: side)
+      }
+      multiply()  // warm-up: page faults, packing buffers
+      var count = 0
+      let start = monotonicSeconds()
+      while monotonicSeconds() - start < 0.5 {
+        multiply()
+        count += 1
+      }
+      rates[thread] = 2 * Double(side * side * side) * Double(count) / (monotonicSeconds() - start) / 1e9
+      withExtendedLifetime((a, b, c)) {}
+    }
+  }
+  return rates.reduce(0, +)
+}
+
+/// GFLOP/s of the calibrated FMA loop (fma_peak.c) on `threads` threads at once for about `seconds`,
+/// summed: the host's floating-point peak in the widest vector instruction set it has.
+public func fmaGigaflopsPerSecond(threads: Int, seconds: Double = 0.5) -> Double {
+  var rates = [Double](repeating: 0, count: threads)
+  rates.withUnsafeMutableBufferPointer { rates in
+    concurrentForEach(threads) { thread in
+      _ = vdk_fma_flops(100_000)  // warm-up: the clock ramps up
+      // The best of five windows: a virtual machine's core is sometimes taken away for a moment.
+      for _ in 0..<5 {
+        var flops = 0.0
+        let start = monotonicSeconds()
+        while monotonicSeconds() - start < seconds / 5 { flops += vdk_fma_flops(200_000) }
+        rates[thread] = max(rates[thread], flops / (monotonicSeconds() - start) / 1e9)
+      }
+    }
+  }
+  return rates.reduce(0, +)
+}
+
+/// The vector instruction set of the FMA peak loop here: "AVX-512 FMA", "AVX2 FMA" or "SSE mul+add".
+public func fmaInstructionSet() -> String { String(cString: vdk_fma_isa()) }
