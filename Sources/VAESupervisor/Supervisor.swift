@@ -1,6 +1,7 @@
 import VAETraining
 import VAEFiles
 import Foundation
+import Synchronization
 import VAEDistributed
 
 #if canImport(Glibc)
@@ -25,6 +26,8 @@ public final class Supervisor {
     /// The job's full hostfile, and how to reach a host (ssh, or launch/netns-agent.sh in tests).
     public var hostfile: String?
     public var rshAgent = "ssh"
+    /// Seconds the launcher may outlive the job's last rank before it is killed (watchLauncher).
+    public var launcherGrace = 30.0
     public init(command: [String]) { self.command = command }
   }
 
@@ -44,12 +47,17 @@ public final class Supervisor {
   let settings: Settings
   let output: String
   let token = UUID().uuidString
-  private var stopRequested = false
-  private var child: Process?
+  /// Set by the signal handler (on a Dispatch queue), read by the restart loop: atomics, so the two
+  /// threads never race. The child is kept as its pid (0: none) for the same reason.
+  let stopRequested = Atomic<Bool>(false)
+  let childPID = Atomic<Int32>(0)
+  /// The hosts of the hostfile that answered at the last start.
+  var activeHosts: [String] = []
+  var signalSources: [DispatchSourceSignal] = []
 
   public init(settings: Settings) {
     self.settings = settings
-    output = Self.value(of: "--out", in: settings.command) ?? "vae-dist-run"
+    output = Self.value(of: "--out", in: settings.command) ?? TrainingConfiguration().outputDirectory
   }
 
   /// Runs the job to its end; returns the exit status to leave with.
@@ -81,8 +89,9 @@ public final class Supervisor {
       let started = monotonicSeconds()
       let (status, transcript) = runOnce(command)
       killLeftovers()
-      if status == 0 || stopRequested {
-        say("finished\(stopRequested ? " (stopped on request)" : "") with status \(status) after \(restarts) restart\(restarts == 1 ? "" : "s"); \(redone) step\(redone == 1 ? "" : "s") recomputed")
+      let stopped = stopRequested.load(ordering: .acquiring)
+      if status == 0 || stopped {
+        say("finished\(stopped ? " (stopped on request)" : "") with status \(status) after \(restarts) restart\(restarts == 1 ? "" : "s"); \(redone) step\(redone == 1 ? "" : "s") recomputed")
         return status
       }
       if let kind = FailureKind(rawValue: status), !kind.restartable {
@@ -109,239 +118,4 @@ public final class Supervisor {
       usleep(UInt32(settings.backoff * Double(min(restarts + 1, 5)) * 1e6))
     }
   }
-
-  // MARK: - The job
-
-  /// Runs the command with its output passed through; returns its status and the tail of its output.
-  func runOnce(_ command: [String]) -> (Int32, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = command
-    var environment = ProcessInfo.processInfo.environment
-    environment["VAE_DIST_SUPERVISOR_TOKEN"] = token
-    process.environment = environment
-    let tail = TranscriptTail()
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    out.fileHandleForReading.readabilityHandler = { handle in
-      let data = handle.availableData
-      FileHandle.standardOutput.write(data)
-      tail.append(data)
-    }
-    err.fileHandleForReading.readabilityHandler = { handle in
-      let data = handle.availableData
-      FileHandle.standardError.write(data)
-      tail.append(data)
-    }
-    do {
-      try process.run()
-    } catch {
-      say("cannot start \(command.joined(separator: " ")): \(error)")
-      return (FailureKind.configuration.exitStatus, "")
-    }
-    child = process
-    let hung = watchLauncher(process)
-    process.waitUntilExit()
-    child = nil
-    out.fileHandleForReading.readabilityHandler = nil
-    err.fileHandleForReading.readabilityHandler = nil
-    tail.append(out.fileHandleForReading.readDataToEndOfFile())
-    tail.append(err.fileHandleForReading.readDataToEndOfFile())
-    if hung {
-      // A lost peer, as far as the run is concerned: its checkpoints resume it.
-      return (FailureKind.peerLost.exitStatus, tail.text + "\nvae-dist supervise: the launcher hung after its ranks ended\n")
-    }
-    let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-    return (status, tail.text)
-  }
-
-  /// Waits while the launcher runs. mpirun can hang in its own teardown after a host vanished (seen
-  /// in MultiHostTests: "ORTE has lost communication with a remote daemon", then no exit). Once the
-  /// job's vae-dist ranks on this machine have been seen and are all gone, the launcher gets
-  /// `launcherGrace` seconds (30; VAE_DIST_TEST_LAUNCHER_GRACE in tests) to exit, and is then killed
-  /// with everything it left. Returns true when it had to be killed. Ranks only on other machines
-  /// are not visible here: then this is a plain wait.
-  func watchLauncher(_ process: Process) -> Bool {
-    let grace = ProcessInfo.processInfo.environment["VAE_DIST_TEST_LAUNCHER_GRACE"].flatMap(Double.init) ?? 30
-    var seen = false
-    var goneSince: Double?
-    while process.isRunning {
-      usleep(250_000)
-      let alive = jobRanksAlive()
-      seen = seen || alive
-      guard seen, !alive else {
-        goneSince = nil
-        continue
-      }
-      let now = monotonicSeconds()
-      if now - (goneSince ?? now) > grace {
-        say("the launcher (pid \(process.processIdentifier)) is still running \(Int(grace)) s after the job's last rank ended: killing it and what it left")
-        kill(process.processIdentifier, SIGKILL)
-        killLeftovers()
-        return true
-      }
-      goneSince = goneSince ?? now
-    }
-    return false
-  }
-
-  /// True while a vae-dist process (not this supervisor) carrying our token runs on this machine.
-  func jobRanksAlive() -> Bool {
-    !jobProcesses().filter { pid in
-      (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe"))?.hasSuffix("/vae-dist") ?? false
-    }.isEmpty
-  }
-
-  /// The processes on this machine (but this supervisor) with the supervisor's token in their
-  /// environment: everything the job started, wherever mpirun put it on this machine.
-  func jobProcesses() -> [pid_t] {
-    let marker = Array("VAE_DIST_SUPERVISOR_TOKEN=\(token)".utf8)
-    return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
-      guard let pid = pid_t(entry), pid != getpid(),
-        let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ"),
-        environment.split(separator: 0).contains(where: { Array($0) == marker })
-      else { return nil }
-      return pid
-    }
-  }
-
-  /// Every process the job left behind (orphaned ranks of a killed mpirun, a stopped rank) carries
-  /// the supervisor's token in its environment: SIGKILL them before the next attempt.
-  func killLeftovers() {
-    for _ in 0..<50 {
-      let left = jobProcesses()
-      if left.isEmpty { return }
-      for pid in left {
-        kill(pid, SIGCONT)
-        kill(pid, SIGKILL)
-      }
-      usleep(100_000)
-    }
-  }
-
-  func installSignalForwarding() {
-    for number in [SIGINT, SIGTERM] {
-      signal(number, SIG_IGN)
-      let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-      source.setEventHandler { [weak self] in
-        guard let self else { return }
-        self.stopRequested = true
-        self.say("stopping the job cleanly (a checkpoint); no restart follows")
-        if let child = self.child { kill(child.processIdentifier, SIGTERM) }
-      }
-      source.resume()
-      signalSources.append(source)
-    }
-  }
-  private var signalSources: [DispatchSourceSignal] = []
-
-  // MARK: - What the run left in --out
-
-  func progressStep() -> Int? {
-    guard let data = FileManager.default.contents(atPath: output + "/progress.json"),
-      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-    else { return nil }
-    return object["step"] as? Int
-  }
-
-  /// The newest checkpoint directory with both files (what --resume will take).
-  func newestCheckpoint() -> (path: String, step: Int)? {
-    let store = CheckpointStore(outputDirectory: output, keep: 1)
-    return store.candidates().first { candidate in
-      ["model.safetensors", "optimizer.safetensors"].allSatisfy { FileManager.default.fileExists(atPath: candidate.path + "/" + $0) }
-    }.map { ($0.path, $0.step) }
-  }
-
-  // MARK: - Hosts
-
-  private(set) var activeHosts: [String] = []
-
-  /// The command with --hostfile pointing at the hosts of `hostfile` that answer now.
-  func withReachableHosts(_ hostfile: String, _ command: [String]) -> [String] {
-    let lines = ((try? String(contentsOfFile: hostfile, encoding: .utf8)) ?? "").split(separator: "\n")
-      .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") }
-    let reachable = lines.filter { line in
-      let host = String(line.split(separator: " ").first ?? "")
-      let probe = Process()
-      probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-      probe.arguments = ["timeout", "10", settings.rshAgent, host, "true"]
-      probe.standardOutput = FileHandle.nullDevice
-      probe.standardError = FileHandle.nullDevice
-      guard (try? probe.run()) != nil else { return false }
-      probe.waitUntilExit()
-      return probe.terminationStatus == 0
-    }
-    let hosts = reachable.map { String($0.split(separator: " ").first ?? "") }
-    if hosts != activeHosts, !activeHosts.isEmpty || hosts.count != lines.count {
-      let left = lines.map { String($0.split(separator: " ").first ?? "") }.filter { !hosts.contains($0) }
-      say("hosts: \(hosts.joined(separator: ", "))\(left.isEmpty ? "" : "; left out (unreachable): \(left.joined(separator: ", "))")")
-    }
-    activeHosts = hosts
-    let path = output + "/hosts.active"
-    try? FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-    try? (reachable.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-    var command = Self.replacing("--hostfile", with: path, in: command)
-    if Self.value(of: "-n", in: command) != nil { command = Self.replacing("-n", with: "\(hosts.count)", in: command) }
-    return command
-  }
-
-  // MARK: - Pieces
-
-  /// Which rank or host failed and how, from the job's last output (our own messages and mpirun's).
-  static func cause(status: Int32, transcript: String) -> String {
-    let lines = transcript.split(separator: "\n").map(String.init)
-    if let stall = lines.last(where: { $0.contains("waited") && $0.contains("vae-dist: rank") }),
-      let range = stall.range(of: "vae-dist: ")
-    {
-      return "a peer stalled or died (\(stall[range.upperBound...].prefix(60))…)"
-    }
-    // mpirun: "mpirun noticed that process rank 1 with PID 0 on node vm exited on signal 9 (Killed)."
-    if let noticed = lines.last(where: { $0.contains("noticed that process rank") }) {
-      let words = noticed.split(separator: " ").map(String.init)
-      let rank = words.firstIndex(of: "rank").map { words[$0 + 1] } ?? "?"
-      let node = words.firstIndex(of: "node").map { words[$0 + 1] }
-      let how = noticed.range(of: "exited on ").map { String(noticed[$0.upperBound...]).trimmingCharacters(in: CharacterSet(charactersIn: ". ")) }
-      return "rank \(rank)\(node.map { " on \($0)" } ?? "") ended (\(how ?? "status \(status)"))"
-    }
-    if let index = lines.lastIndex(where: { $0.contains("Process name: [[") }) {
-      let name = lines[index]
-      let rank = name.split(separator: ",").last.map { $0.filter(\.isNumber) } ?? "?"
-      let detail = lines[(index + 1)...].prefix(3).first { $0.contains("signal") || $0.contains("Exit code") }
-        .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-      let host = lines[(index)...].prefix(3).first { $0.contains("Node:") }?.split(separator: ":").last
-        .map { $0.trimmingCharacters(in: .whitespaces) }
-      return "rank \(rank)\(host.map { " on \($0)" } ?? "") ended (\(detail ?? "status \(status)"))"
-    }
-    if status > 128 { return "mpirun or its launcher ended by signal \(status - 128)" }
-    return "the job ended with status \(status)"
-  }
-
-  static func value(of flag: String, in command: [String]) -> String? {
-    guard let index = command.lastIndex(of: flag), index + 1 < command.count else { return nil }
-    return command[index + 1]
-  }
-
-  static func replacing(_ flag: String, with value: String, in command: [String]) -> [String] {
-    var command = command
-    if let index = command.firstIndex(of: flag), index + 1 < command.count { command[index + 1] = value }
-    return command
-  }
-
-  func say(_ text: String) {
-    FileHandle.standardError.write(Data("vae-dist supervise: \(text)\n".utf8))
-  }
-}
-
-/// The last 64 KiB of a job's output, for telling what failed.
-final class TranscriptTail: @unchecked Sendable {
-  private var data = Data()
-  private let lock = NSLock()
-  func append(_ more: Data) {
-    lock.withLock {
-      data.append(more)
-      if data.count > 1 << 16 { data = data.suffix(1 << 16) }
-    }
-  }
-  var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
 }

@@ -155,6 +155,14 @@ public final class StepEngine {
     data.localStreams.map { schedule.order(stream: $0, epoch: epoch) }
   }
 
+  /// Rank zero's part of a resume: parameters and moments from `checkpoint` (then `broadcastState`).
+  func load(_ checkpoint: Checkpoint) {
+    let count = layout.totalCount
+    parameters.pointer.update(from: checkpoint.parameters, count: count)
+    firstMoment.pointer.update(from: checkpoint.firstMoment, count: count)
+    secondMoment.pointer.update(from: checkpoint.secondMoment, count: count)
+  }
+
   /// Replaces parameters and moments on every rank with rank zero's (after rank zero loaded them).
   func broadcastState(phase: String) throws {
     for buffer in [parameters, firstMoment, secondMoment] {

@@ -3,16 +3,17 @@ import Foundation
 import VAECore
 import VAEData
 
-/// Debug hook for the differential test against PyTorch (Tests/pytorch/differential.py): with
-/// `VAE_DIST_TRACE_DIR=DIR` set, rank zero writes what each step was fed and what it did, so an
-/// independent implementation can replay the run. Unset in normal runs; nothing is written then.
+/// Debug hook for the differential test against PyTorch (Tests/pytorch/differential.py): when
+/// `TrainerHooks.traceDirectory` is set (the command line sets it from `VAE_DIST_TRACE_DIR=DIR`),
+/// rank zero writes what each step was fed and what it did, so an independent implementation can
+/// replay the run. Unset in normal runs; nothing is written then.
 ///
 ///   DIR/layout.json        the 18 tensors (name, shape, offset) and the optimizer settings
 ///   DIR/steps.jsonl        per step: step, images, summed reconstruction and KL
 ///   DIR/batches.i32        per step, its images' indices in the training file, micro-batch order
 ///   DIR/noise.f32          per step, ε [images, latent] in the same order
 ///   DIR/state-K.f32        parameters, first moment, second moment after step K (K = 0: initial),
-///                          for each K in VAE_DIST_TRACE_STATES (default "0,1,9,10")
+///                          for each K in `TrainerHooks.traceStates` (VAE_DIST_TRACE_STATES, default 0,1,9,10)
 ///
 /// The batches and ε come from the schedule and the counter-based stream, which are functions of the
 /// seed alone, so rank zero writes the whole batch, whatever the layout.
@@ -26,16 +27,6 @@ final class StepTrace {
   private let batches, noise, steps: FileHandle
   /// The trace is a debug aid: a failed write is reported once and the run goes on.
   private var failed = false
-
-  /// nil unless VAE_DIST_TRACE_DIR is set (rank zero only).
-  static func fromEnvironment(configuration c: TrainingConfiguration, schedule: BatchSchedule, layout: ParameterLayout) throws -> StepTrace? {
-    let environment = ProcessInfo.processInfo.environment
-    guard let path = environment["VAE_DIST_TRACE_DIR"], !path.isEmpty else { return nil }
-    let states = (environment["VAE_DIST_TRACE_STATES"] ?? "0,1,9,10").split(separator: ",").compactMap {
-      Int($0.trimmingCharacters(in: .whitespaces))
-    }
-    return try StepTrace(directory: URL(fileURLWithPath: path), states: Set(states), configuration: c, schedule: schedule, layout: layout)
-  }
 
   init(directory: URL, states: Set<Int>, configuration c: TrainingConfiguration, schedule: BatchSchedule, layout: ParameterLayout) throws {
     self.directory = directory
@@ -60,7 +51,7 @@ final class StepTrace {
       }
       (batches, noise, steps) = (try create("batches.i32"), try create("noise.f32"), try create("steps.jsonl"))
     } catch {
-      throw FileError.writeFailed(path: directory.path, reason: "the trace asked for by VAE_DIST_TRACE_DIR (\(error.localizedDescription)); point the variable at a writable directory or unset it")
+      throw FileError.writeFailed(path: directory.path, reason: "the step trace asked for (VAE_DIST_TRACE_DIR) (\(error.localizedDescription)); point the variable at a writable directory or unset it")
     }
   }
 

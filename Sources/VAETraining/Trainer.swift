@@ -22,22 +22,38 @@ public enum RunStart: Sendable {
   case resume
 }
 
+/// Debug and test hooks. The library never reads the environment for them: the command line sets
+/// them (Sources/vae-dist/Hooks.swift), and the tests pass their own.
+public struct TrainerHooks: Sendable {
+  /// Extra seconds in rank zero's epoch-end work (the stall-timeout tests: a root that is slow but alive).
+  public var rootEpochEndDelay = 0.0
+  /// Where rank zero writes the step trace of the differential test (StepTrace.swift); nil: nowhere.
+  public var traceDirectory: String?
+  /// The steps after which the trace holds the whole state (0: the initial one).
+  public var traceStates: Set<Int> = [0, 1, 9, 10]
+  public init() {}
+}
+
 /// Data-parallel training of the VAE: the epoch loop around the step engine. Every rank runs the
 /// same loop and reaches the same collectives (listed in VAEDistributed/Agreement.swift); rank zero
-/// alone prints, evaluates and writes files, inside `rootDecides`, so that whatever it decides or
-/// fails at reaches every rank.
+/// alone prints and writes files, inside `atRoot` (a `rootDecides`), so that whatever it decides or
+/// fails at reaches every rank. Every rank shares the evaluation.
+///
+///   run = setUp → runEpoch … runEpoch → finish   (or a stop: a checkpoint, resumable)
 public final class Trainer {
   public let configuration: TrainingConfiguration
   public let communicator: Communicator
   public let console: Console
   public let engine: StepEngine
   public let start: RunStart
+  let hooks: TrainerHooks
   var state = TrainingState()
-  /// Rank zero's files and evaluator (nil on the other ranks).
-  let output: RunOutput?
+  /// Rank zero's files; nil on the other ranks. Reached through `atRoot`, or `?.` for what rank
+  /// zero writes between exchanges (the step log).
+  let rootOutput: RunOutput?
   /// Every rank's: the evaluation passes are shared out over the ranks.
   let evaluator: Evaluator
-  /// Rank zero's, when the VAE_DIST_TRACE_DIR debug hook is set (StepTrace.swift).
+  /// Rank zero's, when `hooks.traceDirectory` is set (StepTrace.swift).
   var trace: StepTrace?
 
   public var isRoot: Bool { communicator.rank == 0 }
@@ -46,10 +62,13 @@ public final class Trainer {
 
   /// Sets the run up on every rank: rank zero claims --out (or refuses), then every rank loads its
   /// shard of the data. An error on any rank ends every rank alike.
-  public init(configuration c: TrainingConfiguration, communicator: Communicator, start: RunStart = .fresh) throws {
+  public init(
+    configuration c: TrainingConfiguration, communicator: Communicator, start: RunStart = .fresh, hooks: TrainerHooks = TrainerHooks()
+  ) throws {
     configuration = c
     self.communicator = communicator
     self.start = start
+    self.hooks = hooks
     console = Console(enabled: communicator.rank == 0, style: c.progress)
     let fingerprint = try communicator.rootDecides("the output directory") { () -> DataFingerprint in
       try c.validate(ranks: communicator.size)
@@ -60,7 +79,7 @@ public final class Trainer {
       return fingerprint
     }
     engine = try StepEngine(configuration: c, communicator: communicator)
-    output = communicator.rank == 0 ? RunOutput(configuration: c, console: console, data: fingerprint) : nil
+    rootOutput = communicator.rank == 0 ? RunOutput(configuration: c, console: console, data: fingerprint) : nil
     evaluator = Evaluator(latentDim: c.latentDim, seed: c.seed, threads: engine.workerThreads, workspaces: engine.workspaces)
   }
 
@@ -69,9 +88,32 @@ public final class Trainer {
     return configuration.maxSteps.map { min($0, all) } ?? all
   }
 
+  /// Rank zero's work on its files, in a `rootDecides`: every rank learns its result or its error.
+  func atRoot<T: Codable>(_ phase: String, _ body: @escaping (RunOutput) throws -> T) throws -> T {
+    try communicator.rootDecides(phase) { () -> T in
+      guard let output = self.rootOutput else { preconditionFailure("rootDecides runs its body on rank zero only") }
+      return try body(output)
+    }
+  }
+
   /// Trains to the end (or to --max-steps, early stopping, or a stop signal), checkpointing on the way.
   public func run() throws -> TrainingSummary {
-    let c = configuration
+    try setUp()
+    var last: EpochMetrics?
+    while step < totalSteps {
+      let (end, metrics) = try runEpoch()
+      last = metrics ?? last
+      switch end {
+      case .next: continue
+      case .stopEarly: return try finish(last: last)
+      case .stopSignal(let epoch): return try stopOnSignal(epoch: epoch, last: last)
+      }
+    }
+    return try finish(last: last)
+  }
+
+  /// The reports every rank gives, the resume, and rank zero's logs.
+  func setUp() throws {
     let shards = try communicator.gather(engine.data.train.count, phase: "the shard size report")
     console.line("  shards     \(shards.map { grouped($0) }.joined(separator: " · ")) images per rank")
     if communicator.size > 1 {
@@ -80,75 +122,99 @@ public final class Trainer {
     }
     if start == .resume { try restoreNewestCheckpoint() }
     let resumedAt = start == .resume ? step : nil
-    _ = try communicator.rootDecides("opening the logs") { () -> Bool in
-      try self.output!.openLogs(resumedAt: resumedAt)
-      self.trace = try StepTrace.fromEnvironment(configuration: c, schedule: self.schedule, layout: self.engine.layout)
-      if resumedAt == nil { self.trace?.recordState(after: 0, engine: self.engine) }
+    _ = try atRoot("opening the logs") { output -> Bool in
+      try output.openLogs(resumedAt: resumedAt)
+      if let directory = self.hooks.traceDirectory {
+        self.trace = try StepTrace(
+          directory: URL(fileURLWithPath: directory), states: self.hooks.traceStates, configuration: self.configuration,
+          schedule: self.schedule, layout: self.engine.layout)
+        if resumedAt == nil { self.trace?.recordState(after: 0, engine: self.engine) }
+      }
       return true
     }
+  }
 
-    var last: EpochMetrics?
-    while step < totalSteps {
-      let epoch = step / schedule.stepsPerEpoch
-      let orders = engine.orders(epoch: epoch)
-      var losses = LossSums(reconstruction: state.epochReconstruction, kl: state.epochKL, count: state.epochImages)
-      let started = monotonicSeconds() - state.epochSeconds
-      var lastProgress = started
-      var stopAtEpochEnd = false
-      for stepInEpoch in (step % schedule.stepsPerEpoch)..<schedule.stepsPerEpoch where step < totalSteps {
-        let stepStart = monotonicSeconds()
-        let outcome = try engine.step(globalStep: step, stepInEpoch: stepInEpoch, orders: orders, stopFlag: StopSignal.requested)
-        if !outcome.applied { try nonFiniteStep(outcome) }
-        state.step += 1
-        trace?.recordStep(step, epoch: epoch, stepInEpoch: stepInEpoch, losses: outcome.losses, engine: engine)
-        losses = losses + (outcome.applied ? outcome.losses : LossSums())
-        (state.epochReconstruction, state.epochKL, state.epochImages) = (losses.reconstruction, losses.kl, losses.count)
-        state.epochSeconds = monotonicSeconds() - started
-        output?.logStep(step, losses: outcome.applied ? outcome.losses : LossSums(), seconds: monotonicSeconds() - stepStart)
-        if c.syncCheckEvery > 0 && step % c.syncCheckEvery == 0 { try engine.checkParametersInSync(step: step) }
-        let epochEnds = stepInEpoch + 1 == schedule.stepsPerEpoch
-        if outcome.stopRequested {
-          // At an epoch's last step the epoch is finished first (its line, its checkpoint), so a
-          // resume starts the next epoch afresh; the run's last step goes on to the final work.
-          guard epochEnds || step == totalSteps else { return try stopOnSignal(epoch: epoch, last: last) }
-          stopAtEpochEnd = step < totalSteps
-        }
-        if c.checkpointEvery > 0, step % c.checkpointEvery == 0, !epochEnds, step < totalSteps {
-          _ = try communicator.rootDecides("the checkpoint at step \(step)") { try self.output!.writeCheckpoint(self.engine, state: self.state) }
-        }
-        reportProgress(epoch: epoch, done: stepInEpoch + 1, losses: losses, start: started, last: &lastProgress)
+  /// How an epoch ended: go on, stop early (the validation loss), or stop on a signal after the
+  /// checkpoint of `epoch` epochs and `step` steps.
+  enum EpochEnd {
+    case next, stopEarly
+    case stopSignal(epoch: Int)
+  }
+
+  /// The steps of the current epoch from where the run is, then its end (evaluation, rank zero's
+  /// line, checkpoint and pictures). Returns rank zero's figures of the epoch (nil elsewhere, and
+  /// when a signal stopped it half-way).
+  func runEpoch() throws -> (EpochEnd, EpochMetrics?) {
+    let c = configuration
+    let epoch = step / schedule.stepsPerEpoch
+    let orders = engine.orders(epoch: epoch)
+    let started = monotonicSeconds() - state.epochSeconds
+    var lastProgress = started
+    var stopAtEpochEnd = false
+    for stepInEpoch in (step % schedule.stepsPerEpoch)..<schedule.stepsPerEpoch where step < totalSteps {
+      let stopRequested = try trainStep(epoch: epoch, stepInEpoch: stepInEpoch, orders: orders, epochStarted: started)
+      let epochEnds = stepInEpoch + 1 == schedule.stepsPerEpoch
+      if stopRequested {
+        // At an epoch's last step the epoch is finished first (its line, its checkpoint), so a
+        // resume starts the next epoch afresh; the run's last step goes on to the final work.
+        guard epochEnds || step == totalSteps else { return (.stopSignal(epoch: epoch), nil) }
+        stopAtEpochEnd = step < totalSteps
       }
-      // The epoch is over (or --max-steps was reached inside it).
-      let seconds = monotonicSeconds() - started
-      var metrics = EpochMetrics(
-        epoch: epoch + 1, step: step, train: losses, test: nil, imagesPerSecond: Double(losses.count) / seconds,
-        seconds: seconds, beta: c.beta, skippedSteps: state.skippedSteps)
-      if step % schedule.stepsPerEpoch == 0 {
-        (state.epochReconstruction, state.epochKL, state.epochImages, state.epochSeconds) = (0, 0, 0, 0)
+      if c.checkpointEvery > 0, step % c.checkpointEvery == 0, !epochEnds, step < totalSteps {
+        _ = try atRoot("the checkpoint at step \(step)") { try $0.writeCheckpoint(self.engine, state: self.state) }
       }
-      try evaluate(&metrics)
-      let decision = try communicator.rootDecides("the end of epoch \(epoch + 1)") { () -> EpochDecision in
-        try self.endEpoch(&metrics)
-      }
-      state = decision.state
-      if isRoot { last = metrics }
-      if decision.stopEarly {
-        console.line(
-          "early stopping after epoch \(epoch + 1): the validation loss has not improved by more than "
-            + "\(c.earlyStoppingMinDelta) for \(state.epochsWithoutImprovement) epochs; best "
-            + "\(fixed(state.bestValidationLoss ?? .nan, 3)) at step \(state.bestStep ?? 0), kept in "
-            + "\(c.outputDirectory)/checkpoints/best")
-        break
-      }
-      if stopAtEpochEnd { return try stopOnSignal(epoch: epoch + 1, last: last) }
+      reportProgress(epoch: epoch, done: stepInEpoch + 1, losses: state.epochLosses, start: started, last: &lastProgress)
     }
+    // The epoch is over (or --max-steps was reached inside it).
+    let seconds = monotonicSeconds() - started
+    var metrics = EpochMetrics(
+      epoch: epoch + 1, step: step, train: state.epochLosses, test: nil,
+      imagesPerSecond: Double(state.epochLosses.count) / seconds, seconds: seconds, beta: c.beta, skippedSteps: state.skippedSteps)
+    if step % schedule.stepsPerEpoch == 0 { state.startEpoch() }
+    try evaluate(&metrics)
+    let decision = try atRoot("the end of epoch \(epoch + 1)") { output -> EpochDecision in
+      try self.endEpoch(&metrics, output: output)
+    }
+    state = decision.state
+    let figures = isRoot ? metrics : nil
+    if decision.stopEarly {
+      console.line(
+        "early stopping after epoch \(epoch + 1): the validation loss has not improved by more than "
+          + "\(c.earlyStoppingMinDelta) for \(state.epochsWithoutImprovement) epochs; best "
+          + "\(fixed(state.bestValidationLoss ?? .nan, 3)) at step \(state.bestStep ?? 0), kept in "
+          + "\(c.outputDirectory)/checkpoints/best")
+      return (.stopEarly, figures)
+    }
+    return (stopAtEpochEnd ? .stopSignal(epoch: epoch + 1) : .next, figures)
+  }
+
+  /// One synchronized step and its bookkeeping; returns whether some rank asked to stop in it.
+  func trainStep(epoch: Int, stepInEpoch: Int, orders: [[Int]], epochStarted: Double) throws -> Bool {
+    let stepStart = monotonicSeconds()
+    let outcome = try engine.step(globalStep: step, stepInEpoch: stepInEpoch, orders: orders, stopFlag: StopSignal.requested)
+    if !outcome.applied { try nonFiniteStep(outcome) }
+    state.step += 1
+    trace?.recordStep(step, epoch: epoch, stepInEpoch: stepInEpoch, losses: outcome.losses, engine: engine)
+    let counted = outcome.applied ? outcome.losses : LossSums()
+    state.epochLosses = state.epochLosses + counted
+    state.epochSeconds = monotonicSeconds() - epochStarted
+    rootOutput?.logStep(step, losses: counted, seconds: monotonicSeconds() - stepStart)
+    if configuration.syncCheckEvery > 0 && step % configuration.syncCheckEvery == 0 {
+      try engine.checkParametersInSync(step: step)
+    }
+    return outcome.stopRequested
+  }
+
+  /// After the last step (or early stopping): the model file and pictures, the memory report, and the
+  /// likelihood estimate, which every rank shares.
+  func finish(last: EpochMetrics?) throws -> TrainingSummary {
     let memory = try communicator.gather(peakResidentKilobytes(), phase: "the memory report")
-    let modelPath = try communicator.rootDecides("the final files") { () -> String in
-      try self.finish(memory: memory)
+    let modelPath = try atRoot("the final files") { output -> String in
+      try self.writeFinalFiles(output, memory: memory)
     }
     if let estimate = try estimateLikelihood() {
-      _ = try communicator.rootDecides("the estimate's record") { () -> Bool in
-        try self.output!.record(estimate.estimate, seconds: estimate.seconds, step: self.step)
+      _ = try atRoot("the estimate's record") { output -> Bool in
+        try output.record(estimate.estimate, seconds: estimate.seconds, step: self.step)
         return true
       }
     }
@@ -192,10 +258,10 @@ public final class Trainer {
   }
 
   /// Rank zero's work at an epoch end: log, checkpoint, draw, and decide on early stopping.
-  func endEpoch(_ metrics: inout EpochMetrics) throws -> EpochDecision {
-    let c = configuration, output = output!, data = engine.data
+  func endEpoch(_ metrics: inout EpochMetrics, output: RunOutput) throws -> EpochDecision {
+    let c = configuration, data = engine.data
     try output.throwDeferredError()
-    testHookDelay()
+    if hooks.rootEpochEndDelay > 0 { usleep(UInt32(min(hooks.rootEpochEndDelay, 3600) * 1e6)) }
     if let validation = metrics.validation {
       metrics.isBest = state.recordValidation(validation.meanLoss(beta: c.beta), step: step, minDelta: c.earlyStoppingMinDelta)
     }
@@ -211,8 +277,7 @@ public final class Trainer {
 
   /// Rank zero's work after the last step: the model file and the pictures. A stop signal here
   /// skips the pictures left (the model is written first).
-  func finish(memory: [Int]) throws -> String {
-    let output = output!
+  func writeFinalFiles(_ output: RunOutput, memory: [Int]) throws -> String {
     try output.throwDeferredError()
     let path = try output.writeModel(engine, step: step)
     console.line("wrote \(path) (\(grouped(engine.layout.totalCount)) parameters, step \(step))")
@@ -236,14 +301,14 @@ public final class Trainer {
       console.line("step \(failing): \(what) is not finite; step skipped (\(state.skippedSteps) so far)")
       return
     }
-    _ = try communicator.rootDecides("keeping the last good state before step \(failing)") { () -> Bool in
-      let path = try? self.output!.writeCheckpoint(self.engine, state: self.state)
+    _ = try atRoot("keeping the last good state before step \(failing)") { output -> Bool in
+      let path = try? output.writeCheckpoint(self.engine, state: self.state)
       throw TrainingError.nonFinite(step: failing, what: what, checkpoint: path)
     }
   }
 
   func stopOnSignal(epoch: Int, last: EpochMetrics?) throws -> TrainingSummary {
-    let path = try communicator.rootDecides("the checkpoint on a stop") { try self.output!.writeCheckpoint(self.engine, state: self.state) }
+    let path = try atRoot("the checkpoint on a stop") { try $0.writeCheckpoint(self.engine, state: self.state) }
     console.line(
       "stopped by a signal after step \(step) (epoch \(epoch + 1), \(step % schedule.stepsPerEpoch) of its steps); "
         + "checkpoint \(path)\ncontinue with the same command and --resume (same --out)")
@@ -256,24 +321,14 @@ public final class Trainer {
       var state: TrainingState
       var path: String
     }
-    let restored = try communicator.rootDecides("the resume checkpoint") { () -> Restored in
-      let checkpoint = try self.output!.resumableCheckpoint()
-      let count = self.engine.layout.totalCount
-      self.engine.parameters.pointer.update(from: checkpoint.parameters, count: count)
-      self.engine.firstMoment.pointer.update(from: checkpoint.firstMoment, count: count)
-      self.engine.secondMoment.pointer.update(from: checkpoint.secondMoment, count: count)
-      try self.output!.trimMetrics(afterStep: checkpoint.state.step, stepsPerEpoch: self.schedule.stepsPerEpoch)
+    let restored = try atRoot("the resume checkpoint") { output -> Restored in
+      let checkpoint = try output.resumableCheckpoint()
+      self.engine.load(checkpoint)
+      try output.trimMetrics(afterStep: checkpoint.state.step, stepsPerEpoch: self.schedule.stepsPerEpoch)
       return Restored(state: checkpoint.state, path: checkpoint.path)
     }
     try engine.broadcastState(phase: "the resume broadcast of the checkpoint")
     state = restored.state
     console.line("  resumed    \(restored.path) at step \(step) (epoch \(step / schedule.stepsPerEpoch + 1))")
-  }
-
-  /// Test hook: VAE_DIST_TEST_ROOT_DELAY=S makes rank zero's epoch-end work take S seconds longer
-  /// (the tests of the stall timeout use it). Unset in normal runs.
-  func testHookDelay() {
-    guard let text = ProcessInfo.processInfo.environment["VAE_DIST_TEST_ROOT_DELAY"], let seconds = Double(text) else { return }
-    usleep(UInt32(min(seconds, 3600) * 1e6))
   }
 }

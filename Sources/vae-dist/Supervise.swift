@@ -53,6 +53,7 @@ struct Supervise: ParsableCommand {
     settings.minRanks = minRanks
     settings.hostfile = hostfile
     settings.rshAgent = rshAgent
+    if let grace = Hooks.launcherGrace { settings.launcherGrace = grace }
     let status = Supervisor(settings: settings).run()
     if status != 0 { throw ExitCode(status) }
   }

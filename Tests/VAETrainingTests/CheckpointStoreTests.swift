@@ -1,3 +1,4 @@
+import VAEFiles
 import Foundation
 import VAECore
 import VAETraining
@@ -19,8 +20,7 @@ final class CheckpointStoreTests: XCTestCase {
   func write(_ store: CheckpointStore, step: Int, configuration: TrainingConfiguration = TrainingConfiguration()) throws -> String {
     var state = TrainingState()
     state.step = step
-    state.epochReconstruction = 1234.5 + Double(step)
-    state.epochImages = 640
+    state.epochLosses = LossSums(reconstruction: 1234.5 + Double(step), kl: 0, count: 640)
     let (p, m, v) = (values(0.5), values(0.25), values(0.125).map(abs))
     return try store.write(
       parameters: p, firstMoment: m, secondMoment: v, layout: layout, state: state,
@@ -38,7 +38,7 @@ final class CheckpointStoreTests: XCTestCase {
     XCTAssertEqual(loaded.firstMoment, values(0.25))
     XCTAssertEqual(loaded.secondMoment, values(0.125).map(abs))
     XCTAssertEqual(loaded.state.step, 77)
-    XCTAssertEqual(loaded.state.epochReconstruction, 1234.5 + 77)
+    XCTAssertEqual(loaded.state.epochLosses.reconstruction, 1234.5 + 77)
     XCTAssertEqual(loaded.configuration, configuration)
     XCTAssertEqual(loaded.data, DataFingerprint(trainImages: 60_000, trainFileCRC32: 42))
     // The model file alone is a plain PyTorch state_dict: the 18 parameter tensors and nothing else.

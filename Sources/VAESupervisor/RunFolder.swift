@@ -1,0 +1,102 @@
+import Foundation
+import VAETraining
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+// What the supervisor reads of the job: how far it got and what failed, from --out and from the
+// job's output, and which hosts of the hostfile answer.
+extension Supervisor {
+  func progressStep() -> Int? {
+    guard let data = FileManager.default.contents(atPath: output + "/progress.json"),
+      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    else { return nil }
+    return object["step"] as? Int
+  }
+
+  /// The newest checkpoint directory with both files (what --resume will take).
+  func newestCheckpoint() -> (path: String, step: Int)? {
+    let store = CheckpointStore(outputDirectory: output, keep: 1)
+    return store.candidates().first { candidate in
+      ["model.safetensors", "optimizer.safetensors"].allSatisfy { FileManager.default.fileExists(atPath: candidate.path + "/" + $0) }
+    }.map { ($0.path, $0.step) }
+  }
+
+  // MARK: - Hosts
+
+  /// The command with --hostfile pointing at the hosts of `hostfile` that answer now.
+  func withReachableHosts(_ hostfile: String, _ command: [String]) -> [String] {
+    let lines = ((try? String(contentsOfFile: hostfile, encoding: .utf8)) ?? "").split(separator: "\n")
+      .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") }
+    let reachable = lines.filter { line in
+      let host = String(line.split(separator: " ").first ?? "")
+      let probe = Process()
+      probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+      probe.arguments = ["timeout", "10", settings.rshAgent, host, "true"]
+      probe.standardOutput = FileHandle.nullDevice
+      probe.standardError = FileHandle.nullDevice
+      guard (try? probe.run()) != nil else { return false }
+      probe.waitUntilExit()
+      return probe.terminationStatus == 0
+    }
+    let hosts = reachable.map { String($0.split(separator: " ").first ?? "") }
+    if hosts != activeHosts, !activeHosts.isEmpty || hosts.count != lines.count {
+      let left = lines.map { String($0.split(separator: " ").first ?? "") }.filter { !hosts.contains($0) }
+      say("hosts: \(hosts.joined(separator: ", "))\(left.isEmpty ? "" : "; left out (unreachable): \(left.joined(separator: ", "))")")
+    }
+    activeHosts = hosts
+    let path = output + "/hosts.active"
+    try? FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+    try? (reachable.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    var command = Self.replacing("--hostfile", with: path, in: command)
+    if Self.value(of: "-n", in: command) != nil { command = Self.replacing("-n", with: "\(hosts.count)", in: command) }
+    return command
+  }
+
+  // MARK: - Pieces
+
+  /// Which rank or host failed and how, from the job's last output (our own messages and mpirun's).
+  static func cause(status: Int32, transcript: String) -> String {
+    let lines = transcript.split(separator: "\n").map(String.init)
+    if let stall = lines.last(where: { $0.contains("waited") && $0.contains("vae-dist: rank") }),
+      let range = stall.range(of: "vae-dist: ")
+    {
+      return "a peer stalled or died (\(stall[range.upperBound...].prefix(60))…)"
+    }
+    // mpirun: "mpirun noticed that process rank 1 with PID 0 on node vm exited on signal 9 (Killed)."
+    if let noticed = lines.last(where: { $0.contains("noticed that process rank") }) {
+      let words = noticed.split(separator: " ").map(String.init)
+      let rank = words.firstIndex(of: "rank").map { words[$0 + 1] } ?? "?"
+      let node = words.firstIndex(of: "node").map { words[$0 + 1] }
+      let how = noticed.range(of: "exited on ").map { String(noticed[$0.upperBound...]).trimmingCharacters(in: CharacterSet(charactersIn: ". ")) }
+      return "rank \(rank)\(node.map { " on \($0)" } ?? "") ended (\(how ?? "status \(status)"))"
+    }
+    if let index = lines.lastIndex(where: { $0.contains("Process name: [[") }) {
+      let name = lines[index]
+      let rank = name.split(separator: ",").last.map { $0.filter(\.isNumber) } ?? "?"
+      let detail = lines[(index + 1)...].prefix(3).first { $0.contains("signal") || $0.contains("Exit code") }
+        .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+      let host = lines[(index)...].prefix(3).first { $0.contains("Node:") }?.split(separator: ":").last
+        .map { $0.trimmingCharacters(in: .whitespaces) }
+      return "rank \(rank)\(host.map { " on \($0)" } ?? "") ended (\(detail ?? "status \(status)"))"
+    }
+    if status > 128 { return "mpirun or its launcher ended by signal \(status - 128)" }
+    return "the job ended with status \(status)"
+  }
+
+  static func value(of flag: String, in command: [String]) -> String? {
+    guard let index = command.lastIndex(of: flag), index + 1 < command.count else { return nil }
+    return command[index + 1]
+  }
+
+  static func replacing(_ flag: String, with value: String, in command: [String]) -> [String] {
+    var command = command
+    if let index = command.firstIndex(of: flag), index + 1 < command.count { command[index + 1] = value }
+    return command
+  }
+
+  func say(_ text: String) {
+    FileHandle.standardError.write(Data("vae-dist supervise: \(text)\n".utf8))
+  }
+}

@@ -1,0 +1,25 @@
+import Foundation
+import VAETraining
+
+// The one place that reads the debug and test hooks from the environment; the libraries take them
+// as settings. Unset in normal runs.
+//
+//   VAE_DIST_TRACE_DIR=DIR           rank zero writes the step trace of the differential test
+//   VAE_DIST_TRACE_STATES=0,1,9,10   the steps after which the trace holds the whole state
+//   VAE_DIST_TEST_ROOT_DELAY=S       rank zero's epoch-end work takes S seconds longer (stall tests)
+//   VAE_DIST_TEST_LAUNCHER_GRACE=S   supervise kills a launcher S s after its last rank (default 30)
+enum Hooks {
+  static var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+  static var trainer: TrainerHooks {
+    var hooks = TrainerHooks()
+    hooks.rootEpochEndDelay = environment["VAE_DIST_TEST_ROOT_DELAY"].flatMap(Double.init) ?? 0
+    if let directory = environment["VAE_DIST_TRACE_DIR"], !directory.isEmpty { hooks.traceDirectory = directory }
+    if let states = environment["VAE_DIST_TRACE_STATES"] {
+      hooks.traceStates = Set(states.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
+    }
+    return hooks
+  }
+
+  static var launcherGrace: Double? { environment["VAE_DIST_TEST_LAUNCHER_GRACE"].flatMap(Double.init) }
+}
