@@ -6,7 +6,7 @@ binary="${VAE_DIST_BINARY:-$(cd "$(dirname "$0")/.." && pwd)/.build/release/vae-
 echo "# Command-line reference"
 echo
 echo "Generated from \`vae-dist help\` (regenerate after changing an option: \`launch/cli-reference.sh > docs/cli.md\`)."
-for command in "" train evaluate sample reconstruct interpolate latent-scatter manifold plot-metrics supervise bench; do
+for command in "" train evaluate sample reconstruct interpolate latent-scatter manifold plot-metrics plot-csv supervise bench; do
   echo
   echo "## vae-dist ${command:-(overview)}"
   echo

@@ -47,6 +47,7 @@ public final class EventWriter {
   private var file: UnsafeMutablePointer<FILE>?
 
   private static let counterLock = NSLock()
+  // Unsafe but sound: every read and write holds counterLock.
   nonisolated(unsafe) private static var openedCount = 0
 
   /// Creates `directory` (and its parents) if needed, and a new event file in it whose first

@@ -3,6 +3,9 @@
 ///
 /// Convolutional activations are [C, H·W·N] (image index innermost, see Window.swift); dense ones and
 /// the images and logits the caller sees are [N, F].
+///
+/// Unchecked Sendable: only immutable references to ScalarBuffers; each worker thread computes in a
+/// workspace of its own (MicroBatchLoop gives worker w workspace w), so none is written by two threads.
 public final class VAEWorkspace<T: VAEScalar>: @unchecked Sendable {
   public let capacity: Int
   public let latentDim: Int
@@ -104,7 +107,6 @@ public final class VAEWorkspace<T: VAEScalar>: @unchecked Sendable {
 public struct VAEModel<T: VAEScalar>: Sendable {
   public let layout: ParameterLayout
   public var latentDim: Int { layout.latentDim }
-  typealias A = Architecture
 
   public init(latentDim: Int) { layout = ParameterLayout(latentDim: latentDim) }
 

@@ -2,6 +2,10 @@
 ///
 /// Parameters, gradients, Adam moments and activations all live in these; the layers take raw
 /// pointers into them, as llm.c does, so there is no copy-on-write or bounds check in the hot loops.
+///
+/// Unchecked Sendable: the class holds one allocation whose address never changes and no other
+/// mutable state; what threads write through `pointer` follows concurrentForEach's contract (each
+/// writes its own part), and the owner keeps the buffer alive across every parallel loop.
 public final class ScalarBuffer<T: VAEScalar>: @unchecked Sendable {
   public let count: Int
   public let pointer: UnsafeMutablePointer<T>

@@ -18,9 +18,6 @@ public enum IDXFile {
   public static let maximumItems = 1 << 26
   public static let maximumItemSize = 1 << 20
 
-  /// Reads the unsigned-byte IDX file at `path` with `rank` dimensions, keeping only the items whose
-  /// index satisfies `keep` (all when nil). Sizes are validated before anything is allocated; the data
-  /// must end exactly where the header says.
   /// The dimensions in the header of the IDX file at `path`, validated, without reading the data.
   public static func dimensions(path: String, rank: Int) throws -> [Int] {
     try readHeader(GzipReader(path: path), rank: rank)

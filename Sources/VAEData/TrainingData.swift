@@ -18,7 +18,7 @@ public struct TrainingData: Sendable {
   public enum Source: Sendable, Equatable {
     /// The IDX files of Fashion-MNIST in a directory.
     case files(directory: String)
-    /// Seeded images of random strokes: `train` in the training "file", train/6 in the test set.
+    /// Seeded images of random speckle: `train` in the training "file", train/6 in the test set.
     case synthetic(train: Int)
   }
 
@@ -71,7 +71,7 @@ public struct TrainingData: Sendable {
   }
 }
 
-/// Images of pseudo-random strokes, for benchmarks and tests without the data files.
+/// Images of pseudo-random speckle (a third of the pixels lit at random grey levels), for benchmarks and tests without the data files.
 public func syntheticImages(fileIndices: [Int], fileCount: Int, seed: UInt64) -> LabeledImages {
   var pixels = [UInt8](repeating: 0, count: fileIndices.count * 784)
   for (slot, index) in fileIndices.enumerated() {

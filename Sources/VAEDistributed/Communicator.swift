@@ -31,10 +31,6 @@ public struct CommunicationError: Error, CustomStringConvertible {
   public var description: String { "rank \(rank): \(phase): \(reason)" }
 }
 
-extension Communicator {
-  public var isRoot: Bool { rank == 0 }
-}
-
 /// One process, no MPI: every collective is the identity.
 public final class SingleProcessCommunicator: Communicator {
   public init() {}

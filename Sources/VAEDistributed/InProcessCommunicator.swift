@@ -4,6 +4,7 @@ import Foundation
 /// reduction, the protocol, whole trainers) without mpirun. Each collective is an all-gather of the
 /// ranks' contributions under one condition variable; allreduce then combines them in rank order,
 /// like an MPI implementation whose association depends on the number of ranks.
+/// Unchecked Sendable: its mutable state is read and written only while holding `condition`.
 public final class InProcessGroup: @unchecked Sendable {
   public let size: Int
   private let condition = NSCondition()
@@ -107,6 +108,7 @@ extension InProcessGroup {
   }
 }
 
+// Unchecked Sendable: every access holds `lock`.
 private final class ResultSlots<T>: @unchecked Sendable {
   private let lock = NSLock()
   private var slots: [T?]

@@ -15,11 +15,6 @@ public final class Pictures {
   let workspace: VAEWorkspace<Float>
   var latentDim: Int { model.latentDim }
 
-  /// The files `writeAll` produces, in DIR/images/.
-  public static let fileNames = [
-    "reconstructions.png", "samples.png", "manifold.png", "latent-scatter.png", "interpolation.png", "loss-curves.png",
-  ]
-
   public init(parameters: ScalarBuffer<Float>, latentDim: Int, seed: UInt64) {
     model = VAEModel(latentDim: latentDim)
     self.parameters = parameters

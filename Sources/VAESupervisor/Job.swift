@@ -134,7 +134,8 @@ extension Supervisor {
   }
 }
 
-/// The last 64 KiB of a job's output, for telling what failed.
+/// The last 64 KiB of a job's output, for telling what failed. Unchecked Sendable: the pipes'
+/// handlers append on Dispatch's threads, and every access holds `lock`.
 final class TranscriptTail: @unchecked Sendable {
   private var data = Data()
   private let lock = NSLock()

@@ -18,7 +18,7 @@ public final class Console {
   public let style: ProgressStyle
   private var progressVisible = false
 
-  /// `style` must be resolved (not `.auto`).
+  /// `.auto` becomes a bar on a terminal and lines otherwise (the command line passes `lines` under an MPI launcher).
   public init(enabled: Bool, style: ProgressStyle) {
     self.enabled = enabled
     self.style = style == .auto ? (isatty(STDOUT_FILENO) != 0 ? .bar : .lines) : style

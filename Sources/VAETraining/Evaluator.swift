@@ -125,7 +125,7 @@ extension Evaluator {
     return Self.estimate(sums, samples: k, images: images.count)
   }
 
-  /// The same estimate, shared out over the ranks of `communicator` as `loss(over:)` is, with the
+  /// The same estimate, shared out over the ranks of `communicator` as `evaluate(…over:…)` is, with the
   /// same bits for any layout. A stop on any rank ends it on every rank (nil everywhere).
   public func importanceWeighted(
     parameters: ScalarBuffer<Float>, images: ImageStore, samples k: Int, over communicator: Communicator,
@@ -215,7 +215,7 @@ extension Evaluator {
   }
 }
 
-/// A count shared by worker threads (for progress reports).
+/// A count shared by worker threads (for progress reports). Unchecked Sendable: every access holds `lock`.
 final class ProgressCounter: @unchecked Sendable {
   private var count = 0
   private let lock = NSLock()

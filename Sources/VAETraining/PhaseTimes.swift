@@ -15,7 +15,6 @@ public struct PhaseTimes: Sendable, Codable {
 
   public init() {}
 
-  public var total: Double { data + forward + backward + reduction + waiting + optimizer }
 
   public var named: [(String, Double)] {
     [("data", data), ("forward", forward), ("backward", backward), ("reduction", reduction), ("waiting", waiting),

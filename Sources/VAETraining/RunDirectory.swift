@@ -35,19 +35,8 @@ public struct RunDirectory {
     try create()
     var movedTo: String?
     if resume {
-      if let record = try? readRecord() {
-        let conflicts = configuration.resumeConflicts(with: record.configuration)
-        guard conflicts.isEmpty else {
-          throw TrainingError.refused(
-            "--resume: the run in \(path) is a different run: this one asks for " + conflicts.joined(separator: ", ")
-              + ". Use that run's settings, or a new --out.")
-        }
-        guard record.data == data else {
-          throw TrainingError.refused(
-            "--resume: the run in \(path) was trained on different data (\(record.data.trainImages) training images, "
-              + "CRC-32 \(record.data.trainFileCRC32)) than --data \(configuration.dataDirectory) holds "
-              + "(\(data.trainImages), CRC-32 \(data.trainFileCRC32)).")
-        }
+      if let record = try? readRecord(), let refusal = record.refusal(of: configuration, data: data, holder: "the run in \(path)") {
+        throw refusal
       }
     } else if let used = holdsResults() {
       guard overwrite else {
@@ -120,4 +109,25 @@ func makeDirectories(_ path: String) -> String? {
     if mkdir(prefix, 0o755) != 0 && errno != EEXIST { return "\(prefix): \(String(cString: strerror(errno)))" }
   }
   return nil
+}
+
+extension RunDirectory.Record {
+  /// The refusal of a --resume by a run of `configuration` on `data` when this record's run is
+  /// another run (other identity settings, or other data); nil when it is the same run. `holder`
+  /// names what holds the other run ("the run in DIR", a checkpoint's path).
+  func refusal(of configuration: TrainingConfiguration, data: DataFingerprint, holder: String) -> TrainingError? {
+    let conflicts = configuration.resumeConflicts(with: self.configuration)
+    if !conflicts.isEmpty {
+      return .refused(
+        "--resume: \(holder) is a different run: this one asks for " + conflicts.joined(separator: ", ")
+          + ". Use that run's settings, or a new --out.")
+    }
+    if self.data != data {
+      return .refused(
+        "--resume: \(holder) was trained on different data (\(self.data.trainImages) training images, "
+          + "CRC-32 \(self.data.trainFileCRC32)) than --data \(configuration.dataDirectory) holds "
+          + "(\(data.trainImages), CRC-32 \(data.trainFileCRC32)).")
+    }
+    return nil
+  }
 }

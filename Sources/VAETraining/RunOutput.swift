@@ -101,17 +101,10 @@ final class RunOutput {
   func resumableCheckpoint() throws -> Checkpoint {
     let (own, foreign) = try checkpoints.newestOwn(warn: { self.console.line("warning: \($0)") })
     if let own { return own }
-    if let foreign {
-      let conflicts = configuration.resumeConflicts(with: foreign.configuration)
-      if !conflicts.isEmpty {
-        throw TrainingError.refused(
-          "--resume: \(foreign.path) belongs to a different run: this one asks for "
-            + conflicts.joined(separator: ", ") + ". Use the checkpoint's settings or a new --out.")
-      }
-      throw TrainingError.refused(
-        "--resume: \(foreign.path) was trained on different data (\(foreign.data.trainImages) training images, "
-          + "CRC-32 \(foreign.data.trainFileCRC32)) than --data \(configuration.dataDirectory) holds "
-          + "(\(data.trainImages), CRC-32 \(data.trainFileCRC32)).")
+    if let foreign, let refusal = RunDirectory.Record(configuration: foreign.configuration, data: foreign.data)
+      .refusal(of: configuration, data: data, holder: foreign.path)
+    {
+      throw refusal
     }
     throw TrainingError.refused(
       "--resume: no complete checkpoint in \(checkpoints.directory); run without --resume to start afresh")

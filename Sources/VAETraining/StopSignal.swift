@@ -11,7 +11,9 @@
 /// cleanly and checkpoint) but makes mpirun report the job as aborted. launch/mpirun-local.sh turns
 /// Ctrl-C and SIGTERM into SIGUSR1 for that reason.
 public enum StopSignal {
-  // Written from the signal handler: a plain word, no allocation, no locks.
+  // Written from the signal handler: a plain word, no allocation, no locks (a handler may use none).
+  // Unsafe but sound: an aligned 32-bit store and load are atomic on x86-64, the flag only ever goes
+  // 0 → 1 while a run lasts, and a reader that sees the old value sees the new one a step later.
   nonisolated(unsafe) private static let flag: UnsafeMutablePointer<Int32> = {
     let pointer = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     pointer.initialize(to: 0)

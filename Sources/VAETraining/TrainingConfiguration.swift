@@ -2,7 +2,9 @@ import VAECore
 import VAEData
 import VAEDistributed
 
-/// Everything that defines a training run. The batch size is the global batch over all ranks.
+/// Everything that defines a training run, and the one home of its defaults (the command line's
+/// options start from `TrainingConfiguration()`) and of its checks (`problems`, `validate`). The
+/// batch size is the global batch over all ranks.
 public struct TrainingConfiguration: Codable, Sendable, Equatable {
   public var dataDirectory = FashionMNIST.defaultDirectory
   public var outputDirectory = "vae-dist-run"
@@ -72,11 +74,43 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     syntheticData ? .synthetic(train: syntheticTrainImages) : .files(directory: dataDirectory)
   }
 
+  /// What is wrong with these settings on their own, whatever the rank count: one message per
+  /// problem, naming the flag. The command line refuses them before anything starts (the same
+  /// checks, so its messages and the library's agree); `validate(ranks:)` checks them again.
+  public func problems() -> [String] {
+    var found: [String] = []
+    func require(_ condition: Bool, _ message: @autoclosure () -> String) { if !condition { found.append(message()) } }
+    require((1...1024).contains(latentDim), "--latent-dim must be between 1 and 1024 (got \(latentDim)).")
+    require(beta >= 0 && beta.isFinite, "--beta must be a non-negative number (got \(beta)).")
+    require(epochs >= 1, "--epochs must be at least 1 (got \(epochs)).")
+    require((1...65536).contains(batchSize), "--batch-size must be between 1 and 65536 (got \(batchSize)).")
+    require(
+      (1...max(1, batchSize)).contains(microBatchSize),
+      "--micro-batch must be between 1 and the batch size \(batchSize) (got \(microBatchSize)).")
+    require(
+      microBatchSize < 1 || batchSize % microBatchSize == 0,
+      "--micro-batch \(microBatchSize) must divide --batch-size \(batchSize).")
+    require(adam.learningRate > 0 && adam.learningRate.isFinite, "--lr must be a positive number (got \(adam.learningRate)).")
+    if let maxSteps { require(maxSteps >= 1, "--max-steps must be at least 1 (got \(maxSteps)).") }
+    if let patience = earlyStoppingPatience {
+      require(patience >= 1, "--early-stopping must be at least 1 epoch (got \(patience)).")
+      require(validationSize > 0, "--early-stopping needs validation images: --val-size must be above 0.")
+    }
+    require(earlyStoppingMinDelta >= 0 && earlyStoppingMinDelta.isFinite, "--min-delta must be 0 or more (got \(earlyStoppingMinDelta)).")
+    require(validationSize >= 0, "--val-size must be 0 or more (got \(validationSize)).")
+    require((1...256).contains(threads), "--threads must be between 1 and 256 (got \(threads)).")
+    require(syncCheckEvery >= 0, "--check-sync must be 0 or more (got \(syncCheckEvery)).")
+    require(checkpointEvery >= 0, "--checkpoint-every must be 0 or more (got \(checkpointEvery)).")
+    require(keepCheckpoints >= 1, "--keep must be at least 1 (got \(keepCheckpoints)).")
+    require(logEvery >= 1, "--log-every must be at least 1 (got \(logEvery)).")
+    require(plotEvery >= 0, "--plot-every must be 0 or more (got \(plotEvery)).")
+    require((0...100_000).contains(iwSamples), "--iw-samples must be between 0 and 100000 (got \(iwSamples)).")
+    return found
+  }
+
   /// Throws when these settings cannot work on `ranks` ranks (every rank finds the same).
   public func validate(ranks: Int) throws {
-    guard batchSize % microBatchSize == 0 else {
-      throw TrainingError.configuration("--batch-size \(batchSize) is not a multiple of --micro-batch \(microBatchSize)")
-    }
+    if let problem = problems().first { throw TrainingError.configuration(problem) }
     let microBatches = batchSize / microBatchSize
     guard microBatches >= ranks else {
       throw TrainingError.configuration(

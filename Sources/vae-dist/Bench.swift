@@ -35,6 +35,7 @@ struct Bench: ParsableCommand {
   func validate() throws {
     guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more (got \(warmup)).") }
     guard steps >= 2 else { throw ValidationError("--steps must be at least 2 (got \(steps)).") }
+    try TrainingConfiguration(data: data, model: model, optimization: optimization, parallel: parallel).refuseProblems()
   }
 
   func run() throws {

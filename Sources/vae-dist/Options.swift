@@ -7,30 +7,30 @@ import VAETraining
   import Glibc
 #endif
 
+/// Every option of a run starts from the library's default: TrainingConfiguration is their one home,
+/// and its `problems()` holds every check (the commands' `validate()` call it).
+private let defaults = TrainingConfiguration()
+
 struct DataOptions: ParsableArguments {
   @Option(name: .customLong("data"), help: ArgumentHelp("Directory of the Fashion-MNIST IDX files (gzip or plain).", valueName: "dir"))
-  var directory = FashionMNIST.defaultDirectory
+  var directory = defaults.dataDirectory
 }
 
 struct ModelOptions: ParsableArguments {
   @Option(help: "Size of the latent space.")
-  var latentDim = 2
+  var latentDim = defaults.latentDim
 
   @Option(help: "Weight of the KL term in the loss (β-VAE; 1 is the plain VAE).")
-  var beta = 1.0
+  var beta = defaults.beta
 
-  func validate() throws {
-    guard latentDim >= 1 && latentDim <= 1024 else { throw ValidationError("--latent-dim must be between 1 and 1024 (got \(latentDim)).") }
-    guard beta >= 0 && beta.isFinite else { throw ValidationError("--beta must be a non-negative number (got \(beta)).") }
-  }
 }
 
 struct OptimizationOptions: ParsableArguments {
   @Option(help: "Passes over the training set.")
-  var epochs = 30
+  var epochs = defaults.epochs
 
   @Option(help: "Global batch size: images per optimizer step over all ranks.")
-  var batchSize = 128
+  var batchSize = defaults.batchSize
 
   @Option(help: ArgumentHelp(
     "Images per micro-batch, the unit of work of a thread (default: the largest divisor of the batch size up to 16). Changing it changes results in the last bits.",
@@ -38,10 +38,10 @@ struct OptimizationOptions: ParsableArguments {
   var microBatch: Int?
 
   @Option(name: .customLong("lr"), help: "Adam learning rate.")
-  var learningRate = 1e-3
+  var learningRate = defaults.adam.learningRate
 
   @Option(help: "Seed of the initialization, the data order and the noise.")
-  var seed: UInt64 = 0
+  var seed = defaults.seed
 
   @Option(help: ArgumentHelp("Stop after this many optimizer steps.", valueName: "k"))
   var maxSteps: Int?
@@ -52,7 +52,7 @@ struct OptimizationOptions: ParsableArguments {
   var earlyStopping: Int?
 
   @Option(help: ArgumentHelp("Smallest decrease of the validation loss that counts as an improvement.", valueName: "delta"))
-  var minDelta = 0.0
+  var minDelta = defaults.earlyStoppingMinDelta
 
   @Option(help: ArgumentHelp(
     "Training images held out for validation, chosen by the seed (default: 5000 with --early-stopping, else 0).",
@@ -61,24 +61,6 @@ struct OptimizationOptions: ParsableArguments {
 
   var resolvedValidationSize: Int { valSize ?? (earlyStopping == nil ? 0 : 5000) }
 
-  func validate() throws {
-    guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1 (got \(epochs)).") }
-    guard batchSize >= 1 && batchSize <= 65536 else { throw ValidationError("--batch-size must be between 1 and 65536 (got \(batchSize)).") }
-    if let microBatch {
-      guard microBatch >= 1 && microBatch <= batchSize else {
-        throw ValidationError("--micro-batch must be between 1 and the batch size \(batchSize) (got \(microBatch)).")
-      }
-      guard batchSize % microBatch == 0 else {
-        throw ValidationError("--micro-batch \(microBatch) must divide --batch-size \(batchSize).")
-      }
-    }
-    guard learningRate > 0 && learningRate.isFinite else { throw ValidationError("--lr must be a positive number (got \(learningRate)).") }
-    if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1 (got \(maxSteps)).") }
-    if let earlyStopping, earlyStopping < 1 { throw ValidationError("--early-stopping must be at least 1 epoch (got \(earlyStopping)).") }
-    guard minDelta >= 0 && minDelta.isFinite else { throw ValidationError("--min-delta must be 0 or more (got \(minDelta)).") }
-    if let valSize, valSize < 0 { throw ValidationError("--val-size must be 0 or more (got \(valSize)).") }
-    if earlyStopping != nil && valSize == 0 { throw ValidationError("--early-stopping needs validation images: --val-size must be above 0.") }
-  }
 }
 
 /// --threads, for training (per rank) and for the single-process commands.
@@ -89,7 +71,10 @@ struct ThreadOptions: ParsableArguments {
   var threads: Int?
 
   func validate() throws {
-    if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256 (got \(threads)).") }
+    guard let threads else { return }
+    var c = defaults
+    c.threads = threads
+    if let problem = c.problems().first { throw ValidationError(problem) }
   }
 
   /// The cores this process may run on, shared out among the ranks of this node when they are not
@@ -109,37 +94,36 @@ struct ParallelOptions: ParsableArguments {
   @Option(help: ArgumentHelp(
     "How gradients are summed: 'deterministic' (bit-identical for any ranks and threads) or 'fast' (plain float MPI_Allreduce).",
     valueName: "mode"))
-  var reduction = ReductionMode.deterministic
+  var reduction = defaults.reduction
 
   @Option(help: ArgumentHelp("Seconds a rank waits for the others in a collective before ending the job.", valueName: "seconds"))
   var stallTimeout = 60.0
 
   @Option(help: ArgumentHelp("Every k steps, verify that all ranks hold identical parameters (0: never).", valueName: "k"))
-  var checkSync = 0
+  var checkSync = defaults.syncCheckEvery
 
   @Flag(help: "Skip (and count) a step whose loss or gradient is NaN or infinite, instead of stopping.")
   var skipNonfinite = false
 
   func validate() throws {
     guard stallTimeout > 0 else { throw ValidationError("--stall-timeout must be positive (got \(stallTimeout)).") }
-    guard checkSync >= 0 else { throw ValidationError("--check-sync must be 0 or more (got \(checkSync)).") }
   }
 }
 
 struct OutputOptions: ParsableArguments {
   @Option(name: .customLong("out"), help: ArgumentHelp("Directory for metrics, checkpoints and images (rank zero writes it).", valueName: "dir"))
-  var directory = "vae-dist-run"
+  var directory = defaults.outputDirectory
 
   @Option(help: ArgumentHelp(
     "Progress within an epoch: 'bar' (rewritten line), 'lines', 'none', or 'auto' (a bar on a terminal; lines under an MPI launcher, whose output is never the user's terminal).",
     valueName: "style"))
-  var progress = ProgressStyle.auto
+  var progress = defaults.progress
 
   @Option(help: ArgumentHelp("Write a checkpoint every k steps, besides each epoch end and a stop (0: only those).", valueName: "k"))
-  var checkpointEvery = 100
+  var checkpointEvery = defaults.checkpointEvery
 
   @Option(help: ArgumentHelp("How many of the newest checkpoints to keep.", valueName: "n"))
-  var keep = 3
+  var keep = defaults.keepCheckpoints
 
   @Flag(help: "Continue from the newest complete checkpoint in --out (same settings; the rank count may differ).")
   var resume = false
@@ -148,7 +132,7 @@ struct OutputOptions: ParsableArguments {
   var overwrite = false
 
   @Option(help: ArgumentHelp("Also write the pictures into DIR/images every this many epochs (0: only at the end).", valueName: "n"))
-  var plotEvery = 0
+  var plotEvery = defaults.plotEvery
 
   @Option(help: ArgumentHelp(
     "Where to write TensorBoard event files (default: DIR/tensorboard; 'none': nowhere). View with: tensorboard --logdir DIR/tensorboard",
@@ -156,19 +140,14 @@ struct OutputOptions: ParsableArguments {
   var tensorboard: String?
 
   @Option(help: ArgumentHelp("Write the training scalars to TensorBoard every k steps.", valueName: "k"))
-  var logEvery = 10
+  var logEvery = defaults.logEvery
 
   @Option(help: ArgumentHelp(
     "Samples per test image of the importance-weighted log-likelihood estimate at the end (0: skip it).", valueName: "k"))
-  var iwSamples = 100
+  var iwSamples = defaults.iwSamples
 
   func validate() throws {
-    guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be 0 or more (got \(checkpointEvery)).") }
-    guard keep >= 1 else { throw ValidationError("--keep must be at least 1 (got \(keep)).") }
-    guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1 (got \(logEvery)).") }
     if tensorboard == "" { throw ValidationError("--tensorboard needs a directory, or 'none'.") }
-    guard plotEvery >= 0 else { throw ValidationError("--plot-every must be 0 or more (got \(plotEvery)).") }
-    guard iwSamples >= 0 && iwSamples <= 100_000 else { throw ValidationError("--iw-samples must be between 0 and 100000 (got \(iwSamples)).") }
     guard !(resume && overwrite) else { throw ValidationError("--resume continues the run in --out and --overwrite moves it aside: pass one of them.") }
   }
 
@@ -210,10 +189,10 @@ extension TrainingConfiguration {
     epochs = optimization.epochs
     batchSize = optimization.batchSize
     microBatchSize = optimization.microBatch ?? Self.defaultMicroBatch(forBatch: optimization.batchSize)
+    validationSize = optimization.resolvedValidationSize
     adam.learningRate = optimization.learningRate
     seed = optimization.seed
     maxSteps = optimization.maxSteps
-    validationSize = optimization.resolvedValidationSize
     earlyStoppingPatience = optimization.earlyStopping
     earlyStoppingMinDelta = optimization.minDelta
     latentDim = model.latentDim
@@ -222,5 +201,12 @@ extension TrainingConfiguration {
     reduction = parallel.reduction
     syncCheckEvery = parallel.checkSync
     skipNonFinite = parallel.skipNonfinite
+  }
+}
+
+extension TrainingConfiguration {
+  /// The library's checks as the command line's refusal (before any rank starts).
+  func refuseProblems() throws {
+    if let problem = problems().first { throw ValidationError(problem) }
   }
 }

@@ -34,6 +34,8 @@ struct Train: ParsableCommand {
     return c
   }
 
+  func validate() throws { try makeConfiguration().refuseProblems() }
+
   func run() throws {
     let configuration = makeConfiguration()
     try withCommunicator(stallTimeout: parallel.stallTimeout) { communicator in

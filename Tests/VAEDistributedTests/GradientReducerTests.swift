@@ -50,7 +50,8 @@ final class GradientReducerTests: XCTestCase {
     let all = microBatchGradients(), allLosses = losses()
     let group = InProcessGroup(size: ranks)
     let results = PerRank<[Float]>(ranks, []), sums = PerRank(ranks, LossSums())
-    onThreads(ranks) { [self] rank in
+    let layout = layout, microBatches = microBatches  // the ranks' threads get values, not the test case
+    onThreads(ranks) { rank in
       let mine = (rank * microBatches / ranks)..<((rank + 1) * microBatches / ranks)
       let buffers = mine.map { ScalarBuffer<Float>(all[$0]) }
       let output = ScalarBuffer<Float>(count: layout.totalCount)
@@ -103,7 +104,8 @@ final class GradientReducerTests: XCTestCase {
   func testNonFiniteGradientIsReportedOnEveryRank() {
     let group = InProcessGroup(size: 2)
     let flags = PerRank(2, true)
-    onThreads(2) { [self] rank in
+    let layout = layout
+    onThreads(2) { rank in
       let buffer = ScalarBuffer<Float>(count: layout.totalCount)
       if rank == 1 { buffer.pointer[1234] = .nan }
       let reducer = GradientReducer(layout: layout, mode: .deterministic, totalMicroBatches: 2)

@@ -149,7 +149,8 @@ public final class CheckpointStore {
 
   func isOwn(_ checkpoint: Checkpoint) -> Bool {
     guard let owner else { return true }
-    return owner.configuration.resumeConflicts(with: checkpoint.configuration).isEmpty && owner.data == checkpoint.data
+    return RunDirectory.Record(configuration: checkpoint.configuration, data: checkpoint.data)
+      .refusal(of: owner.configuration, data: owner.data, holder: checkpoint.path) == nil
   }
 
   /// Loads and verifies one checkpoint directory.

@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-typedef enum { VMPI_FLOAT = 0, VMPI_DOUBLE = 1, VMPI_INT64 = 2, VMPI_BYTE = 3 } vmpi_datatype;
+typedef enum { VMPI_FLOAT = 0, VMPI_DOUBLE = 1, VMPI_INT64 = 2 } vmpi_datatype;
 typedef enum { VMPI_SUM = 0, VMPI_MAX = 1, VMPI_MIN = 2 } vmpi_op;
 
 /// MPI_Init_thread(FUNNELED) on MPI_COMM_WORLD with errors returned, not fatal. Returns an MPI error
