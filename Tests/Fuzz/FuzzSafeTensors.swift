@@ -1,4 +1,4 @@
-// libFuzzer entry for the safetensors reader (built by launch/fuzz.sh with SafeTensors.swift).
+// libFuzzer entry for the safetensors reader (built by launch/fuzz.sh with VAEFiles' format files).
 // Errors are the expected outcome; crashes, hangs and huge allocations are bugs.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSafeTensors(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
