@@ -28,11 +28,14 @@ public struct RunDirectory {
     public var data: DataFingerprint
   }
 
-  /// Rank zero's claim before training. Returns the directory the earlier run was moved to, if any.
-  public func claim(
+  /// Rank zero's claim before training: the lock first (before anything is written), then the
+  /// identity check. Returns the lock, to hold until the run ends, and the directory the earlier run
+  /// was moved to, if any.
+  func claim(
     configuration: TrainingConfiguration, data: DataFingerprint, resume: Bool, overwrite: Bool
-  ) throws -> String? {
+  ) throws -> (lock: RunLock, movedTo: String?) {
     try create()
+    var lock = try RunLock(directory: path)
     var movedTo: String?
     if resume {
       if let record = try? readRecord(), let refusal = record.refusal(of: configuration, data: data, holder: "the run in \(path)") {
@@ -50,14 +53,27 @@ public struct RunDirectory {
       }
       movedTo = aside
       try create()
+      lock = try RunLock(directory: path)  // the moved run's lock goes with it
     }
+    removeLeftovers()
     let record = Record(configuration: configuration, data: data)
     if (try? readRecord()) != record {
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
       try AtomicFile.write(Array(try encoder.encode(record)) + [10], to: recordPath)
     }
-    return movedTo
+    return (lock, movedTo)
+  }
+
+  /// Temporary checkpoint directories (`checkpoints/.tmp-*`) that a run which died in a checkpoint
+  /// write left behind. Only a lock holder calls this, so no live run is writing them; nothing
+  /// outside this --out's checkpoints directory is touched.
+  func removeLeftovers() {
+    let directory = path + "/checkpoints"
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    for name in names where name.hasPrefix(".tmp-") {
+      try? FileManager.default.removeItem(atPath: directory + "/" + name)
+    }
   }
 
   func readRecord() throws -> Record {

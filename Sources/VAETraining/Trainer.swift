@@ -51,6 +51,8 @@ public final class Trainer {
   /// Rank zero's files; nil on the other ranks. Reached through `atRoot`, or `?.` for what rank
   /// zero writes between exchanges (the step log).
   let rootOutput: RunOutput?
+  /// Rank zero's lock on --out, held while the trainer lives (RunLock.swift).
+  let outputLock: RunLock?
   /// Every rank's: the evaluation passes are shared out over the ranks.
   let evaluator: Evaluator
   /// Rank zero's, when `hooks.traceDirectory` is set (StepTrace.swift).
@@ -70,14 +72,17 @@ public final class Trainer {
     self.start = start
     self.hooks = hooks
     console = Console(enabled: communicator.rank == 0, style: c.progress)
+    var lock: RunLock?
     let fingerprint = try communicator.rootDecides("the output directory") { () -> DataFingerprint in
       try c.validate(ranks: communicator.size)
       let fingerprint = try dataFingerprint(c)
-      let moved = try RunDirectory(path: c.outputDirectory).claim(
+      let claim = try RunDirectory(path: c.outputDirectory).claim(
         configuration: c, data: fingerprint, resume: start == .resume, overwrite: start == .overwrite)
-      if let moved { Console(enabled: true, style: .lines).line("--overwrite: moved the earlier run to \(moved)") }
+      lock = claim.lock
+      if let moved = claim.movedTo { Console(enabled: true, style: .lines).line("--overwrite: moved the earlier run to \(moved)") }
       return fingerprint
     }
+    outputLock = lock
     engine = try StepEngine(configuration: c, communicator: communicator)
     rootOutput = communicator.rank == 0 ? RunOutput(configuration: c, console: console, data: fingerprint) : nil
     evaluator = Evaluator(latentDim: c.latentDim, seed: c.seed, threads: engine.workerThreads, workspaces: engine.workspaces)

@@ -1,4 +1,9 @@
 import ArgumentParser
+import VAEDistributed
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 @main
 struct VAEDist: ParsableCommand {
@@ -20,4 +25,18 @@ struct VAEDist: ParsableCommand {
     ],
     defaultSubcommand: Train.self
   )
+
+  /// ArgumentParser's own entry, but for its status on a bad flag: a flag it rejects (64, EX_USAGE)
+  /// and settings the trainer finds unworkable (`mpirun -n 9` with 8 micro-batches) are both
+  /// settings errors, and exit with one status, 2 (FailureKind.configuration), as the README says.
+  static func main() {
+    do {
+      var command = try parseAsRoot()
+      try command.run()
+    } catch {
+      guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
+      printError(fullMessage(for: error))
+      Glibc.exit(FailureKind.configuration.exitStatus)
+    }
+  }
 }

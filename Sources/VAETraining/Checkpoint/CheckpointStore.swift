@@ -93,8 +93,13 @@ public final class CheckpointStore {
     metadata["moments_crc32"] = String(crc32(momentBytes(moments)))
     let optimizer = SafeTensors.encode(SafeTensors.File(metadata: metadata, tensors: moments))
 
-    try AtomicFile.write(model, to: temporary + "/model.safetensors")
-    try AtomicFile.write(optimizer, to: temporary + "/optimizer.safetensors")
+    do {
+      try AtomicFile.write(model, to: temporary + "/model.safetensors")
+      try AtomicFile.write(optimizer, to: temporary + "/optimizer.safetensors")
+    } catch {
+      try? FileManager.default.removeItem(atPath: temporary)  // a full disk leaves no half checkpoint
+      throw error
+    }
     if FileManager.default.fileExists(atPath: final) {
       // The same step written again (a resume that stops at once): replace it whole.
       let old = temporary + ".old"

@@ -1,0 +1,57 @@
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// DIR/.lock: the exclusive `flock` a live run holds on its --out, taken by rank zero before it
+/// writes anything there and held until the process ends. A second run into the same --out is
+/// refused at once (exit 7) with the holder's host, pid and start time, which the file holds as
+/// text. The kernel drops the lock when the process ends, however it ends (kill -9 included), so a
+/// crashed run leaves nothing that blocks `--resume`. `vae-dist supervise` restarts take it the same
+/// way, after the job they replace is gone. See docs/checkpoints.md for shared file systems.
+final class RunLock {
+  let path: String
+  private let descriptor: Int32
+
+  /// Takes the lock of `directory` (which must exist), or throws the refusal naming its holder.
+  init(directory: String) throws {
+    path = directory + "/.lock"
+    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else {
+      throw TrainingError.output("--out \(directory): cannot create \(path): \(String(cString: strerror(errno))). Pass a writable --out.")
+    }
+    guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+      let busy = errno == EWOULDBLOCK
+      let reason = String(cString: strerror(errno))
+      let holder = Self.holder(fd)
+      close(fd)
+      guard busy else {
+        throw TrainingError.output(
+          "--out \(directory): cannot lock \(path) (\(reason)); the file system may not support flock (see docs/checkpoints.md).")
+      }
+      throw TrainingError.refused(
+        "--out \(directory) is in use by a live run\(holder.map { " (\($0))" } ?? ""): two runs must not write one --out. "
+          + "Wait for it to end, stop it (a checkpoint is kept; continue with --resume), or pass another --out.")
+    }
+    descriptor = fd
+    var host = [CChar](repeating: 0, count: 256)
+    gethostname(&host, host.count - 1)
+    let hostName = host.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    let started = ISO8601DateFormatter().string(from: Date())
+    let text = Array("host \(hostName), pid \(getpid()), started \(started)\n".utf8)
+    ftruncate(fd, 0)
+    _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+  }
+
+  deinit { close(descriptor) }  // closing the last descriptor releases the lock
+
+  /// The holder's line, as it wrote it.
+  private static func holder(_ fd: Int32) -> String? {
+    var buffer = [UInt8](repeating: 0, count: 512)
+    let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+    guard n > 0 else { return nil }
+    let text = String(decoding: buffer.prefix(n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    return text.isEmpty ? nil : text
+  }
+}

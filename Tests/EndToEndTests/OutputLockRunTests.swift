@@ -1,0 +1,82 @@
+import Foundation
+import XCTest
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// One live run per --out (RunLock.swift): a second run into a live run's --out is refused at once
+/// and changes nothing; a run killed with -9 leaves nothing that blocks --resume.
+final class OutputLockRunTests: XCTestCase {
+  var data = ""
+
+  override func setUpWithError() throws {
+    data = try Harness.smallRealDataset()
+  }
+
+  func arguments(_ out: String, seed: Int) -> [String] {
+    ["--data", data, "--seed", "\(seed)", "--out", out, "--progress", "none", "--checkpoint-every", "10",
+     "--iw-samples", "0", "--max-steps", "60", "--tensorboard", "none"]
+  }
+
+  /// The first run's model when it runs alone.
+  func alone(seed: Int) throws -> Data {
+    let out = Harness.temporaryDirectory()
+    let result = try Harness.vaeDist(arguments(out, seed: seed))
+    XCTAssertEqual(result.status, 0, result.all)
+    return try Harness.safetensors(out + "/model.safetensors").data
+  }
+
+  /// Waits (up to 60 s) until `condition` holds; false if it never did.
+  func wait(_ condition: () -> Bool) -> Bool {
+    for _ in 0..<3000 {
+      if condition() { return true }
+      usleep(20_000)
+    }
+    return false
+  }
+
+  func testASecondRunIntoALiveRunsOutIsRefusedAndChangesNothing() throws {
+    let expected = try alone(seed: 1)
+    let out = Harness.temporaryDirectory()
+    var second: Harness.Result?
+    var firstPID: Int32 = 0
+    let first = try Harness.run(try Harness.requireBinary(), arguments(out, seed: 1)) { process in
+      firstPID = process.processIdentifier
+      let locked = self.wait { ((try? String(contentsOfFile: out + "/.lock", encoding: .utf8)) ?? "").contains("pid") }
+      XCTAssertTrue(locked, "the first run never took the lock")
+      second = try? Harness.vaeDist(self.arguments(out, seed: 2))
+    }
+    XCTAssertEqual(first.status, 0, first.all)
+    let refused = try XCTUnwrap(second)
+    print("OutputLockRunTests: the second run was refused with status \(refused.status) in \(String(format: "%.2f", refused.seconds)) s: \(refused.error)")
+    XCTAssertEqual(refused.status, 7, refused.all)
+    XCTAssertTrue(refused.error.contains("is in use by a live run"), refused.error)
+    XCTAssertTrue(refused.error.contains("pid \(firstPID)"), "the holder is named: \(refused.error)")
+    XCTAssertLessThan(refused.seconds, 10, "refused promptly (the issue's bound is 2 s; printed above)")
+    XCTAssertTrue(try Harness.safetensors(out + "/model.safetensors").data == expected, "the first run was disturbed")
+    let record = try String(contentsOfFile: out + "/run.json", encoding: .utf8)
+    XCTAssertTrue(record.contains("\"seed\" : 1"), record)
+    XCTAssertEqual(try Harness.metrics(out).count, 3, "one line per epoch of the first run only")
+  }
+
+  func testARunKilledWithSignal9ResumesWithoutCleanUp() throws {
+    let expected = try alone(seed: 3)
+    let out = Harness.temporaryDirectory()
+    let killed = try Harness.run(try Harness.requireBinary(), arguments(out, seed: 3)) { process in
+      let reached = self.wait { FileManager.default.fileExists(atPath: out + "/checkpoints/step-00000020/optimizer.safetensors") }
+      XCTAssertTrue(reached, "no checkpoint at step 20")
+      kill(process.processIdentifier, SIGKILL)
+    }
+    XCTAssertEqual(killed.status, SIGKILL, "killed by signal 9: \(killed.all)")
+    // What a process that died inside a checkpoint write leaves: a temporary directory.
+    let leftover = out + "/checkpoints/.tmp-step-00000030-999999"
+    try FileManager.default.createDirectory(atPath: leftover, withIntermediateDirectories: true)
+    try Data("x".utf8).write(to: URL(fileURLWithPath: out + "/notes.txt"))
+    let resumed = try Harness.vaeDist(arguments(out, seed: 3) + ["--resume"])
+    XCTAssertEqual(resumed.status, 0, resumed.all)
+    XCTAssertTrue(try Harness.safetensors(out + "/model.safetensors").data == expected, "the resumed run ends on other bits")
+    XCTAssertFalse(FileManager.default.fileExists(atPath: leftover), "the leftover temporary checkpoint stays")
+    XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/notes.txt"), "a file that is not a leftover was removed")
+  }
+}
