@@ -58,6 +58,7 @@ command=(mpirun -n "$ranks" --hostfile "$hostfile" --map-by node --bind-to none)
 [[ -n "$agent" ]] && command+=(--mca plm_rsh_agent "$agent" --mca plm_rsh_no_tree_spawn 1)
 [[ -n "$network" ]] && command+=(--mca btl tcp,self --mca btl_tcp_if_include "$network" --mca oob_tcp_if_include "$network")
 command+=(-x OPENBLAS_NUM_THREADS=1 "$binary")
+if (($#)) && [[ "$1" != -* ]]; then command+=("$1"); shift; fi  # a subcommand (train, bench) comes first
 [[ -n "$threads" ]] && command+=(--threads "$threads")
 command+=("$@")
 

@@ -7,6 +7,13 @@
 set -euo pipefail
 host="$1"
 shift
+# Like ssh, fail (255) when the host cannot be reached over the network: a partition made with
+# nftables (launch/network-chaos.sh) then looks to mpirun and to `vae-dist supervise` as it would on a
+# cluster. Three pings, one answer is enough (a lossy link is not a cut one).
+if command -v ping >/dev/null && ! ping -q -c 3 -i 0.2 -W 1 "$host" >/dev/null 2>&1; then
+  echo "netns-agent: $host does not answer over the network" >&2
+  exit 255
+fi
 for ns in $(ip netns list | awk '{print $1}'); do
   if ip netns exec "$ns" ip -o -4 addr show | grep -q " inet $host/"; then
     exec ip netns exec "$ns" unshare --uts /bin/sh -c "hostname $ns && exec /bin/sh -c \"\$0\"" "$*"

@@ -67,7 +67,14 @@ public final class Supervisor {
     var restarts = 0, redone = 0
     var previousFailure: (status: Int32, cause: String, step: Int?)?
     while true {
+      let before = activeHosts
       if let hostfile = settings.hostfile { command = withReachableHosts(hostfile, command) }
+      // A host of the failed job that no longer answers is the likely lost peer: say so first.
+      let lost = before.enumerated().filter { !activeHosts.contains($0.element) }
+        .map { "rank \($0.offset) on \($0.element)" }
+      if !lost.isEmpty, let failure = previousFailure {
+        previousFailure?.cause = "\(lost.joined(separator: ", ")) lost: its host does not answer over the network; \(failure.cause)"
+      }
       let resumeStep = previousFailure == nil ? nil : newestCheckpoint()
       if let failure = previousFailure {
         restarts += 1
@@ -96,10 +103,6 @@ public final class Supervisor {
       }
       if let kind = FailureKind(rawValue: status), !kind.restartable {
         say("the job ended with status \(status) (\(kind)): a restart would not fix it; not restarting")
-        return status
-      }
-      if status == 64 {
-        say("the job's command line was refused (status 64); not restarting")
         return status
       }
       guard restarts < settings.maxRestarts else {

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Network faults between hosts, on 3 namespace hosts of this machine (launch/netns-hosts.sh): what a
+# cluster's network does besides losing a host. Each case trains over TCP between the hosts and checks
+# the bits against the same run in one process.
+#
+#   launch/network-chaos.sh [--short] [--out DIR] [--steps N] [--stall-timeout S]
+#
+#   loss       1% of the packets dropped on every host's link, the whole run (nftables numgen)
+#   heal       one host cut off (nftables drop, both ways) for 10 s, shorter than --stall-timeout
+#   partition  one host cut off for good, under `vae-dist supervise --max-restarts 2`: the ranks
+#              end after --stall-timeout, the supervisor leaves the host out and resumes on the others
+#   thin       every link held to 1 Gbit/s (tc tbf): step and allreduce time per step, from `bench`
+#
+# Prints one line per case: the result, the bits (same or not), the time to end or heal, the
+# slowdown; writes DIR/results.md. --short (the test command's version) runs fewer steps and a 5 s
+# cut. Needs root (namespaces, nftables, tc); installs nftables and ping if they are missing.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
+out=/tmp/vae-dist-network-chaos short=0 steps="" timeout=""
+while (($#)); do
+  case "$1" in
+    --short) short=1; shift ;;
+    --out) out="$2"; shift 2 ;;
+    --steps) steps="$2"; shift 2 ;;
+    --stall-timeout) timeout="$2"; shift 2 ;;
+    *) echo "usage: $0 [--short] [--out DIR] [--steps N] [--stall-timeout S]" >&2; exit 2 ;;
+  esac
+done
+if ((short)); then steps="${steps:-40}" timeout="${timeout:-8}" cut=4; else steps="${steps:-120}" timeout="${timeout:-20}" cut=10; fi
+[[ $(id -u) -eq 0 ]] || { echo "network-chaos: needs root (network namespaces, nftables, tc)" >&2; exit 2; }
+[[ -x "$binary" ]] || { echo "network-chaos: no vae-dist at $binary; run launch/setup.sh first" >&2; exit 2; }
+missing=()
+command -v nft >/dev/null || missing+=(nftables)
+command -v ping >/dev/null || missing+=(iputils-ping)
+if ((${#missing[@]})); then
+  echo "network-chaos: installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+hosts=(vae-h1 vae-h2 vae-h3)
+rm -rf "$out" && mkdir -p "$out"
+"$root/launch/netns-hosts.sh" up 3 >/dev/null
+hostfile="$out/hosts"
+printf '10.213.0.11 slots=1\n10.213.0.12 slots=1\n10.213.0.13 slots=1\n' >"$hostfile"
+
+in_ns() { ip netns exec "$1" "${@:2}"; }
+loss_on() {  # 1 in 100 packets that arrive on a host's link is dropped
+  for h in "${hosts[@]}"; do
+    in_ns "$h" nft -f - <<'NFT'
+table inet vaeloss {
+  chain input {
+    type filter hook input priority 0;
+    iifname "eth0" numgen random mod 100 < 1 drop
+  }
+}
+NFT
+  done
+}
+loss_off() { for h in "${hosts[@]}"; do in_ns "$h" nft delete table inet vaeloss 2>/dev/null || true; done; }
+cut_off() {  # HOST: nothing in or out of its link
+  in_ns "$1" nft -f - <<'NFT'
+table inet vaecut {
+  chain input {
+    type filter hook input priority 0;
+    iifname "eth0" drop
+  }
+  chain output {
+    type filter hook output priority 0;
+    oifname "eth0" drop
+  }
+}
+NFT
+}
+heal() { in_ns "$1" nft delete table inet vaecut 2>/dev/null || true; }
+thin_on() { for h in "${hosts[@]}"; do in_ns "$h" tc qdisc replace dev eth0 root tbf rate 1gbit burst 256kb latency 50ms; done; }
+thin_off() { for h in "${hosts[@]}"; do in_ns "$h" tc qdisc del dev eth0 root 2>/dev/null || true; done; }
+cleanup() {
+  loss_off; thin_off
+  for h in "${hosts[@]}"; do heal "$h"; done
+  pkill -9 -f "$binary" 2>/dev/null || true
+  "$root/launch/netns-hosts.sh" down 3 >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+train_args() {  # the run every case trains: real data, 3 × 1 thread
+  echo --seed 7 --max-steps "$steps" --out "$1" --progress lines --iw-samples 0 --checkpoint-every 10 \
+    --stall-timeout "$timeout" --tensorboard none
+}
+on_hosts() {  # [--max-restarts K] vae-dist arguments…
+  "$root/launch/mpirun-hosts.sh" --hostfile "$hostfile" --rsh-agent "$root/launch/netns-agent.sh" \
+    --network 10.213.0.0/24 --binary "$binary" --threads 1 "$@"
+}
+model_hash() { sha256sum "$1/model.safetensors" 2>/dev/null | cut -c1-16 || echo none; }
+step_ms() {  # milliseconds per step of the run in DIR (its last metrics line: seconds over steps)
+  python3 -c "import json,sys; m=[json.loads(l) for l in open(sys.argv[1])][-1]; print(round(1000*m['seconds']/m['step'], 1))" "$1/metrics.jsonl" 2>/dev/null || echo "?"
+}
+wait_for_step() {  # DIR STEP: until DIR/progress.json reaches STEP (60 s at most)
+  for _ in $(seq 600); do
+    s=$(python3 -c "import json; print(json.load(open('$1/progress.json'))['step'])" 2>/dev/null || echo 0)
+    ((s >= $2)) && return 0
+    sleep 0.1
+  done
+  return 1
+}
+results=("| case | result | bits | time to end or heal | per step | slowdown |" "| --- | --- | --- | --- | --- | --- |")
+report() {
+  printf 'network-chaos: %-9s %-44s bits %-4s %-28s %s\n' "$1" "$2" "$3" "$4" "$5"
+  results+=("| $1 | $2 | $3 | $4 | $6 | $5 |")
+}
+
+echo "network-chaos: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) (family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs), model $(grep -m1 '^model' /proc/cpuinfo | cut -d: -f2 | xargs)); 3 namespace hosts × 1 thread, $steps steps, --stall-timeout $timeout"
+
+# The reference bits (one process) and the clean 3-host step time.
+"$binary" train $(train_args "$out/alone") >"$out/alone.log" 2>&1
+reference=$(model_hash "$out/alone")
+on_hosts train $(train_args "$out/clean") >"$out/clean.log" 2>&1 || { echo "network-chaos: the clean 3-host run failed:" >&2; tail -20 "$out/clean.log" >&2; exit 1; }
+clean_ms=$(step_ms "$out/clean")
+[[ $(model_hash "$out/clean") == "$reference" ]] || { echo "network-chaos: the clean 3-host run differs from one process" >&2; exit 1; }
+echo "network-chaos: clean     3 hosts, $clean_ms ms per step, the bits of one process ($reference)"
+same() { [[ $(model_hash "$1") == "$reference" ]] && echo same || echo DIFF; }
+slowdown() { awk -v a="$1" -v b="$clean_ms" 'BEGIN { if (a == "?") print "?"; else printf "%+.1f ms per step (%.2f×)", a - b, a / b }'; }
+failed=0
+
+# 1. Loss: 1% of packets on every link, the whole run.
+loss_on
+start=$(now)
+status=0; on_hosts train $(train_args "$out/loss") >"$out/loss.log" 2>&1 || status=$?
+loss_off
+ms=$(step_ms "$out/loss")
+bits=$(same "$out/loss"); [[ $status == 0 && $bits == same ]] || failed=1
+report loss "exit $status after $(elapsed "$start" "$(now)") s" "$bits" "(no fault to heal)" "$(slowdown "$ms")" "$ms ms"
+
+# 2. A healing partition: vae-h3 cut off for $cut s from step 10, shorter than the stall timeout.
+start=$(now)
+on_hosts train $(train_args "$out/heal") >"$out/heal.log" 2>&1 &
+job=$!
+wait_for_step "$out/heal" 10 || true
+cut_off vae-h3; cut_at=$(now); sleep "$cut"; heal vae-h3
+healed_at=$(now)
+at_cut=$(python3 -c "import json; print(json.load(open('$out/heal/progress.json'))['step'])" 2>/dev/null || echo 0)
+# Healed once a step after the cut's end completes.
+for _ in $(seq 600); do
+  s=$(python3 -c "import json; print(json.load(open('$out/heal/progress.json'))['step'])" 2>/dev/null || echo 0)
+  ((s > at_cut)) && break
+  kill -0 "$job" 2>/dev/null || break
+  sleep 0.1
+done
+resumed_at=$(now)
+status=0; wait "$job" || status=$?
+bits=$(same "$out/heal"); [[ $status == 0 && $bits == same ]] || failed=1
+report heal "exit $status; cut ${cut} s at step $at_cut" "$bits" "steps again $(elapsed "$healed_at" "$resumed_at") s after the heal" \
+  "$(elapsed "$start" "$(now)") s in all" "$(step_ms "$out/heal") ms"
+
+# 3. A lasting partition: vae-h3 cut off for good from step 10, under the supervisor.
+on_hosts --max-restarts 2 train $(train_args "$out/partition") >"$out/partition.log" 2>&1 &
+job=$!
+wait_for_step "$out/partition" 10 || true
+cut_off vae-h3; cut_at=$(now)
+ended=""
+for _ in $(seq 1200); do
+  if [[ -z "$ended" ]] && grep -q "waited $timeout s" "$out/partition.log"; then ended=$(now); fi
+  grep -q "restart 1/" "$out/partition.log" && break
+  kill -0 "$job" 2>/dev/null || break
+  sleep 0.1
+done
+restarted=$(now)
+status=0; wait "$job" || status=$?
+heal vae-h3
+bits=$(same "$out/partition"); [[ $status == 0 && $bits == same ]] || failed=1
+lost=$(grep -m1 "restart 1/" "$out/partition.log" | sed 's/^vae-dist supervise: //' || true)
+ranks_end=$([[ -n "$ended" ]] && elapsed "$cut_at" "$ended" || echo "?")
+report partition "exit $status; ${lost:0:60}" "$bits" "ranks ended ${ranks_end} s after the cut (timeout $timeout)" \
+  "restarted $(elapsed "$cut_at" "$restarted") s after the cut" "$(step_ms "$out/partition") ms"
+[[ "$ranks_end" != "?" ]] && awk -v e="$ranks_end" -v t="$timeout" 'BEGIN { exit !(e <= t + 2) }' || failed=1
+
+# 4. A thin link: every host's link held to 1 Gbit/s; bench's phases per step, before and after.
+bench() { on_hosts bench --warmup 5 --steps "$((short ? 15 : 40))" --json 2>/dev/null | tail -1; }
+phases() { python3 -c "import json,sys; r=json.loads(sys.argv[1]); s=r['secondsPerStep']; print(round(1000*sum(s.values()),1), round(1000*(s.get('reduction',0)+s.get('waiting',0)),1))" "$1"; }
+read -r clean_step clean_reduce <<<"$(phases "$(bench)")"
+thin_on
+read -r thin_step thin_reduce <<<"$(phases "$(bench)")"
+thin_off
+report thin "1 Gbit/s links (tc tbf)" "n/a" "(no fault to heal)" \
+  "step $clean_step → $thin_step ms, allreduce $clean_reduce → $thin_reduce ms" "$thin_step ms"
+
+printf '%s\n' "${results[@]}" >"$out/results.md"
+echo "network-chaos: wrote $out/results.md; logs in $out/*.log"
+((failed == 0)) && echo "network-chaos: every case ended on the bits of one process" || echo "network-chaos: a case failed (see above)" >&2
+exit "$failed"
