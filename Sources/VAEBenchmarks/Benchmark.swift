@@ -27,7 +27,8 @@ public struct BenchmarkResult: Codable, Sendable {
   public var flopsPerImage: Double
   public var gigaflopsPerSecond: Double
   /// With `--gemm-peak`: a large sgemm running at once on every worker thread of every rank, summed —
-  /// what this machine's BLAS can do at best — and the step's rate as a fraction of it.
+  /// what this machine's BLAS can do at best — and the step's rate as a fraction of it. Each peak is
+  /// the maximum of 5 samples spread over the timed steps (`PeakSamples`).
   public var gemmPeakGigaflopsPerSecond: Double?
   public var fractionOfGemmPeak: Double?
   /// With `--gemm-peak`: the calibrated FMA loop on every worker thread of every rank at once, summed
@@ -53,7 +54,17 @@ extension StepEngine {
     var epochOfOrders = -1
     var rates: [Double] = []
     var firstStepEnd = 0.0
+    // With --gemm-peak: 5 samples of the peaks, between timed steps (outside their timing) from the
+    // first to the last, and their maximum reported.
+    var peaks = PeakSamples()
+    var stepMemory: Int?
+    let sampleBefore = measureGemmPeak ? Set((0..<5).map { warmup + $0 * steps / 5 }) : []
     for i in 0..<(warmup + steps) {
+      if sampleBefore.contains(i) {
+        // The step's memory is all there after the warm-up; the peaks' matrices are not part of it.
+        stepMemory = stepMemory ?? peakResidentKilobytes()
+        try peaks.sample(threads: workerThreads, communicator: communicator)
+      }
       let epoch = i / schedule.stepsPerEpoch
       if epoch != epochOfOrders {
         orders = self.orders(epoch: epoch)
@@ -68,17 +79,8 @@ extension StepEngine {
     }
     let mean = rates.reduce(0, +) / Double(rates.count)
     let variance = rates.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, rates.count - 1))
-    let memory = try communicator.gather(peakResidentKilobytes(), phase: "the memory report")
-    // After the memory report: the peak's matrices are not the step's memory.
-    var peak: Double? = nil, fmaPeak: Double? = nil
-    if measureGemmPeak {
-      var total = [fmaGigaflopsPerSecond(threads: workerThreads)]
-      try total.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: "the FMA peak") }
-      fmaPeak = total[0]
-      total = [gemmGigaflopsPerSecond(threads: workerThreads)]
-      try total.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: "the GEMM peak") }
-      peak = total[0]
-    }
+    let memory = try communicator.gather(stepMemory ?? peakResidentKilobytes(), phase: "the memory report")
+    let peak = peaks.gemm, fmaPeak = peaks.fma
     // Every rank profiles its own threads at once (as in training); rank zero's figures are reported.
     let layers = profileLayers ? self.profileLayers(fmaPeak: fmaPeak.map { $0 / Double(communicator.size) }) : nil
     let perStep = Dictionary(uniqueKeysWithValues: phases.named.map { ($0.0, $0.1 / Double(max(1, phases.steps))) })

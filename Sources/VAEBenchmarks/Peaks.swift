@@ -6,9 +6,26 @@ import _CPeak
 // The host's peaks, which the step's rate is given as a fraction of: the FMA loop of _CPeak (the
 // floating-point peak) and a large sgemm (what the BLAS reaches).
 
+/// The host's peaks as the maximum of several samples spread over a benchmark: a shared host's
+/// neighbours only ever slow a sample down, so one sample at the start can read half the peak.
+/// Every rank takes each sample at the same point (their sum over ranks is one allreduce).
+struct PeakSamples {
+  private(set) var fma: Double?
+  private(set) var gemm: Double?
+  private(set) var count = 0
+
+  mutating func sample(threads: Int, communicator: Communicator) throws {
+    var rates = [fmaGigaflopsPerSecond(threads: threads, seconds: 0.15), gemmGigaflopsPerSecond(threads: threads, seconds: 0.2)]
+    try rates.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: "the peak samples") }
+    fma = max(fma ?? 0, rates[0])
+    gemm = max(gemm ?? 0, rates[1])
+    count += 1
+  }
+}
+
 /// GFLOP/s of single-threaded 1024×1024×1024 sgemms running at once on `threads` threads for about
-/// half a second, summed: the matrix-product rate the step's BLAS calls could reach at best.
-func gemmGigaflopsPerSecond(threads: Int) -> Double {
+/// `seconds`, summed: the matrix-product rate the step's BLAS calls could reach at best.
+func gemmGigaflopsPerSecond(threads: Int, seconds: Double = 0.5) -> Double {
   let side = 1024
   var rates = [Double](repeating: 0, count: threads)
   rates.withUnsafeMutableBufferPointer { rates in
@@ -27,7 +44,7 @@ func gemmGigaflopsPerSecond(threads: Int) -> Double {
       multiply()  // warm-up: page faults, packing buffers
       var count = 0
       let start = monotonicSeconds()
-      while monotonicSeconds() - start < 0.5 {
+      while monotonicSeconds() - start < seconds {
         multiply()
         count += 1
       }

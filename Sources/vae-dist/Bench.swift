@@ -72,10 +72,10 @@ struct Bench: ParsableCommand {
           + "(95% interval over \(result.timedSteps) steps after \(result.warmupSteps) warm-up), "
           + "\(fixed(result.gigaflopsPerSecond, 1)) GFLOP/s at \(fixed(result.flopsPerImage / 1e6, 1)) MFLOP per image")
       if let peak = result.gemmPeakGigaflopsPerSecond, let fraction = result.fractionOfGemmPeak {
-        print("  GEMM peak   \(fixed(peak, 1)) GFLOP/s (1024³ sgemm on all \(result.ranks * result.threadsPerRank) threads at once); the step runs at \(fixed(100 * fraction, 0))% of it")
+        print("  GEMM peak   \(fixed(peak, 1)) GFLOP/s (1024³ sgemm on all \(result.ranks * result.threadsPerRank) threads at once, best of 5 samples); the step runs at \(fixed(100 * fraction, 0))% of it")
       }
       if let peak = result.fmaPeakGigaflopsPerSecond, let fraction = result.fractionOfFmaPeak {
-        print("  FMA peak    \(fixed(peak, 1)) GFLOP/s (\(result.fmaInstructionSet) loop on all \(result.ranks * result.threadsPerRank) threads at once); the step runs at \(fixed(100 * fraction, 0))% of it")
+        print("  FMA peak    \(fixed(peak, 1)) GFLOP/s (\(result.fmaInstructionSet) loop on all \(result.ranks * result.threadsPerRank) threads at once, best of 5 samples); the step runs at \(fixed(100 * fraction, 0))% of it")
       }
       print("  per step    " + perStep.joined(separator: " · ") + " (total \(fixed(total, 1)) ms)")
       if let layers = result.layers {
