@@ -6,6 +6,9 @@
 # encoder's 16 hidden ReLU units each run ended with dead; writes CSV, Markdown and a plot.
 #
 #   launch/quality-benchmark.sh [--epochs 30] [--seeds "0 1 2"] [--ranks 2] [--out quality-results]
+#                               [--batch-size B] [--lr R] [--lr-schedule constant|cosine|step]
+#                               [--warmup-steps K] [--scale-lr none|linear|sqrt] [--lr-final F]
+#                               (vae-dist's settings; the defaults are the seeds' model and settings)
 #                               [--peers] (also train Keras on the same seeds; installs it once)
 #                               [--docs]  (also copy the plot and table into docs/)
 #
@@ -14,16 +17,18 @@
 # Runs already finished in --out are kept, so an interrupted benchmark resumes where it stopped.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-epochs=30 seeds="0 1 2" ranks=2 out=quality-results docs=0 peers=0
+epochs=30 seeds="0 1 2" ranks=2 out=quality-results docs=0 peers=0 train_args=()
 while (($#)); do
   case "$1" in
+    --batch-size | --lr | --lr-schedule | --warmup-steps | --scale-lr | --lr-final | --lr-decay-steps | --lr-step-every | --lr-gamma)
+      train_args+=("$1" "$2"); shift 2 ;;
     --epochs) epochs="$2"; shift 2 ;;
     --seeds) seeds="$2"; shift 2 ;;
     --ranks) ranks="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --peers) peers=1; shift ;;
     --docs) docs=1; shift ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "quality-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -35,11 +40,18 @@ if ((peers)); then
 fi
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
 mkdir -p "$out"
+# The runs kept in --out must be of these settings.
+settings="${train_args[*]:-defaults}"
+if [[ -f "$out/settings" && "$(cat "$out/settings")" != "$settings" ]]; then
+  echo "quality-benchmark: $out holds runs with other settings ($(cat "$out/settings")); pass another --out" >&2
+  exit 2
+fi
+echo "$settings" >"$out/settings"
 cpu=$(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
 family=$(lscpu | awk -F: '/CPU family/ {gsub(/ /, "", $2); print $2; exit}')
 model=$(lscpu | awk -F: '/^Model:/ {gsub(/ /, "", $2); print $2; exit}')
 isa=$(grep -q avx512f /proc/cpuinfo && echo AVX-512 || (grep -q avx2 /proc/cpuinfo && echo AVX2 || echo SSE))
-echo "quality-benchmark: seeds $seeds, $epochs epochs, $ranks ranks$( ((peers)) && echo ', then Keras'); $cpu (family $family, model $model, $isa)"
+echo "quality-benchmark: seeds $seeds, $epochs epochs, $ranks ranks, settings: $settings$( ((peers)) && echo ', then Keras'); $cpu (family $family, model $model, $isa)"
 finished() { [[ -f "$1" ]] && (($(wc -l <"$1") >= epochs)); }  # finished FILE: one line per epoch
 for seed in $seeds; do
   run="$out/seed-$seed"
@@ -50,7 +62,8 @@ for seed in $seeds; do
   rm -rf "$run"
   started=$(date +%s)
   "$root/launch/mpirun-local.sh" -n "$ranks" train --seed "$seed" --epochs "$epochs" --out "$run" --iw-samples 0 \
-    --progress none --tensorboard none >"$out/seed-$seed.log" 2>&1
+    --progress none --tensorboard none "${train_args[@]}" >"$out/seed-$seed.log" 2>&1 \
+    || { echo "quality-benchmark: seed $seed failed; see $out/seed-$seed.log" >&2; exit 1; }
   echo "quality-benchmark: seed $seed: $(tail -n 1 "$run/metrics.jsonl" | python3 -c 'import json,sys; m=json.load(sys.stdin); print("epoch %d test loss %.2f, %s of 16 hidden units dead" % (m["epoch"], m["test_loss"], m.get("test_dead_hidden_units")))') ($(($(date +%s) - started)) s)"
 done
 for seed in $seeds; do  # the final model's dead units, also for runs trained before metrics.jsonl had them

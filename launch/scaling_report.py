@@ -151,8 +151,9 @@ for r in strong:
 for r in strong:
     ax.errorbar(r["workers"] + offsets[id(r)], r["median"], yerr=[[r["median"] - r["low"]], [r["high"] - r["median"]]], fmt="o",
                 color="tab:red" if r["oversubscribed"] else "tab:blue", capsize=4, markersize=7)
+    left = offsets[id(r)] < 0  # the left one of a pair is labelled on its left
     ax.annotate(f"{r['ranks']}×{r['threads']}", (r["workers"] + offsets[id(r)], r["median"]), textcoords="offset points",
-                xytext=(8, -4), fontsize=9)
+                xytext=(-8 if left else 8, -4), ha="right" if left else "left", fontsize=9)
 ax.set_xlim(0.5, top + 0.5)
 ax.set_ylim(0, max(max(r["high"] for r in strong), base * min(top, cores)) * 1.15)
 shade_oversubscribed(ax, top)

@@ -18,6 +18,8 @@ public struct EpochMetrics: Sendable {
   public var deadHiddenUnits: Int? = nil
   /// Early stopping's verdict: this epoch has the best validation loss so far.
   public var isBest: Bool? = nil
+  /// The learning rate of the epoch's last step.
+  public var learningRate: Double? = nil
 
   public init(
     epoch: Int, step: Int, train: LossSums, test: LossSums?, imagesPerSecond: Double, seconds: Double, beta: Double,
@@ -46,6 +48,7 @@ public struct EpochMetrics: Sendable {
     var test_dead_hidden_units: Int?
     var val_loss, val_recon, val_kl: Number?
     var best: Bool?
+    var lr: Number?
 
     init(_ m: EpochMetrics) {
       let b = m.beta
@@ -64,6 +67,7 @@ public struct EpochMetrics: Sendable {
         (val_loss, val_recon, val_kl) = (Number(v.meanLoss(beta: b)), Number(v.meanReconstruction), Number(v.meanKL))
       }
       best = m.isBest
+      lr = m.learningRate.map { Number($0) }
     }
   }
 }

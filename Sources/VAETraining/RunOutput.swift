@@ -53,11 +53,12 @@ final class RunOutput {
   }
 
   /// Called by rank zero's loop after each step: never throws (see deferredError).
-  func logStep(_ step: Int, losses: LossSums, seconds: Double) {
+  func logStep(_ step: Int, losses: LossSums, seconds: Double, learningRate: Double) {
     noteProgress(step)
     guard let tensorBoard, deferredError == nil else { return }
     do {
-      try tensorBoard.step(step, losses: losses, seconds: seconds, every: configuration.logEvery, configuration: configuration)
+      try tensorBoard.step(
+        step, losses: losses, seconds: seconds, learningRate: learningRate, every: configuration.logEvery, configuration: configuration)
     } catch {
       deferredError = error
     }

@@ -128,9 +128,11 @@ public final class StepEngine {
     let optimizerStart = monotonicSeconds()
     let count = Float(reduced.losses.count)
     for i in 0..<layout.totalCount { gradient.pointer[i] /= count }
+    var adam = c.adam
+    adam.learningRate = c.learningRate(step: globalStep + 1, stepsPerEpoch: schedule.stepsPerEpoch)
     adamUpdate(
       parameters: parameters.pointer, gradients: gradient.pointer, firstMoment: firstMoment.pointer,
-      secondMoment: secondMoment.pointer, count: layout.totalCount, step: globalStep + 1, configuration: c.adam)
+      secondMoment: secondMoment.pointer, count: layout.totalCount, step: globalStep + 1, configuration: adam)
     phases.optimizer += monotonicSeconds() - optimizerStart
     return Outcome(losses: reduced.losses, applied: true, stopRequested: reduced.anyFlag)
   }

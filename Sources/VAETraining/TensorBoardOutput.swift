@@ -29,7 +29,9 @@ final class TensorBoardOutput {
   }
 
   /// Adds one step; writes the means every `every` steps.
-  func step(_ step: Int, losses: LossSums, seconds: Double, every: Int, configuration c: TrainingConfiguration) throws {
+  func step(
+    _ step: Int, losses: LossSums, seconds: Double, learningRate: Double, every: Int, configuration c: TrainingConfiguration
+  ) throws {
     pending.losses = pending.losses + losses
     pending.images += losses.count
     pending.seconds += seconds
@@ -39,7 +41,7 @@ final class TensorBoardOutput {
     try writer.scalar("train/recon", l.meanReconstruction, step: step)
     try writer.scalar("train/kl", l.meanKL, step: step)
     try writer.scalar("train/images_per_sec", Double(pending.images) / max(pending.seconds, 1e-9), step: step)
-    try writer.scalar("train/lr", c.adam.learningRate, step: step)
+    try writer.scalar("train/lr", learningRate, step: step)
     pending = (LossSums(), 0, 0)
   }
 
@@ -75,7 +77,7 @@ final class TensorBoardOutput {
 func settingsTable(_ c: TrainingConfiguration) -> String {
   let rows: [(String, String)] = [
     ("data", c.syntheticData ? "synthetic" : c.dataDirectory), ("epochs", "\(c.epochs)"), ("batch size", "\(c.batchSize)"),
-    ("micro-batch", "\(c.microBatchSize)"), ("learning rate", "\(c.adam.learningRate)"), ("latent size", "\(c.latentDim)"),
+    ("micro-batch", "\(c.microBatchSize)"), ("learning rate", "\(c.adam.learningRate)"), ("schedule", c.learningRateSchedule?.description ?? "constant"), ("latent size", "\(c.latentDim)"),
     ("β", "\(c.beta)"), ("seed", "\(c.seed)"), ("max steps", c.maxSteps.map { "\($0)" } ?? "none"),
     ("threads per rank", "\(c.threads)"), ("reduction", c.reduction.rawValue), ("validation images", "\(c.validationSize)"),
     ("early stopping", c.earlyStoppingPatience.map { "patience \($0), min delta \(c.earlyStoppingMinDelta)" } ?? "off"),

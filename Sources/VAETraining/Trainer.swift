@@ -88,6 +88,11 @@ public final class Trainer {
     evaluator = Evaluator(latentDim: c.latentDim, seed: c.seed, threads: engine.workerThreads, workspaces: engine.workspaces)
   }
 
+  /// The rate update `step` took (1: the first).
+  func learningRate(ofStep step: Int) -> Double {
+    configuration.learningRate(step: step, stepsPerEpoch: schedule.stepsPerEpoch)
+  }
+
   var totalSteps: Int {
     let all = configuration.epochs * schedule.stepsPerEpoch
     return configuration.maxSteps.map { min($0, all) } ?? all
@@ -175,6 +180,7 @@ public final class Trainer {
     var metrics = EpochMetrics(
       epoch: epoch + 1, step: step, train: state.epochLosses, test: nil,
       imagesPerSecond: Double(state.epochLosses.count) / seconds, seconds: seconds, beta: c.beta, skippedSteps: state.skippedSteps)
+    metrics.learningRate = learningRate(ofStep: step)
     if step % schedule.stepsPerEpoch == 0 { state.startEpoch() }
     try evaluate(&metrics)
     let decision = try atRoot("the end of epoch \(epoch + 1)") { output -> EpochDecision in
@@ -203,7 +209,7 @@ public final class Trainer {
     let counted = outcome.applied ? outcome.losses : LossSums()
     state.epochLosses = state.epochLosses + counted
     state.epochSeconds = monotonicSeconds() - epochStarted
-    rootOutput?.logStep(step, losses: counted, seconds: monotonicSeconds() - stepStart)
+    rootOutput?.logStep(step, losses: counted, seconds: monotonicSeconds() - stepStart, learningRate: learningRate(ofStep: step))
     if configuration.syncCheckEvery > 0 && step % configuration.syncCheckEvery == 0 {
       try engine.checkParametersInSync(step: step)
     }

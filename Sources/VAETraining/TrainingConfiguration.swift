@@ -16,6 +16,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
   public var latentDim = 2
   public var beta = 1.0
   public var adam = AdamConfiguration()
+  /// How the rate changes with the step (warm-up, decay, scaling with the batch); nil: constant
+  /// `adam.learningRate`, as every run before schedules existed (their run.json has no such key).
+  public var learningRateSchedule: LearningRateSchedule? = nil
   public var seed: UInt64 = 0
   public var maxSteps: Int? = nil
   /// Worker threads per rank.
@@ -63,11 +66,21 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     check("--seed", other.seed, seed)
     check("--beta", other.beta, beta)
     check("--lr", other.adam.learningRate, adam.learningRate)
+    let (mine, theirs) = (learningRateSchedule ?? .init(), other.learningRateSchedule ?? .init())
+    if mine != theirs { conflicts.append("the learning-rate schedule \(mine.description) (the checkpoint has \(theirs.description))") }
+    // A cosine decay over "the rest of the run" depends on the run's length.
+    if mine.shape == .cosine && mine.decaySteps == 0 { check("--epochs", other.epochs, epochs) }
     check("--val-size", other.validationSize, validationSize)
     return conflicts
   }
 
   public init() {}
+
+  /// The learning rate of update `t` (1: the first), for a run of `stepsPerEpoch` steps an epoch.
+  public func learningRate(step t: Int, stepsPerEpoch: Int) -> Double {
+    guard let schedule = learningRateSchedule else { return adam.learningRate }
+    return schedule.rate(step: t, base: adam.learningRate, batchSize: batchSize, runSteps: epochs * stepsPerEpoch)
+  }
 
   /// Where the images come from.
   public var dataSource: TrainingData.Source {
@@ -105,6 +118,13 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     require(logEvery >= 1, "--log-every must be at least 1 (got \(logEvery)).")
     require(plotEvery >= 0, "--plot-every must be 0 or more (got \(plotEvery)).")
     require((0...100_000).contains(iwSamples), "--iw-samples must be between 0 and 100000 (got \(iwSamples)).")
+    if let s = learningRateSchedule {
+      require(s.warmupSteps >= 0, "--warmup-steps must be 0 or more (got \(s.warmupSteps)).")
+      require(s.decaySteps >= 0, "--lr-decay-steps must be 0 or more (got \(s.decaySteps)).")
+      require((0...1).contains(s.finalFraction), "--lr-final must be between 0 and 1, a fraction of the peak rate (got \(s.finalFraction)).")
+      require(s.shape != .step || s.stepEvery >= 1, "--lr-schedule step needs --lr-step-every K with K ≥ 1 (got \(s.stepEvery)).")
+      require(s.gamma > 0 && s.gamma <= 1, "--lr-gamma must be above 0 and at most 1 (got \(s.gamma)).")
+    }
     return found
   }
 

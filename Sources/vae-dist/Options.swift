@@ -1,4 +1,5 @@
 import ArgumentParser
+import VAECore
 import VAEData
 import VAEDistributed
 import VAETraining
@@ -10,6 +11,7 @@ import VAETraining
 /// Every option of a run starts from the library's default: TrainingConfiguration is their one home,
 /// and its `problems()` holds every check (the commands' `validate()` call it).
 private let defaults = TrainingConfiguration()
+private let scheduleDefaults = LearningRateSchedule()
 
 struct DataOptions: ParsableArguments {
   @Option(name: .customLong("data"), help: ArgumentHelp("Directory of the Fashion-MNIST IDX files (gzip or plain).", valueName: "dir"))
@@ -39,6 +41,39 @@ struct OptimizationOptions: ParsableArguments {
 
   @Option(name: .customLong("lr"), help: "Adam learning rate.")
   var learningRate = defaults.adam.learningRate
+
+  @Option(help: ArgumentHelp(
+    "How the learning rate changes with the step: 'constant', 'cosine' (from the peak down to --lr-final of it over --lr-decay-steps) or 'step' (× --lr-gamma every --lr-step-every steps). Any of them after --warmup-steps.",
+    valueName: "shape"))
+  var lrSchedule = scheduleDefaults.shape
+
+  @Option(help: ArgumentHelp("Steps over which the rate ramps linearly from 0 to its peak (0: no warm-up).", valueName: "k"))
+  var warmupSteps = scheduleDefaults.warmupSteps
+
+  @Option(help: ArgumentHelp(
+    "Scale the peak rate with the global batch: 'linear' (× batch/128), 'sqrt' (× √(batch/128)) or 'none' (--lr as it is).",
+    valueName: "rule"))
+  var scaleLr = scheduleDefaults.scaling
+
+  @Option(help: ArgumentHelp("cosine: where the decay ends, as a fraction of the peak rate.", valueName: "f"))
+  var lrFinal = scheduleDefaults.finalFraction
+
+  @Option(help: ArgumentHelp("cosine: steps after the warm-up over which the rate decays (0: the rest of the run's epochs).", valueName: "k"))
+  var lrDecaySteps = scheduleDefaults.decaySteps
+
+  @Option(help: ArgumentHelp("step: multiply the rate by --lr-gamma every k steps after the warm-up.", valueName: "k"))
+  var lrStepEvery = scheduleDefaults.stepEvery
+
+  @Option(help: ArgumentHelp("step: the factor the rate is multiplied by.", valueName: "g"))
+  var lrGamma = scheduleDefaults.gamma
+
+  /// The schedule these options describe; nil when they describe the plain constant rate.
+  var schedule: LearningRateSchedule? {
+    var s = LearningRateSchedule()
+    (s.shape, s.warmupSteps, s.scaling, s.finalFraction) = (lrSchedule, warmupSteps, scaleLr, lrFinal)
+    (s.decaySteps, s.stepEvery, s.gamma) = (lrDecaySteps, lrStepEvery, lrGamma)
+    return s.isConstant ? nil : s
+  }
 
   @Option(help: "Seed of the initialization, the data order and the noise.")
   var seed = defaults.seed
@@ -164,6 +199,8 @@ struct OutputOptions: ParsableArguments {
 }
 
 extension ReductionMode: ExpressibleByArgument {}
+extension LearningRateSchedule.Shape: ExpressibleByArgument {}
+extension LearningRateSchedule.Scaling: ExpressibleByArgument {}
 extension ProgressStyle: ExpressibleByArgument {}
 
 /// The number of CPUs this process may run on (the `Cpus_allowed` mask in /proc/self/status), which
@@ -191,6 +228,7 @@ extension TrainingConfiguration {
     microBatchSize = optimization.microBatch ?? Self.defaultMicroBatch(forBatch: optimization.batchSize)
     validationSize = optimization.resolvedValidationSize
     adam.learningRate = optimization.learningRate
+    learningRateSchedule = optimization.schedule
     seed = optimization.seed
     maxSteps = optimization.maxSteps
     earlyStoppingPatience = optimization.earlyStopping

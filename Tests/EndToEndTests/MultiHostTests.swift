@@ -118,6 +118,27 @@ extension MultiHostTests {
       try Harness.safetensors(out + "/model.safetensors").data, try Harness.safetensors(alone + "/model.safetensors").data,
       "the run that lost a host differs from the single process")
   }
+
+  /// launch/scaling-benchmark.sh --hostfile: one rank per host over TCP, 1, 2 and 3 hosts, one round.
+  func testScalingBenchmarkOverTheHosts() throws {
+    let out = Harness.temporaryDirectory()
+    let result = try Harness.run(
+      Self.script("scaling-benchmark.sh"),
+      ["--hostfile", try hostfile(3), "--rsh-agent", Self.script("netns-agent.sh"), "--network", "10.213.0.0/24",
+       "--rounds", "1", "--steps", "4", "--warmup", "1", "--out", out],
+      timeout: 600, environment: ["VAE_DIST_BINARY": try Harness.requireBinary()])
+    XCTAssertEqual(result.status, 0, result.all)
+    let table = try String(contentsOfFile: out + "/results.md", encoding: .utf8)
+    print(table)
+    for layout in ["| strong | 1 × 1 |", "| strong | 2 × 1 |", "| strong | 3 × 1 |", "| weak | 3 × 1 |"] {
+      XCTAssertTrue(table.contains(layout), "\(layout) missing:\n\(table)")
+    }
+    XCTAssertTrue(table.contains("3 hosts of"), table)
+    for picture in ["strong-throughput.png", "weak-efficiency.png", "projection.png"] {
+      let bytes = try Data(contentsOf: URL(fileURLWithPath: out + "/" + picture))
+      XCTAssertEqual(Array(bytes.prefix(4)), [0x89, 0x50, 0x4E, 0x47], "\(picture) is not a PNG")
+    }
+  }
 }
 
 /// The cluster launch scripts print the exact command they would run.
@@ -154,26 +175,5 @@ final class LaunchScriptTests: XCTestCase {
     XCTAssertTrue(result.output.contains("mpirun -n 4 --bind-to none"), result.output)
     XCTAssertTrue(result.output.contains("-x OPENBLAS_NUM_THREADS=1"), result.output)
     XCTAssertEqual(result.output.contains("--oversubscribe"), ProcessInfo.processInfo.activeProcessorCount < 4)
-  }
-
-  /// launch/scaling-benchmark.sh --hostfile: one rank per host over TCP, 1, 2 and 3 hosts, one round.
-  func testScalingBenchmarkOverTheHosts() throws {
-    let out = Harness.temporaryDirectory()
-    let result = try Harness.run(
-      Self.script("scaling-benchmark.sh"),
-      ["--hostfile", try hostfile(3), "--rsh-agent", Self.script("netns-agent.sh"), "--network", "10.213.0.0/24",
-       "--rounds", "1", "--steps", "4", "--warmup", "1", "--out", out],
-      timeout: 600, environment: ["VAE_DIST_BINARY": try Harness.requireBinary()])
-    XCTAssertEqual(result.status, 0, result.all)
-    let table = try String(contentsOfFile: out + "/results.md", encoding: .utf8)
-    print(table)
-    for layout in ["| strong | 1 × 1 |", "| strong | 2 × 1 |", "| strong | 3 × 1 |", "| weak | 3 × 1 |"] {
-      XCTAssertTrue(table.contains(layout), "\(layout) missing:\n\(table)")
-    }
-    XCTAssertTrue(table.contains("3 hosts of"), table)
-    for picture in ["strong-throughput.png", "weak-efficiency.png", "projection.png"] {
-      let bytes = try Data(contentsOf: URL(fileURLWithPath: out + "/" + picture))
-      XCTAssertEqual(Array(bytes.prefix(4)), [0x89, 0x50, 0x4E, 0x47], "\(picture) is not a PNG")
-    }
   }
 }
