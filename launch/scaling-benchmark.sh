@@ -36,7 +36,8 @@ while (($#)); do
   esac
 done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "scaling-benchmark: --rounds must be a positive whole number" >&2; exit 2; }
-"$root/launch/setup.sh" >/dev/null
+# Set up and build, unless given a binary (the tests do, from inside their own build).
+[[ -n "${VAE_DIST_BINARY:-}" ]] || "$root/launch/setup.sh" >/dev/null
 command -v python3 >/dev/null || { echo "scaling-benchmark: needs python3 (apt-get install python3)" >&2; exit 1; }
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
 mkdir -p "$out"

@@ -136,6 +136,20 @@ def shade_oversubscribed(ax, top):
         ax.text(cores + 0.6, ax.get_ylim()[1] * 0.97, f"oversubscribed\n(more workers than {cores} cores)", va="top", fontsize=8, color="0.35")
 
 
+def finish(fig, ax, top, ymax, xlabel, ylabel, title, legend, name):
+    """Axes over 1…top workers, the oversubscribed region shaded, labels, and the file."""
+    ax.set_xlim(0.5, top + 0.5)
+    ax.set_ylim(0, ymax)
+    shade_oversubscribed(ax, top)
+    ax.set_xticks(list(range(1, top + 1)))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title}\n{cpu}", fontsize=10)
+    ax.legend(loc=legend, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(f"{out}/{name}")
+
+
 # 1. Strong scaling: one marker per layout, labelled, error bars over the rounds, dashed ideal.
 strong = [r for r in rows if r["kind"] == "strong"]
 fig, ax = plt.subplots(figsize=(7, 4.6), dpi=110)
@@ -154,16 +168,8 @@ for r in strong:
     left = offsets[id(r)] < 0  # the left one of a pair is labelled on its left
     ax.annotate(f"{r['ranks']}×{r['threads']}", (r["workers"] + offsets[id(r)], r["median"]), textcoords="offset points",
                 xytext=(-8 if left else 8, -4), ha="right" if left else "left", fontsize=9)
-ax.set_xlim(0.5, top + 0.5)
-ax.set_ylim(0, max(max(r["high"] for r in strong), base * min(top, cores)) * 1.15)
-shade_oversubscribed(ax, top)
-ax.set_xticks(xs)
-ax.set_xlabel("workers (ranks × threads)")
-ax.set_ylabel("images/s (median, bars: min–max of rounds)")
-ax.set_title(f"Strong scaling, global batch 128\n{cpu}", fontsize=10)
-ax.legend(loc="lower right", fontsize=8)
-fig.tight_layout()
-fig.savefig(f"{out}/strong-throughput.png")
+finish(fig, ax, top, max(max(r["high"] for r in strong), base * min(top, cores)) * 1.15, "workers (ranks × threads)",
+       "images/s (median, bars: min–max of rounds)", "Strong scaling, global batch 128", "lower right", "strong-throughput.png")
 
 # 2. Weak scaling efficiency against the cores used, the oversubscribed region shaded.
 weak = [r for r in rows if r["kind"] == "weak"]
@@ -176,16 +182,8 @@ for r in weak:
                 color="tab:red" if r["oversubscribed"] else "tab:blue")
     ax.annotate(f"{r['ranks']}×{r['threads']}", (r["workers"], eff), textcoords="offset points", xytext=(8, -4), fontsize=9)
 ax.axhline(1, ls="--", color="0.5", label="ideal")
-ax.set_xlim(0.5, top + 0.5)
-ax.set_ylim(0, 1.3)
-shade_oversubscribed(ax, top)
-ax.set_xticks(list(range(1, top + 1)))
-ax.set_xlabel("ranks (64 images each, one thread)")
-ax.set_ylabel("efficiency over min(ranks, cores)")
-ax.set_title(f"Weak scaling efficiency\n{cpu}", fontsize=10)
-ax.legend(loc="lower left", fontsize=8)
-fig.tight_layout()
-fig.savefig(f"{out}/weak-efficiency.png")
+finish(fig, ax, top, 1.3, "ranks (64 images each, one thread)", "efficiency over min(ranks, cores)",
+       "Weak scaling efficiency", "lower left", "weak-efficiency.png")
 
 # 3. The projection, nodes on a log2 axis, its assumptions in the caption.
 fig, ax = plt.subplots(figsize=(7, 4.8), dpi=110)
