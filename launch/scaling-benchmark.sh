@@ -11,7 +11,7 @@
 # strong (batch 128) and weak (64 per rank).
 #
 # A shared host is noisy (the same command runs 20% slower from one minute to the next), so:
-# - every layout is measured once in each of R rounds (default 5), the rounds one after the other
+# - every layout is measured once in each of R rounds (default 7), the rounds one after the other
 #   (1×1, 1×2, …, then again), and each row gives the median and the min–max over the rounds; the
 #   speed-up divides medians;
 # - the FMA and sgemm peaks are the maximum of 5 samples spread over each bench run, and then the
@@ -21,7 +21,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$root/scaling-results"
-rounds=5 steps=20 warmup=5 data=() hostfile="" agent="" network=""
+rounds=7 steps=20 warmup=5 data=() hostfile="" agent="" network=""
 while (($#)); do
   case "$1" in
     --out) out="$2"; shift 2 ;;
