@@ -12,14 +12,12 @@ import _CPeak
 struct PeakSamples {
   private(set) var fma: Double?
   private(set) var gemm: Double?
-  private(set) var count = 0
 
   mutating func sample(threads: Int, communicator: Communicator) throws {
     var rates = [fmaGigaflopsPerSecond(threads: threads, seconds: 0.15), gemmGigaflopsPerSecond(threads: threads, seconds: 0.2)]
     try rates.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: "the peak samples") }
     fma = max(fma ?? 0, rates[0])
     gemm = max(gemm ?? 0, rates[1])
-    count += 1
   }
 }
 

@@ -9,7 +9,7 @@ import VAEData
 /// replay the run. Unset in normal runs; nothing is written then.
 ///
 ///   DIR/layout.json        the 18 tensors (name, shape, offset) and the optimizer settings
-///   DIR/steps.jsonl        per step: step, images, summed reconstruction and KL
+///   DIR/steps.jsonl        per step: step, images, summed reconstruction and KL, the learning rate
 ///   DIR/batches.i32        per step, its images' indices in the training file, micro-batch order
 ///   DIR/noise.f32          per step, ε [images, latent] in the same order
 ///   DIR/state-K.f32        parameters, first moment, second moment after step K (K = 0: initial),
@@ -76,7 +76,7 @@ final class StepTrace {
   }
 
   /// Step `step` (1-based) of the run, the `stepInEpoch`-th of epoch `epoch`, applied with `losses`.
-  func recordStep(_ step: Int, epoch: Int, stepInEpoch: Int, losses: LossSums, engine: StepEngine) {
+  func recordStep(_ step: Int, epoch: Int, stepInEpoch: Int, losses: LossSums, learningRate: Double, engine: StepEngine) {
     if epoch != ordersEpoch {
       orders = (0..<schedule.streamCount).map { schedule.order(stream: $0, epoch: epoch) }
       ordersEpoch = epoch
@@ -87,7 +87,8 @@ final class StepTrace {
     epsilon.withUnsafeMutableBufferPointer {
       fillNoise($0.baseAddress!, latentDim: d, seed: configuration.seed, purpose: .trainingNoise, step: step - 1, fileIndices: indices)
     }
-    let line = "{\"step\":\(step),\"images\":\(losses.count),\"reconstruction\":\(losses.reconstruction),\"kl\":\(losses.kl)}\n"
+    let line =
+      "{\"step\":\(step),\"images\":\(losses.count),\"reconstruction\":\(losses.reconstruction),\"kl\":\(losses.kl),\"lr\":\(learningRate)}\n"
     write {
       try batches.write(contentsOf: indices.map { Int32($0) }.withUnsafeBufferPointer { Data(buffer: $0) })
       try noise.write(contentsOf: epsilon.withUnsafeBufferPointer { Data(buffer: $0) })

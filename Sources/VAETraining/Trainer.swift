@@ -205,7 +205,8 @@ public final class Trainer {
     let outcome = try engine.step(globalStep: step, stepInEpoch: stepInEpoch, orders: orders, stopFlag: StopSignal.requested)
     if !outcome.applied { try nonFiniteStep(outcome) }
     state.step += 1
-    trace?.recordStep(step, epoch: epoch, stepInEpoch: stepInEpoch, losses: outcome.losses, engine: engine)
+    trace?.recordStep(
+      step, epoch: epoch, stepInEpoch: stepInEpoch, losses: outcome.losses, learningRate: learningRate(ofStep: step), engine: engine)
     let counted = outcome.applied ? outcome.losses : LossSums()
     state.epochLosses = state.epochLosses + counted
     state.epochSeconds = monotonicSeconds() - epochStarted

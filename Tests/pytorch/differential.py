@@ -39,6 +39,8 @@ def load_trace(directory):
         layout = json.load(f)
     with open(f"{directory}/steps.jsonl") as f:
         steps = [json.loads(line) for line in f if line.strip()]
+    # The rate each step applied (a learning-rate schedule makes it vary; older traces: the constant).
+    layout["rates"] = [s.get("lr", layout["learningRate"]) for s in steps]
     indices = np.fromfile(f"{directory}/batches.i32", dtype="<i4")
     noise = np.fromfile(f"{directory}/noise.f32", dtype="<f4").reshape(-1, layout["latentDim"])
     batches, position = [], 0
@@ -99,7 +101,8 @@ class Replay:
         loss = (recon + self.layout["beta"] * kl) / x.shape[0]
         self.model.zero_grad()
         loss.backward()
-        lr, b1, b2, e = (self.layout[k] for k in ("learningRate", "beta1", "beta2", "epsilon"))
+        lr = self.layout["rates"][t - 1]
+        b1, b2, e = (self.layout[k] for k in ("beta1", "beta2", "epsilon"))
         alpha = lr * math.sqrt(1 - b2**t) / (1 - b1**t)  # Keras: bias correction folded into the step
         with torch.no_grad():
             for name, p in self.named.items():
