@@ -84,11 +84,11 @@ extension StepEngine {
     // Every rank profiles its own threads at once (as in training); rank zero's figures are reported.
     let layers = profileLayers ? self.profileLayers(fmaPeak: fmaPeak.map { $0 / Double(communicator.size) }) : nil
     let perStep = Dictionary(uniqueKeysWithValues: phases.named.map { ($0.0, $0.1 / Double(max(1, phases.steps))) })
-    let flops = 3 * 2 * 6.66e6
+    let flops = VAEModel<Float>.nominalFlopsPerImage(latentDim: configuration.latentDim)
     return BenchmarkResult(
       ranks: communicator.size, threadsPerRank: workerThreads, batchSize: configuration.batchSize,
       microBatchSize: configuration.microBatchSize, reduction: configuration.reduction.rawValue,
-      blasKernel: blasCoreName(), kernelInstructionSet: kernelInstructionSet(), synthetic: configuration.syntheticData, warmupSteps: warmup, timedSteps: steps,
+      blasKernel: blasCoreName(), kernelInstructionSet: KernelVariant.active.rawValue, synthetic: configuration.syntheticData, warmupSteps: warmup, timedSteps: steps,
       imagesPerSecond: mean, imagesPerSecondInterval95: 1.96 * (variance / Double(rates.count)).squareRoot(),
       secondsPerStep: perStep, flopsPerImage: flops, gigaflopsPerSecond: mean * flops / 1e9,
       gemmPeakGigaflopsPerSecond: peak, fractionOfGemmPeak: peak.map { mean * flops / 1e9 / $0 },

@@ -17,7 +17,7 @@ public struct LayerTiming: Codable, Sendable {
 }
 
 extension StepEngine {
-  /// Each layer pass of `VAEModel.layerPasses`, repeated alone for about `seconds` on every worker
+  /// Each layer pass of the network (`Pass`, with a product to count), repeated alone for about `seconds` on every worker
   /// thread at once (each on its own workspace, after one real step filled it), as in training.
   /// "loss and elementwise" is the rest of a real forward + backward: everything but the passes.
   public func profileLayers(seconds: Double = 0.5, fmaPeak: Double?) -> [LayerTiming] {
@@ -39,10 +39,9 @@ extension StepEngine {
       count: threads, batch: { self.schedule.microBatch(order: orders[$0 % orders.count], step: 0) },
       noise: .init(seed: configuration.seed, purpose: .trainingNoise, step: 0)
     ) { worker, _, _, _ in forwardBackward(worker) }
-    let passes = (0..<threads).map { worker in
-      model.layerPasses(
-        views, gradients: ParameterViews(layout: layout, base: microGradientPointers[worker]), batch: n, workspace: workspaces[worker])
-    }
+    let d = configuration.latentDim
+    let passes = Pass.allCases.filter { $0.multiplyAddsPerImage(latentDim: d) > 0 }
+    let gradients = (0..<threads).map { ParameterViews(layout: layout, base: microGradientPointers[$0]) }
     /// Wall-clock seconds of one round of `body` on every thread at once: the best of five windows of
     /// repeated rounds (a virtual machine's neighbours add noise that only ever slows a window down).
     func time(_ body: @escaping (Int) -> Void) -> Double {
@@ -60,21 +59,25 @@ extension StepEngine {
     }
     var timings: [LayerTiming] = []
     var passSeconds = 0.0
-    for index in passes[0].indices {
-      let round = time { passes[$0][index].run() }
+    // Layers in the network's order, each layer's passes together.
+    let layers = passes.map(\.layer.name).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+    for pass in layers.flatMap({ name in passes.filter { $0.layer.name == name } }) {
+      let model = self.model
+      let round = time { model.run(pass, views, gradients: gradients[$0], batch: n, workspace: self.workspaces[$0]) }
       passSeconds += round
-      let flops = passes[0][index].flopsPerImage * Double(n * threads)
+      let flops = 2 * Double(pass.multiplyAddsPerImage(latentDim: d) * n * threads)
       timings.append(
         LayerTiming(
-          layer: passes[0][index].layer, pass: passes[0][index].pass, millisecondsPerStep: 1000 * round * perThread,
-          gigaflopsPerSecond: flops / round / 1e9, fractionOfFmaPeak: fmaPeak.map { flops / round / 1e9 / $0 }))
+          layer: pass.layer.name.replacingOccurrences(of: "dense d→", with: "dense \(d)→"), pass: pass.layer.kind,
+          millisecondsPerStep: 1000 * round * perThread, gigaflopsPerSecond: flops / round / 1e9,
+          fractionOfFmaPeak: fmaPeak.map { flops / round / 1e9 / $0 }))
     }
     let whole = time(forwardBackward)
     timings.append(
       LayerTiming(
         layer: "loss and elementwise", pass: "rest of forward + backward",
         millisecondsPerStep: 1000 * max(0, whole - passSeconds) * perThread, gigaflopsPerSecond: 0, fractionOfFmaPeak: nil))
-    let total = 3 * 2 * 6.66e6 * Double(n * threads)
+    let total = VAEModel<Float>.nominalFlopsPerImage(latentDim: d) * Double(n * threads)
     timings.append(
       LayerTiming(
         layer: "whole micro-batch", pass: "forward + backward", millisecondsPerStep: 1000 * whole * perThread,

@@ -1,41 +1,66 @@
 import _CKernels
 
-// The loops of the step besides the matrix products. Each is a requirement of `VAEScalar` whose
-// default is the plain Swift reference loop (Window.swift, Elementwise.swift, Loss.swift), which Double
-// uses for the gradient checks. Float, the training type, runs the C kernels of `_CKernels`: compiled
-// for AVX-512, AVX2 and baseline x86-64 and picked for the CPU at load time, fused (col2im + bias + ReLU,
-// loss + its gradient) so each activation is read and written once. KernelTests compares the two.
+// The loops of the step. Each is a requirement of `VAEScalar` whose default is the plain Swift
+// reference (Grid.swift, Dense.swift, Elementwise.swift, Loss.swift), which Double uses for the
+// gradient checks. Float, the training type, runs the C kernels of `_CKernels`: direct convolutions
+// and dense products in a fixed order of operations (the same bits on every CPU and variant), and
+// fused elementwise loops. KernelTests compares the two.
 
 extension VAEScalar {
   @inlinable
-  public static func im2col(image: UnsafePointer<Self>, cols: UnsafeMutablePointer<Self>, geometry: WindowGeometry) {
-    VAECore.im2col(image: image, cols: cols, geometry: geometry)
+  public static func convGather(
+    _ g: ConvWindow, weight: UnsafePointer<Self>, bias: UnsafePointer<Self>?, relu: Bool, mask: UnsafePointer<Self>?,
+    large: UnsafePointer<Self>, small: UnsafeMutablePointer<Self>, scratch: UnsafeMutablePointer<Self>
+  ) {
+    referenceGather(g, weight: weight, bias: bias, relu: relu, large: large, small: small)
+    if let mask { VAECore.reluBackward(dy: small, output: mask, count: g.small.count) }
   }
 
   @inlinable
-  public static func col2im(
-    cols: UnsafePointer<Self>, image: UnsafeMutablePointer<Self>, bias: UnsafePointer<Self>?, relu: Bool,
-    geometry g: WindowGeometry
+  public static func convScatter(
+    _ g: ConvWindow, weight: UnsafePointer<Self>, bias: UnsafePointer<Self>?, relu: Bool, mask: UnsafePointer<Self>?,
+    small: UnsafePointer<Self>, large: UnsafeMutablePointer<Self>, scratch: UnsafeMutablePointer<Self>
   ) {
-    VAECore.col2im(cols: cols, image: image, geometry: g)
-    let columns = g.batch * g.largeSide * g.largeSide
-    if let bias { addChannelBias(image, bias: bias, channels: g.channels, columns: columns) }
-    if relu { reluForward(image, count: g.channels * columns) }
+    referenceScatter(g, weight: weight, bias: bias, relu: relu, small: small, large: large)
+    if let mask { VAECore.reluBackward(dy: large, output: mask, count: g.large.count) }
   }
 
   @inlinable
-  public static func addBias(
-    _ y: UnsafeMutablePointer<Self>, bias: UnsafePointer<Self>, relu: Bool, channels: Int, columns: Int
+  public static func convWeightGradient(
+    _ g: ConvWindow, small: UnsafePointer<Self>, large: UnsafePointer<Self>, dWeight: UnsafeMutablePointer<Self>
   ) {
-    addChannelBias(y, bias: bias, channels: channels, columns: columns)
-    if relu { reluForward(y, count: channels * columns) }
+    referenceWeightGradient(g, small: small, large: large, dWeight: dWeight)
   }
 
   @inlinable
-  public static func channelSums(
-    _ y: UnsafePointer<Self>, into sums: UnsafeMutablePointer<Self>, channels: Int, columns: Int
+  public static func gridSums(_ grid: UnsafePointer<Self>, shape: GridShape, into sums: UnsafeMutablePointer<Self>) {
+    referenceGridSums(grid, shape: shape, into: sums)
+  }
+
+  @inlinable
+  public static func dense(
+    weight: UnsafePointer<Self>, outStride: Int, inStride: Int, bias: UnsafePointer<Self>?, relu: Bool,
+    mask: UnsafePointer<Self>?, accumulate: Bool, input: UnsafePointer<Self>, inOffsets: FeatureOffsets,
+    output: UnsafeMutablePointer<Self>, outOffsets: FeatureOffsets, lanes: Int
   ) {
-    channelBiasBackward(dy: y, dBias: sums, channels: channels, columns: columns)
+    referenceDense(
+      weight: weight, outStride: outStride, inStride: inStride, bias: bias, relu: relu, accumulate: accumulate,
+      input: input, inOffsets: inOffsets, output: output, outOffsets: outOffsets, lanes: lanes)
+    if let mask {
+      for o in 0..<outOffsets.count {
+        VAECore.reluBackward(dy: output + outOffsets.pointer[o], output: mask + outOffsets.pointer[o], count: lanes)
+      }
+    }
+  }
+
+  @inlinable
+  public static func denseWeightGradient(
+    dWeight: UnsafeMutablePointer<Self>, outStride: Int, inStride: Int, dBias: UnsafeMutablePointer<Self>?,
+    dy: UnsafePointer<Self>, dyOffsets: FeatureOffsets, x: UnsafePointer<Self>, xOffsets: FeatureOffsets, lanes: Int
+  ) {
+    referenceDenseWeightGradient(
+      dWeight: dWeight, outStride: outStride, inStride: inStride, dBias: dBias, dy: dy, dyOffsets: dyOffsets, x: x,
+      xOffsets: xOffsets, lanes: lanes)
   }
 
   @inlinable
@@ -57,27 +82,50 @@ extension VAEScalar {
 }
 
 extension Float {
-  public static func im2col(image: UnsafePointer<Float>, cols: UnsafeMutablePointer<Float>, geometry g: WindowGeometry) {
-    vdk_im2col3x3(image, cols, g.channels, g.batch, g.largeSide, g.smallSide, g.stride, g.pad)
+  public static func convGather(
+    _ g: ConvWindow, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, relu: Bool, mask: UnsafePointer<Float>?,
+    large: UnsafePointer<Float>, small: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+  ) {
+    var window = g.c
+    vdk_conv_gather(&window, weight, bias, relu ? 1 : 0, mask, large, small, scratch)
   }
 
-  public static func col2im(
-    cols: UnsafePointer<Float>, image: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, relu: Bool,
-    geometry g: WindowGeometry
+  public static func convScatter(
+    _ g: ConvWindow, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, relu: Bool, mask: UnsafePointer<Float>?,
+    small: UnsafePointer<Float>, large: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
   ) {
-    vdk_col2im3x3(cols, image, bias, relu ? 1 : 0, g.channels, g.batch, g.largeSide, g.smallSide, g.stride, g.pad)
+    var window = g.c
+    vdk_conv_scatter(&window, weight, bias, relu ? 1 : 0, mask, small, large, scratch)
   }
 
-  public static func addBias(
-    _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, relu: Bool, channels: Int, columns: Int
+  public static func convWeightGradient(
+    _ g: ConvWindow, small: UnsafePointer<Float>, large: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>
   ) {
-    vdk_bias_relu(y, bias, relu ? 1 : 0, channels, columns)
+    var window = g.c
+    vdk_conv_weight_grad(&window, small, large, dWeight)
   }
 
-  public static func channelSums(
-    _ y: UnsafePointer<Float>, into sums: UnsafeMutablePointer<Float>, channels: Int, columns: Int
+  public static func gridSums(_ grid: UnsafePointer<Float>, shape: GridShape, into sums: UnsafeMutablePointer<Float>) {
+    vdk_grid_sums(grid, shape.channels, shape.side, shape.lanes, sums)
+  }
+
+  public static func dense(
+    weight: UnsafePointer<Float>, outStride: Int, inStride: Int, bias: UnsafePointer<Float>?, relu: Bool,
+    mask: UnsafePointer<Float>?, accumulate: Bool, input: UnsafePointer<Float>, inOffsets: FeatureOffsets,
+    output: UnsafeMutablePointer<Float>, outOffsets: FeatureOffsets, lanes: Int
   ) {
-    vdk_channel_sums(y, sums, channels, columns)
+    vdk_dense(
+      weight, outStride, inStride, bias, relu ? 1 : 0, mask, accumulate ? 1 : 0, input, inOffsets.pointer, inOffsets.count,
+      output, outOffsets.pointer, outOffsets.count, lanes)
+  }
+
+  public static func denseWeightGradient(
+    dWeight: UnsafeMutablePointer<Float>, outStride: Int, inStride: Int, dBias: UnsafeMutablePointer<Float>?,
+    dy: UnsafePointer<Float>, dyOffsets: FeatureOffsets, x: UnsafePointer<Float>, xOffsets: FeatureOffsets, lanes: Int
+  ) {
+    vdk_dense_weight_grad(
+      dWeight, outStride, inStride, dBias, dy, dyOffsets.pointer, dyOffsets.count, x, xOffsets.pointer, xOffsets.count,
+      lanes)
   }
 
   public static func reluBackward(dy: UnsafeMutablePointer<Float>, output: UnsafePointer<Float>, count: Int) {
@@ -95,5 +143,40 @@ extension Float {
   }
 }
 
-/// The instruction set the Float kernels run with here ("x86-64-v4" is AVX-512, "x86-64-v3" AVX2).
+/// The instruction set the elementwise Float kernels run with here ("x86-64-v4" is AVX-512, "x86-64-v3" AVX2).
 public func kernelInstructionSet() -> String { String(cString: vdk_instruction_set()) }
+
+/// The convolution kernels' variants, widest first.
+public enum KernelVariant: String, CaseIterable, Sendable {
+  case avx512, avx2, portable
+
+  /// Whether this CPU has the variant's instructions.
+  public var isSupported: Bool { vdk_kernels_supported(rawValue) != 0 }
+
+  /// The variant in use: the widest this CPU has, unless `select` chose one.
+  public static var active: KernelVariant { KernelVariant(rawValue: String(cString: vdk_kernels_name())) ?? .portable }
+
+  /// Uses this variant from now on; call before any kernel runs. Every variant gives the same bits.
+  public func select() throws {
+    switch vdk_select_kernels(rawValue) {
+    case 0: return
+    default: throw KernelVariantError.unsupported(self)
+    }
+  }
+}
+
+public enum KernelVariantError: Error, CustomStringConvertible, Equatable {
+  case unsupported(KernelVariant)
+  case unknown(String)
+
+  public var description: String {
+    switch self {
+    case .unsupported(let v):
+      return "VAE_DIST_KERNELS=\(v.rawValue): this CPU lacks the instructions of the \(v.rawValue) kernels; "
+        + "choose one of \(KernelVariant.allCases.filter(\.isSupported).map(\.rawValue).joined(separator: ", ")) or unset it."
+    case .unknown(let name):
+      return "VAE_DIST_KERNELS=\(name) is not a kernel variant; choose one of "
+        + "\(KernelVariant.allCases.map(\.rawValue).joined(separator: ", ")) or unset it."
+    }
+  }
+}

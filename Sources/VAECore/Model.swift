@@ -1,104 +1,63 @@
-/// Activations and scratch for one micro-batch of up to `capacity` images, owned by one worker
-/// thread and reused every step: the training step allocates nothing.
-///
-/// Convolutional activations are [C, H·W·N] (image index innermost, see Window.swift); dense ones and
-/// the images and logits the caller sees are [N, F].
-///
-/// Unchecked Sendable: only immutable references to ScalarBuffers; each worker thread computes in a
-/// workspace of its own (MicroBatchLoop gives worker w workspace w), so none is written by two threads.
-public final class VAEWorkspace<T: VAEScalar>: @unchecked Sendable {
-  public let capacity: Int
-  public let latentDim: Int
-  typealias A = Architecture
+/// The passes of the network, in the order a step runs them: the one place the VAE is wired. The
+/// forward, the backward, the evaluation and `bench --layers` all run these.
+public enum Pass: Int, CaseIterable, Sendable {
+  // Encoder, forward
+  case inputLayout, conv1Forward, conv2Forward, denseForward, latentForward
+  // Decoder, forward (from z)
+  case decoderInputLayout, decoderDenseForward, deconv1Forward, deconv2Forward, deconv3Forward, logitsLayout
+  // Backward (after the loss left dLogits)
+  case dLogitsLayout, deconv3Weights, deconv3Data, deconv2Weights, deconv2Data, deconv1Weights, deconv1Data
+  case decoderDenseWeights, decoderDenseData, latentBackward, latentWeights, latentData
+  case denseWeights, denseData, conv2Weights, conv2Data, conv1Weights
 
-  // Forward: encoder
-  public let input: ScalarBuffer<T>  // [N, 784]
-  public let inputGrid: ScalarBuffer<T>  // [1, 784·N]
-  public let cols1: ScalarBuffer<T>  // [9, 196·N]
-  public let conv1Out: ScalarBuffer<T>  // [32, 196·N], after ReLU
-  public let cols2: ScalarBuffer<T>  // [288, 49·N]
-  public let conv2Out: ScalarBuffer<T>  // [64, 49·N], after ReLU
-  public let flat: ScalarBuffer<T>  // [N, 3136]
-  public let hidden: ScalarBuffer<T>  // [N, 16], after ReLU
-  public let mean: ScalarBuffer<T>  // [N, d]
-  public let logVar: ScalarBuffer<T>  // [N, d]
-  public let noise: ScalarBuffer<T>  // [N, d], ε ~ N(0, I), filled by the caller
-  public let z: ScalarBuffer<T>  // [N, d]
-  // Forward: decoder
-  public let decoderDense: ScalarBuffer<T>  // [N, 3136], after ReLU
-  public let decoderGrid: ScalarBuffer<T>  // [64, 49·N]
-  public let deconv1Out: ScalarBuffer<T>  // [64, 196·N], after ReLU
-  public let deconv2Out: ScalarBuffer<T>  // [32, 784·N], after ReLU
-  public let logitsGrid: ScalarBuffer<T>  // [1, 784·N], before the sigmoid
-  public let logits: ScalarBuffer<T>  // [N, 784], before the sigmoid
-  // Scratch shared by the transposed convolutions' columns and every backward im2col.
-  public let columns: ScalarBuffer<T>  // up to [288, 196·N]
-  // Backward
-  public let dLogits: ScalarBuffer<T>  // [N, 784]
-  public let dLogitsGrid: ScalarBuffer<T>  // [1, 784·N]
-  public let dDeconv2Out: ScalarBuffer<T>  // [32, 784·N]
-  public let dDeconv1Out: ScalarBuffer<T>  // [64, 196·N]
-  public let dDecoderGrid: ScalarBuffer<T>  // [64, 49·N]
-  public let dDecoderDense: ScalarBuffer<T>  // [N, 3136]
-  public let dz, dMean, dLogVar: ScalarBuffer<T>  // [N, d]
-  public let dHidden: ScalarBuffer<T>  // [N, 16]
-  public let dFlat: ScalarBuffer<T>  // [N, 3136]
-  public let dConv2Out: ScalarBuffer<T>  // [64, 49·N]
-  public let dConv1Out: ScalarBuffer<T>  // [32, 196·N]
-  // Per-image loss parts of the last forward pass
-  public let reconstructionPerImage: UnsafeMutablePointer<Double>
-  public let klPerImage: UnsafeMutablePointer<Double>
+  public static let encoder: [Pass] = [.inputLayout, .conv1Forward, .conv2Forward, .denseForward, .latentForward]
+  public static let decoder: [Pass] = [
+    .decoderInputLayout, .decoderDenseForward, .deconv1Forward, .deconv2Forward, .deconv3Forward, .logitsLayout,
+  ]
+  public static let backward: [Pass] = Array(allCases[Pass.dLogitsLayout.rawValue...])
 
-  public init(capacity: Int, latentDim: Int) {
-    precondition(capacity >= 1)
-    self.capacity = capacity
-    self.latentDim = latentDim
-    let n = capacity, d = latentDim
-    let area1 = A.side1 * A.side1, area2 = A.side2 * A.side2
-    input = ScalarBuffer(count: n * A.pixels)
-    inputGrid = ScalarBuffer(count: n * A.pixels)
-    cols1 = ScalarBuffer(count: 9 * n * area1)
-    conv1Out = ScalarBuffer(count: A.conv1Channels * n * area1)
-    cols2 = ScalarBuffer(count: A.conv1Channels * 9 * n * area2)
-    conv2Out = ScalarBuffer(count: A.conv2Channels * n * area2)
-    flat = ScalarBuffer(count: n * A.flatFeatures)
-    hidden = ScalarBuffer(count: n * A.hiddenUnits)
-    mean = ScalarBuffer(count: n * d)
-    logVar = ScalarBuffer(count: n * d)
-    noise = ScalarBuffer(count: n * d)
-    z = ScalarBuffer(count: n * d)
-    decoderDense = ScalarBuffer(count: n * A.flatFeatures)
-    decoderGrid = ScalarBuffer(count: n * A.flatFeatures)
-    deconv1Out = ScalarBuffer(count: A.conv2Channels * n * area1)
-    deconv2Out = ScalarBuffer(count: A.conv1Channels * n * A.pixels)
-    logitsGrid = ScalarBuffer(count: n * A.pixels)
-    logits = ScalarBuffer(count: n * A.pixels)
-    columns = ScalarBuffer(
-      count: max(
-        A.conv2Channels * 9 * n * area2, A.conv1Channels * 9 * n * area1, 9 * n * A.pixels,
-        A.conv1Channels * 9 * n * area2))
-    dLogits = ScalarBuffer(count: n * A.pixels)
-    dLogitsGrid = ScalarBuffer(count: n * A.pixels)
-    dDeconv2Out = ScalarBuffer(count: A.conv1Channels * n * A.pixels)
-    dDeconv1Out = ScalarBuffer(count: A.conv2Channels * n * area1)
-    dDecoderGrid = ScalarBuffer(count: n * A.flatFeatures)
-    dDecoderDense = ScalarBuffer(count: n * A.flatFeatures)
-    dz = ScalarBuffer(count: n * d)
-    dMean = ScalarBuffer(count: n * d)
-    dLogVar = ScalarBuffer(count: n * d)
-    dHidden = ScalarBuffer(count: n * A.hiddenUnits)
-    dFlat = ScalarBuffer(count: n * A.flatFeatures)
-    dConv2Out = ScalarBuffer(count: A.conv2Channels * n * area2)
-    dConv1Out = ScalarBuffer(count: A.conv1Channels * n * area1)
-    reconstructionPerImage = .allocate(capacity: n)
-    reconstructionPerImage.initialize(repeating: 0, count: n)
-    klPerImage = .allocate(capacity: n)
-    klPerImage.initialize(repeating: 0, count: n)
+  /// The layer a pass belongs to and which of its passes it is ("forward", "backward-weights",
+  /// "backward-data"); layout changes and the latent elementwise work are "elementwise".
+  public var layer: (name: String, kind: String) {
+    switch self {
+    case .conv1Forward: ("conv1 1→32 s2", "forward")
+    case .conv1Weights: ("conv1 1→32 s2", "backward-weights")
+    case .conv2Forward: ("conv2 32→64 s2", "forward")
+    case .conv2Weights: ("conv2 32→64 s2", "backward-weights")
+    case .conv2Data: ("conv2 32→64 s2", "backward-data")
+    case .denseForward: ("dense 3136→16", "forward")
+    case .denseWeights: ("dense 3136→16", "backward-weights")
+    case .denseData: ("dense 3136→16", "backward-data")
+    case .decoderDenseForward: ("dense d→3136", "forward")
+    case .decoderDenseWeights: ("dense d→3136", "backward-weights")
+    case .decoderDenseData: ("dense d→3136", "backward-data")
+    case .deconv1Forward: ("convT1 64→64 s2", "forward")
+    case .deconv1Weights: ("convT1 64→64 s2", "backward-weights")
+    case .deconv1Data: ("convT1 64→64 s2", "backward-data")
+    case .deconv2Forward: ("convT2 64→32 s2", "forward")
+    case .deconv2Weights: ("convT2 64→32 s2", "backward-weights")
+    case .deconv2Data: ("convT2 64→32 s2", "backward-data")
+    case .deconv3Forward: ("convT3 32→1", "forward")
+    case .deconv3Weights: ("convT3 32→1", "backward-weights")
+    case .deconv3Data: ("convT3 32→1", "backward-data")
+    default: ("loss and elementwise", "elementwise")
+    }
   }
 
-  deinit {
-    reconstructionPerImage.deallocate()
-    klPerImage.deallocate()
+  /// Nominal multiply-adds per image (padded taps included), from the layer's geometry; 0 for elementwise passes.
+  public func multiplyAddsPerImage(latentDim d: Int) -> Int {
+    let w = Architecture.windows(lanes: 16)
+    switch self {
+    case .conv1Forward, .conv1Weights: return w.conv1.multiplyAddsPerImage
+    case .conv2Forward, .conv2Weights, .conv2Data: return w.conv2.multiplyAddsPerImage
+    case .deconv1Forward, .deconv1Weights, .deconv1Data: return w.deconv1.multiplyAddsPerImage
+    case .deconv2Forward, .deconv2Weights, .deconv2Data: return w.deconv2.multiplyAddsPerImage
+    case .deconv3Forward, .deconv3Weights, .deconv3Data: return w.deconv3.multiplyAddsPerImage
+    case .denseForward, .denseWeights, .denseData: return Architecture.flatFeatures * Architecture.hiddenUnits
+    case .decoderDenseForward, .decoderDenseWeights, .decoderDenseData: return Architecture.flatFeatures * d
+    case .latentForward, .latentWeights, .latentData: return 2 * Architecture.hiddenUnits * d
+    default: return 0
+    }
   }
 }
 
@@ -110,68 +69,26 @@ public struct VAEModel<T: VAEScalar>: Sendable {
 
   public init(latentDim: Int) { layout = ParameterLayout(latentDim: latentDim) }
 
-  @inlinable public static func conv1Geometry(_ n: Int) -> WindowGeometry {
-    WindowGeometry(channels: 1, batch: n, largeSide: 28, smallSide: 14, stride: 2, pad: 1)
-  }
-  @inlinable public static func conv2Geometry(_ n: Int) -> WindowGeometry {
-    WindowGeometry(channels: 32, batch: n, largeSide: 14, smallSide: 7, stride: 2, pad: 1)
-  }
-  @inlinable public static func deconv1Geometry(_ n: Int) -> WindowGeometry {
-    WindowGeometry(channels: 64, batch: n, largeSide: 14, smallSide: 7, stride: 2, pad: 1)
-  }
-  @inlinable public static func deconv2Geometry(_ n: Int) -> WindowGeometry {
-    WindowGeometry(channels: 32, batch: n, largeSide: 28, smallSide: 14, stride: 2, pad: 1)
-  }
-  @inlinable public static func deconv3Geometry(_ n: Int) -> WindowGeometry {
-    WindowGeometry(channels: 1, batch: n, largeSide: 28, smallSide: 28, stride: 1, pad: 1)
+  /// The nominal work of a training step per image: three times the forward products (forward,
+  /// backward-data, backward-weights), 2 FLOPs per multiply-add, padded taps included: 40.0 MFLOP
+  /// at latent size 2, the figure every throughput here is counted with.
+  public static func nominalFlopsPerImage(latentDim d: Int) -> Double {
+    let forward = (Pass.encoder + Pass.decoder).reduce(0) { $0 + $1.multiplyAddsPerImage(latentDim: d) }
+    return 3 * 2 * Double(forward)
   }
 
   /// Encoder: workspace.input [N, 784] → workspace.mean, workspace.logVar [N, d].
   @inlinable
   public func encode(_ p: ParameterViews<T>, batch n: Int, workspace w: VAEWorkspace<T>) {
     precondition(n >= 1 && n <= w.capacity && w.latentDim == latentDim)
-    let d = latentDim
-    unflattenFromDense(w.input.pointer, w.inputGrid.pointer, channels: 1, batch: n, area: 784)
-    conv2dForward(
-      x: w.inputGrid.pointer, weight: p.conv1Weight, bias: p.conv1Bias, cols: w.cols1.pointer,
-      y: w.conv1Out.pointer, outChannels: 32, relu: true, geometry: Self.conv1Geometry(n))
-    conv2dForward(
-      x: w.conv1Out.pointer, weight: p.conv2Weight, bias: p.conv2Bias, cols: w.cols2.pointer,
-      y: w.conv2Out.pointer, outChannels: 64, relu: true, geometry: Self.conv2Geometry(n))
-    flattenToDense(w.conv2Out.pointer, w.flat.pointer, channels: 64, batch: n, area: 49)
-    linearForward(
-      x: w.flat.pointer, weight: p.fcWeight, bias: p.fcBias, y: w.hidden.pointer,
-      batch: n, inFeatures: 3136, outFeatures: 16)
-    reluForward(w.hidden.pointer, count: n * 16)
-    linearForward(
-      x: w.hidden.pointer, weight: p.zMeanWeight, bias: p.zMeanBias, y: w.mean.pointer,
-      batch: n, inFeatures: 16, outFeatures: d)
-    linearForward(
-      x: w.hidden.pointer, weight: p.zLogVarWeight, bias: p.zLogVarBias, y: w.logVar.pointer,
-      batch: n, inFeatures: 16, outFeatures: d)
+    for pass in Pass.encoder { run(pass, p, batch: n, workspace: w) }
   }
 
   /// Decoder: workspace.z [N, d] → workspace.logits [N, 784] (pre-sigmoid).
   @inlinable
   public func decode(_ p: ParameterViews<T>, batch n: Int, workspace w: VAEWorkspace<T>) {
     precondition(n >= 1 && n <= w.capacity && w.latentDim == latentDim)
-    linearForward(
-      x: w.z.pointer, weight: p.decoderFcWeight, bias: p.decoderFcBias, y: w.decoderDense.pointer,
-      batch: n, inFeatures: latentDim, outFeatures: 3136)
-    reluForward(w.decoderDense.pointer, count: n * 3136)
-    unflattenFromDense(w.decoderDense.pointer, w.decoderGrid.pointer, channels: 64, batch: n, area: 49)
-    convTranspose2dForward(
-      x: w.decoderGrid.pointer, weight: p.deconv1Weight, bias: p.deconv1Bias,
-      cols: w.columns.pointer, y: w.deconv1Out.pointer, inChannels: 64, relu: true,
-      geometry: Self.deconv1Geometry(n))
-    convTranspose2dForward(
-      x: w.deconv1Out.pointer, weight: p.deconv2Weight, bias: p.deconv2Bias,
-      cols: w.columns.pointer, y: w.deconv2Out.pointer, inChannels: 64, relu: true,
-      geometry: Self.deconv2Geometry(n))
-    convTranspose2dForward(
-      x: w.deconv2Out.pointer, weight: p.deconv3Weight, bias: p.deconv3Bias,
-      cols: w.columns.pointer, y: w.logitsGrid.pointer, inChannels: 32, geometry: Self.deconv3Geometry(n))
-    flattenToDense(w.logitsGrid.pointer, w.logits.pointer, channels: 1, batch: n, area: 784)
+    for pass in Pass.decoder { run(pass, p, batch: n, workspace: w) }
   }
 
   /// The whole forward pass and loss for `n` images in workspace.input with noise in workspace.noise.
@@ -185,8 +102,7 @@ public struct VAEModel<T: VAEScalar>: Sendable {
       w.z.pointer.update(from: w.mean.pointer, count: n * latentDim)
     } else {
       reparameterizeForward(
-        mean: w.mean.pointer, logVar: w.logVar.pointer, noise: w.noise.pointer, z: w.z.pointer,
-        count: n * latentDim)
+        mean: w.mean.pointer, logVar: w.logVar.pointer, noise: w.noise.pointer, z: w.z.pointer, count: n * latentDim)
     }
     decode(p, batch: n, workspace: w)
     // The loss's gradient with respect to the logits comes from the same pass, for `backward`.
@@ -204,57 +120,159 @@ public struct VAEModel<T: VAEScalar>: Sendable {
   /// the batch's. Every gradient tensor is overwritten, so `g` needs no zeroing.
   @inlinable
   public func backward(
-    _ p: ParameterViews<T>, gradients g: ParameterViews<T>, batch n: Int, beta: T,
+    _ p: ParameterViews<T>, gradients g: ParameterViews<T>, batch n: Int, beta: T, workspace w: VAEWorkspace<T>
+  ) {
+    for pass in Pass.backward { run(pass, p, gradients: g, batch: n, beta: beta, workspace: w) }
+  }
+
+  /// One pass (Pass), reading what the passes before it left in `w`. Backward passes need `g` and `beta`.
+  @inlinable
+  public func run(
+    _ pass: Pass, _ p: ParameterViews<T>, gradients g: ParameterViews<T>? = nil, batch n: Int, beta: T = 1,
     workspace w: VAEWorkspace<T>
   ) {
-    let d = latentDim
-    unflattenFromDense(w.dLogits.pointer, w.dLogitsGrid.pointer, channels: 1, batch: n, area: 784)
-    convTranspose2dBackward(
-      dy: w.dLogitsGrid.pointer, x: w.deconv2Out.pointer, weight: p.deconv3Weight,
-      dWeight: g.deconv3Weight, dBias: g.deconv3Bias, dcols: w.columns.pointer,
-      dx: w.dDeconv2Out.pointer, inChannels: 32, geometry: Self.deconv3Geometry(n))
-    T.reluBackward(dy: w.dDeconv2Out.pointer, output: w.deconv2Out.pointer, count: 32 * n * 784)
-    convTranspose2dBackward(
-      dy: w.dDeconv2Out.pointer, x: w.deconv1Out.pointer, weight: p.deconv2Weight,
-      dWeight: g.deconv2Weight, dBias: g.deconv2Bias, dcols: w.columns.pointer,
-      dx: w.dDeconv1Out.pointer, inChannels: 64, geometry: Self.deconv2Geometry(n))
-    T.reluBackward(dy: w.dDeconv1Out.pointer, output: w.deconv1Out.pointer, count: 64 * n * 196)
-    convTranspose2dBackward(
-      dy: w.dDeconv1Out.pointer, x: w.decoderGrid.pointer, weight: p.deconv1Weight,
-      dWeight: g.deconv1Weight, dBias: g.deconv1Bias, dcols: w.columns.pointer,
-      dx: w.dDecoderGrid.pointer, inChannels: 64, geometry: Self.deconv1Geometry(n))
-    flattenToDense(w.dDecoderGrid.pointer, w.dDecoderDense.pointer, channels: 64, batch: n, area: 49)
-    reluBackward(dy: w.dDecoderDense.pointer, output: w.decoderDense.pointer, count: n * 3136)
-    linearBackward(
-      dy: w.dDecoderDense.pointer, x: w.z.pointer, weight: p.decoderFcWeight,
-      dWeight: g.decoderFcWeight, dBias: g.decoderFcBias, dx: w.dz.pointer,
-      batch: n, inFeatures: d, outFeatures: 3136)
-    reparameterizeAndKLBackward(
-      dz: w.dz.pointer, mean: w.mean.pointer, logVar: w.logVar.pointer, noise: w.noise.pointer,
-      beta: beta, dMean: w.dMean.pointer, dLogVar: w.dLogVar.pointer, count: n * d)
-    linearBackward(
-      dy: w.dMean.pointer, x: w.hidden.pointer, weight: p.zMeanWeight,
-      dWeight: g.zMeanWeight, dBias: g.zMeanBias, dx: w.dHidden.pointer,
-      batch: n, inFeatures: 16, outFeatures: d)
-    linearBackward(
-      dy: w.dLogVar.pointer, x: w.hidden.pointer, weight: p.zLogVarWeight,
-      dWeight: g.zLogVarWeight, dBias: g.zLogVarBias, dx: w.dHidden.pointer, accumulateInput: true,
-      batch: n, inFeatures: 16, outFeatures: d)
-    reluBackward(dy: w.dHidden.pointer, output: w.hidden.pointer, count: n * 16)
-    linearBackward(
-      dy: w.dHidden.pointer, x: w.flat.pointer, weight: p.fcWeight,
-      dWeight: g.fcWeight, dBias: g.fcBias, dx: w.dFlat.pointer,
-      batch: n, inFeatures: 3136, outFeatures: 16)
-    unflattenFromDense(w.dFlat.pointer, w.dConv2Out.pointer, channels: 64, batch: n, area: 49)
-    T.reluBackward(dy: w.dConv2Out.pointer, output: w.conv2Out.pointer, count: 64 * n * 49)
-    conv2dBackward(
-      dy: w.dConv2Out.pointer, cols: w.cols2.pointer, weight: p.conv2Weight,
-      dWeight: g.conv2Weight, dBias: g.conv2Bias, dcols: w.columns.pointer,
-      dx: w.dConv1Out.pointer, outChannels: 64, geometry: Self.conv2Geometry(n))
-    T.reluBackward(dy: w.dConv1Out.pointer, output: w.conv1Out.pointer, count: 32 * n * 196)
-    conv2dBackward(
-      dy: w.dConv1Out.pointer, cols: w.cols1.pointer, weight: p.conv1Weight,
-      dWeight: g.conv1Weight, dBias: g.conv1Bias, dcols: w.columns.pointer,
-      dx: nil, outChannels: 32, geometry: Self.conv1Geometry(n))
+    let d = latentDim, lanes = w.lanes, scratch = w.scratch.pointer
+    let flat = w.conv2Features, hidden = w.hiddenFeatures, latent = w.latentFeatures
+    switch pass {
+    // input [N, 784] → inputGrid → conv1 (ReLU) → conv2 (ReLU) → dense 3136→16 (ReLU) → μ, log σ² [N, d]
+    case .inputLayout:
+      rowsToLanes(w.input.pointer, count: n, into: w.inputGrid.pointer, offsets: w.imageFeatures, lanes: lanes)
+    case .conv1Forward:
+      T.convGather(
+        w.window.conv1, weight: p.conv1Weight, bias: p.conv1Bias, relu: true, mask: nil, large: w.inputGrid.pointer,
+        small: w.conv1Out.pointer, scratch: scratch)
+    case .conv2Forward:
+      T.convGather(
+        w.window.conv2, weight: p.conv2Weight, bias: p.conv2Bias, relu: true, mask: nil, large: w.conv1Out.pointer,
+        small: w.conv2Out.pointer, scratch: scratch)
+    case .denseForward:
+      T.dense(
+        weight: p.fcWeight, outStride: Architecture.flatFeatures, inStride: 1, bias: p.fcBias, relu: true, mask: nil,
+        accumulate: false, input: w.conv2Out.pointer, inOffsets: flat, output: w.hidden.pointer, outOffsets: hidden,
+        lanes: lanes)
+    case .latentForward:
+      T.dense(
+        weight: p.zMeanWeight, outStride: Architecture.hiddenUnits, inStride: 1, bias: p.zMeanBias, relu: false, mask: nil,
+        accumulate: false, input: w.hidden.pointer, inOffsets: hidden, output: w.meanLanes.pointer, outOffsets: latent,
+        lanes: lanes)
+      T.dense(
+        weight: p.zLogVarWeight, outStride: Architecture.hiddenUnits, inStride: 1, bias: p.zLogVarBias, relu: false, mask: nil,
+        accumulate: false, input: w.hidden.pointer, inOffsets: hidden, output: w.logVarLanes.pointer,
+        outOffsets: latent, lanes: lanes)
+      lanesToRows(w.meanLanes.pointer, offsets: latent, count: n, into: w.mean.pointer)
+      lanesToRows(w.logVarLanes.pointer, offsets: latent, count: n, into: w.logVar.pointer)
+    // z [N, d] → dense d→3136 (ReLU) → convT1 (ReLU) → convT2 (ReLU) → convT3 → logits [N, 784]
+    case .decoderInputLayout:
+      rowsToLanes(w.z.pointer, count: n, into: w.zLanes.pointer, offsets: latent, lanes: lanes)
+    case .decoderDenseForward:
+      T.dense(
+        weight: p.decoderFcWeight, outStride: d, inStride: 1, bias: p.decoderFcBias, relu: true, mask: nil, accumulate: false,
+        input: w.zLanes.pointer, inOffsets: latent, output: w.decoderGrid.pointer, outOffsets: flat, lanes: lanes)
+    case .deconv1Forward:
+      T.convScatter(
+        w.window.deconv1, weight: p.deconv1Weight, bias: p.deconv1Bias, relu: true, mask: nil, small: w.decoderGrid.pointer,
+        large: w.deconv1Out.pointer, scratch: scratch)
+    case .deconv2Forward:
+      T.convScatter(
+        w.window.deconv2, weight: p.deconv2Weight, bias: p.deconv2Bias, relu: true, mask: nil, small: w.deconv1Out.pointer,
+        large: w.deconv2Out.pointer, scratch: scratch)
+    case .deconv3Forward:
+      T.convScatter(
+        w.window.deconv3, weight: p.deconv3Weight, bias: p.deconv3Bias, relu: false, mask: nil, small: w.deconv2Out.pointer,
+        large: w.logitsGrid.pointer, scratch: scratch)
+    case .logitsLayout:
+      lanesToRows(w.logitsGrid.pointer, offsets: w.imageFeatures, count: n, into: w.logits.pointer)
+    default:
+      guard let g else { preconditionFailure("\(pass) is a backward pass: give it the gradients") }
+      runBackward(pass, p, gradients: g, batch: n, beta: beta, workspace: w)
+    }
+  }
+
+  /// The backward passes of `run`, from dLogits [N, 784] to the gradients of every tensor.
+  @inlinable
+  func runBackward(
+    _ pass: Pass, _ p: ParameterViews<T>, gradients g: ParameterViews<T>, batch n: Int, beta: T,
+    workspace w: VAEWorkspace<T>
+  ) {
+    let d = latentDim, lanes = w.lanes, scratch = w.scratch.pointer
+    let flat = w.conv2Features, hidden = w.hiddenFeatures, latent = w.latentFeatures
+    switch pass {
+    case .dLogitsLayout:
+      rowsToLanes(w.dLogits.pointer, count: n, into: w.dLogitsGrid.pointer, offsets: w.imageFeatures, lanes: lanes)
+    case .deconv3Weights:
+      T.convWeightGradient(w.window.deconv3, small: w.deconv2Out.pointer, large: w.dLogitsGrid.pointer, dWeight: g.deconv3Weight)
+      T.gridSums(w.dLogitsGrid.pointer, shape: w.imageGrid, into: g.deconv3Bias)
+    case .deconv3Data:
+      T.convGather(
+        w.window.deconv3, weight: p.deconv3Weight, bias: nil, relu: false, mask: w.deconv2Out.pointer,
+        large: w.dLogitsGrid.pointer, small: w.dDeconv2Out.pointer, scratch: scratch)
+    case .deconv2Weights:
+      T.convWeightGradient(w.window.deconv2, small: w.deconv1Out.pointer, large: w.dDeconv2Out.pointer, dWeight: g.deconv2Weight)
+      T.gridSums(w.dDeconv2Out.pointer, shape: w.deconv2Grid, into: g.deconv2Bias)
+    case .deconv2Data:
+      T.convGather(
+        w.window.deconv2, weight: p.deconv2Weight, bias: nil, relu: false, mask: w.deconv1Out.pointer,
+        large: w.dDeconv2Out.pointer, small: w.dDeconv1Out.pointer, scratch: scratch)
+    case .deconv1Weights:
+      T.convWeightGradient(w.window.deconv1, small: w.decoderGrid.pointer, large: w.dDeconv1Out.pointer, dWeight: g.deconv1Weight)
+      T.gridSums(w.dDeconv1Out.pointer, shape: w.deconv1Grid, into: g.deconv1Bias)
+    case .deconv1Data:
+      T.convGather(
+        w.window.deconv1, weight: p.deconv1Weight, bias: nil, relu: false, mask: w.decoderGrid.pointer,
+        large: w.dDeconv1Out.pointer, small: w.dDecoderGrid.pointer, scratch: scratch)
+    case .decoderDenseWeights:
+      T.denseWeightGradient(
+        dWeight: g.decoderFcWeight, outStride: d, inStride: 1, dBias: g.decoderFcBias, dy: w.dDecoderGrid.pointer,
+        dyOffsets: flat, x: w.zLanes.pointer, xOffsets: latent, lanes: lanes)
+    case .decoderDenseData:
+      T.dense(
+        weight: p.decoderFcWeight, outStride: 1, inStride: d, bias: nil, relu: false, mask: nil, accumulate: false,
+        input: w.dDecoderGrid.pointer, inOffsets: flat, output: w.dzLanes.pointer, outOffsets: latent, lanes: lanes)
+    case .latentBackward:
+      lanesToRows(w.dzLanes.pointer, offsets: latent, count: n, into: w.dz.pointer)
+      reparameterizeAndKLBackward(
+        dz: w.dz.pointer, mean: w.mean.pointer, logVar: w.logVar.pointer, noise: w.noise.pointer, beta: beta,
+        dMean: w.dMean.pointer, dLogVar: w.dLogVar.pointer, count: n * d)
+      rowsToLanes(w.dMean.pointer, count: n, into: w.dMeanLanes.pointer, offsets: latent, lanes: lanes)
+      rowsToLanes(w.dLogVar.pointer, count: n, into: w.dLogVarLanes.pointer, offsets: latent, lanes: lanes)
+    case .latentWeights:
+      T.denseWeightGradient(
+        dWeight: g.zMeanWeight, outStride: Architecture.hiddenUnits, inStride: 1, dBias: g.zMeanBias,
+        dy: w.dMeanLanes.pointer, dyOffsets: latent, x: w.hidden.pointer, xOffsets: hidden, lanes: lanes)
+      T.denseWeightGradient(
+        dWeight: g.zLogVarWeight, outStride: Architecture.hiddenUnits, inStride: 1, dBias: g.zLogVarBias,
+        dy: w.dLogVarLanes.pointer, dyOffsets: latent, x: w.hidden.pointer, xOffsets: hidden, lanes: lanes)
+    case .latentData:
+      // dHidden = Wμᵀ·dμ, then + Wσᵀ·d log σ² on the same chains, through the ReLU as it is stored.
+      T.dense(
+        weight: p.zMeanWeight, outStride: 1, inStride: Architecture.hiddenUnits, bias: nil, relu: false, mask: nil,
+        accumulate: false, input: w.dMeanLanes.pointer, inOffsets: latent, output: w.dHidden.pointer,
+        outOffsets: hidden, lanes: lanes)
+      T.dense(
+        weight: p.zLogVarWeight, outStride: 1, inStride: Architecture.hiddenUnits, bias: nil, relu: false,
+        mask: w.hidden.pointer, accumulate: true, input: w.dLogVarLanes.pointer, inOffsets: latent,
+        output: w.dHidden.pointer, outOffsets: hidden, lanes: lanes)
+    case .denseWeights:
+      T.denseWeightGradient(
+        dWeight: g.fcWeight, outStride: Architecture.flatFeatures, inStride: 1, dBias: g.fcBias, dy: w.dHidden.pointer,
+        dyOffsets: hidden, x: w.conv2Out.pointer, xOffsets: flat, lanes: lanes)
+    case .denseData:
+      T.dense(
+        weight: p.fcWeight, outStride: 1, inStride: Architecture.flatFeatures, bias: nil, relu: false,
+        mask: w.conv2Out.pointer, accumulate: false, input: w.dHidden.pointer, inOffsets: hidden,
+        output: w.dConv2Out.pointer, outOffsets: flat, lanes: lanes)
+    case .conv2Weights:
+      T.convWeightGradient(w.window.conv2, small: w.dConv2Out.pointer, large: w.conv1Out.pointer, dWeight: g.conv2Weight)
+      T.gridSums(w.dConv2Out.pointer, shape: w.conv2Grid, into: g.conv2Bias)
+    case .conv2Data:
+      T.convScatter(
+        w.window.conv2, weight: p.conv2Weight, bias: nil, relu: false, mask: w.conv1Out.pointer,
+        small: w.dConv2Out.pointer, large: w.dConv1Out.pointer, scratch: scratch)
+    case .conv1Weights:
+      T.convWeightGradient(w.window.conv1, small: w.dConv1Out.pointer, large: w.inputGrid.pointer, dWeight: g.conv1Weight)
+      T.gridSums(w.dConv1Out.pointer, shape: w.conv1Grid, into: g.conv1Bias)
+    default:
+      preconditionFailure("\(pass) is a forward pass")
+    }
   }
 }

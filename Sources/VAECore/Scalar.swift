@@ -6,10 +6,10 @@ import _COpenBLAS
 
 /// The element type of the model: `Float` for training, `Double` for the gradient checks.
 ///
-/// The layers are generic and `@inlinable` so that each client module compiles them specialized for
-/// its element type; matrix products go to OpenBLAS (`sgemm`/`dgemm`). The other loops of the step
-/// are the requirements in Kernels.swift: Double runs the Swift reference loops, Float the SIMD C
-/// kernels of `_CKernels`, which the tests check against the reference.
+/// The model is generic and `@inlinable` so that each client module compiles it specialized for its
+/// element type. The loops of the step are the requirements in Kernels.swift: Double runs the Swift
+/// reference loops, Float the C kernels of `_CKernels`, which the tests check against the reference.
+/// `gemm` (OpenBLAS) serves only `bench --gemm-peak`, the yardstick of a well-tuned library.
 public protocol VAEScalar: BinaryFloatingPoint, Sendable {
   /// Row-major C[m×n] = alpha·op(A)[m×k]·op(B)[k×n] + beta·C.
   static func gemm(
@@ -20,13 +20,23 @@ public protocol VAEScalar: BinaryFloatingPoint, Sendable {
   static func logOnePlus(_ x: Self) -> Self
 
   // Kernels (Kernels.swift).
-  static func im2col(image: UnsafePointer<Self>, cols: UnsafeMutablePointer<Self>, geometry: WindowGeometry)
-  static func col2im(
-    cols: UnsafePointer<Self>, image: UnsafeMutablePointer<Self>, bias: UnsafePointer<Self>?, relu: Bool,
-    geometry: WindowGeometry)
-  static func addBias(
-    _ y: UnsafeMutablePointer<Self>, bias: UnsafePointer<Self>, relu: Bool, channels: Int, columns: Int)
-  static func channelSums(_ y: UnsafePointer<Self>, into sums: UnsafeMutablePointer<Self>, channels: Int, columns: Int)
+  /// `mask`: a ReLU's forward output laid out as the result, which is zeroed where it is not > 0.
+  static func convGather(
+    _ g: ConvWindow, weight: UnsafePointer<Self>, bias: UnsafePointer<Self>?, relu: Bool, mask: UnsafePointer<Self>?,
+    large: UnsafePointer<Self>, small: UnsafeMutablePointer<Self>, scratch: UnsafeMutablePointer<Self>)
+  static func convScatter(
+    _ g: ConvWindow, weight: UnsafePointer<Self>, bias: UnsafePointer<Self>?, relu: Bool, mask: UnsafePointer<Self>?,
+    small: UnsafePointer<Self>, large: UnsafeMutablePointer<Self>, scratch: UnsafeMutablePointer<Self>)
+  static func convWeightGradient(
+    _ g: ConvWindow, small: UnsafePointer<Self>, large: UnsafePointer<Self>, dWeight: UnsafeMutablePointer<Self>)
+  static func gridSums(_ grid: UnsafePointer<Self>, shape: GridShape, into sums: UnsafeMutablePointer<Self>)
+  static func dense(
+    weight: UnsafePointer<Self>, outStride: Int, inStride: Int, bias: UnsafePointer<Self>?, relu: Bool,
+    mask: UnsafePointer<Self>?, accumulate: Bool, input: UnsafePointer<Self>, inOffsets: FeatureOffsets,
+    output: UnsafeMutablePointer<Self>, outOffsets: FeatureOffsets, lanes: Int)
+  static func denseWeightGradient(
+    dWeight: UnsafeMutablePointer<Self>, outStride: Int, inStride: Int, dBias: UnsafeMutablePointer<Self>?,
+    dy: UnsafePointer<Self>, dyOffsets: FeatureOffsets, x: UnsafePointer<Self>, xOffsets: FeatureOffsets, lanes: Int)
   static func reluBackward(dy: UnsafeMutablePointer<Self>, output: UnsafePointer<Self>, count: Int)
   static func bceWithLogits(
     logits: UnsafePointer<Self>, targets: UnsafePointer<Self>, dLogits: UnsafeMutablePointer<Self>?,

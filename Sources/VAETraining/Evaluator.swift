@@ -57,7 +57,7 @@ public final class Evaluator {
       loop(images).run(count: mine.count, batch: { batch(mine[$0]) }, noise: .init(seed: seed, purpose: .evaluationNoise, step: 0)) {
         _, j, batch, workspace in
         let loss = model.forward(views, batch: batch.count, workspace: workspace, useMean: useMean)
-        parts[mine[j]] = SetEvaluation(loss: loss, hiddenActive: hiddenActivity(workspace.hidden.pointer, images: batch.count))
+        parts[mine[j]] = SetEvaluation(loss: loss, hiddenActive: hiddenActivity(workspace, images: batch.count))
       }
     }
     // `views` holds raw pointers into `parameters`: keep it alive until the passes are done.
@@ -91,11 +91,12 @@ public struct SetEvaluation: Sendable, Equatable {
   }
 }
 
-/// The mask of hidden units positive for some image of `hidden` [images, 16] (after the ReLU).
-func hiddenActivity(_ hidden: UnsafePointer<Float>, images: Int) -> UInt32 {
-  let units = Architecture.hiddenUnits
+/// The mask of hidden units positive (after the ReLU) for some of the first `images` images of `w`.
+func hiddenActivity(_ w: VAEWorkspace<Float>, images: Int) -> UInt32 {
   var mask: UInt32 = 0
-  for i in 0..<images * units where hidden[i] > 0 { mask |= 1 << UInt32(i % units) }
+  for u in 0..<Architecture.hiddenUnits where (0..<images).contains(where: { w.hiddenUnit(u, image: $0) > 0 }) {
+    mask |= 1 << UInt32(u)
+  }
   return mask
 }
 

@@ -1,4 +1,5 @@
-// See include/CKernels.h for what each function computes and README.md for why it is C.
+// The elementwise kernels (the convolutions and dense products are in direct.c). See
+// include/CKernels.h for what each function computes and README.md for why it is C.
 //
 // Every kernel is compiled three times (target_clones) and the dynamic loader picks, once, the
 // variant for the CPU it runs on: x86-64-v4 (AVX-512), x86-64-v3 (AVX2) or the baseline. Contraction
@@ -20,117 +21,6 @@
 #endif
 
 enum { LANES = 16 };
-
-// Window gathers and scatters on [C, L, L, N] activations: the N images of a pixel are contiguous,
-// so every tap moves whole runs of N floats (one AVX-512 register for a micro-batch of 16).
-
-VDK_CLONES
-void vdk_im2col3x3(const float *restrict image, float *restrict cols, long channels, long batch, long large, long small,
-                   long stride, long pad) {
-  const long n = batch, columns = small * small * n;
-  for (long c = 0; c < channels; c++) {
-    for (long kh = 0; kh < 3; kh++) {
-      for (long kw = 0; kw < 3; kw++) {
-        float *row = cols + (c * 9 + kh * 3 + kw) * columns;
-        for (long i = 0; i < small; i++) {
-          const long y = i * stride - pad + kh;
-          for (long j = 0; j < small; j++) {
-            float *dst = row + (i * small + j) * n;
-            const long x = j * stride - pad + kw;
-            if (y < 0 || y >= large || x < 0 || x >= large) {
-              for (long k = 0; k < n; k++) dst[k] = 0;
-            } else {
-              const float *src = image + ((c * large + y) * large + x) * n;
-              for (long k = 0; k < n; k++) dst[k] = src[k];
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
-// The taps (k, small index) that reach each large coordinate, found once per call so that the pixel
-// loops do no division.
-typedef struct {
-  int count;
-  int tap[3], index[3];
-} Taps;
-
-static void taps_reaching(Taps *taps, long large, long small, long stride, long pad) {
-  for (long y = 0; y < large; y++) {
-    taps[y].count = 0;
-    for (long k = 0; k < 3; k++) {
-      const long t = y + pad - k;
-      if (t < 0 || t % stride != 0 || t / stride >= small) continue;
-      taps[y].tap[taps[y].count] = (int)k;
-      taps[y].index[taps[y].count] = (int)(t / stride);
-      taps[y].count++;
-    }
-  }
-}
-
-// Each output pixel is gathered once: bias, then its taps in (kh, kw) order, then the ReLU, so the
-// output needs no zeroing pass and is written once.
-VDK_CLONES
-void vdk_col2im3x3(const float *restrict cols, float *restrict image, const float *bias, int relu,
-                   long channels, long batch, long large, long small, long stride, long pad) {
-  const long n = batch, columns = small * small * n;
-  Taps taps[large];
-  taps_reaching(taps, large, small, stride, pad);
-  for (long c = 0; c < channels; c++) {
-    const float b = bias ? bias[c] : 0.0f;
-    const float *channel = cols + c * 9 * columns;
-    for (long y = 0; y < large; y++) {
-      const Taps ty = taps[y];
-      for (long x = 0; x < large; x++) {
-        const Taps tx = taps[x];
-        float *restrict dst = image + ((c * large + y) * large + x) * n;
-        for (long k = 0; k < n; k++) dst[k] = b;
-        for (int a = 0; a < ty.count; a++) {
-          for (int e = 0; e < tx.count; e++) {
-            const float *restrict src = channel + (ty.tap[a] * 3 + tx.tap[e]) * columns +
-                                        (ty.index[a] * small + tx.index[e]) * n;
-            for (long k = 0; k < n; k++) dst[k] += src[k];
-          }
-        }
-        if (relu)
-          for (long k = 0; k < n; k++) dst[k] = dst[k] > 0 ? dst[k] : 0;
-      }
-    }
-  }
-}
-
-VDK_CLONES
-void vdk_bias_relu(float *y, const float *bias, int relu, long channels, long columns) {
-  for (long c = 0; c < channels; c++) {
-    float *row = y + c * columns;
-    const float b = bias[c];
-    if (relu) {
-      for (long i = 0; i < columns; i++) {
-        const float v = row[i] + b;
-        row[i] = v > 0 ? v : 0;
-      }
-    } else {
-      for (long i = 0; i < columns; i++) row[i] += b;
-    }
-  }
-}
-
-VDK_CLONES
-void vdk_channel_sums(const float *y, float *sums, long channels, long columns) {
-  for (long c = 0; c < channels; c++) {
-    const float *row = y + c * columns;
-    float lane[LANES] = {0};
-    long i = 0;
-    for (; i + LANES <= columns; i += LANES)
-      for (long l = 0; l < LANES; l++) lane[l] += row[i + l];
-    float sum = 0;
-    for (long l = 0; l < LANES; l++) sum += lane[l];
-    for (; i < columns; i++) sum += row[i];
-    sums[c] = sum;
-  }
-}
 
 VDK_CLONES
 void vdk_relu_backward(float *dy, const float *output, long count) {

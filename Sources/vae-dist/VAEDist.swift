@@ -1,4 +1,5 @@
 import ArgumentParser
+import VAECore
 import VAEDistributed
 
 #if canImport(Glibc)
@@ -31,11 +32,12 @@ struct VAEDist: ParsableCommand {
   /// settings errors, and exit with one status, 2 (FailureKind.configuration), as the README says.
   static func main() {
     do {
+      try Hooks.selectKernels()
       var command = try parseAsRoot()
       try command.run()
     } catch {
-      guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
-      printError(fullMessage(for: error))
+      guard error is KernelVariantError || exitCode(for: error) == .validationFailure else { exit(withError: error) }
+      printError(error is KernelVariantError ? "vae-dist: \(error)" : fullMessage(for: error))
       Glibc.exit(FailureKind.configuration.exitStatus)
     }
   }

@@ -1,106 +1,159 @@
 import VAECore
 import XCTest
 
-/// The Float kernels (SIMD C, `_CKernels`) against the Swift reference loops run in Double, on every
-/// window shape the model uses and on others (odd sizes, no padding, small grids).
+/// The Float kernels (C, `_CKernels`) against the Swift reference loops run in Double, in every
+/// variant this CPU can run, and each variant's bits against the others'.
 final class KernelTests: XCTestCase {
-  /// The model's three shapes (28→14 and 14→7 at stride 2, 28→28 at stride 1; channels and batch
-  /// reduced), then odd sizes, no padding and a small stride-1 grid.
-  let geometries: [WindowGeometry] = [
-    WindowGeometry(channels: 1, batch: 3, largeSide: 28, smallSide: 14, stride: 2, pad: 1),
-    WindowGeometry(channels: 5, batch: 2, largeSide: 14, smallSide: 7, stride: 2, pad: 1),
-    WindowGeometry(channels: 4, batch: 2, largeSide: 28, smallSide: 28, stride: 1, pad: 1),
-    WindowGeometry(channels: 3, batch: 2, largeSide: 13, smallSide: 7, stride: 2, pad: 1),
-    WindowGeometry(channels: 2, batch: 3, largeSide: 9, smallSide: 4, stride: 2, pad: 0),
-    WindowGeometry(channels: 2, batch: 1, largeSide: 6, smallSide: 6, stride: 1, pad: 1),
-  ]
-
-  func describe(_ g: WindowGeometry) -> String {
-    "C \(g.channels) N \(g.batch) L \(g.largeSide) S \(g.smallSide) stride \(g.stride) pad \(g.pad)"
+  override func tearDown() {
+    // Back to the default, the widest variant this CPU has.
+    try? KernelVariant.allCases.first(where: \.isSupported)!.select()
   }
 
-  func testIm2colIsExactlyTheReference() {
-    for g in geometries {
-      let image = randomValues(g.channels * g.batch * g.largeSide * g.largeSide, seed: 71)
-      let reference = [Double](repeating: .nan, count: g.rows * g.columns).withCopy { cols in
-        image.withUnsafeBufferPointer { im2col(image: $0.baseAddress!, cols: cols, geometry: g) }
-      }
-      var got = [Float](repeating: .nan, count: g.rows * g.columns)
-      let floats = image.map { Float($0) }
-      got.withUnsafeMutableBufferPointer { cols in
-        floats.withUnsafeBufferPointer { Float.im2col(image: $0.baseAddress!, cols: cols.baseAddress!, geometry: g) }
-      }
-      let difference = maxAbsoluteDifference(got.map { Double($0) }, reference.map { Double(Float($0)) })
-      print("im2col \(describe(g)): max difference \(difference)")
-      XCTAssertEqual(difference, 0, describe(g))
+  /// Each of the model's window kinds (28→14 and 14→7 at stride 2, 28→28 at stride 1) with few
+  /// channels and 16 or 32 lanes, and two of the model's own windows.
+  let windows: [ConvWindow] = {
+    func window(_ small: Int, _ large: Int, _ side: Int, _ stride: Int, lanes: Int) -> ConvWindow {
+      ConvWindow(
+        small: GridShape(channels: small, side: side, lanes: lanes),
+        large: GridShape(channels: large, side: side * stride, lanes: lanes), stride: stride)
     }
+    let model = Architecture.windows(lanes: 16)
+    return [
+      window(5, 1, 14, 2, lanes: 16), window(7, 3, 7, 2, lanes: 32), window(3, 1, 28, 1, lanes: 16),
+      window(1, 4, 14, 2, lanes: 16), window(13, 6, 7, 2, lanes: 16), model.conv2, model.deconv3,
+    ]
+  }()
+
+  func describe(_ g: ConvWindow) -> String {
+    "small \(g.small.channels)×\(g.small.side) large \(g.large.channels)×\(g.large.side) stride \(g.stride) lanes \(g.small.lanes)"
   }
 
-  func testCol2imWithBiasAndReLUMatchesTheReference() {
-    for g in geometries {
-      for (useBias, relu) in [(false, false), (true, true), (true, false)] {
-        let cols = randomValues(g.rows * g.columns, seed: 72)
-        let bias = randomValues(g.channels, seed: 73)
-        let pixels = g.channels * g.batch * g.largeSide * g.largeSide
-        let reference = [Double](repeating: .nan, count: pixels).withCopy { image in
-          cols.withUnsafeBufferPointer { c in
-            bias.withUnsafeBufferPointer { b in
-              Double.col2im(
-                cols: c.baseAddress!, image: image, bias: useBias ? b.baseAddress! : nil, relu: relu, geometry: g)
-            }
+  /// A bordered grid of random values with a zero border.
+  func randomGrid(_ shape: GridShape, seed: UInt64) -> [Double] {
+    var grid = [Double](repeating: 0, count: shape.count)
+    let values = randomValues(shape.channels * shape.side * shape.side * shape.lanes, seed: seed)
+    var k = 0
+    for c in 0..<shape.channels {
+      for y in 0..<shape.side {
+        for x in 0..<shape.side {
+          for lane in 0..<shape.lanes {
+            grid[shape.offset(channel: c, y: y, x: x) + lane] = values[k]
+            k += 1
           }
         }
-        var got = [Float](repeating: .nan, count: pixels)
-        let floatCols = cols.map { Float($0) }, floatBias = bias.map { Float($0) }
-        got.withUnsafeMutableBufferPointer { image in
-          floatCols.withUnsafeBufferPointer { c in
-            floatBias.withUnsafeBufferPointer { b in
-              Float.col2im(
-                cols: c.baseAddress!, image: image.baseAddress!, bias: useBias ? b.baseAddress! : nil, relu: relu,
-                geometry: g)
-            }
-          }
+      }
+    }
+    return grid
+  }
+
+  /// gather, scatter (each with and without bias and ReLU) and the weight gradient of window g, in T.
+  func passes<T: VAEScalar>(_ g: ConvWindow, _: T.Type) -> [[T]] {
+    let weight = randomValues(g.small.channels * g.large.channels * 9, seed: 81).map { T($0) }
+    let smallBias = randomValues(g.small.channels, seed: 82).map { T($0) }
+    let largeBias = randomValues(g.large.channels, seed: 83).map { T($0) }
+    let large = randomGrid(g.large, seed: 84).map { T($0) }, small = randomGrid(g.small, seed: 85).map { T($0) }
+    var scratch = [T](repeating: 0, count: 9 * g.small.channels * g.large.channels)
+    var results: [[T]] = []
+    for (bias, relu) in [(false, false), (true, true)] {
+      var out = [T](repeating: 0, count: g.small.count)
+      // The masked (ReLU-backward) form with the bias runs: mask by the small grid's own input values.
+      T.convGather(
+        g, weight: weight, bias: bias ? smallBias : nil, relu: relu, mask: bias ? small : nil, large: large, small: &out,
+        scratch: &scratch)
+      results.append(out)
+      out = [T](repeating: 0, count: g.large.count)
+      T.convScatter(
+        g, weight: weight, bias: bias ? largeBias : nil, relu: relu, mask: bias ? large : nil, small: small, large: &out,
+        scratch: &scratch)
+      results.append(out)
+    }
+    var dWeight = [T](repeating: .nan, count: weight.count)
+    T.convWeightGradient(g, small: small, large: large, dWeight: &dWeight)
+    results.append(dWeight)
+    var sums = [T](repeating: .nan, count: g.large.channels)
+    T.gridSums(large, shape: g.large, into: &sums)
+    results.append(sums)
+    return results
+  }
+
+  func testConvolutionKernelsMatchTheReferenceWithTheSameBitsInEveryVariant() throws {
+    let names = ["gather", "scatter", "gather + bias + ReLU + mask", "scatter + bias + ReLU + mask", "weight gradient", "channel sums"]
+    for g in windows {
+      let reference = passes(g, Double.self)
+      var first: (KernelVariant, [[Float]])?
+      for variant in KernelVariant.allCases where variant.isSupported {
+        // The portable variant (fmaf through libm) is slow: only the small windows.
+        if variant == .portable && g.small.channels * g.large.channels > 100 { continue }
+        try variant.select()
+        let got = passes(g, Float.self)
+        for (k, name) in names.enumerated() {
+          let scale = max(1, reference[k].map(abs).max()!)
+          let difference = maxAbsoluteDifference(got[k].map { Double($0) }, reference[k]) / scale
+          print("\(variant) \(name) \(describe(g)): max difference / scale \(difference)")
+          XCTAssertLessThan(difference, 2e-6, "\(variant) \(name) \(describe(g))")
+          if name.contains("ReLU") { XCTAssertTrue(got[k].allSatisfy { $0 >= 0 }) }
         }
-        let difference = maxAbsoluteDifference(got.map { Double($0) }, reference)
-        print("col2im \(describe(g)) bias \(useBias) relu \(relu): max difference \(difference)")
-        XCTAssertLessThan(difference, 5e-6, describe(g))
-        if relu { XCTAssertTrue(got.allSatisfy { $0 >= 0 }) }
+        if let (base, expected) = first {
+          XCTAssertEqual(got.map { $0.map(\.bitPattern) }, expected.map { $0.map(\.bitPattern) }, "\(variant) vs \(base) \(describe(g))")
+        } else {
+          first = (variant, got)
+        }
       }
     }
   }
 
-  func testBiasReLUChannelSumsAndReLUBackward() {
-    let channels = 5, columns = 1_000
-    let y = randomValues(channels * columns, seed: 74), bias = randomValues(channels, seed: 75)
-    let floatY = y.map { Float($0) }, floatBias = bias.map { Float($0) }
-    for relu in [false, true] {
-      let reference = y.withCopy { out in
-        bias.withUnsafeBufferPointer { Double.addBias(out, bias: $0.baseAddress!, relu: relu, channels: channels, columns: columns) }
-      }
-      var got = floatY
-      got.withUnsafeMutableBufferPointer { out in
-        floatBias.withUnsafeBufferPointer {
-          Float.addBias(out.baseAddress!, bias: $0.baseAddress!, relu: relu, channels: channels, columns: columns)
-        }
-      }
-      let difference = maxAbsoluteDifference(got.map { Double($0) }, reference)
-      print("bias + relu \(relu): max difference \(difference)")
-      XCTAssertLessThan(difference, 1e-6)
+  func testDenseKernelsMatchTheReferenceWithTheSameBitsInEveryVariant() throws {
+    let lanes = 32, grid = GridShape(channels: 3, side: 5, lanes: lanes)
+    let features = FeatureOffsets(grid: grid), rows = FeatureOffsets(rows: 13, lanes: lanes)
+    let weight = randomValues(13 * 75, seed: 91), bias = randomValues(13, seed: 92)
+    let x = randomGrid(grid, seed: 93), dy = randomValues(13 * lanes, seed: 94)
+    func run<T: VAEScalar>(_: T.Type) -> [[T]] {
+      let w = weight.map { T($0) }, b = bias.map { T($0) }, input = x.map { T($0) }, g = dy.map { T($0) }
+      var forward = [T](repeating: 0, count: 13 * lanes), back = [T](repeating: 0, count: grid.count)
+      T.dense(
+        weight: w, outStride: 75, inStride: 1, bias: b, relu: true, mask: nil, accumulate: false, input: input,
+        inOffsets: features, output: &forward, outOffsets: rows, lanes: lanes)
+      // Backward-data, accumulated onto the forward input (as dHidden gathers its two heads).
+      back = input
+      T.dense(
+        weight: w, outStride: 1, inStride: 75, bias: nil, relu: false, mask: input, accumulate: true, input: g,
+        inOffsets: rows, output: &back, outOffsets: features, lanes: lanes)
+      var dWeight = [T](repeating: .nan, count: 13 * 75), dBias = [T](repeating: .nan, count: 13)
+      T.denseWeightGradient(
+        dWeight: &dWeight, outStride: 75, inStride: 1, dBias: &dBias, dy: g, dyOffsets: rows, x: input,
+        xOffsets: features, lanes: lanes)
+      return [forward, back, dWeight, dBias]
     }
-
-    let referenceSums = (0..<channels).map { c in (0..<columns).reduce(0.0) { $0 + y[c * columns + $1] } }
-    var sums = [Float](repeating: .nan, count: channels)
-    floatY.withUnsafeBufferPointer { Float.channelSums($0.baseAddress!, into: &sums, channels: channels, columns: columns) }
-    let sumDifference = maxAbsoluteDifference(sums.map { Double($0) }, referenceSums)
-    print("channel sums over \(columns): max difference \(sumDifference)")
-    XCTAssertLessThan(sumDifference, 1e-4)
-
-    var dy = floatBias + floatY
-    let output = floatY + floatBias
-    output.withUnsafeBufferPointer { Float.reluBackward(dy: &dy, output: $0.baseAddress!, count: output.count) }
-    for i in 0..<dy.count {
-      XCTAssertEqual(dy[i], output[i] > 0 ? (floatBias + floatY)[i] : 0)
+    let reference = run(Double.self)
+    var first: [[Float]]?
+    for variant in KernelVariant.allCases where variant.isSupported {
+      try variant.select()
+      let got = run(Float.self)
+      for (k, name) in ["forward + ReLU", "backward-data, accumulated, masked", "weight gradient", "bias gradient"].enumerated() {
+        let difference = maxAbsoluteDifference(got[k].map { Double($0) }, reference[k])
+        print("\(variant) dense \(name): max difference \(difference)")
+        XCTAssertLessThan(difference, 1e-5, "\(variant) \(name)")
+      }
+      if let first { XCTAssertEqual(got.map { $0.map(\.bitPattern) }, first.map { $0.map(\.bitPattern) }, "\(variant)") }
+      first = first ?? got
     }
+  }
+
+  func testAVariantTheCPULacksIsRefusedByName() {
+    for variant in KernelVariant.allCases where !variant.isSupported {
+      XCTAssertThrowsError(try variant.select()) { error in
+        print("\(variant): \(error)")
+        XCTAssertTrue("\(error)".contains("lacks the instructions of the \(variant.rawValue) kernels"))
+      }
+    }
+    XCTAssertTrue(KernelVariant.portable.isSupported)
+  }
+
+  func testReLUBackward() {
+    let y = randomValues(1_000, seed: 74).map { Float($0) }, dy = randomValues(1_000, seed: 75).map { Float($0) }
+    var got = dy
+    y.withUnsafeBufferPointer { Float.reluBackward(dy: &got, output: $0.baseAddress!, count: y.count) }
+    for i in 0..<dy.count { XCTAssertEqual(got[i], y[i] > 0 ? dy[i] : 0) }
   }
 
   func testLossAndItsGradientInOnePass() {
@@ -131,9 +184,9 @@ final class KernelTests: XCTestCase {
     XCTAssertEqual(total, perImage.reduce(0, +), accuracy: 1e-9 * abs(total))
   }
 
-  func testInstructionSetIsNamed() {
-    let name = kernelInstructionSet()
-    print("kernels run with \(name)")
-    XCTAssertTrue(["x86-64-v4", "x86-64-v3", "baseline"].contains(name))
+  func testInstructionSetAndVariantAreNamed() {
+    print("elementwise kernels run with \(kernelInstructionSet()); convolutions with \(KernelVariant.active)")
+    XCTAssertTrue(["x86-64-v4", "x86-64-v3", "baseline"].contains(kernelInstructionSet()))
+    XCTAssertTrue(KernelVariant.active.isSupported)
   }
 }

@@ -106,23 +106,31 @@ func referenceConvTranspose2d(
   return (y, outSide)
 }
 
-/// NCHW [N, C, P] ↔ the layers' [C, P, N].
-func toChannelMajor(_ x: [Double], batch: Int, channels: Int, area: Int) -> [Double] {
-  var y = x
+/// NCHW [N, C, H, H] ↔ a bordered grid [C, H+2, H+2, lanes] (lanes past N zero).
+func toGrid(_ x: [Double], batch: Int, shape: GridShape) -> [Double] {
+  var grid = [Double](repeating: 0, count: shape.count)
   for n in 0..<batch {
-    for c in 0..<channels {
-      for p in 0..<area { y[(c * area + p) * batch + n] = x[(n * channels + c) * area + p] }
+    for c in 0..<shape.channels {
+      for y in 0..<shape.side {
+        for x0 in 0..<shape.side {
+          grid[shape.offset(channel: c, y: y, x: x0) + n] = x[((n * shape.channels + c) * shape.side + y) * shape.side + x0]
+        }
+      }
     }
   }
-  return y
+  return grid
 }
 
-func fromChannelMajor(_ x: [Double], batch: Int, channels: Int, area: Int) -> [Double] {
-  var y = x
+func fromGrid(_ grid: [Double], batch: Int, shape: GridShape) -> [Double] {
+  var x = [Double](repeating: 0, count: batch * shape.channels * shape.side * shape.side)
   for n in 0..<batch {
-    for c in 0..<channels {
-      for p in 0..<area { y[(n * channels + c) * area + p] = x[(c * area + p) * batch + n] }
+    for c in 0..<shape.channels {
+      for y in 0..<shape.side {
+        for x0 in 0..<shape.side {
+          x[((n * shape.channels + c) * shape.side + y) * shape.side + x0] = grid[shape.offset(channel: c, y: y, x: x0) + n]
+        }
+      }
     }
   }
-  return y
+  return x
 }

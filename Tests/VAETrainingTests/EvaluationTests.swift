@@ -103,7 +103,7 @@ final class HiddenActivityTests: XCTestCase {
     for image in 0..<store.count {
       for unit in 0..<16 {
         var sum = Double(views.fcBias[unit])
-        for i in 0..<features { sum += Double(views.fcWeight[unit * features + i]) * Double(workspace.flat.pointer[image * features + i]) }
+        for i in 0..<features { sum += Double(views.fcWeight[unit * features + i]) * Double(workspace.conv2Out.pointer[workspace.conv2Features.pointer[i] + image]) }
         if sum > 0 { mask |= 1 << UInt32(unit) }
       }
     }

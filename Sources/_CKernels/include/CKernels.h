@@ -1,27 +1,11 @@
-// Single-precision loops of the VAE step that are not matrix products: window gathers and scatters,
-// bias, ReLU, the loss, and the fixed-point conversions of the gradient reduction. Layouts and
+// Single-precision loops of the VAE step: the direct convolutions and dense products, ReLU, the loss,
+// and the fixed-point conversions of the gradient reduction. Layouts and
 // semantics are those of the Swift reference versions in VAECore and VAEDistributed, which the tests
 // compare these against. See README.md.
 #ifndef VAE_DIST_CKERNELS_H
 #define VAE_DIST_CKERNELS_H
 
 #include <stdint.h>
-
-/// im2col: image [C, L, L, N] → cols [C·9, S·S·N] (zero outside the image) for a 3×3 window with
-/// the given stride and padding.
-void vdk_im2col3x3(const float *image, float *cols, long channels, long batch, long large, long small,
-                   long stride, long pad);
-
-/// col2im: image [C, L, L, N] = Σ of the window entries of cols [C·9, S·S·N] landing on each pixel,
-/// plus bias[c] if bias is non-null, then max(·, 0) if relu is non-zero. Each pixel is written once.
-void vdk_col2im3x3(const float *cols, float *image, const float *bias, int relu, long channels,
-                   long batch, long large, long small, long stride, long pad);
-
-/// y[c, i] = y[c, i] + bias[c], then max(·, 0) if relu is non-zero; y is [C, M].
-void vdk_bias_relu(float *y, const float *bias, int relu, long channels, long columns);
-
-/// sums[c] = Σ_i y[c, i] over the M columns of y [C, M].
-void vdk_channel_sums(const float *y, float *sums, long channels, long columns);
 
 /// dy[i] = 0 where output[i] ≤ 0 (ReLU backward, in place).
 void vdk_relu_backward(float *dy, const float *output, long count);
@@ -43,5 +27,54 @@ void vdk_from_fixed_point(const int64_t *sums, float *out, long count, double in
 /// The instruction set the kernels run with on this CPU: "x86-64-v4" (AVX-512), "x86-64-v3" (AVX2,
 /// FMA), or "baseline".
 const char *vdk_instruction_set(void);
+
+// Direct convolution on grids stored with a one-pixel zero border: [C, side+2, side+2, lanes], lanes a
+// multiple of 16 (the images of a micro-batch, padded with zero images). Kernels write only interiors,
+// so borders stay zero. A 3×3 window with padding 1 joins a large grid to a small one: small position
+// (i, j) with tap (kh, kw) touches large position (stride·i − 1 + kh, stride·j − 1 + kw). The weight is
+// W[small channel][large channel][kh][kw]: Conv2d's [out, in, 3, 3] and ConvTranspose2d's [in, out, 3, 3].
+//
+// Fixed order, so every variant gives the same bits: each output lane is one chain of FMAs starting
+// from the bias (or 0), over the input channels in order and, within each, the taps in increasing
+// kh·3 + kw; a weight gradient is, per lane, one chain over the lane blocks and then the positions in
+// row-major order, and the 16 lanes are then added by a fixed tree.
+typedef struct {
+  long small_channels, large_channels, small_side, large_side, stride, lanes;
+} VDKWindow;
+
+/// Conv2d forward or ConvTranspose2d backward-data: small = relu?(bias + Σ W · window(large)), then,
+/// if mask is non-null, 0 wherever mask (a ReLU's forward output, laid out as small) is not > 0: the
+/// ReLU's backward fused into the store. scratch: 9 · small_channels · large_channels floats.
+void vdk_conv_gather(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
+                     const float *large, float *small, float *scratch);
+
+/// ConvTranspose2d forward or Conv2d backward-data: large = relu?(bias + Σ of W · small over the taps
+/// reaching each large position), masked as vdk_conv_gather. scratch: 9 · small_channels · large_channels floats.
+void vdk_conv_scatter(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
+                      const float *small, float *large, float *scratch);
+
+/// The weight gradient of either: dW[s][l][kh][kw] = Σ over images and small positions of
+/// small[s] · large[l] at the tap (Conv2d: small = dy, large = x; ConvTranspose2d: small = x, large = dy).
+void vdk_conv_weight_grad(const VDKWindow *g, const float *small, const float *large, float *dweight);
+
+/// sums[c] = Σ over lanes and interior positions of a bordered grid's channel c.
+void vdk_grid_sums(const float *grid, long channels, long side, long lanes, float *sums);
+
+/// Dense: out[out_off[o]] = relu?(bias[o] (or, if accumulate, what out holds) + Σ_i W[o·w_out + i·w_in] ·
+/// in[in_off[i]]), each a run of `lanes` floats, masked as vdk_conv_gather (mask laid out as out).
+void vdk_dense(const float *weight, long w_out, long w_in, const float *bias, int relu, const float *mask, int accumulate,
+               const float *in, const long *in_off, long nin, float *out, const long *out_off, long nout, long lanes);
+
+/// dW[o·w_out + i·w_in] = Σ over lanes of dy[dy_off[o]] · x[x_off[i]]; dbias[o] = Σ dy[dy_off[o]] if non-null.
+void vdk_dense_weight_grad(float *dweight, long w_out, long w_in, float *dbias, const float *dy, const long *dy_off,
+                           long nout, const float *x, const long *x_off, long nin, long lanes);
+
+/// Chooses the direct kernels' variant: "avx512", "avx2" or "portable". 0 on success, -1 for an unknown
+/// name, -2 when this CPU lacks the variant's instructions. Call before any kernel runs.
+int vdk_select_kernels(const char *name);
+/// 1 if this CPU can run the named variant.
+int vdk_kernels_supported(const char *name);
+/// The variant in use (the widest this CPU has, unless vdk_select_kernels chose one).
+const char *vdk_kernels_name(void);
 
 #endif

@@ -1,0 +1,282 @@
+// Direct convolution and dense kernels on [C, H+2, W+2, N] activations (see include/CKernels.h), in
+// three variants: AVX-512, AVX2 + FMA and portable x86-64. One source (direct_body.h) is compiled
+// once per variant; only the register blocking differs. Each output element is one chain of fused
+// multiply-adds in a fixed order, and lanes are images, so every variant gives the same bits: the
+// portable one computes the same fused operations through libm's fmaf, which is exact on every CPU.
+#include "CKernels.h"
+
+#pragma STDC FP_CONTRACT OFF
+
+#include <string.h>
+
+enum { VDK_LANES = 16, VDK_MAX_POSITIONS = 28 * 28 };
+
+typedef float vdk_v16 __attribute__((ext_vector_type(16)));
+typedef float vdk_v8 __attribute__((ext_vector_type(8)));
+typedef float vdk_v4 __attribute__((ext_vector_type(4)));
+typedef int vdk_i16 __attribute__((ext_vector_type(16)));
+
+// Macros rather than functions: a vector wider than the variant's registers may not cross a call
+// (clang refuses the ABI change), even an inlined one. `T` is the variant's vector type.
+// Loads and stores through an alias of alignment 4: the buffers the model uses are 64-byte aligned,
+// but callers (tests) may pass any float array, and unaligned vector moves cost nothing on aligned data.
+#define vdk_load(T, p) ({ typedef T vdk_u_ __attribute__((aligned(4))); *(const vdk_u_ *)(p); })
+#define vdk_store(T, p, v) ({ typedef T vdk_u_ __attribute__((aligned(4))); *(vdk_u_ *)(p) = (v); })
+#define vdk_fma(a, b, c) __builtin_elementwise_fma((a), (b), (c))
+
+/// The fixed sum of the 16 lanes at p: (l + l+8), then (+4), (+2), (+1).
+static inline float vdk_lane_tree(const float *p) {
+  float h8[8], h4[4];
+  for (int k = 0; k < 8; k++) h8[k] = p[k] + p[k + 8];
+  for (int k = 0; k < 4; k++) h4[k] = h8[k] + h8[k + 4];
+  return (h4[0] + h4[2]) + (h4[1] + h4[3]);
+}
+
+/// Floats between channels of a grid of side `side` with its one-pixel zero border.
+static inline long vdk_grid_channel(long side, long lanes) { return (side + 2) * (side + 2) * lanes; }
+
+/// The small grid's interior positions (row-major), where each reads the large grid, and the 9 taps.
+static long vdk_window_positions(const VDKWindow *g, long *sp, long *lp, long *tap) {
+  const long S = g->small_side, L = g->large_side, s = g->stride, n = g->lanes;
+  for (long i = 0; i < S; i++)
+    for (long j = 0; j < S; j++) {
+      sp[i * S + j] = ((i + 1) * (S + 2) + j + 1) * n;
+      lp[i * S + j] = (s * i * (L + 2) + s * j) * n;
+    }
+  for (long kh = 0; kh < 3; kh++)
+    for (long kw = 0; kw < 3; kw++) tap[kh * 3 + kw] = (kh * (L + 2) + kw) * n;
+  return S * S;
+}
+
+/// One class of large-grid positions that the same taps reach (stride 2: the four parities of
+/// (y, x), reached by 1, 2, 2 and 4 taps; stride 1: all positions, 9 taps), in increasing tap order.
+typedef struct {
+  long ntaps, npos;
+  int k[9];
+  long tap[9];
+  long base[VDK_MAX_POSITIONS], at[VDK_MAX_POSITIONS];
+} VDKPhase;
+
+static int vdk_window_phases(const VDKWindow *g, VDKPhase *phases) {
+  const long S = g->small_side, L = g->large_side, n = g->lanes;
+  if (g->stride == 1) {
+    VDKPhase *ph = &phases[0];
+    ph->ntaps = 9;
+    for (int k = 0; k < 9; k++) {
+      const long kh = k / 3, kw = k % 3;
+      ph->k[k] = k;
+      ph->tap[k] = ((1 - kh) * (S + 2) + (1 - kw)) * n;
+    }
+    ph->npos = L * L;
+    for (long y = 0; y < L; y++)
+      for (long x = 0; x < L; x++) {
+        ph->base[y * L + x] = ((y + 1) * (S + 2) + x + 1) * n;
+        ph->at[y * L + x] = ((y + 1) * (L + 2) + x + 1) * n;
+      }
+    return 1;
+  }
+  int f = 0;
+  for (long py = 0; py < 2; py++)
+    for (long px = 0; px < 2; px++, f++) {
+      VDKPhase *ph = &phases[f];
+      ph->ntaps = 0;
+      for (long kh = 0; kh < 3; kh++) {
+        if ((kh % 2 == 1) != (py == 0)) continue;  // y + 1 − kh must be even
+        for (long kw = 0; kw < 3; kw++) {
+          if ((kw % 2 == 1) != (px == 0)) continue;
+          const long di = (py + 1 - kh) / 2, dj = (px + 1 - kw) / 2;
+          ph->k[ph->ntaps] = (int)(kh * 3 + kw);
+          ph->tap[ph->ntaps] = (di * (S + 2) + dj) * n;
+          ph->ntaps++;
+        }
+      }
+      ph->npos = S * S;
+      for (long m = 0; m < S; m++)
+        for (long q = 0; q < S; q++) {
+          const long y = 2 * m + py, x = 2 * q + px;
+          ph->base[m * S + q] = ((m + 1) * (S + 2) + q + 1) * n;
+          ph->at[m * S + q] = ((y + 1) * (L + 2) + x + 1) * n;
+        }
+    }
+  return 4;
+}
+
+#if defined(__x86_64__) && defined(__clang__)
+#define VDK_SUFFIX avx512
+#define VDK_WIDTH 16
+#define VDK_GATHER_CO 4
+#define VDK_GATHER_POS 6
+#define VDK_WGRAD_SMALL 2
+#define VDK_WGRAD_TAPS 9
+#define VDK_WGRAD_ROWS 2
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))), apply_to = function)
+#include "direct_body.h"
+#pragma clang attribute pop
+#undef VDK_SUFFIX
+#undef VDK_GATHER_CO
+#undef VDK_GATHER_POS
+#undef VDK_WGRAD_TAPS
+#undef VDK_WIDTH
+#undef VDK_WGRAD_SMALL
+#undef VDK_WGRAD_ROWS
+
+#define VDK_SUFFIX avx2
+#define VDK_WIDTH 8
+#define VDK_GATHER_CO 6
+#define VDK_GATHER_POS 2
+#define VDK_WGRAD_SMALL 3
+#define VDK_WGRAD_TAPS 3
+#define VDK_WGRAD_ROWS 2
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#include "direct_body.h"
+#pragma clang attribute pop
+#undef VDK_SUFFIX
+#undef VDK_GATHER_CO
+#undef VDK_GATHER_POS
+#undef VDK_WGRAD_TAPS
+#undef VDK_WIDTH
+#undef VDK_WGRAD_SMALL
+#undef VDK_WGRAD_ROWS
+#endif
+
+// The portable variant's fused multiply-add, exact without the instruction: the product of two floats
+// is exact in double; their sum with c, rounded to odd (a lost bit forces the last bit to 1), then
+// rounded once to float is the correctly rounded a·b + c (round to odd at 53 bits, then to 24).
+// Four lanes at a time in SSE2: about a tenth of the FMA units' rate, and bit for bit the same.
+typedef double vdk_d4 __attribute__((ext_vector_type(4)));
+typedef long vdk_l4 __attribute__((ext_vector_type(4)));
+static inline vdk_v4 vdk_fma_exact(vdk_v4 a, vdk_v4 b, vdk_v4 c) {
+  const vdk_d4 p = __builtin_convertvector(a, vdk_d4) * __builtin_convertvector(b, vdk_d4);
+  const vdk_d4 cd = __builtin_convertvector(c, vdk_d4);
+  const vdk_d4 s = p + cd, bb = s - p;
+  const vdk_d4 err = (p - (s - bb)) + (cd - bb);  // s + err = p + c exactly (TwoSum)
+  const vdk_l4 bits = (vdk_l4)s;
+  const vdk_l4 inexactEven = (err != 0) & ((bits & 1) == 0) & (s - s == 0);  // s finite
+  const vdk_l4 away = (err > 0) == (s > 0);                                   // the exact sum lies farther from 0
+  const vdk_l4 step = (away & 1) | (~away & -1);
+  const vdk_d4 odd = (vdk_d4)(bits + (inexactEven & step));
+  return __builtin_convertvector(odd, vdk_v4);
+}
+#undef vdk_fma
+#define vdk_fma(a, b, c) vdk_fma_exact((a), (b), (c))
+
+#define VDK_SUFFIX portable
+#define VDK_WIDTH 4
+#define VDK_GATHER_CO 2
+#define VDK_GATHER_POS 4
+#define VDK_WGRAD_SMALL 2
+#define VDK_WGRAD_TAPS 3
+#define VDK_WGRAD_ROWS 2
+#include "direct_body.h"
+#undef VDK_SUFFIX
+#undef VDK_GATHER_CO
+#undef VDK_GATHER_POS
+#undef VDK_WGRAD_TAPS
+#undef VDK_WIDTH
+#undef VDK_WGRAD_SMALL
+#undef VDK_WGRAD_ROWS
+
+typedef struct {
+  const char *name;
+  void (*weight_grad)(const VDKWindow *, const float *, const float *, float *);
+  void (*gather)(const VDKWindow *, const float *, const float *, int, const float *, const float *, float *, float *);
+  void (*scatter)(const VDKWindow *, const float *, const float *, int, const float *, const float *, float *, float *);
+  void (*dense)(const float *, long, long, const float *, int, const float *, int, const float *, const long *, long,
+                float *, const long *, long, long);
+  void (*dense_weight_grad)(float *, long, long, float *, const float *, const long *, long, const float *,
+                            const long *, long, long);
+} VDKVariant;
+
+#define VDK_VARIANT(s)                                                                                 \
+  {                                                                                                    \
+    #s, vdk_conv_weight_grad_##s, vdk_conv_gather_##s, vdk_conv_scatter_##s, vdk_dense_##s, vdk_dense_weight_grad_##s \
+  }
+static const VDKVariant vdk_variants[] = {
+#if defined(__x86_64__) && defined(__clang__)
+    VDK_VARIANT(avx512),
+    VDK_VARIANT(avx2),
+#endif
+    VDK_VARIANT(portable),
+};
+enum { VDK_VARIANT_COUNT = sizeof vdk_variants / sizeof vdk_variants[0] };
+
+static int vdk_cpu_has(const char *name) {
+#if defined(__x86_64__) && defined(__clang__)
+  __builtin_cpu_init();
+  if (!strcmp(name, "avx512"))
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
+  if (!strcmp(name, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+  return !strcmp(name, "portable");
+}
+
+// Set once, before any worker thread runs a kernel (vdk_select_kernels), else the widest on first use.
+static const VDKVariant *vdk_active;
+
+static const VDKVariant *vdk_kernels(void) {
+  if (!vdk_active) {
+    for (int i = 0; i < VDK_VARIANT_COUNT; i++)
+      if (vdk_cpu_has(vdk_variants[i].name)) {
+        vdk_active = &vdk_variants[i];
+        break;
+      }
+  }
+  return vdk_active;
+}
+
+int vdk_select_kernels(const char *name) {
+  for (int i = 0; i < VDK_VARIANT_COUNT; i++) {
+    if (strcmp(vdk_variants[i].name, name)) continue;
+    if (!vdk_cpu_has(name)) return -2;
+    vdk_active = &vdk_variants[i];
+    return 0;
+  }
+  return -1;
+}
+
+int vdk_kernels_supported(const char *name) {
+  for (int i = 0; i < VDK_VARIANT_COUNT; i++)
+    if (!strcmp(vdk_variants[i].name, name)) return vdk_cpu_has(name);
+  return 0;
+}
+
+const char *vdk_kernels_name(void) { return vdk_kernels()->name; }
+
+void vdk_conv_weight_grad(const VDKWindow *g, const float *small, const float *large, float *dweight) {
+  vdk_kernels()->weight_grad(g, small, large, dweight);
+}
+
+void vdk_conv_gather(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
+                     const float *large, float *small, float *scratch) {
+  vdk_kernels()->gather(g, weight, bias, relu, mask, large, small, scratch);
+}
+
+void vdk_conv_scatter(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
+                      const float *small, float *large, float *scratch) {
+  vdk_kernels()->scatter(g, weight, bias, relu, mask, small, large, scratch);
+}
+
+void vdk_dense(const float *weight, long w_out, long w_in, const float *bias, int relu, const float *mask, int accumulate,
+               const float *in, const long *in_off, long nin, float *out, const long *out_off, long nout, long lanes) {
+  vdk_kernels()->dense(weight, w_out, w_in, bias, relu, mask, accumulate, in, in_off, nin, out, out_off, nout, lanes);
+}
+
+void vdk_dense_weight_grad(float *dweight, long w_out, long w_in, float *dbias, const float *dy, const long *dy_off,
+                           long nout, const float *x, const long *x_off, long nin, long lanes) {
+  vdk_kernels()->dense_weight_grad(dweight, w_out, w_in, dbias, dy, dy_off, nout, x, x_off, nin, lanes);
+}
+
+void vdk_grid_sums(const float *grid, long channels, long side, long lanes, float *sums) {
+  const long channel = vdk_grid_channel(side, lanes);
+  for (long c = 0; c < channels; c++) {
+    float acc[VDK_LANES] = {0};
+    for (long b = 0; b < lanes / VDK_LANES; b++)
+      for (long y = 0; y < side; y++)
+        for (long x = 0; x < side; x++) {
+          const float *v = grid + c * channel + ((y + 1) * (side + 2) + x + 1) * lanes + b * VDK_LANES;
+          for (int l = 0; l < VDK_LANES; l++) acc[l] += v[l];
+        }
+    sums[c] = vdk_lane_tree(acc);
+  }
+}

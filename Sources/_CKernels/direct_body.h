@@ -1,0 +1,287 @@
+// The direct convolution and dense kernels of one variant. direct.c includes this file once per
+// variant, with the variant's target attribute in force and:
+//   VDK_SUFFIX       the names' suffix;
+//   VDK_WIDTH        floats per vector (16, 8 or 4): a lane block of 16 images is 16 / VDK_WIDTH vectors;
+//   VDK_GATHER_CO,   the register block of the window and dense kernels: output channels × positions;
+//   VDK_GATHER_POS
+//   VDK_WGRAD_SMALL, the register block of the weight gradient: small channels × taps.
+//   VDK_WGRAD_TAPS
+//
+// The arithmetic is the same in every variant: every output lane is one chain of FMAs in the order
+// CKernels.h documents, and lanes (images) never mix until the fixed lane tree. Blocking and vector
+// width only decide which chains run side by side.
+
+#define VDK_CAT2(a, b) a##_##b
+#define VDK_CAT(a, b) VDK_CAT2(a, b)
+#define VDK_FN(name) VDK_CAT(name, VDK_SUFFIX)
+#define VDK_INLINE static inline __attribute__((always_inline))
+
+typedef float VDK_FN(vec) __attribute__((ext_vector_type(VDK_WIDTH)));
+#define VEC VDK_FN(vec)
+#define VRELU(v) ({ const VEC r_ = (v); r_ > (VEC)0.0f ? r_ : (VEC)0.0f; })
+/// ReLU's backward fused into a store: v where the forward output m > 0, else +0.
+#define VMASK(v, m) ({ const VEC m_ = (m); m_ > (VEC)0.0f ? (v) : (VEC)0.0f; })
+
+// out[co][pos] = init + Σ_ci Σ_t w(co, ci, t) · in[ci][base[pos] + tap[t]] for CO channels × POS
+// vectors: vector q is part q % H of position q / H's 16 lanes (H vectors per lane block), so a block
+// uses whole cache lines. Packed weights: wp[(ci·ntaps + t)·nco + co].
+VDK_INLINE void VDK_FN(window_block)(const int CO, const int POS, const float *restrict wp, long nco, long nci,
+                                      long ntaps, const long *restrict tap, const float *restrict in,
+                                      long in_channel, const long *restrict base, float *restrict out,
+                                      long out_channel, const long *restrict at, const float *restrict bias,
+                                      int relu, const float *restrict mask) {
+  enum { H = 16 / VDK_WIDTH };
+  VEC acc[VDK_GATHER_CO][VDK_GATHER_CO * VDK_GATHER_POS];
+#pragma clang loop unroll(full)
+  for (int c = 0; c < CO; c++)
+#pragma clang loop unroll(full)
+    for (int p = 0; p < POS; p++) acc[c][p] = (VEC)(bias ? bias[c] : 0.0f);
+  for (long ci = 0; ci < nci; ci++) {
+    const float *restrict channel = in + ci * in_channel;
+    const float *restrict w = wp + ci * ntaps * nco;
+    for (long t = 0; t < ntaps; t++, w += nco) {
+      const float *restrict x = channel + tap[t];
+      VEC xv[VDK_GATHER_CO * VDK_GATHER_POS];
+#pragma clang loop unroll(full)
+      for (int p = 0; p < POS; p++) xv[p] = vdk_load(VEC, x + base[p / H] + p % H * VDK_WIDTH);
+#pragma clang loop unroll(full)
+      for (int c = 0; c < CO; c++) {
+        const VEC wc = (VEC)w[c];
+#pragma clang loop unroll(full)
+        for (int p = 0; p < POS; p++) acc[c][p] = vdk_fma(wc, xv[p], acc[c][p]);
+      }
+    }
+  }
+#pragma clang loop unroll(full)
+  for (int c = 0; c < CO; c++)
+#pragma clang loop unroll(full)
+    for (int p = 0; p < POS; p++)
+    {
+      const long o = c * out_channel + at[p / H] + p % H * VDK_WIDTH;
+      VEC v = relu ? VRELU(acc[c][p]) : acc[c][p];
+      if (mask) v = VMASK(v, vdk_load(VEC, mask + o));
+      vdk_store(VEC, out + o, v);
+    }
+}
+
+// Every block of one weight packing: positions [0, npos) with input bases and output offsets, output
+// channels [0, nco), all lanes. A block holds PB positions' whole lane blocks.
+static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, long ntaps, const long *restrict tap,
+                                const float *restrict in, long in_channel, const long *restrict base, long npos,
+                                float *restrict out, long out_channel, const long *restrict at,
+                                const float *restrict bias, int relu, const float *restrict mask, long lanes) {
+  enum { H = 16 / VDK_WIDTH, PB = VDK_GATHER_POS / H, WIDE = VDK_GATHER_CO * VDK_GATHER_POS };
+  _Static_assert(PB >= 1 && PB * H == VDK_GATHER_POS, "a block holds whole lane blocks");
+  for (long b = 0; b < lanes; b += 16) {
+    const float *in_b = in + b;
+    float *out_b = out + b;
+    const float *mask_b = mask ? mask + b : 0;
+    if (nco == 1) {
+      // One output channel (ConvTranspose2d 32 → 1): the register block spans positions instead.
+      long p = 0;
+      for (; p + WIDE / H <= npos; p += WIDE / H)
+        VDK_FN(window_block)(1, WIDE, wp, 1, nci, ntaps, tap, in_b, in_channel, base + p, out_b, out_channel, at + p,
+                             bias, relu, mask_b);
+      for (; p < npos; p++)
+        VDK_FN(window_block)(1, H, wp, 1, nci, ntaps, tap, in_b, in_channel, base + p, out_b, out_channel, at + p,
+                             bias, relu, mask_b);
+      continue;
+    }
+    for (long p = 0; p < npos; p += PB) {
+      const long np = npos - p < PB ? npos - p : PB;
+      for (long c = 0; c < nco; c += VDK_GATHER_CO) {
+        const long nc = nco - c < VDK_GATHER_CO ? nco - c : VDK_GATHER_CO;
+        const float *bc = bias ? bias + c : 0;
+        // Constant block sizes, so each block is unrolled into registers; the last block of channels
+        // or positions is a smaller constant block.
+#define VDK_BLOCK(C, P)                                                                                      \
+  VDK_FN(window_block)(C, (P) * H, wp + c, nco, nci, ntaps, tap, in_b, in_channel, base + p, out_b + c * out_channel, \
+                       out_channel, at + p, bc, relu, mask_b ? mask_b + c * out_channel : 0)
+#define VDK_CHANNELS(P)                                          \
+  switch (nc) {                                                  \
+  case 1: VDK_BLOCK(1, P); break;                                \
+  case 2: if (VDK_GATHER_CO >= 2) VDK_BLOCK(2 % (VDK_GATHER_CO + 1), P); break; \
+  case 3: if (VDK_GATHER_CO >= 3) VDK_BLOCK(3 % (VDK_GATHER_CO + 1), P); break; \
+  case 4: if (VDK_GATHER_CO >= 4) VDK_BLOCK(4 % (VDK_GATHER_CO + 1), P); break; \
+  case 5: if (VDK_GATHER_CO >= 5) VDK_BLOCK(5 % (VDK_GATHER_CO + 1), P); break; \
+  default: VDK_BLOCK(VDK_GATHER_CO, P); break;                   \
+  }
+        if (np == PB) {
+          VDK_CHANNELS(PB)
+        } else {
+          for (long pp = 0; pp < np; pp++, p++) VDK_CHANNELS(1)
+          p -= np;
+        }
+#undef VDK_CHANNELS
+#undef VDK_BLOCK
+      }
+    }
+  }
+}
+
+// acc[s][t] (16 lanes each, acc_s floats apart per s) += Σ over small rows i0 ≤ i < i1 and columns j of
+// small[s][i, j] · large[stride·i + kh, stride·j + kw] (bordered coordinates; tap t = kh·3 + kw, taps
+// t0 … t0 + T − 1 of one row kh), on the vector of lanes at small/large, for S × T chains.
+VDK_INLINE void VDK_FN(wgrad_block)(const int S, const int T, const VDKWindow *g, long i0, long i1,
+                                     const float *restrict small, long small_channel, const float *restrict large,
+                                     int t0, float *restrict acc, long acc_s) {
+  const long n = g->lanes, ss = g->small_side, ls = g->large_side, st = g->stride;
+  VEC a[VDK_WGRAD_SMALL][VDK_WGRAD_TAPS];
+#pragma clang loop unroll(full)
+  for (int s = 0; s < S; s++)
+#pragma clang loop unroll(full)
+    for (int t = 0; t < T; t++) a[s][t] = vdk_load(VEC, acc + s * acc_s + t * 16);
+  const float *restrict l0 = large + ((t0 / 3) * (ls + 2) + t0 % 3) * n;
+  for (long i = i0; i < i1; i++) {
+    const float *restrict sm = small + ((i + 1) * (ss + 2) + 1) * n;
+    const float *restrict lg = l0 + st * i * (ls + 2) * n;
+    for (long j = 0; j < ss; j++, sm += n, lg += st * n) {
+      VEC x[VDK_WGRAD_SMALL];
+#pragma clang loop unroll(full)
+      for (int s = 0; s < S; s++) x[s] = vdk_load(VEC, sm + s * small_channel);
+#pragma clang loop unroll(full)
+      for (int t = 0; t < T; t++) {
+        const VEC y = vdk_load(VEC, lg + t * n);
+#pragma clang loop unroll(full)
+        for (int s = 0; s < S; s++) a[s][t] = vdk_fma(x[s], y, a[s][t]);
+      }
+    }
+  }
+#pragma clang loop unroll(full)
+  for (int s = 0; s < S; s++)
+#pragma clang loop unroll(full)
+    for (int t = 0; t < T; t++) vdk_store(VEC, acc + s * acc_s + t * 16, a[s][t]);
+}
+
+void VDK_FN(vdk_conv_weight_grad)(const VDKWindow *g, const float *small, const float *large, float *dweight) {
+  const long small_channel = vdk_grid_channel(g->small_side, g->lanes);
+  const long large_channel = vdk_grid_channel(g->large_side, g->lanes);
+  enum { SB = VDK_WGRAD_SMALL, TB = VDK_WGRAD_TAPS };
+  _Static_assert(9 % TB == 0 && (TB == 9 || 3 % TB == 0), "tap blocks within one row or all nine");
+  // 16 lane accumulators for each of the SB × 9 weights of a block.
+  float acc[SB * 9 * 16] __attribute__((aligned(64)));
+  for (long s = 0; s < g->small_channels; s += SB) {
+    const long ns = g->small_channels - s < SB ? g->small_channels - s : SB;
+    for (long l = 0; l < g->large_channels; l++) {
+      for (int i = 0; i < SB * 9 * 16; i++) acc[i] = 0;
+      // Rows in blocks of VDK_WGRAD_ROWS, so the rows a block reads stay in L1 across the taps and
+      // lane vectors; each chain still runs over the rows in order.
+      for (long b = 0; b < g->lanes; b += 16)
+        for (long i0 = 0; i0 < g->small_side; i0 += VDK_WGRAD_ROWS) {
+          const long i1 = i0 + VDK_WGRAD_ROWS < g->small_side ? i0 + VDK_WGRAD_ROWS : g->small_side;
+          for (long v = 0; v < 16; v += VDK_WIDTH) {
+            const float *sm = small + s * small_channel + b + v;
+            const float *lg = large + l * large_channel + b + v;
+            for (int t = 0; t < 9; t += TB) {
+              if (ns == SB)
+                VDK_FN(wgrad_block)(SB, TB, g, i0, i1, sm, small_channel, lg, t, acc + t * 16 + v, 9 * 16);
+              else
+                for (long k = 0; k < ns; k++)
+                  VDK_FN(wgrad_block)(1, TB, g, i0, i1, sm + k * small_channel, small_channel, lg, t,
+                                      acc + (k * 9 + t) * 16 + v, 9 * 16);
+            }
+          }
+        }
+      for (long k = 0; k < ns; k++)
+        for (int t = 0; t < 9; t++)
+          dweight[((s + k) * g->large_channels + l) * 9 + t] = vdk_lane_tree(acc + (k * 9 + t) * 16);
+    }
+  }
+}
+
+void VDK_FN(vdk_conv_gather)(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
+                             const float *large, float *small, float *scratch) {
+  long sp[VDK_MAX_POSITIONS], lp[VDK_MAX_POSITIONS], tap[9];
+  const long npos = vdk_window_positions(g, sp, lp, tap);
+  // Pack W[s][l][t] as wp[(l·9 + t)·S + s].
+  const long S = g->small_channels, L = g->large_channels;
+  for (long s = 0; s < S; s++)
+    for (long l = 0; l < L; l++)
+      for (long t = 0; t < 9; t++) scratch[(l * 9 + t) * S + s] = weight[(s * L + l) * 9 + t];
+  VDK_FN(window_pass)(scratch, S, L, 9, tap, large, vdk_grid_channel(g->large_side, g->lanes), lp, npos, small,
+                      vdk_grid_channel(g->small_side, g->lanes), sp, bias, relu, mask, g->lanes);
+}
+
+void VDK_FN(vdk_conv_scatter)(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
+                              const float *small, float *large, float *scratch) {
+  VDKPhase phases[4];
+  const int nphases = vdk_window_phases(g, phases);
+  const long S = g->small_channels, L = g->large_channels;
+  for (int f = 0; f < nphases; f++) {
+    const VDKPhase *ph = &phases[f];
+    // Pack W[s][l][k] for the phase's taps k as wp[(s·ntaps + t)·L + l].
+    for (long s = 0; s < S; s++)
+      for (long t = 0; t < ph->ntaps; t++)
+        for (long l = 0; l < L; l++) scratch[(s * ph->ntaps + t) * L + l] = weight[(s * L + l) * 9 + ph->k[t]];
+    VDK_FN(window_pass)(scratch, L, S, ph->ntaps, ph->tap, small, vdk_grid_channel(g->small_side, g->lanes), ph->base,
+                        ph->npos, large, vdk_grid_channel(g->large_side, g->lanes), ph->at, bias, relu, mask, g->lanes);
+  }
+}
+
+// The dense kernels: features are addressed through offset tables, so a grid's interior pixels and a
+// plain [F, lanes] matrix are read alike.
+void VDK_FN(vdk_dense)(const float *weight, long w_out, long w_in, const float *bias, int relu, const float *mask,
+                       int accumulate, const float *in, const long *in_off, long nin, float *out, const long *out_off, long nout,
+                       long lanes) {
+  enum { OB = VDK_GATHER_CO * VDK_GATHER_POS };
+  for (long v = 0; v < lanes; v += VDK_WIDTH) {
+    const float *in_v = in + v;
+    float *out_v = out + v;
+    for (long o = 0; o < nout; o += OB) {
+      const long no = nout - o < OB ? nout - o : OB;
+      VEC acc[OB];
+      for (long k = 0; k < no; k++)
+        acc[k] = accumulate ? vdk_load(VEC, out_v + out_off[o + k]) : (VEC)(bias ? bias[o + k] : 0.0f);
+      if (no == OB) {
+        for (long i = 0; i < nin; i++) {
+          const VEC x = vdk_load(VEC, in_v + in_off[i]);
+          const float *w = weight + o * w_out + i * w_in;
+#pragma clang loop unroll(full)
+          for (int k = 0; k < OB; k++) acc[k] = vdk_fma((VEC)w[k * w_out], x, acc[k]);
+        }
+      } else {
+        for (long i = 0; i < nin; i++) {
+          const VEC x = vdk_load(VEC, in_v + in_off[i]);
+          const float *w = weight + o * w_out + i * w_in;
+          for (long k = 0; k < no; k++) acc[k] = vdk_fma((VEC)w[k * w_out], x, acc[k]);
+        }
+      }
+      for (long k = 0; k < no; k++) {
+        VEC r = relu ? VRELU(acc[k]) : acc[k];
+        if (mask) r = VMASK(r, vdk_load(VEC, mask + v + out_off[o + k]));
+        vdk_store(VEC, out_v + out_off[o + k], r);
+      }
+    }
+  }
+}
+
+void VDK_FN(vdk_dense_weight_grad)(float *dweight, long w_out, long w_in, float *dbias, const float *dy,
+                                   const long *dy_off, long nout, const float *x, const long *x_off, long nin,
+                                   long lanes) {
+  float acc[16] __attribute__((aligned(64)));
+  for (long o = 0; o < nout; o++) {
+    if (dbias) {
+      for (int l = 0; l < 16; l++) acc[l] = 0;
+      for (long b = 0; b < lanes; b += 16)
+        for (int l = 0; l < 16; l++) acc[l] += dy[dy_off[o] + b + l];
+      dbias[o] = vdk_lane_tree(acc);
+    }
+    for (long i = 0; i < nin; i++) {
+      for (long v = 0; v < 16; v += VDK_WIDTH) {
+        VEC a = (VEC)0.0f;
+        for (long b = 0; b < lanes; b += 16)
+          a = vdk_fma(vdk_load(VEC, dy + dy_off[o] + b + v), vdk_load(VEC, x + x_off[i] + b + v), a);
+        vdk_store(VEC, acc + v, a);
+      }
+      dweight[o * w_out + i * w_in] = vdk_lane_tree(acc);
+    }
+  }
+}
+
+#undef VRELU
+#undef VMASK
+#undef VEC
+#undef VDK_FN
+#undef VDK_CAT
+#undef VDK_CAT2
+#undef VDK_INLINE

@@ -1,0 +1,53 @@
+import Foundation
+import XCTest
+
+/// The convolution kernels' variants (VAE_DIST_KERNELS) train to the same bits: each variant this CPU
+/// has, alone, and a 2-rank job whose rank 1 is forced to the portable kernels, as a cluster of mixed
+/// CPU generations would run. On the small real data set: the portable kernels are slow.
+final class KernelVariantRunTests: XCTestCase {
+  func arguments(_ out: String, data: String) -> [String] {
+    [
+      "--data", data, "--max-steps", "6", "--batch-size", "32", "--seed", "4", "--progress", "none",
+      "--iw-samples", "0", "--plot-every", "0", "--threads", "1", "--out", out,
+    ]
+  }
+
+  func testEveryVariantAndAMixedJobGiveTheSameBits() throws {
+    let data = try Harness.smallRealDataset()
+    let binary = try Harness.requireBinary()
+    var reference: (name: String, data: Data)?
+    func check(_ name: String, _ out: String, _ result: Harness.Result) throws {
+      XCTAssertEqual(result.status, 0, "\(name): \(result.all)")
+      let tensors = try Harness.safetensors(out + "/model.safetensors").data
+      print("\(name): \(String(format: "%.1f", result.seconds)) s, test loss \(try Harness.metrics(out)[0]["test_loss"]!)")
+      if let reference {
+        XCTAssertTrue(tensors == reference.data, "\(name): parameters differ from \(reference.name)")
+      } else {
+        reference = (name, tensors)
+      }
+    }
+    for variant in ["avx512", "avx2", "portable"] {
+      let out = Harness.temporaryDirectory()
+      let result = try Harness.run(binary, arguments(out, data: data), environment: ["VAE_DIST_KERNELS": variant])
+      if result.status != 0 && result.error.contains("this CPU lacks the instructions of the \(variant) kernels") {
+        XCTAssertEqual(result.status, 2)
+        print("\(variant): refused on this CPU, as it must be")
+        continue
+      }
+      XCTAssertTrue(result.output.contains("kernels \(variant)"), result.output)
+      try check("alone, VAE_DIST_KERNELS=\(variant)", out, result)
+    }
+    // MPMD: rank 0 with the default kernels, rank 1 with the portable ones.
+    let out = Harness.temporaryDirectory()
+    let common = ["--oversubscribe", "--bind-to", "none"]
+    let mixed = try Harness.run(
+      Harness.mpirun,
+      common + ["-n", "1", binary] + arguments(out, data: data) + [":"] + ["-n", "1", "-x", "VAE_DIST_KERNELS=portable", binary]
+        + arguments(out, data: data))
+    try check("mpirun -n 2, rank 1 portable", out, mixed)
+
+    let refused = try Harness.run(binary, ["bench"], environment: ["VAE_DIST_KERNELS": "sse9"])
+    XCTAssertEqual(refused.status, 2)
+    XCTAssertTrue(refused.error.contains("VAE_DIST_KERNELS=sse9 is not a kernel variant"), refused.error)
+  }
+}
