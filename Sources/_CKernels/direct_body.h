@@ -160,6 +160,8 @@ void VDK_FN(vdk_conv_weight_grad)(const VDKWindow *g, const float *small, const 
   _Static_assert(9 % TB == 0 && (TB == 9 || 3 % TB == 0), "tap blocks within one row or all nine");
   // 16 lane accumulators for each of the SB × 9 weights of a block.
   float acc[SB * 9 * 16] __attribute__((aligned(64)));
+  // A small grid of side 7 is read whole (its rows fit L1 many times over); larger ones in blocks of rows.
+  const long rows = g->small_side <= 7 ? g->small_side : VDK_WGRAD_ROWS;
   for (long s = 0; s < g->small_channels; s += SB) {
     const long ns = g->small_channels - s < SB ? g->small_channels - s : SB;
     for (long l = 0; l < g->large_channels; l++) {
@@ -167,8 +169,8 @@ void VDK_FN(vdk_conv_weight_grad)(const VDKWindow *g, const float *small, const 
       // Rows in blocks of VDK_WGRAD_ROWS, so the rows a block reads stay in L1 across the taps and
       // lane vectors; each chain still runs over the rows in order.
       for (long b = 0; b < g->lanes; b += 16)
-        for (long i0 = 0; i0 < g->small_side; i0 += VDK_WGRAD_ROWS) {
-          const long i1 = i0 + VDK_WGRAD_ROWS < g->small_side ? i0 + VDK_WGRAD_ROWS : g->small_side;
+        for (long i0 = 0; i0 < g->small_side; i0 += rows) {
+          const long i1 = i0 + rows < g->small_side ? i0 + rows : g->small_side;
           for (long v = 0; v < 16; v += VDK_WIDTH) {
             const float *sm = small + s * small_channel + b + v;
             const float *lg = large + l * large_channel + b + v;
