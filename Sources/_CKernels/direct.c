@@ -7,6 +7,7 @@
 
 #pragma STDC FP_CONTRACT OFF
 
+#include <stdlib.h>
 #include <string.h>
 
 enum { VDK_LANES = 16, VDK_MAX_POSITIONS = 28 * 28 };
@@ -30,6 +31,20 @@ static inline float vdk_lane_tree(const float *p) {
   for (int k = 0; k < 8; k++) h8[k] = p[k] + p[k + 8];
   for (int k = 0; k < 4; k++) h4[k] = h8[k] + h8[k + 4];
   return (h4[0] + h4[2]) + (h4[1] + h4[3]);
+}
+
+/// This thread's buffer of at least `floats` floats, 64-byte aligned, grown as needed and kept for the
+/// thread's life (the workers are few and long-lived). Aborts if memory runs out.
+static float *vdk_thread_scratch(long floats) {
+  static _Thread_local float *buffer;
+  static _Thread_local long capacity;
+  if (floats > capacity) {
+    free(buffer);
+    buffer = aligned_alloc(64, (size_t)(floats + 15) / 16 * 64);
+    if (!buffer) abort();
+    capacity = floats;
+  }
+  return buffer;
 }
 
 /// Floats between channels of a grid of side `side` with its one-pixel zero border.

@@ -156,37 +156,42 @@ VDK_INLINE void VDK_FN(wgrad_block)(const int S, const int T, const VDKWindow *g
 void VDK_FN(vdk_conv_weight_grad)(const VDKWindow *g, const float *small, const float *large, float *dweight) {
   const long small_channel = vdk_grid_channel(g->small_side, g->lanes);
   const long large_channel = vdk_grid_channel(g->large_side, g->lanes);
-  enum { SB = VDK_WGRAD_SMALL, TB = VDK_WGRAD_TAPS };
+  enum { SB = VDK_WGRAD_SMALL, TB = VDK_WGRAD_TAPS, SO = 4 * VDK_WGRAD_SMALL };
   _Static_assert(9 % TB == 0 && (TB == 9 || 3 % TB == 0), "tap blocks within one row or all nine");
-  // 16 lane accumulators for each of the SB × 9 weights of a block.
-  float acc[SB * 9 * 16] __attribute__((aligned(64)));
+  // 16 lane accumulators for each of the SO × 9 weights of an outer block: SO small channels share
+  // each pass over a large channel, which then comes from L2 rather than L3 (the grids are 0.3-1.8 MB).
+  float acc[SO * 9 * 16] __attribute__((aligned(64)));
   // A small grid of side 7 is read whole (its rows fit L1 many times over); larger ones in blocks of rows.
   const long rows = g->small_side <= 7 ? g->small_side : VDK_WGRAD_ROWS;
-  for (long s = 0; s < g->small_channels; s += SB) {
-    const long ns = g->small_channels - s < SB ? g->small_channels - s : SB;
+  for (long so = 0; so < g->small_channels; so += SO) {
+    const long nso = g->small_channels - so < SO ? g->small_channels - so : SO;
     for (long l = 0; l < g->large_channels; l++) {
-      for (int i = 0; i < SB * 9 * 16; i++) acc[i] = 0;
-      // Rows in blocks of VDK_WGRAD_ROWS, so the rows a block reads stay in L1 across the taps and
-      // lane vectors; each chain still runs over the rows in order.
+      for (int i = 0; i < SO * 9 * 16; i++) acc[i] = 0;
+      // Rows in blocks of `rows`, so the rows a block reads stay in L1 across the taps, lane vectors
+      // and small channels; each chain still runs over the rows in order.
       for (long b = 0; b < g->lanes; b += 16)
         for (long i0 = 0; i0 < g->small_side; i0 += rows) {
           const long i1 = i0 + rows < g->small_side ? i0 + rows : g->small_side;
           for (long v = 0; v < 16; v += VDK_WIDTH) {
-            const float *sm = small + s * small_channel + b + v;
             const float *lg = large + l * large_channel + b + v;
-            for (int t = 0; t < 9; t += TB) {
-              if (ns == SB)
-                VDK_FN(wgrad_block)(SB, TB, g, i0, i1, sm, small_channel, lg, t, acc + t * 16 + v, 9 * 16);
-              else
-                for (long k = 0; k < ns; k++)
-                  VDK_FN(wgrad_block)(1, TB, g, i0, i1, sm + k * small_channel, small_channel, lg, t,
-                                      acc + (k * 9 + t) * 16 + v, 9 * 16);
+            for (long s = 0; s < nso; s += SB) {
+              const long ns = nso - s < SB ? nso - s : SB;
+              const float *sm = small + (so + s) * small_channel + b + v;
+              float *as = acc + s * 9 * 16 + v;
+              for (int t = 0; t < 9; t += TB) {
+                if (ns == SB)
+                  VDK_FN(wgrad_block)(SB, TB, g, i0, i1, sm, small_channel, lg, t, as + t * 16, 9 * 16);
+                else
+                  for (long k = 0; k < ns; k++)
+                    VDK_FN(wgrad_block)(1, TB, g, i0, i1, sm + k * small_channel, small_channel, lg, t,
+                                        as + (k * 9 + t) * 16, 9 * 16);
+              }
             }
           }
         }
-      for (long k = 0; k < ns; k++)
+      for (long k = 0; k < nso; k++)
         for (int t = 0; t < 9; t++)
-          dweight[((s + k) * g->large_channels + l) * 9 + t] = vdk_lane_tree(acc + (k * 9 + t) * 16);
+          dweight[((so + k) * g->large_channels + l) * 9 + t] = vdk_lane_tree(acc + (k * 9 + t) * 16);
     }
   }
 }
@@ -218,6 +223,16 @@ void VDK_FN(vdk_conv_scatter)(const VDKWindow *g, const float *weight, const flo
     VDK_FN(window_pass)(scratch, L, S, ph->ntaps, ph->tap, small, vdk_grid_channel(g->small_side, g->lanes), ph->base,
                         ph->npos, large, vdk_grid_channel(g->large_side, g->lanes), ph->at, bias, relu, mask, g->lanes);
   }
+}
+
+// vdk_lane_tree on VDK_WIDTH sums at once: p[l] holds lane l of each.
+VDK_INLINE VEC VDK_FN(lane_tree)(const VEC *p) {
+  VEC h8[8], h4[4];
+#pragma clang loop unroll(full)
+  for (int k = 0; k < 8; k++) h8[k] = p[k] + p[k + 8];
+#pragma clang loop unroll(full)
+  for (int k = 0; k < 4; k++) h4[k] = h8[k] + h8[k + 4];
+  return (h4[0] + h4[2]) + (h4[1] + h4[3]);
 }
 
 // The dense kernels: features are addressed through offset tables, so a grid's interior pixels and a
@@ -257,27 +272,56 @@ void VDK_FN(vdk_dense)(const float *weight, long w_out, long w_in, const float *
   }
 }
 
+// The dense weight gradient, vectorized over the wider of its two feature sets (V) with the other
+// (S) broadcast: V's lane-major runs are transposed once into lane rows, so a vector holds one lane of
+// VDK_WIDTH features, and the lane tree becomes 15 vertical adds in vdk_lane_tree's order. Each
+// element's sum is the one the scalar definition gives: per lane a chain of FMAs over the lane
+// blocks from +0, then the tree; the product s · v equals v · s exactly.
 void VDK_FN(vdk_dense_weight_grad)(float *dweight, long w_out, long w_in, float *dbias, const float *dy,
                                    const long *dy_off, long nout, const float *x, const long *x_off, long nin,
                                    long lanes) {
-  float acc[16] __attribute__((aligned(64)));
-  for (long o = 0; o < nout; o++) {
-    if (dbias) {
+  const int by_in = nin >= nout;
+  const float *vsrc = by_in ? x : dy, *ssrc = by_in ? dy : x;
+  const long *voff = by_in ? x_off : dy_off, *soff = by_in ? dy_off : x_off;
+  const long nv = by_in ? nin : nout, ns = by_in ? nout : nin;
+  const long vstride = by_in ? w_in : w_out, sstride = by_in ? w_out : w_in;
+  const long nvp = (nv + VDK_WIDTH - 1) / VDK_WIDTH * VDK_WIDTH;
+  float *rows = vdk_thread_scratch(lanes * nvp);  // rows[lane · nvp + v]
+  for (long v = 0; v < nvp; v++)
+    for (long l = 0; l < lanes; l++) rows[l * nvp + v] = v < nv ? vsrc[voff[v] + l] : 0.0f;
+  if (dbias && !by_in) {  // dy is V: its bias sums are vertical too
+    for (long v = 0; v < nvp; v += VDK_WIDTH) {
+      VEC p[16];
+#pragma clang loop unroll(full)
+      for (int l = 0; l < 16; l++) {
+        p[l] = (VEC)0.0f;
+        for (long b = 0; b < lanes; b += 16) p[l] += vdk_load(VEC, rows + (b + l) * nvp + v);
+      }
+      const VEC r = VDK_FN(lane_tree)(p);
+      for (long k = 0; k < VDK_WIDTH && v + k < nv; k++) dbias[v + k] = r[k];
+    }
+  } else if (dbias) {
+    float acc[16];
+    for (long o = 0; o < nout; o++) {
       for (int l = 0; l < 16; l++) acc[l] = 0;
       for (long b = 0; b < lanes; b += 16)
         for (int l = 0; l < 16; l++) acc[l] += dy[dy_off[o] + b + l];
       dbias[o] = vdk_lane_tree(acc);
     }
-    for (long i = 0; i < nin; i++) {
-      for (long v = 0; v < 16; v += VDK_WIDTH) {
-        VEC a = (VEC)0.0f;
-        for (long b = 0; b < lanes; b += 16)
-          a = vdk_fma(vdk_load(VEC, dy + dy_off[o] + b + v), vdk_load(VEC, x + x_off[i] + b + v), a);
-        vdk_store(VEC, acc + v, a);
-      }
-      dweight[o * w_out + i * w_in] = vdk_lane_tree(acc);
-    }
   }
+  for (long v = 0; v < nvp; v += VDK_WIDTH)
+    for (long s = 0; s < ns; s++) {
+      const float *sp = ssrc + soff[s];
+      VEC p[16];
+#pragma clang loop unroll(full)
+      for (int l = 0; l < 16; l++) {
+        p[l] = (VEC)0.0f;
+        for (long b = 0; b < lanes; b += 16) p[l] = vdk_fma((VEC)sp[b + l], vdk_load(VEC, rows + (b + l) * nvp + v), p[l]);
+      }
+      const VEC r = VDK_FN(lane_tree)(p);
+      float *out = dweight + s * sstride + v * vstride;
+      for (long k = 0; k < VDK_WIDTH && v + k < nv; k++) out[k * vstride] = r[k];
+    }
 }
 
 #undef VRELU

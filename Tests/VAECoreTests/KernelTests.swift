@@ -122,14 +122,22 @@ final class KernelTests: XCTestCase {
       T.denseWeightGradient(
         dWeight: &dWeight, outStride: 75, inStride: 1, dBias: &dBias, dy: g, dyOffsets: rows, x: input,
         xOffsets: features, lanes: lanes)
-      return [forward, back, dWeight, dBias]
+      // The other way round, as the decoder's dense layer: more outputs (a grid's 75) than inputs (13).
+      var dWeightWide = [T](repeating: .nan, count: 75 * 13), dBiasWide = [T](repeating: .nan, count: 75)
+      T.denseWeightGradient(
+        dWeight: &dWeightWide, outStride: 13, inStride: 1, dBias: &dBiasWide, dy: input, dyOffsets: features, x: g,
+        xOffsets: rows, lanes: lanes)
+      return [forward, back, dWeight, dBias, dWeightWide, dBiasWide]
     }
     let reference = run(Double.self)
     var first: [[Float]]?
     for variant in KernelVariant.allCases where variant.isSupported {
       try variant.select()
       let got = run(Float.self)
-      for (k, name) in ["forward + ReLU", "backward-data, accumulated, masked", "weight gradient", "bias gradient"].enumerated() {
+      for (k, name) in [
+        "forward + ReLU", "backward-data, accumulated, masked", "weight gradient", "bias gradient",
+        "weight gradient (more outputs)", "bias gradient (more outputs)",
+      ].enumerated() {
         let difference = maxAbsoluteDifference(got[k].map { Double($0) }, reference[k])
         print("\(variant) dense \(name): max difference \(difference)")
         XCTAssertLessThan(difference, 1e-5, "\(variant) \(name)")
