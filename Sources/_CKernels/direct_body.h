@@ -293,10 +293,10 @@ void VDK_FN(vdk_dense_weight_grad)(float *dweight, long w_out, long w_in, float 
     for (long v = 0; v < nvp; v += VDK_WIDTH) {
       VEC p[16];
 #pragma clang loop unroll(full)
-      for (int l = 0; l < 16; l++) {
-        p[l] = (VEC)0.0f;
-        for (long b = 0; b < lanes; b += 16) p[l] += vdk_load(VEC, rows + (b + l) * nvp + v);
-      }
+      for (int l = 0; l < 16; l++) p[l] = (VEC)0.0f;
+      for (long b = 0; b < lanes; b += 16)
+#pragma clang loop unroll(full)
+        for (int l = 0; l < 16; l++) p[l] += vdk_load(VEC, rows + (b + l) * nvp + v);
       const VEC r = VDK_FN(lane_tree)(p);
       for (long k = 0; k < VDK_WIDTH && v + k < nv; k++) dbias[v + k] = r[k];
     }
@@ -314,10 +314,10 @@ void VDK_FN(vdk_dense_weight_grad)(float *dweight, long w_out, long w_in, float 
       const float *sp = ssrc + soff[s];
       VEC p[16];
 #pragma clang loop unroll(full)
-      for (int l = 0; l < 16; l++) {
-        p[l] = (VEC)0.0f;
-        for (long b = 0; b < lanes; b += 16) p[l] = vdk_fma((VEC)sp[b + l], vdk_load(VEC, rows + (b + l) * nvp + v), p[l]);
-      }
+      for (int l = 0; l < 16; l++) p[l] = (VEC)0.0f;
+      for (long b = 0; b < lanes; b += 16)
+#pragma clang loop unroll(full)
+        for (int l = 0; l < 16; l++) p[l] = vdk_fma((VEC)sp[b + l], vdk_load(VEC, rows + (b + l) * nvp + v), p[l]);
       const VEC r = VDK_FN(lane_tree)(p);
       float *out = dweight + s * sstride + v * vstride;
       for (long k = 0; k < VDK_WIDTH && v + k < nv; k++) out[k * vstride] = r[k];
