@@ -89,6 +89,11 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
     }
     for (long p = 0; p < npos; p += PB) {
       const long np = npos - p < PB ? npos - p : PB;
+      // The next block's inputs: one line per channel, tap and position, in so many planes that the
+      // hardware prefetchers lose track (the grids of the larger layers live in L3).
+      for (long q = p + PB; q < p + 2 * PB && q < npos; q++)
+        for (long ci = 0; ci < nci; ci++)
+          for (long t = 0; t < ntaps; t++) __builtin_prefetch(in_b + ci * in_channel + tap[t] + base[q]);
       for (long c = 0; c < nco; c += VDK_GATHER_CO) {
         const long nc = nco - c < VDK_GATHER_CO ? nco - c : VDK_GATHER_CO;
         const float *bc = bias ? bias + c : 0;
