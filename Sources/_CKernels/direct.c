@@ -127,13 +127,6 @@ static int vdk_window_phases(const VDKWindow *g, VDKPhase *phases) {
 #pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))), apply_to = function)
 #include "direct_body.h"
 #pragma clang attribute pop
-#undef VDK_SUFFIX
-#undef VDK_GATHER_CO
-#undef VDK_GATHER_POS
-#undef VDK_WGRAD_TAPS
-#undef VDK_WIDTH
-#undef VDK_WGRAD_SMALL
-#undef VDK_WGRAD_ROWS
 
 #define VDK_SUFFIX avx2
 #define VDK_WIDTH 8
@@ -145,13 +138,6 @@ static int vdk_window_phases(const VDKWindow *g, VDKPhase *phases) {
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #include "direct_body.h"
 #pragma clang attribute pop
-#undef VDK_SUFFIX
-#undef VDK_GATHER_CO
-#undef VDK_GATHER_POS
-#undef VDK_WGRAD_TAPS
-#undef VDK_WIDTH
-#undef VDK_WGRAD_SMALL
-#undef VDK_WGRAD_ROWS
 #endif
 
 // The portable variant's fused multiply-add, exact without the instruction: the product of two floats
@@ -183,13 +169,6 @@ static inline vdk_v4 vdk_fma_exact(vdk_v4 a, vdk_v4 b, vdk_v4 c) {
 #define VDK_WGRAD_TAPS 3
 #define VDK_WGRAD_ROWS 2
 #include "direct_body.h"
-#undef VDK_SUFFIX
-#undef VDK_GATHER_CO
-#undef VDK_GATHER_POS
-#undef VDK_WGRAD_TAPS
-#undef VDK_WIDTH
-#undef VDK_WGRAD_SMALL
-#undef VDK_WGRAD_ROWS
 
 typedef struct {
   const char *name;

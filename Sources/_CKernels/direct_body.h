@@ -336,3 +336,11 @@ void VDK_FN(vdk_dense_weight_grad)(float *dweight, long w_out, long w_in, float 
 #undef VDK_CAT
 #undef VDK_CAT2
 #undef VDK_INLINE
+// The variant's parameters, so the next variant defines its own.
+#undef VDK_SUFFIX
+#undef VDK_GATHER_CO
+#undef VDK_GATHER_POS
+#undef VDK_WGRAD_TAPS
+#undef VDK_WIDTH
+#undef VDK_WGRAD_SMALL
+#undef VDK_WGRAD_ROWS
