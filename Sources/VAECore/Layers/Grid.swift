@@ -1,6 +1,7 @@
 import _CKernels
 
-/// A micro-batch of feature maps as the convolutions keep them: [C, side+2, side+2, lanes], with a
+/// A micro-batch of feature maps as the convolutions keep them: [C, side+2, side+2, lanes] (each
+/// map followed by one spare cache line), with a
 /// one-pixel zero border around each map and the images innermost. `lanes` is the micro-batch rounded
 /// up to 16: one AVX-512 register (two AVX2 ones) per pixel, whatever the stride. The border makes
 /// every tap of a 3×3 window with padding 1 a plain load, and no kernel writes it, so it stays zero;
@@ -15,8 +16,10 @@ public struct GridShape: Sendable, Equatable {
     (self.channels, self.side, self.lanes) = (channels, side, lanes)
   }
 
-  /// Floats between one channel's map and the next.
-  @inlinable public var channelStride: Int { (side + 2) * (side + 2) * lanes }
+  /// Floats between one channel's map and the next: the bordered map and one unused cache line, so
+  /// that maps whose size is a multiple of 4 KiB (14×14 with 16 lanes: 16 KiB) do not put every
+  /// channel's pixel (y, x) in the same cache set (vdk_grid_channel in _CKernels/direct.c).
+  @inlinable public var channelStride: Int { (side + 2) * (side + 2) * lanes + 16 }
   @inlinable public var count: Int { channels * channelStride }
   /// Where image lane 0 of pixel (y, x) of channel c starts; y and x may be −1 or `side` (the border).
   @inlinable public func offset(channel c: Int, y: Int, x: Int) -> Int {
