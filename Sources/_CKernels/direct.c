@@ -52,6 +52,11 @@ static float *vdk_thread_scratch(long floats) {
 /// (y, x) falls in the same L1 set (8 ways for the 32-64 channels a window reads).
 static inline long vdk_grid_channel(long side, long lanes) { return (side + 2) * (side + 2) * lanes + 16; }
 
+/// The window kernels copy a block of positions' input rows (channel × tap, 16 lanes each) into a
+/// contiguous panel, at most VDK_PANEL_ROWS rows at a time (16 KiB: half of L1), when there are at
+/// least VDK_PANEL_MIN_ROWS of them; below that (one input channel) the copy costs more than it saves.
+enum { VDK_PANEL_ROWS = 256, VDK_PANEL_MIN_ROWS = 32 };
+
 /// The small grid's interior positions (row-major), where each reads the large grid, and the 9 taps.
 static long vdk_window_positions(const VDKWindow *g, long *sp, long *lp, long *tap) {
   const long S = g->small_side, L = g->large_side, s = g->stride, n = g->lanes;

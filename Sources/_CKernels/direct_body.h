@@ -64,9 +64,9 @@ VDK_INLINE void VDK_FN(window_block)(const int CO, const int POS, const float *r
     }
 }
 
-// Every block of one weight packing: positions [0, npos) with input bases and output offsets, output
-// channels [0, nco), all lanes. A block holds PB positions' whole lane blocks.
-static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, long ntaps, const long *restrict tap,
+// window_pass without a panel, for few input rows (conv1, convT3: one input channel) or one output
+// channel: positions [0, npos), output channels [0, nco), all lanes; a block holds PB positions' lane blocks.
+static void VDK_FN(window_direct)(const float *restrict wp, long nco, long nci, long ntaps, const long *restrict tap,
                                 const float *restrict in, long in_channel, const long *restrict base, long npos,
                                 float *restrict out, long out_channel, const long *restrict at,
                                 const float *restrict bias, int relu, const float *restrict mask, long lanes) {
@@ -119,6 +119,123 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
         }
 #undef VDK_CHANNELS
 #undef VDK_BLOCK
+      }
+    }
+  }
+}
+
+// out[co][pos] for CO channels × PP positions (each H vectors of one lane block) over the panel's kc rows,
+// continuing the chains: from the bias (first) or from what out holds (a later chunk of rows); the
+// ReLU and the mask only after the last chunk. panel[pp][k][16]: row k of position pp; wq[k·CO + co].
+VDK_INLINE void VDK_FN(panel_block)(const int CO, const int PP, const float *restrict wq, const float *restrict panel,
+                                     long kc, float *restrict out, long out_channel, const long *restrict at,
+                                     const float *restrict bias, int first, int last, int relu,
+                                     const float *restrict mask) {
+  enum { H = 16 / VDK_WIDTH };
+  VEC acc[VDK_GATHER_CO][VDK_GATHER_POS];
+#pragma clang loop unroll(full)
+  for (int c = 0; c < CO; c++)
+#pragma clang loop unroll(full)
+    for (int q = 0; q < PP * H; q++)
+      acc[c][q] = first ? (VEC)(bias ? bias[c] : 0.0f)
+                        : vdk_load(VEC, out + c * out_channel + at[q / H] + q % H * VDK_WIDTH);
+  for (long k = 0; k < kc; k++) {
+    VEC x[VDK_GATHER_POS];
+#pragma clang loop unroll(full)
+    for (int q = 0; q < PP * H; q++) x[q] = vdk_load(VEC, panel + ((q / H) * kc + k) * 16 + q % H * VDK_WIDTH);
+#pragma clang loop unroll(full)
+    for (int c = 0; c < CO; c++) {
+      const VEC wc = (VEC)wq[k * CO + c];
+#pragma clang loop unroll(full)
+      for (int q = 0; q < PP * H; q++) acc[c][q] = vdk_fma(wc, x[q], acc[c][q]);
+    }
+  }
+#pragma clang loop unroll(full)
+  for (int c = 0; c < CO; c++)
+#pragma clang loop unroll(full)
+    for (int q = 0; q < PP * H; q++) {
+      const long o = c * out_channel + at[q / H] + q % H * VDK_WIDTH;
+      VEC v = acc[c][q];
+      if (last) {
+        if (relu) v = VRELU(v);
+        if (mask) v = VMASK(v, vdk_load(VEC, mask + o));
+      }
+      vdk_store(VEC, out + o, v);
+    }
+}
+
+// Every block of one weight packing: positions [0, npos) with input bases and output offsets, output
+// channels [0, nco), all lanes. Written as a GEMM (BLIS's loops): the nci · ntaps input rows a block of
+// positions reads are copied into a contiguous panel, in chunks of at most VDK_PANEL_ROWS rows so a
+// position's chunk stays in L1 while every block of output channels runs over it; each block of
+// channels reads its weights contiguously. Every chain keeps its order (rows k = ci · ntaps + t in
+// order, a chunk continuing from the stored partial sum), so the bits are those of the plain loops.
+static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, long ntaps, const long *restrict tap,
+                                const float *restrict in, long in_channel, const long *restrict base, long npos,
+                                float *restrict out, long out_channel, const long *restrict at,
+                                const float *restrict bias, int relu, const float *restrict mask, long lanes) {
+  enum { H = 16 / VDK_WIDTH, PB = VDK_GATHER_POS / H, CO = VDK_GATHER_CO };
+  _Static_assert(PB >= 1 && PB * H == VDK_GATHER_POS, "a block holds whole lane blocks");
+  if (nco == 1 || nci * ntaps < VDK_PANEL_MIN_ROWS) {
+    VDK_FN(window_direct)(wp, nco, nci, ntaps, tap, in, in_channel, base, npos, out, out_channel, at, bias, relu, mask, lanes);
+    return;
+  }
+  const long K = nci * ntaps;
+  // A chunk of PB positions' rows fills about VDK_PANEL_ROWS rows' worth of L1.
+  const long rows = VDK_PANEL_ROWS / PB, chunks = (K + rows - 1) / rows, kc = (K + chunks - 1) / chunks;
+  float *wq = vdk_thread_scratch(K * nco + PB * kc * 16);
+  float *panel = wq + (K * nco + 15) / 16 * 16;
+  // wq: block c0's weights at wq + c0 · K, row k at + k · nc (nc: the block's channels).
+  for (long c0 = 0; c0 < nco; c0 += CO) {
+    const long nc = nco - c0 < CO ? nco - c0 : CO;
+    for (long k = 0; k < K; k++)
+      for (long c = 0; c < nc; c++) wq[c0 * K + k * nc + c] = wp[k * nco + c0 + c];
+  }
+  for (long b = 0; b < lanes; b += 16) {
+    float *out_b = out + b;
+    const float *mask_b = mask ? mask + b : 0;
+    for (long p = 0; p < npos; p += PB) {
+      const long np = npos - p < PB ? npos - p : PB;
+      for (long k0 = 0; k0 < K; k0 += kc) {
+        const long nk = K - k0 < kc ? K - k0 : kc;
+        // The panel: rows k0 … k0 + nk − 1 of each of the block's positions.
+        for (long pp = 0; pp < np; pp++) {
+          float *dst = panel + pp * nk * 16;
+          for (long k = k0; k < k0 + nk; k++, dst += 16) {
+            const float *src = in + b + (k / ntaps) * in_channel + tap[k % ntaps] + base[p + pp];
+#pragma clang loop unroll(full)
+            for (int h = 0; h < H; h++) vdk_store(VEC, dst + h * VDK_WIDTH, vdk_load(VEC, src + h * VDK_WIDTH));
+          }
+        }
+        const int first = k0 == 0, last = k0 + nk == K;
+        for (long c = 0; c < nco; c += CO) {
+          const long nc = nco - c < CO ? nco - c : CO;
+          const float *bc = bias ? bias + c : 0, *w = wq + c * K + k0 * nc;
+          float *oc = out_b + c * out_channel;
+          const float *mc = mask_b ? mask_b + c * out_channel : 0;
+#define VDK_BLOCK(C, P) VDK_FN(panel_block)(C, P, w, panel, nk, oc, out_channel, at + p, bc, first, last, relu, mc)
+#define VDK_CHANNELS(P)                                                             \
+  switch (nc) {                                                                     \
+  case 1: VDK_BLOCK(1, P); break;                                                   \
+  case 2: if (CO >= 2) VDK_BLOCK(2 % (CO + 1), P); break;                           \
+  case 3: if (CO >= 3) VDK_BLOCK(3 % (CO + 1), P); break;                           \
+  case 4: if (CO >= 4) VDK_BLOCK(4 % (CO + 1), P); break;                           \
+  case 5: if (CO >= 5) VDK_BLOCK(5 % (CO + 1), P); break;                           \
+  default: VDK_BLOCK(CO, P); break;                                                 \
+  }
+          if (np == PB) {
+            VDK_CHANNELS(PB)
+          } else {
+            for (long pp = 0; pp < np; pp++) {
+#undef VDK_BLOCK
+#define VDK_BLOCK(C, P) \
+  VDK_FN(panel_block)(C, P, w, panel + pp * nk * 16, nk, oc, out_channel, at + p + pp, bc, first, last, relu, mc)
+              VDK_CHANNELS(1)
+            }
+          }
+#undef VDK_CHANNELS
+#undef VDK_BLOCK
+        }
       }
     }
   }
