@@ -199,10 +199,14 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
       for (long k0 = 0; k0 < K; k0 += kc) {
         const long nk = K - k0 < kc ? K - k0 : kc;
         // The panel: rows k0 … k0 + nk − 1 of each of the block's positions.
+        // The grids live in L2 or L3 and the rows lie in many planes, which the hardware prefetchers
+        // do not follow: each row copied asks for the same row of the next block of positions.
+        const long ahead = p + PB < npos ? base[p + PB] - base[p] : 0;
         for (long pp = 0; pp < np; pp++) {
           float *dst = panel + pp * nk * 16;
           for (long k = k0; k < k0 + nk; k++, dst += 16) {
             const float *src = in + b + (k / ntaps) * in_channel + tap[k % ntaps] + base[p + pp];
+            __builtin_prefetch(src + ahead);
 #pragma clang loop unroll(full)
             for (int h = 0; h < H; h++) vdk_store(VEC, dst + h * VDK_WIDTH, vdk_load(VEC, src + h * VDK_WIDTH));
           }
