@@ -68,7 +68,8 @@ extension StepEngine {
       let flops = 2 * Double(pass.multiplyAddsPerImage(latentDim: d) * n * threads)
       timings.append(
         LayerTiming(
-          layer: pass.layer.name.replacingOccurrences(of: "dense d→", with: "dense \(d)→"), pass: pass.layer.kind,
+          layer: pass.layer.name.replacingOccurrences(of: "dense d→", with: "dense \(d)→")
+            .replacingOccurrences(of: "→d ×", with: "→\(d) ×"), pass: pass.layer.kind,
           millisecondsPerStep: 1000 * round * perThread, gigaflopsPerSecond: flops / round / 1e9,
           fractionOfFmaPeak: fmaPeak.map { flops / round / 1e9 / $0 }))
     }

@@ -17,7 +17,8 @@ public enum Pass: Int, CaseIterable, Sendable {
   public static let backward: [Pass] = Array(allCases[Pass.dLogitsLayout.rawValue...])
 
   /// The layer a pass belongs to and which of its passes it is ("forward", "backward-weights",
-  /// "backward-data"); layout changes and the latent elementwise work are "elementwise".
+  /// "backward-data"); "dense 16→d ×2" is z_mean and z_log_var; layout changes and the latent
+  /// elementwise work are "elementwise".
   public var layer: (name: String, kind: String) {
     switch self {
     case .conv1Forward: ("conv1 1→32 s2", "forward")
@@ -28,6 +29,9 @@ public enum Pass: Int, CaseIterable, Sendable {
     case .denseForward: ("dense 3136→16", "forward")
     case .denseWeights: ("dense 3136→16", "backward-weights")
     case .denseData: ("dense 3136→16", "backward-data")
+    case .latentForward: ("dense 16→d ×2", "forward")
+    case .latentWeights: ("dense 16→d ×2", "backward-weights")
+    case .latentData: ("dense 16→d ×2", "backward-data")
     case .decoderDenseForward: ("dense d→3136", "forward")
     case .decoderDenseWeights: ("dense d→3136", "backward-weights")
     case .decoderDenseData: ("dense d→3136", "backward-data")
