@@ -21,6 +21,17 @@ typedef float VDK_FN(vec) __attribute__((ext_vector_type(VDK_WIDTH)));
 #define VRELU(v) ({ const VEC r_ = (v); r_ > (VEC)0.0f ? r_ : (VEC)0.0f; })
 /// ReLU's backward fused into a store: v where the forward output m > 0, else +0.
 #define VMASK(v, m) ({ const VEC m_ = (m); m_ > (VEC)0.0f ? (v) : (VEC)0.0f; })
+/// A block of nc output channels (1 … VDK_GATHER_CO, known at run time) as BLOCK(C, P) with C a
+/// constant, so every block size is unrolled into registers.
+#define VDK_CHANNELS(BLOCK, nc, P)                                               \
+  switch (nc) {                                                                  \
+  case 1: BLOCK(1, P); break;                                                    \
+  case 2: if (VDK_GATHER_CO >= 2) BLOCK(2 % (VDK_GATHER_CO + 1), P); break;      \
+  case 3: if (VDK_GATHER_CO >= 3) BLOCK(3 % (VDK_GATHER_CO + 1), P); break;      \
+  case 4: if (VDK_GATHER_CO >= 4) BLOCK(4 % (VDK_GATHER_CO + 1), P); break;      \
+  case 5: if (VDK_GATHER_CO >= 5) BLOCK(5 % (VDK_GATHER_CO + 1), P); break;      \
+  default: BLOCK(VDK_GATHER_CO, P); break;                                       \
+  }
 
 // out[co][pos] = init + Σ_ci Σ_t w(co, ci, t) · in[ci][base[pos] + tap[t]] for CO channels × POS
 // vectors: vector q is part q % H of position q / H's 16 lanes (H vectors per lane block), so a block
@@ -102,22 +113,12 @@ static void VDK_FN(window_direct)(const float *restrict wp, long nco, long nci, 
 #define VDK_BLOCK(C, P)                                                                                      \
   VDK_FN(window_block)(C, (P) * H, wp + c, nco, nci, ntaps, tap, in_b, in_channel, base + p, out_b + c * out_channel, \
                        out_channel, at + p, bc, relu, mask_b ? mask_b + c * out_channel : 0)
-#define VDK_CHANNELS(P)                                          \
-  switch (nc) {                                                  \
-  case 1: VDK_BLOCK(1, P); break;                                \
-  case 2: if (VDK_GATHER_CO >= 2) VDK_BLOCK(2 % (VDK_GATHER_CO + 1), P); break; \
-  case 3: if (VDK_GATHER_CO >= 3) VDK_BLOCK(3 % (VDK_GATHER_CO + 1), P); break; \
-  case 4: if (VDK_GATHER_CO >= 4) VDK_BLOCK(4 % (VDK_GATHER_CO + 1), P); break; \
-  case 5: if (VDK_GATHER_CO >= 5) VDK_BLOCK(5 % (VDK_GATHER_CO + 1), P); break; \
-  default: VDK_BLOCK(VDK_GATHER_CO, P); break;                   \
-  }
         if (np == PB) {
-          VDK_CHANNELS(PB)
+          VDK_CHANNELS(VDK_BLOCK, nc, PB)
         } else {
-          for (long pp = 0; pp < np; pp++, p++) VDK_CHANNELS(1)
+          for (long pp = 0; pp < np; pp++, p++) VDK_CHANNELS(VDK_BLOCK, nc, 1)
           p -= np;
         }
-#undef VDK_CHANNELS
 #undef VDK_BLOCK
       }
     }
@@ -218,26 +219,16 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
           float *oc = out_b + c * out_channel;
           const float *mc = mask_b ? mask_b + c * out_channel : 0;
 #define VDK_BLOCK(C, P) VDK_FN(panel_block)(C, P, w, panel, nk, oc, out_channel, at + p, bc, first, last, relu, mc)
-#define VDK_CHANNELS(P)                                                             \
-  switch (nc) {                                                                     \
-  case 1: VDK_BLOCK(1, P); break;                                                   \
-  case 2: if (CO >= 2) VDK_BLOCK(2 % (CO + 1), P); break;                           \
-  case 3: if (CO >= 3) VDK_BLOCK(3 % (CO + 1), P); break;                           \
-  case 4: if (CO >= 4) VDK_BLOCK(4 % (CO + 1), P); break;                           \
-  case 5: if (CO >= 5) VDK_BLOCK(5 % (CO + 1), P); break;                           \
-  default: VDK_BLOCK(CO, P); break;                                                 \
-  }
           if (np == PB) {
-            VDK_CHANNELS(PB)
+            VDK_CHANNELS(VDK_BLOCK, nc, PB)
           } else {
             for (long pp = 0; pp < np; pp++) {
 #undef VDK_BLOCK
 #define VDK_BLOCK(C, P) \
   VDK_FN(panel_block)(C, P, w, panel + pp * nk * 16, nk, oc, out_channel, at + p + pp, bc, first, last, relu, mc)
-              VDK_CHANNELS(1)
+              VDK_CHANNELS(VDK_BLOCK, nc, 1)
             }
           }
-#undef VDK_CHANNELS
 #undef VDK_BLOCK
         }
       }
@@ -451,6 +442,7 @@ void VDK_FN(vdk_dense_weight_grad)(float *dweight, long w_out, long w_in, float 
 }
 
 #undef VRELU
+#undef VDK_CHANNELS
 #undef VMASK
 #undef VEC
 #undef VDK_FN
