@@ -6,18 +6,22 @@
 # environments (TensorFlow CPU, PyTorch; once, ~2 GB and ~5 GB) and prints one table with the CPU's
 # family/model and vector ISA, each run's ratio to the best peer and its fraction of the FMA peak.
 #
-#   launch/peer-benchmark.sh [--epochs N] [--out DIR] [--docs] [--skip-peers]
+#   launch/peer-benchmark.sh [--epochs N] [--rounds R] [--out DIR] [--docs] [--skip-peers]
 #
 #   --epochs N     epochs per run, the first being warm-up (default 3)
+#   --rounds R     rounds of (vae-dist at every layout, Keras, PyTorch), alternated so that a drift of
+#                  the shared host's speed hits every run alike; the table gives each run's median
+#                  and range over the rounds (default 2)
 #   --out DIR      where peers.csv, peers.md and peers.png go (default /tmp/vae-dist-peers)
 #   --docs         also put the table and chart into docs/performance.md, under this CPU's heading
 #   --skip-peers   vae-dist only (for a quick look; the ratios then need an earlier peer run)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-epochs=3 out=/tmp/vae-dist-peers docs=0 peers=1
+epochs=3 rounds=2 out=/tmp/vae-dist-peers docs=0 peers=1
 while (($#)); do
   case "$1" in
     --epochs) epochs="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --docs) docs=1; shift ;;
     --skip-peers) peers=0; shift ;;
@@ -26,6 +30,7 @@ while (($#)); do
   esac
 done
 [[ "$epochs" =~ ^[0-9]+$ && "$epochs" -ge 2 ]] || { echo "peer-benchmark: --epochs must be 2 or more (the first is warm-up)" >&2; exit 2; }
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "peer-benchmark: --rounds must be a positive integer" >&2; exit 2; }
 "$root/launch/setup.sh" >/dev/null
 mkdir -p "$out"
 source "$root/launch/peers/envs.sh"
@@ -60,17 +65,15 @@ print(json.dumps({"kind": "host", "cpu": r["cpu"], "isa": r["fmaInstructionSet"]
                   "gemm": r["gemmPeakGigaflopsPerSecond"], "flopsPerImage": r["flopsPerImage"], "blas": r["blasKernel"]}))')"
 
 # vae-dist train at every layout ranks × threads = cores: the whole epoch (data, step, reduction,
-# optimizer), as metrics.jsonl gives it; evaluation and the final estimate are outside it. Run once
-# before the peers and once after, so a drift of the machine's speed during the run (a shared VM's
-# neighbours) shows, and is averaged, rather than favouring whoever ran first.
-run_vae_dist() {  # run_vae_dist PASS
+# optimizer), as metrics.jsonl gives it; evaluation and the final estimate are outside it.
+run_vae_dist() {  # run_vae_dist ROUND
   local ranks threads run
   for ((ranks = 1; ranks <= cores; ranks++)); do
     ((cores % ranks == 0)) || continue
     threads=$((cores / ranks))
     run="$out/vae-dist-${ranks}x${threads}-$1"
     rm -rf "$run"
-    echo "peer-benchmark: vae-dist train, $ranks rank(s) × $threads thread(s), $epochs epochs (pass $1 of 2)" >&2
+    echo "peer-benchmark: vae-dist train, $ranks rank(s) × $threads thread(s), $epochs epochs (round $1 of $rounds)" >&2
     if ((ranks == 1)); then
       "$binary" train --epochs "$epochs" --threads "$threads" --iw-samples 0 --progress none --out "$run" >/dev/null
     else
@@ -90,19 +93,25 @@ PY
   done
 }
 
-run_vae_dist 1
-if ((peers)); then
+# run_peers ROUND: Keras (oneDNN at TensorFlow's default, then forced on) and PyTorch.
+run_peers() {
+  local onednn line
   for onednn in default 1; do
-    echo "peer-benchmark: Keras, tf.data, oneDNN $onednn, $epochs epochs" >&2
+    echo "peer-benchmark: Keras, tf.data, oneDNN $onednn, $epochs epochs (round $1 of $rounds)" >&2
     line=$(if [[ $onednn == 1 ]]; then export TF_ENABLE_ONEDNN_OPTS=1; fi
-           run_peer "$out/keras-onednn-$onednn" "$envs/keras-venv/bin/python" "$root/launch/peers/keras_vae.py" --epochs "$epochs")
-    record "$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["kind"]="peer"; r["name"]="Keras/TF, tf.data, oneDNN "+sys.argv[2]; print(json.dumps(r))' "$line" "$([[ $onednn == 1 ]] && echo "forced on" || echo "default")")"
+           run_peer "$out/keras-onednn-$onednn-$1" "$envs/keras-venv/bin/python" "$root/launch/peers/keras_vae.py" --epochs "$epochs")
+    record "$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["kind"]="peer"; r["pass"]=int(sys.argv[3]); r["name"]="Keras/TF, tf.data, oneDNN "+sys.argv[2]; print(json.dumps(r))' "$line" "$([[ $onednn == 1 ]] && echo "forced on" || echo "default")" "$1")"
   done
-  echo "peer-benchmark: PyTorch, default threads, $epochs epochs" >&2
-  line=$(run_peer "$out/pytorch" "$envs/torch-venv/bin/python" "$root/launch/peers/torch_vae.py" --epochs "$epochs")
-  record "$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["kind"]="peer"; r["name"]="PyTorch, default threads"; print(json.dumps(r))' "$line")"
-fi
+  echo "peer-benchmark: PyTorch, default threads, $epochs epochs (round $1 of $rounds)" >&2
+  line=$(run_peer "$out/pytorch-$1" "$envs/torch-venv/bin/python" "$root/launch/peers/torch_vae.py" --epochs "$epochs")
+  record "$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["kind"]="peer"; r["pass"]=int(sys.argv[2]); r["name"]="PyTorch, default threads"; print(json.dumps(r))' "$line" "$1")"
+}
 
-run_vae_dist 2
+# vae-dist, Keras, PyTorch, vae-dist, Keras, PyTorch, …: a drift of the machine's speed during the
+# benchmark (a shared VM's neighbours) then hits every run alike instead of favouring whoever ran first.
+for ((round = 1; round <= rounds; round++)); do
+  run_vae_dist "$round"
+  if ((peers)); then run_peers "$round"; fi
+done
 
 "$python" "$root/launch/peers/report.py" "$results" "$out" $( ((docs)) && echo "--docs $root/docs" )

@@ -9,6 +9,7 @@ import datetime
 import json
 import os
 import re
+import statistics
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("runs")
@@ -19,18 +20,18 @@ args = parser.parse_args()
 rows = [json.loads(line) for line in open(args.runs) if line.strip()]
 host = next(r for r in rows if r["kind"] == "host")
 runs = [r for r in rows if r["kind"] != "host"]
-peers = [r for r in runs if r["kind"] == "peer"]
-# vae-dist ran before and after the peers: one row per layout, the mean of its passes.
-passes = {}
+# Every run ran once per round: one row per run, the median of its rounds and their range.
+by_name = {}
 for r in runs:
-    if r["kind"] == "vae-dist":
-        passes.setdefault(r["name"], []).append(r)
-ours = []
-for name, rs in passes.items():
+    by_name.setdefault(r["name"], []).append(r)
+merged_runs = []
+for name, rs in by_name.items():
     merged = dict(rs[0])
     merged["passes"] = [r["imagesPerSecond"] for r in rs]
-    merged["imagesPerSecond"] = sum(merged["passes"]) / len(rs)
-    ours.append(merged)
+    merged["imagesPerSecond"] = statistics.median(merged["passes"])
+    merged_runs.append(merged)
+peers = [r for r in merged_runs if r["kind"] == "peer"]
+ours = [r for r in merged_runs if r["kind"] == "vae-dist"]
 runs = peers + ours
 best_peer = max(peers, key=lambda r: r["imagesPerSecond"]) if peers else None
 best_ours = max(ours, key=lambda r: r["imagesPerSecond"])
@@ -49,7 +50,10 @@ for r in runs:
         "ratio_to_best_peer": round(rate / best_peer["imagesPerSecond"], 3) if best_peer else "",
         "gflops": round(rate * flops / 1e9, 1),
         "fraction_of_fma_peak": round(rate * flops / 1e9 / host["fma"], 3),
-        "passes": " / ".join(f"{p:.0f}" for p in r.get("passes", [])),
+        "passes": " / ".join(f"{p:.0f}" for p in r["passes"]),
+        "rounds": len(r["passes"]),
+        "min": round(min(r["passes"]), 1),
+        "max": round(max(r["passes"]), 1),
     })
 
 os.makedirs(args.out, exist_ok=True)
@@ -60,13 +64,14 @@ with open(os.path.join(args.out, "peers.csv"), "w", newline="") as f:
         writer.writerow({**row, "cpu": host["cpu"], "isa": host["isa"]})
 
 lines = [
-    f"| run | images/s | × best peer | GFLOP/s | of FMA peak |",
+    f"| run | images/s (median) | × best peer | GFLOP/s | of FMA peak |",
     "| --- | --- | --- | --- | --- |",
 ]
 for row in table:
     ratio = f"{row['ratio_to_best_peer']:.2f}×" if best_peer else "–"
-    passes_note = f" (before / after the peers: {row['passes']})" if row["passes"] else ""
-    lines.append(f"| {row['run']} ({row['version']}) | {row['images_per_sec']:,.0f}{passes_note} | {ratio} | {row['gflops']:.1f} | {100 * row['fraction_of_fma_peak']:.0f}% |")
+    spread = (f" ({row['min']:,.0f}–{row['max']:,.0f} over {row['rounds']} rounds: {row['passes']})"
+              if row["rounds"] > 1 else "")
+    lines.append(f"| {row['run']} ({row['version']}) | {row['images_per_sec']:,.0f}{spread} | {ratio} | {row['gflops']:.1f} | {100 * row['fraction_of_fma_peak']:.0f}% |")
 summary = [
     f"Peaks on all {os.cpu_count()} cores: calibrated {host['isa']} loop {host['fma']:.1f} GFLOP/s, OpenBLAS ({host['blas']}) "
     f"sgemm 1024³ {host['gemm']:.1f} GFLOP/s; {flops / 1e6:.0f} MFLOP per image.",
