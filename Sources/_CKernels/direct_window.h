@@ -1,0 +1,234 @@
+// The window kernels of one variant (included by direct_body.h, whose macros they use): Conv2d
+// forward and ConvTranspose2d backward-data gather, ConvTranspose2d forward and Conv2d backward-data
+// scatter by phases, both through window_pass.
+
+// out[co][pos] = init + Σ_ci Σ_t w(co, ci, t) · in[ci][base[pos] + tap[t]] for CO channels × POS
+// vectors: vector q is part q % H of position q / H's 16 lanes (H vectors per lane block), so a block
+// uses whole cache lines. Packed weights: wp[(ci·ntaps + t)·nco + co].
+VDK_INLINE void VDK_FN(window_block)(const int CO, const int POS, const float *restrict wp, long nco, long nci,
+                                      long ntaps, const long *restrict tap, const float *restrict in,
+                                      long in_channel, const long *restrict base, float *restrict out,
+                                      long out_channel, const long *restrict at, const float *restrict bias,
+                                      int relu, const float *restrict mask) {
+  enum { H = 16 / VDK_WIDTH };
+  VEC acc[VDK_GATHER_CO][VDK_GATHER_CO * VDK_GATHER_POS];
+#pragma clang loop unroll(full)
+  for (int c = 0; c < CO; c++)
+#pragma clang loop unroll(full)
+    for (int p = 0; p < POS; p++) acc[c][p] = (VEC)(bias ? bias[c] : 0.0f);
+  for (long ci = 0; ci < nci; ci++) {
+    const float *restrict channel = in + ci * in_channel;
+    const float *restrict w = wp + ci * ntaps * nco;
+    for (long t = 0; t < ntaps; t++, w += nco) {
+      const float *restrict x = channel + tap[t];
+      VEC xv[VDK_GATHER_CO * VDK_GATHER_POS];
+#pragma clang loop unroll(full)
+      for (int p = 0; p < POS; p++) xv[p] = vdk_load(VEC, x + base[p / H] + p % H * VDK_WIDTH);
+#pragma clang loop unroll(full)
+      for (int c = 0; c < CO; c++) {
+        const VEC wc = (VEC)w[c];
+#pragma clang loop unroll(full)
+        for (int p = 0; p < POS; p++) acc[c][p] = vdk_fma(wc, xv[p], acc[c][p]);
+      }
+    }
+  }
+#pragma clang loop unroll(full)
+  for (int c = 0; c < CO; c++)
+#pragma clang loop unroll(full)
+    for (int p = 0; p < POS; p++)
+    {
+      const long o = c * out_channel + at[p / H] + p % H * VDK_WIDTH;
+      VEC v = relu ? VRELU(acc[c][p]) : acc[c][p];
+      if (mask) v = VMASK(v, vdk_load(VEC, mask + o));
+      vdk_store(VEC, out + o, v);
+    }
+}
+
+// window_pass without a panel, for few input rows (conv1, convT3: one input channel) or one output
+// channel: positions [0, npos), output channels [0, nco), all lanes; a block holds PB positions' lane blocks.
+static void VDK_FN(window_direct)(const float *restrict wp, long nco, long nci, long ntaps, const long *restrict tap,
+                                const float *restrict in, long in_channel, const long *restrict base, long npos,
+                                float *restrict out, long out_channel, const long *restrict at,
+                                const float *restrict bias, int relu, const float *restrict mask, long lanes) {
+  enum { H = 16 / VDK_WIDTH, PB = VDK_GATHER_POS / H, WIDE = VDK_GATHER_CO * VDK_GATHER_POS };
+  _Static_assert(PB >= 1 && PB * H == VDK_GATHER_POS, "a block holds whole lane blocks");
+  for (long b = 0; b < lanes; b += 16) {
+    const float *in_b = in + b;
+    float *out_b = out + b;
+    const float *mask_b = mask ? mask + b : 0;
+    if (nco == 1) {
+      // One output channel (ConvTranspose2d 32 → 1): the register block spans positions instead.
+      long p = 0;
+      for (; p + WIDE / H <= npos; p += WIDE / H)
+        VDK_FN(window_block)(1, WIDE, wp, 1, nci, ntaps, tap, in_b, in_channel, base + p, out_b, out_channel, at + p,
+                             bias, relu, mask_b);
+      for (; p < npos; p++)
+        VDK_FN(window_block)(1, H, wp, 1, nci, ntaps, tap, in_b, in_channel, base + p, out_b, out_channel, at + p,
+                             bias, relu, mask_b);
+      continue;
+    }
+    for (long p = 0; p < npos; p += PB) {
+      const long np = npos - p < PB ? npos - p : PB;
+      // The next block's inputs: one line per channel, tap and position, in so many planes that the
+      // hardware prefetchers lose track (the grids of the larger layers live in L3).
+      for (long q = p + PB; q < p + 2 * PB && q < npos; q++)
+        for (long ci = 0; ci < nci; ci++)
+          for (long t = 0; t < ntaps; t++) __builtin_prefetch(in_b + ci * in_channel + tap[t] + base[q]);
+      for (long c = 0; c < nco; c += VDK_GATHER_CO) {
+        const long nc = nco - c < VDK_GATHER_CO ? nco - c : VDK_GATHER_CO;
+        const float *bc = bias ? bias + c : 0;
+        // Constant block sizes, so each block is unrolled into registers; the last block of channels
+        // or positions is a smaller constant block.
+#define VDK_BLOCK(C, P)                                                                                      \
+  VDK_FN(window_block)(C, (P) * H, wp + c, nco, nci, ntaps, tap, in_b, in_channel, base + p, out_b + c * out_channel, \
+                       out_channel, at + p, bc, relu, mask_b ? mask_b + c * out_channel : 0)
+        if (np == PB) {
+          VDK_CHANNELS(VDK_BLOCK, nc, PB)
+        } else {
+          for (long pp = 0; pp < np; pp++, p++) VDK_CHANNELS(VDK_BLOCK, nc, 1)
+          p -= np;
+        }
+#undef VDK_BLOCK
+      }
+    }
+  }
+}
+
+// out[co][pos] for CO channels × PP positions (each H vectors of one lane block) over the panel's kc rows,
+// continuing the chains: from the bias (first) or from what out holds (a later chunk of rows); the
+// ReLU and the mask only after the last chunk. panel[pp][k][16]: row k of position pp; wq[k·CO + co].
+VDK_INLINE void VDK_FN(panel_block)(const int CO, const int PP, const float *restrict wq, const float *restrict panel,
+                                     long kc, float *restrict out, long out_channel, const long *restrict at,
+                                     const float *restrict bias, int first, int last, int relu,
+                                     const float *restrict mask) {
+  enum { H = 16 / VDK_WIDTH };
+  VEC acc[VDK_GATHER_CO][VDK_GATHER_POS];
+#pragma clang loop unroll(full)
+  for (int c = 0; c < CO; c++)
+#pragma clang loop unroll(full)
+    for (int q = 0; q < PP * H; q++)
+      acc[c][q] = first ? (VEC)(bias ? bias[c] : 0.0f)
+                        : vdk_load(VEC, out + c * out_channel + at[q / H] + q % H * VDK_WIDTH);
+  for (long k = 0; k < kc; k++) {
+    VEC x[VDK_GATHER_POS];
+#pragma clang loop unroll(full)
+    for (int q = 0; q < PP * H; q++) x[q] = vdk_load(VEC, panel + ((q / H) * kc + k) * 16 + q % H * VDK_WIDTH);
+#pragma clang loop unroll(full)
+    for (int c = 0; c < CO; c++) {
+      const VEC wc = (VEC)wq[k * CO + c];
+#pragma clang loop unroll(full)
+      for (int q = 0; q < PP * H; q++) acc[c][q] = vdk_fma(wc, x[q], acc[c][q]);
+    }
+  }
+#pragma clang loop unroll(full)
+  for (int c = 0; c < CO; c++)
+#pragma clang loop unroll(full)
+    for (int q = 0; q < PP * H; q++) {
+      const long o = c * out_channel + at[q / H] + q % H * VDK_WIDTH;
+      VEC v = acc[c][q];
+      if (last) {
+        if (relu) v = VRELU(v);
+        if (mask) v = VMASK(v, vdk_load(VEC, mask + o));
+      }
+      vdk_store(VEC, out + o, v);
+    }
+}
+
+// Every block of one weight packing: positions [0, npos) with input bases and output offsets, output
+// channels [0, nco), all lanes. Written as a GEMM (BLIS's loops): the nci · ntaps input rows a block of
+// positions reads are copied into a contiguous panel, in chunks of at most VDK_PANEL_ROWS rows so a
+// position's chunk stays in L1 while every block of output channels runs over it; each block of
+// channels reads its weights contiguously. Every chain keeps its order (rows k = ci · ntaps + t in
+// order, a chunk continuing from the stored partial sum), so the bits are those of the plain loops.
+static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, long ntaps, const long *restrict tap,
+                                const float *restrict in, long in_channel, const long *restrict base, long npos,
+                                float *restrict out, long out_channel, const long *restrict at,
+                                const float *restrict bias, int relu, const float *restrict mask, long lanes) {
+  enum { H = 16 / VDK_WIDTH, PB = VDK_GATHER_POS / H, CO = VDK_GATHER_CO };
+  _Static_assert(PB >= 1 && PB * H == VDK_GATHER_POS, "a block holds whole lane blocks");
+  if (nco == 1 || nci * ntaps < VDK_PANEL_MIN_ROWS) {
+    VDK_FN(window_direct)(wp, nco, nci, ntaps, tap, in, in_channel, base, npos, out, out_channel, at, bias, relu, mask, lanes);
+    return;
+  }
+  const long K = nci * ntaps;
+  // A chunk of PB positions' rows fills about VDK_PANEL_ROWS rows' worth of L1.
+  const long rows = VDK_PANEL_ROWS / PB, chunks = (K + rows - 1) / rows, kc = (K + chunks - 1) / chunks;
+  float *wq = vdk_thread_scratch(K * nco + PB * kc * 16);
+  float *panel = wq + (K * nco + 15) / 16 * 16;
+  // wq: block c0's weights at wq + c0 · K, row k at + k · nc (nc: the block's channels).
+  for (long c0 = 0; c0 < nco; c0 += CO) {
+    const long nc = nco - c0 < CO ? nco - c0 : CO;
+    for (long k = 0; k < K; k++)
+      for (long c = 0; c < nc; c++) wq[c0 * K + k * nc + c] = wp[k * nco + c0 + c];
+  }
+  for (long b = 0; b < lanes; b += 16) {
+    float *out_b = out + b;
+    const float *mask_b = mask ? mask + b : 0;
+    for (long p = 0; p < npos; p += PB) {
+      const long np = npos - p < PB ? npos - p : PB;
+      for (long k0 = 0; k0 < K; k0 += kc) {
+        const long nk = K - k0 < kc ? K - k0 : kc;
+        // The panel: rows k0 … k0 + nk − 1 of each of the block's positions.
+        // The grids live in L2 or L3 and the rows lie in many planes, which the hardware prefetchers
+        // do not follow: each row copied asks for the same row of the next block of positions.
+        const long ahead = p + PB < npos ? base[p + PB] - base[p] : 0;
+        for (long pp = 0; pp < np; pp++) {
+          float *dst = panel + pp * nk * 16;
+          for (long k = k0; k < k0 + nk; k++, dst += 16) {
+            const float *src = in + b + (k / ntaps) * in_channel + tap[k % ntaps] + base[p + pp];
+            __builtin_prefetch(src + ahead);
+#pragma clang loop unroll(full)
+            for (int h = 0; h < H; h++) vdk_store(VEC, dst + h * VDK_WIDTH, vdk_load(VEC, src + h * VDK_WIDTH));
+          }
+        }
+        const int first = k0 == 0, last = k0 + nk == K;
+        for (long c = 0; c < nco; c += CO) {
+          const long nc = nco - c < CO ? nco - c : CO;
+          const float *bc = bias ? bias + c : 0, *w = wq + c * K + k0 * nc;
+          float *oc = out_b + c * out_channel;
+          const float *mc = mask_b ? mask_b + c * out_channel : 0;
+#define VDK_BLOCK(C, P) VDK_FN(panel_block)(C, P, w, panel, nk, oc, out_channel, at + p, bc, first, last, relu, mc)
+          if (np == PB) {
+            VDK_CHANNELS(VDK_BLOCK, nc, PB)
+          } else {
+            for (long pp = 0; pp < np; pp++) {
+#undef VDK_BLOCK
+#define VDK_BLOCK(C, P) \
+  VDK_FN(panel_block)(C, P, w, panel + pp * nk * 16, nk, oc, out_channel, at + p + pp, bc, first, last, relu, mc)
+              VDK_CHANNELS(VDK_BLOCK, nc, 1)
+            }
+          }
+#undef VDK_BLOCK
+        }
+      }
+    }
+  }
+}
+void VDK_FN(vdk_conv_gather)(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
+                             const float *large, float *small, float *scratch) {
+  long sp[VDK_MAX_POSITIONS], lp[VDK_MAX_POSITIONS], tap[9];
+  const long npos = vdk_window_positions(g, sp, lp, tap);
+  // Pack W[s][l][t] as wp[(l·9 + t)·S + s].
+  const long S = g->small_channels, L = g->large_channels;
+  for (long s = 0; s < S; s++)
+    for (long l = 0; l < L; l++)
+      for (long t = 0; t < 9; t++) scratch[(l * 9 + t) * S + s] = weight[(s * L + l) * 9 + t];
+  VDK_FN(window_pass)(scratch, S, L, 9, tap, large, vdk_grid_channel(g->large_side, g->lanes), lp, npos, small,
+                      vdk_grid_channel(g->small_side, g->lanes), sp, bias, relu, mask, g->lanes);
+}
+
+void VDK_FN(vdk_conv_scatter)(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
+                              const float *small, float *large, float *scratch) {
+  VDKPhase phases[4];
+  const int nphases = vdk_window_phases(g, phases);
+  const long S = g->small_channels, L = g->large_channels;
+  for (int f = 0; f < nphases; f++) {
+    const VDKPhase *ph = &phases[f];
+    // Pack W[s][l][k] for the phase's taps k as wp[(s·ntaps + t)·L + l].
+    for (long s = 0; s < S; s++)
+      for (long t = 0; t < ph->ntaps; t++)
+        for (long l = 0; l < L; l++) scratch[(s * ph->ntaps + t) * L + l] = weight[(s * L + l) * 9 + ph->k[t]];
+    VDK_FN(window_pass)(scratch, L, S, ph->ntaps, ph->tap, small, vdk_grid_channel(g->small_side, g->lanes), ph->base,
+                        ph->npos, large, vdk_grid_channel(g->large_side, g->lanes), ph->at, bias, relu, mask, g->lanes);
+  }
+}
