@@ -33,19 +33,24 @@ static inline float vdk_lane_tree(const float *p) {
   return (h4[0] + h4[2]) + (h4[1] + h4[3]);
 }
 
-/// This thread's buffer of at least `floats` floats, 64-byte aligned, grown as needed and kept for the
-/// thread's life (the workers are few and long-lived). Aborts if memory runs out.
-static float *vdk_thread_scratch(long floats) {
-  static _Thread_local float *buffer;
-  static _Thread_local long capacity;
-  if (floats > capacity) {
-    free(buffer);
-    buffer = aligned_alloc(64, (size_t)(floats + 15) / 16 * 64);
-    if (!buffer) abort();
-    capacity = floats;
+/// A thread's buffers: the kernels' panels, and under bf16 the rounded copies of a call's two operands.
+enum { VDK_BUFFER_PANEL, VDK_BUFFER_OPERAND_A, VDK_BUFFER_OPERAND_B, VDK_BUFFERS };
+
+/// This thread's buffer `slot` of at least `floats` floats, 64-byte aligned, grown as needed and kept
+/// for the thread's life (the workers are few and long-lived). Aborts if memory runs out.
+static float *vdk_thread_buffer(int slot, long floats) {
+  static _Thread_local float *buffer[VDK_BUFFERS];
+  static _Thread_local long capacity[VDK_BUFFERS];
+  if (floats > capacity[slot]) {
+    free(buffer[slot]);
+    buffer[slot] = aligned_alloc(64, (size_t)(floats + 15) / 16 * 64);
+    if (!buffer[slot]) abort();
+    capacity[slot] = floats;
   }
-  return buffer;
+  return buffer[slot];
 }
+
+static float *vdk_thread_scratch(long floats) { return vdk_thread_buffer(VDK_BUFFER_PANEL, floats); }
 
 /// Floats between channels of a grid of side `side` with its one-pixel zero border, and one cache line
 /// more: a bordered 14×14 map of 16 lanes is exactly 16 KiB, so without it every channel's pixel
@@ -177,6 +182,30 @@ static inline vdk_v4 vdk_fma_exact(vdk_v4 a, vdk_v4 b, vdk_v4 c) {
 #define VDK_WGRAD_ROWS 2
 #include "direct_body.h"
 
+// Under bf16 the portable kernels take a shortcut with the same bits: a product of two bf16 values is
+// exact in float, so a·b + c rounded once is the float multiply, then the float add. Only where the
+// product leaves float's normal range (a flushed underflow, an overflow) does a vector take the exact
+// path. About five times the speed of the exact path alone.
+typedef int vdk_i4 __attribute__((ext_vector_type(4)));
+static inline vdk_v4 vdk_fma_bf16(vdk_v4 a, vdk_v4 b, vdk_v4 c) {
+  const vdk_v4 p = a * b;
+  const vdk_i4 underflow = (p == 0) & (a != 0) & (b != 0);
+  const vdk_i4 overflow = (p - p != 0) & (a - a == 0) & (b - b == 0);  // p infinite, a and b finite
+  if (__builtin_reduce_or(underflow | overflow)) return vdk_fma_exact(a, b, c);
+  return p + c;
+}
+#undef vdk_fma
+#define vdk_fma(a, b, c) vdk_fma_bf16((a), (b), (c))
+
+#define VDK_SUFFIX portable_bf16
+#define VDK_WIDTH 4
+#define VDK_GATHER_CO 2
+#define VDK_GATHER_POS 4
+#define VDK_WGRAD_SMALL 2
+#define VDK_WGRAD_TAPS 3
+#define VDK_WGRAD_ROWS 2
+#include "direct_body.h"
+
 typedef struct {
   const char *name;
   void (*weight_grad)(const VDKWindow *, const float *, const float *, float *);
@@ -200,6 +229,8 @@ static const VDKVariant vdk_variants[] = {
     VDK_VARIANT(portable),
 };
 enum { VDK_VARIANT_COUNT = sizeof vdk_variants / sizeof vdk_variants[0] };
+/// The portable variant's kernels under bf16 (the same bits, faster: see vdk_fma_bf16).
+static const VDKVariant vdk_portable_bf16 = VDK_VARIANT(portable_bf16);
 
 static int vdk_cpu_has(const char *name) {
 #if defined(__x86_64__) && defined(__clang__)
@@ -244,28 +275,136 @@ int vdk_kernels_supported(const char *name) {
 
 const char *vdk_kernels_name(void) { return vdk_kernels()->name; }
 
+// bf16 (see include/CKernels.h): each call's operands are rounded into this thread's buffers, at the
+// same offsets, and the variant's fp32 kernel runs on them with denormals flushed (MXCSR's DAZ and
+// FTZ, as VDPBF16PS does regardless of MXCSR), restored after the call. A product of two bf16 values
+// is exact in fp32, so each step of a chain is the instruction's: one rounding of sum + product.
+static int vdk_bf16_on;
+
+void vdk_set_bf16(int on) { vdk_bf16_on = on != 0; }
+int vdk_bf16(void) { return vdk_bf16_on; }
+
+int vdk_cpu_has_bf16(void) {
+#if defined(__x86_64__) && defined(__clang__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return 0;
+#endif
+}
+
+/// The active variant's kernels for bf16 operands.
+static const VDKVariant *vdk_bf16_kernels(void) {
+  const VDKVariant *v = vdk_kernels();
+  return strcmp(v->name, "portable") ? v : &vdk_portable_bf16;
+}
+
+/// `src`'s first `count` floats rounded to bf16 in this thread's buffer `slot`.
+static const float *vdk_rounded(int slot, const float *src, long count) {
+  float *copy = vdk_thread_buffer(slot, count);
+  vdk_round_bf16(src, copy, count);
+  return copy;
+}
+
+/// Floats a bordered grid of `channels` channels spans (GridShape.count).
+static long vdk_grid_floats(long channels, long side, long lanes) { return channels * vdk_grid_channel(side, lanes); }
+
+/// Floats from `base` a set of runs of `lanes` floats at `offsets` spans.
+static long vdk_runs_floats(const long *offsets, long count, long lanes) {
+  long end = 0;
+  for (long i = 0; i < count; i++)
+    if (offsets[i] + lanes > end) end = offsets[i] + lanes;
+  return end;
+}
+
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+static unsigned vdk_flush_begin(void) {
+  const unsigned csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040);  // FTZ | DAZ
+  return csr;
+}
+static void vdk_flush_end(unsigned csr) { _mm_setcsr(csr); }
+#else
+static unsigned vdk_flush_begin(void) { return 0; }
+static void vdk_flush_end(unsigned csr) { (void)csr; }
+#endif
+
 void vdk_conv_weight_grad(const VDKWindow *g, const float *small, const float *large, float *dweight) {
-  vdk_kernels()->weight_grad(g, small, large, dweight);
+  if (!vdk_bf16_on) {
+    vdk_kernels()->weight_grad(g, small, large, dweight);
+    return;
+  }
+  const float *s = vdk_rounded(VDK_BUFFER_OPERAND_A, small, vdk_grid_floats(g->small_channels, g->small_side, g->lanes));
+  const float *l = vdk_rounded(VDK_BUFFER_OPERAND_B, large, vdk_grid_floats(g->large_channels, g->large_side, g->lanes));
+  const unsigned csr = vdk_flush_begin();
+  vdk_bf16_kernels()->weight_grad(g, s, l, dweight);
+  vdk_flush_end(csr);
 }
 
 void vdk_conv_gather(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
                      const float *large, float *small, float *scratch) {
-  vdk_kernels()->gather(g, weight, bias, relu, mask, large, small, scratch);
+  if (!vdk_bf16_on) {
+    vdk_kernels()->gather(g, weight, bias, relu, mask, large, small, scratch);
+    return;
+  }
+  const float *w = vdk_rounded(VDK_BUFFER_OPERAND_A, weight, 9 * g->small_channels * g->large_channels);
+  const float *l = vdk_rounded(VDK_BUFFER_OPERAND_B, large, vdk_grid_floats(g->large_channels, g->large_side, g->lanes));
+  const unsigned csr = vdk_flush_begin();
+  vdk_bf16_kernels()->gather(g, w, bias, relu, mask, l, small, scratch);
+  vdk_flush_end(csr);
 }
 
 void vdk_conv_scatter(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
                       const float *small, float *large, float *scratch) {
-  vdk_kernels()->scatter(g, weight, bias, relu, mask, small, large, scratch);
+  if (!vdk_bf16_on) {
+    vdk_kernels()->scatter(g, weight, bias, relu, mask, small, large, scratch);
+    return;
+  }
+  const float *w = vdk_rounded(VDK_BUFFER_OPERAND_A, weight, 9 * g->small_channels * g->large_channels);
+  const float *s = vdk_rounded(VDK_BUFFER_OPERAND_B, small, vdk_grid_floats(g->small_channels, g->small_side, g->lanes));
+  const unsigned csr = vdk_flush_begin();
+  vdk_bf16_kernels()->scatter(g, w, bias, relu, mask, s, large, scratch);
+  vdk_flush_end(csr);
 }
 
 void vdk_dense(const float *weight, long w_out, long w_in, const float *bias, int relu, const float *mask, int accumulate,
                const float *in, const long *in_off, long nin, float *out, const long *out_off, long nout, long lanes) {
-  vdk_kernels()->dense(weight, w_out, w_in, bias, relu, mask, accumulate, in, in_off, nin, out, out_off, nout, lanes);
+  if (!vdk_bf16_on) {
+    vdk_kernels()->dense(weight, w_out, w_in, bias, relu, mask, accumulate, in, in_off, nin, out, out_off, nout, lanes);
+    return;
+  }
+  const float *w = vdk_rounded(VDK_BUFFER_OPERAND_A, weight, (nout - 1) * w_out + (nin - 1) * w_in + 1);
+  const float *x = vdk_rounded(VDK_BUFFER_OPERAND_B, in, vdk_runs_floats(in_off, nin, lanes));
+  const unsigned csr = vdk_flush_begin();
+  vdk_bf16_kernels()->dense(w, w_out, w_in, bias, relu, mask, accumulate, x, in_off, nin, out, out_off, nout, lanes);
+  vdk_flush_end(csr);
+}
+
+/// The bias gradient of a dense layer from the fp32 dy (a sum, not a product): per lane over the lane
+/// blocks, then the lane tree, as every variant sums it.
+static void vdk_dense_bias_grad(float *dbias, const float *dy, const long *dy_off, long nout, long lanes) {
+  float acc[VDK_LANES];
+  for (long o = 0; o < nout; o++) {
+    for (int l = 0; l < VDK_LANES; l++) acc[l] = 0;
+    for (long b = 0; b < lanes; b += VDK_LANES)
+      for (int l = 0; l < VDK_LANES; l++) acc[l] += dy[dy_off[o] + b + l];
+    dbias[o] = vdk_lane_tree(acc);
+  }
 }
 
 void vdk_dense_weight_grad(float *dweight, long w_out, long w_in, float *dbias, const float *dy, const long *dy_off,
                            long nout, const float *x, const long *x_off, long nin, long lanes) {
-  vdk_kernels()->dense_weight_grad(dweight, w_out, w_in, dbias, dy, dy_off, nout, x, x_off, nin, lanes);
+  if (!vdk_bf16_on) {
+    vdk_kernels()->dense_weight_grad(dweight, w_out, w_in, dbias, dy, dy_off, nout, x, x_off, nin, lanes);
+    return;
+  }
+  if (dbias) vdk_dense_bias_grad(dbias, dy, dy_off, nout, lanes);
+  const float *d = vdk_rounded(VDK_BUFFER_OPERAND_A, dy, vdk_runs_floats(dy_off, nout, lanes));
+  const float *r = vdk_rounded(VDK_BUFFER_OPERAND_B, x, vdk_runs_floats(x_off, nin, lanes));
+  const unsigned csr = vdk_flush_begin();
+  vdk_bf16_kernels()->dense_weight_grad(dweight, w_out, w_in, NULL, d, dy_off, nout, r, x_off, nin, lanes);
+  vdk_flush_end(csr);
 }
 
 void vdk_grid_sums(const float *grid, long channels, long side, long lanes, float *sums) {

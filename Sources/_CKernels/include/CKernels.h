@@ -69,6 +69,20 @@ void vdk_dense(const float *weight, long w_out, long w_in, const float *bias, in
 void vdk_dense_weight_grad(float *dweight, long w_out, long w_in, float *dbias, const float *dy, const long *dy_off,
                            long nout, const float *x, const long *x_off, long nin, long lanes);
 
+/// bf16 arithmetic (`--precision bf16`): while on, the direct kernels and dense products round their
+/// operands (weights, activations, gradients; not a bias, a mask or an accumulated output) to bf16 as
+/// vdk_round_bf16 does and multiply them into fp32 sums in the same fixed order as fp32, every step
+/// of a chain one rounding of sum + product with denormals flushed (inputs and results): what
+/// AVX512_BF16's VDPBF16PS computes per lane, its odd (higher) element first. The bias gradients
+/// stay sums of the fp32 values. Set before any worker thread runs a kernel.
+void vdk_set_bf16(int on);
+int vdk_bf16(void);
+/// 1 if this CPU has AVX512_BF16 (VDPBF16PS).
+int vdk_cpu_has_bf16(void);
+/// out[i] = x[i] rounded to bf16, as VCVTNEPS2BF16 does (to nearest even; a denormal to a zero of its
+/// sign; NaN made quiet), kept as a float whose low 16 bits are 0. out may be x.
+void vdk_round_bf16(const float *x, float *out, long count);
+
 /// Chooses the direct kernels' variant: "avx512", "avx2" or "portable". 0 on success, -1 for an unknown
 /// name, -2 when this CPU lacks the variant's instructions. Call before any kernel runs.
 int vdk_select_kernels(const char *name);

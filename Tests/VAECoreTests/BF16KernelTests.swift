@@ -1,0 +1,122 @@
+import VAECore
+import XCTest
+
+/// `--precision bf16`'s arithmetic: operands rounded as VCVTNEPS2BF16 rounds, then float sums in
+/// fp32's fixed order. Each variant's bf16 kernels against the Double reference on rounded
+/// operands, bit for bit against the fp32 kernels on rounded operands, and against each other.
+final class BF16KernelTests: XCTestCase {
+  override func tearDown() {
+    Precision.fp32.select()
+    try? KernelVariant.allCases.first(where: \.isSupported)!.select()
+  }
+
+  /// The rounding, against the instruction's rule written out in Swift on the edge cases: ties to
+  /// even both ways, the carry into the exponent and to infinity, denormals to signed zero, NaN.
+  func testRoundingFollowsTheInstruction() {
+    func reference(_ bits: UInt32) -> UInt32 {
+      let exponent = bits & 0x7f80_0000, fraction = bits & 0x007f_ffff
+      if exponent == 0 { return bits & 0x8000_0000 }
+      if exponent == 0x7f80_0000 { return fraction != 0 ? (bits | 0x0040_0000) & 0xffff_0000 : bits }
+      let lsb = (bits >> 16) & 1, dropped = bits & 0xffff
+      let up = dropped > 0x8000 || (dropped == 0x8000 && lsb == 1)
+      return (bits & 0xffff_0000) &+ (up ? 0x1_0000 : 0)
+    }
+    var cases: [UInt32] = [
+      0x3f80_8000, 0x3f81_8000, 0x3f80_8001, 0x3f80_7fff, 0xbf81_8000, 0x3fff_ffff, 0x7f7f_ffff, 0xff7f_8000,
+      0x7f7f_7fff, 0x0000_0001, 0x807f_ffff, 0x0080_0000, 0x0080_8000, 0x7f80_0000, 0xff80_0000, 0x7f80_0001,
+      0xffc0_1234, 0x0000_0000, 0x8000_0000, 0x3f80_0000,
+    ]
+    var state: UInt32 = 12345
+    for _ in 0..<10_000 {
+      state = state &* 1_664_525 &+ 1_013_904_223
+      cases.append(state)
+    }
+    for bits in cases {
+      let got = roundedToBF16(Float(bitPattern: bits)).bitPattern
+      XCTAssertEqual(got, reference(bits), String(format: "0x%08x", bits))
+    }
+    XCTAssertEqual(roundedToBF16(Float(bitPattern: 0x7f7f_ffff)), .infinity)
+    XCTAssertEqual(roundedToBF16(Float(bitPattern: 0x807f_ffff)).bitPattern, 0x8000_0000)
+  }
+
+  func bits(_ x: [[Float]]) -> [[UInt32]] { x.map { $0.map(\.bitPattern) } }
+  let round: (Double) -> Double = { Double(roundedToBF16(Float($0))) }
+
+  func testConvolutionKernelsInBF16() throws {
+    for g in KernelCases.windows {
+      let reference = KernelCases.passes(g, Double.self, operand: round)
+      var first: (KernelVariant, [[Float]])?
+      for variant in KernelVariant.allCases where variant.isSupported {
+        if variant == .portable && g.small.channels * g.large.channels > 100 { continue }
+        try variant.select()
+        Precision.fp32.select()
+        let onRounded = KernelCases.passes(g, Float.self, operand: round)
+        let plain = KernelCases.passes(g, Float.self)
+        Precision.bf16.select()
+        let got = KernelCases.passes(g, Float.self)
+        for (k, name) in KernelCases.names.enumerated() {
+          let scale = max(1, reference[k].map(abs).max()!)
+          let difference = maxAbsoluteDifference(got[k].map { Double($0) }, reference[k]) / scale
+          let fromFP32 = maxAbsoluteDifference(got[k].map { Double($0) }, plain[k].map { Double($0) }) / scale
+          print("\(variant) bf16 \(name) \(KernelCases.describe(g)): max difference / scale \(difference) (from fp32: \(fromFP32))")
+          XCTAssertLessThan(difference, 2e-6, "\(variant) \(name) \(KernelCases.describe(g))")
+          // The rounding happened: the products moved by about bf16's 2^-9, the sums did not move.
+          if name == "channel sums" { XCTAssertEqual(got[k], plain[k]) } else { XCTAssertGreaterThan(fromFP32, 1e-4, name) }
+        }
+        XCTAssertEqual(bits(got), bits(onRounded), "\(variant) bf16 vs fp32 on rounded operands \(KernelCases.describe(g))")
+        if let (base, expected) = first {
+          XCTAssertEqual(bits(got), bits(expected), "\(variant) vs \(base) \(KernelCases.describe(g))")
+        } else {
+          first = (variant, got)
+        }
+      }
+    }
+  }
+
+  func testDenseKernelsInBF16() throws {
+    let reference = KernelCases.dense(Double.self, operand: round)
+    let biasGradients = [3, 5]
+    var first: [[Float]]?
+    for variant in KernelVariant.allCases where variant.isSupported {
+      try variant.select()
+      Precision.fp32.select()
+      let onRounded = KernelCases.dense(Float.self, operand: round), plain = KernelCases.dense(Float.self)
+      Precision.bf16.select()
+      let got = KernelCases.dense(Float.self)
+      for (k, name) in KernelCases.denseNames.enumerated() {
+        // A bias gradient sums the fp32 dy: it is fp32's, not the rounded reference's.
+        let expected = biasGradients.contains(k) ? plain[k] : onRounded[k]
+        XCTAssertEqual(got[k].map(\.bitPattern), expected.map(\.bitPattern), "\(variant) bf16 \(name)")
+        guard !biasGradients.contains(k) else { continue }
+        let difference = maxAbsoluteDifference(got[k].map { Double($0) }, reference[k])
+        print("\(variant) bf16 dense \(name): max difference \(difference)")
+        XCTAssertLessThan(difference, 1e-5, "\(variant) \(name)")
+      }
+      if let first { XCTAssertEqual(bits(got), bits(first), "\(variant)") }
+      first = first ?? got
+    }
+  }
+
+  /// Denormal operands and a denormal accumulator count as zero, and no result is denormal, as in
+  /// VDPBF16PS: a gather whose products and bias all lie below float's smallest normal gives +0 or -0.
+  func testDenormalsAreFlushed() throws {
+    let g = ConvWindow(
+      small: GridShape(channels: 1, side: 7, lanes: 16), large: GridShape(channels: 2, side: 14, lanes: 16), stride: 2)
+    let weight = [Float](repeating: 1e-20, count: 18), bias: [Float] = [.leastNormalMagnitude / 8]
+    var large = [Float](repeating: 0, count: g.large.count)
+    for c in 0..<2 { for y in 0..<14 { for x in 0..<14 { for l in 0..<16 { large[g.large.offset(channel: c, y: y, x: x) + l] = 1e-20 } } } }
+    var scratch = [Float](repeating: 0, count: 18)
+    for variant in KernelVariant.allCases where variant.isSupported {
+      try variant.select()
+      for precision in Precision.allCases {
+        precision.select()
+        var small = [Float](repeating: .nan, count: g.small.count)
+        Float.convGather(g, weight: weight, bias: bias, relu: false, mask: nil, large: large, small: &small, scratch: &scratch)
+        let centre = small[g.small.offset(channel: 0, y: 3, x: 3)]
+        print("\(variant) \(precision): a denormal bias + 18 products of 1e-20 · 1e-20 = \(centre)")
+        // fp32 keeps the denormal sum (a bias of 2^-129 and products near 1e-40); bf16 flushes each.
+        if precision == .fp32 { XCTAssertTrue(centre.isSubnormal && centre > 0, "\(centre)") } else { XCTAssertEqual(centre.bitPattern, 0) }
+      }
+    }
+  }
+}
