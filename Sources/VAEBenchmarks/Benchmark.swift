@@ -15,6 +15,8 @@ public struct BenchmarkResult: Codable, Sendable {
   public var blasKernel: String
   /// The instruction set the C kernels run with ("x86-64-v4" is AVX-512).
   public var kernelInstructionSet: String
+  /// The arithmetic of the convolutions and dense products ("fp32", "bf16").
+  public var precision: String
   public var synthetic: Bool
   public var warmupSteps: Int
   public var timedSteps: Int
@@ -88,7 +90,8 @@ extension StepEngine {
     return BenchmarkResult(
       ranks: communicator.size, threadsPerRank: workerThreads, batchSize: configuration.batchSize,
       microBatchSize: configuration.microBatchSize, reduction: configuration.reduction.rawValue,
-      blasKernel: blasCoreName(), kernelInstructionSet: KernelVariant.active.rawValue, synthetic: configuration.syntheticData, warmupSteps: warmup, timedSteps: steps,
+      blasKernel: blasCoreName(), kernelInstructionSet: KernelVariant.active.rawValue,
+      precision: Precision.active.rawValue, synthetic: configuration.syntheticData, warmupSteps: warmup, timedSteps: steps,
       imagesPerSecond: mean, imagesPerSecondInterval95: 1.96 * (variance / Double(rates.count)).squareRoot(),
       secondsPerStep: perStep, flopsPerImage: flops, gigaflopsPerSecond: mean * flops / 1e9,
       gemmPeakGigaflopsPerSecond: peak, fractionOfGemmPeak: peak.map { mean * flops / 1e9 / $0 },

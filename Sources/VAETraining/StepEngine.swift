@@ -32,6 +32,7 @@ public final class StepEngine {
     configuration = c
     self.communicator = communicator
     self.data = data
+    (c.precision ?? .fp32).select()
     model = VAEModel(latentDim: c.latentDim)
     let count = model.layout.totalCount
     parameters = ScalarBuffer(count: count)

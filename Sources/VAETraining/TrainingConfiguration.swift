@@ -15,6 +15,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
   public var microBatchSize = 16
   public var latentDim = 2
   public var beta = 1.0
+  /// The arithmetic of the convolutions and dense products; nil: fp32, as every run before bf16
+  /// existed (their run.json has no such key).
+  public var precision: Precision? = nil
   public var adam = AdamConfiguration()
   /// How the rate changes with the step (warm-up, decay, scaling with the batch); nil: constant
   /// `adam.learningRate`, as every run before schedules existed (their run.json has no such key).
@@ -65,6 +68,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     check("--micro-batch", other.microBatchSize, microBatchSize)
     check("--seed", other.seed, seed)
     check("--beta", other.beta, beta)
+    check("--precision", (other.precision ?? .fp32).rawValue, (precision ?? .fp32).rawValue)
     check("--lr", other.adam.learningRate, adam.learningRate)
     let (mine, theirs) = (learningRateSchedule ?? .init(), other.learningRateSchedule ?? .init())
     if mine != theirs { conflicts.append("the learning-rate schedule \(mine.description) (the checkpoint has \(theirs.description))") }

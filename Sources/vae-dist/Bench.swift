@@ -65,7 +65,7 @@ struct Bench: ParsableCommand {
       print(
         "vae-dist bench: \(result.ranks) rank\(result.ranks == 1 ? "" : "s") × \(result.threadsPerRank) thread\(result.threadsPerRank == 1 ? "" : "s"), "
           + "batch \(result.batchSize) (micro-batches of \(result.microBatchSize)), \(result.reduction) reduction, "
-          + "kernels \(result.kernelInstructionSet), \(result.synthetic ? "synthetic" : "real") data")
+          + "kernels \(result.kernelInstructionSet), \(Precision(rawValue: result.precision)?.banner ?? result.precision), \(result.synthetic ? "synthetic" : "real") data")
       print("  CPU         \(result.cpu), widest FMA: \(result.fmaInstructionSet)")
       print(
         "  throughput  \(grouped(Int(result.imagesPerSecond))) ± \(grouped(Int(result.imagesPerSecondInterval95.rounded()))) images/s "

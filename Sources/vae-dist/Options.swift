@@ -25,6 +25,11 @@ struct ModelOptions: ParsableArguments {
   @Option(help: "Weight of the KL term in the loss (β-VAE; 1 is the plain VAE).")
   var beta = defaults.beta
 
+  @Option(help: ArgumentHelp(
+    "Arithmetic of the convolutions and dense products: 'fp32', or 'bf16' (operands rounded to bfloat16, float sums; parameters, loss, reduction, Adam and checkpoints stay float). Both give the same bits on every CPU.",
+    valueName: "p"))
+  var precision = Precision.fp32
+
 }
 
 struct OptimizationOptions: ParsableArguments {
@@ -199,6 +204,7 @@ struct OutputOptions: ParsableArguments {
 }
 
 extension ReductionMode: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
 extension LearningRateSchedule.Shape: ExpressibleByArgument {}
 extension LearningRateSchedule.Scaling: ExpressibleByArgument {}
 extension ProgressStyle: ExpressibleByArgument {}
@@ -235,6 +241,7 @@ extension TrainingConfiguration {
     earlyStoppingMinDelta = optimization.minDelta
     latentDim = model.latentDim
     beta = model.beta
+    precision = model.precision == .fp32 ? nil : model.precision
     threads = parallel.threads.resolved
     reduction = parallel.reduction
     syncCheckEvery = parallel.checkSync

@@ -1,0 +1,64 @@
+import Foundation
+import XCTest
+
+/// `--precision bf16` (issue 22): the issue's run, `train --precision bf16 --max-steps 60 --seed 4`
+/// (on the small real data set), gives one `model.safetensors` alone with 2 threads, under mpirun -n 2
+/// and with the portable kernels; it is not fp32's model; the checkpoint records the precision, a
+/// resume in the other precision is refused, and the model file stays float32 for PyTorch.
+final class PrecisionRunTests: XCTestCase {
+  func arguments(_ out: String, data: String, threads: Int, precision: String = "bf16") -> [String] {
+    [
+      "--data", data, "--precision", precision, "--max-steps", "60", "--seed", "4", "--progress", "none",
+      "--iw-samples", "0", "--plot-every", "0", "--tensorboard", "none", "--threads", "\(threads)", "--out", out,
+    ]
+  }
+
+  func testBF16GivesTheSameBitsForEveryLayoutAndVariant() throws {
+    let data = try Harness.smallRealDataset()
+    let binary = try Harness.requireBinary()
+    var reference: (name: String, data: Data)?
+    func check(_ name: String, _ out: String, _ result: Harness.Result) throws -> Data {
+      XCTAssertEqual(result.status, 0, "\(name): \(result.all)")
+      let (header, tensors) = try Harness.safetensors(out + "/model.safetensors")
+      print("\(name): \(String(format: "%.1f", result.seconds)) s, test loss \(try Harness.metrics(out).last!["test_loss"]!)")
+      for (name, entry) in header where name != "__metadata__" {
+        XCTAssertEqual((entry as? [String: Any])?["dtype"] as? String, "F32", "\(name) is stored as float32")
+      }
+      if let reference {
+        XCTAssertTrue(tensors == reference.data, "\(name): parameters differ from \(reference.name)")
+      } else {
+        reference = (name, tensors)
+      }
+      return tensors
+    }
+    let alone = Harness.temporaryDirectory()
+    let result = try Harness.run(binary, arguments(alone, data: data, threads: 2))
+    XCTAssertTrue(result.output.contains("bf16 (emulated"), result.output)
+    _ = try check("alone, 2 threads", alone, result)
+    let distributed = Harness.temporaryDirectory()
+    _ = try check(
+      "mpirun -n 2", distributed,
+      try Harness.run(Harness.mpirun, try Harness.mpirunArguments(ranks: 2, arguments(distributed, data: data, threads: 1))))
+    let portable = Harness.temporaryDirectory()
+    _ = try check(
+      "VAE_DIST_KERNELS=portable", portable,
+      try Harness.run(binary, arguments(portable, data: data, threads: 2), environment: ["VAE_DIST_KERNELS": "portable"]))
+
+    // fp32 is another model, and a resume across precisions is refused naming both.
+    let fp32 = Harness.temporaryDirectory()
+    let plain = try Harness.run(binary, arguments(fp32, data: data, threads: 2, precision: "fp32"))
+    XCTAssertEqual(plain.status, 0, plain.all)
+    XCTAssertFalse(try Harness.safetensors(fp32 + "/model.safetensors").data == reference!.data, "bf16 trained fp32's model")
+    let run = try String(contentsOfFile: alone + "/run.json", encoding: .utf8)
+    XCTAssertTrue(run.contains("\"precision\" : \"bf16\""), run)
+    var resume = arguments(alone, data: data, threads: 2, precision: "fp32") + ["--resume"]
+    resume[resume.firstIndex(of: "60")!] = "70"
+    let refused = try Harness.run(binary, resume)
+    XCTAssertNotEqual(refused.status, 0)
+    XCTAssertTrue(refused.error.contains("--precision fp32 (the checkpoint has bf16)"), refused.error)
+
+    let unknown = try Harness.run(binary, ["train", "--precision", "fp16"])
+    XCTAssertNotEqual(unknown.status, 0)
+    XCTAssertTrue(unknown.error.contains("'--precision"), unknown.error)
+  }
+}
