@@ -8,6 +8,7 @@
 #   launch/quality-benchmark.sh [--epochs 30] [--seeds "0 1 2"] [--ranks 2] [--out quality-results]
 #                               [--batch-size B] [--lr R] [--lr-schedule constant|cosine|step]
 #                               [--warmup-steps K] [--scale-lr none|linear|sqrt] [--lr-final F]
+#                               [--precision fp32|bf16]
 #                               (vae-dist's settings; the defaults are the seeds' model and settings)
 #                               [--peers] (also train Keras on the same seeds; installs it once)
 #                               [--docs]  (also copy the plot and table into docs/)
@@ -20,7 +21,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 epochs=30 seeds="0 1 2" ranks=2 out=quality-results docs=0 peers=0 train_args=()
 while (($#)); do
   case "$1" in
-    --batch-size | --lr | --lr-schedule | --warmup-steps | --scale-lr | --lr-final | --lr-decay-steps | --lr-step-every | --lr-gamma)
+    --batch-size | --lr | --lr-schedule | --warmup-steps | --scale-lr | --lr-final | --lr-decay-steps | --lr-step-every | --lr-gamma | --precision)
       train_args+=("$1" "$2"); shift 2 ;;
     --epochs) epochs="$2"; shift 2 ;;
     --seeds) seeds="$2"; shift 2 ;;

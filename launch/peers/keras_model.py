@@ -53,10 +53,11 @@ def build(latent_dim=2):
 
 def losses(encoder, decoder, data):
     """Per image: (summed binary cross-entropy, KL), with z sampled as in training."""
-    z_mean, z_log_var = encoder(data)
+    # Under a mixed policy the layers compute in bf16; the loss is summed in float32.
+    z_mean, z_log_var = (tf.cast(t, "float32") for t in encoder(data))
     epsilon = tf.random.normal(shape=tf.shape(z_mean))
     z = z_mean + tf.exp(0.5 * z_log_var) * epsilon
-    reconstruction = decoder(z)
+    reconstruction = tf.cast(decoder(z), "float32")
     recon = tf.reduce_sum(keras.losses.binary_crossentropy(data, reconstruction), axis=(1, 2))
     kl = tf.reduce_sum(-0.5 * (1 + z_log_var - tf.square(z_mean) - tf.exp(z_log_var)), axis=1)
     return recon, kl

@@ -33,9 +33,16 @@ for name, rs in by_name.items():
 peers = [r for r in merged_runs if r["kind"] == "peer"]
 ours = [r for r in merged_runs if r["kind"] == "vae-dist"]
 runs = peers + ours
-best_peer = max(peers, key=lambda r: r["imagesPerSecond"]) if peers else None
-best_ours = max(ours, key=lambda r: r["imagesPerSecond"])
-single = next((r for r in ours if r["ranks"] == 1), None)
+# Each run is compared with the best peer of its own precision (fp32 unless --precision bf16 added
+# bf16 runs: PyTorch autocast, Keras mixed_bfloat16, vae-dist --precision bf16).
+precision = lambda r: r.get("precision", "fp32")  # noqa: E731
+precisions = sorted({precision(r) for r in runs}, key=lambda p: p != "fp32")
+best_peer_of = {p: max((r for r in peers if precision(r) == p), key=lambda r: r["imagesPerSecond"], default=None)
+                for p in precisions}
+best_ours_of = {p: max((r for r in ours if precision(r) == p), key=lambda r: r["imagesPerSecond"], default=None)
+                for p in precisions}
+best_peer, best_ours = best_peer_of.get("fp32"), best_ours_of.get("fp32") or max(ours, key=lambda r: r["imagesPerSecond"])
+single = next((r for r in ours if r["ranks"] == 1 and precision(r) == "fp32"), None)
 flops = host["flopsPerImage"]
 tag = re.sub(r"[^a-z0-9]+", "-", f"{host['cpu']} {host['isa']}".lower()).strip("-")
 title = f"{host['cpu']}, {host['isa']}, {os.cpu_count()} cores"
@@ -47,7 +54,9 @@ for r in runs:
         "run": r["name"],
         "version": r.get("version", "vae-dist"),
         "images_per_sec": round(rate, 1),
-        "ratio_to_best_peer": round(rate / best_peer["imagesPerSecond"], 3) if best_peer else "",
+        "precision": precision(r),
+        "ratio_to_best_peer": (round(rate / best_peer_of[precision(r)]["imagesPerSecond"], 3)
+                               if best_peer_of[precision(r)] else ""),
         "gflops": round(rate * flops / 1e9, 1),
         "fraction_of_fma_peak": round(rate * flops / 1e9 / host["fma"], 3),
         "passes": " / ".join(f"{p:.0f}" for p in r["passes"]),
@@ -64,11 +73,11 @@ with open(os.path.join(args.out, "peers.csv"), "w", newline="") as f:
         writer.writerow({**row, "cpu": host["cpu"], "isa": host["isa"]})
 
 lines = [
-    f"| run | images/s (median) | × best peer | GFLOP/s | of FMA peak |",
+    f"| run | images/s (median) | × best peer{' (same precision)' if len(precisions) > 1 else ''} | GFLOP/s | of FMA peak |",
     "| --- | --- | --- | --- | --- |",
 ]
 for row in table:
-    ratio = f"{row['ratio_to_best_peer']:.2f}×" if best_peer else "–"
+    ratio = f"{row['ratio_to_best_peer']:.2f}×" if row["ratio_to_best_peer"] != "" else "–"
     spread = (f" ({row['min']:,.0f}–{row['max']:,.0f} over {row['rounds']} rounds: {row['passes']})"
               if row["rounds"] > 1 else "")
     lines.append(f"| {row['run']} ({row['version']}) | {row['images_per_sec']:,.0f}{spread} | {ratio} | {row['gflops']:.1f} | {100 * row['fraction_of_fma_peak']:.0f}% |")
@@ -76,9 +85,11 @@ summary = [
     f"Peaks on all {os.cpu_count()} cores: calibrated {host['isa']} loop {host['fma']:.1f} GFLOP/s, OpenBLAS ({host['blas']}) "
     f"sgemm 1024³ {host['gemm']:.1f} GFLOP/s; {flops / 1e6:.0f} MFLOP per image.",
 ]
-if best_peer:
-    summary.append(f"Best peer: {best_peer['name']}, {best_peer['imagesPerSecond']:,.0f} images/s. Best vae-dist layout: "
-                   f"{best_ours['name']}, {best_ours['imagesPerSecond'] / best_peer['imagesPerSecond']:.2f}× it.")
+for p in precisions:
+    peer, mine = best_peer_of[p], best_ours_of[p]
+    if peer and mine:
+        summary.append(f"Best {p} peer: {peer['name']}, {peer['imagesPerSecond']:,.0f} images/s. Best vae-dist {p} layout: "
+                       f"{mine['name']}, {mine['imagesPerSecond'] / peer['imagesPerSecond']:.2f}× it.")
 if single and single is not best_ours:
     summary.append(f"The single process runs at {single['imagesPerSecond'] / best_ours['imagesPerSecond']:.1%} of the best layout.")
 elif single:
