@@ -12,7 +12,7 @@ import Foundation
 /// way, after the job they replace is gone. See docs/checkpoints.md for shared file systems.
 final class RunLock {
   let path: String
-  private let descriptor: Int32
+  private var descriptor: Int32
 
   /// Takes the lock of `directory` (which must exist), or throws the refusal naming its holder.
   init(directory: String) throws {
@@ -44,7 +44,16 @@ final class RunLock {
     _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
   }
 
-  deinit { close(descriptor) }  // closing the last descriptor releases the lock
+  /// Gives the lock up (once; later calls do nothing). The run calls it when it ends, so a run in the
+  /// same process (tests, a resume after a stop) finds --out free even while something still holds
+  /// the ended trainer.
+  func release() {
+    guard descriptor >= 0 else { return }
+    close(descriptor)  // closing the last descriptor releases the lock
+    descriptor = -1
+  }
+
+  deinit { release() }
 
   /// The holder's line, as it wrote it.
   private static func holder(_ fd: Int32) -> String? {

@@ -108,6 +108,7 @@ public final class Trainer {
 
   /// Trains to the end (or to --max-steps, early stopping, or a stop signal), checkpointing on the way.
   public func run() throws -> TrainingSummary {
+    defer { outputLock?.release() }  // the run has ended, however it ended
     try setUp()
     var last: EpochMetrics?
     while step < totalSteps {
