@@ -6,7 +6,7 @@
 # environments (TensorFlow CPU, PyTorch; once, ~2 GB and ~5 GB) and prints one table with the CPU's
 # family/model and vector ISA, each run's ratio to the best peer and its fraction of the FMA peak.
 #
-#   launch/peer-benchmark.sh [--epochs N] [--rounds R] [--precision fp32|bf16] [--out DIR] [--docs] [--skip-peers]
+#   launch/peer-benchmark.sh [--epochs N] [--rounds R] [--precision fp32|bf16] [--data DIR] [--out DIR] [--docs] [--skip-peers]
 #
 #   --epochs N     epochs per run, the first being warm-up (default 3)
 #   --rounds R     rounds of (vae-dist at every layout, Keras, PyTorch), alternated so that a drift of
@@ -15,12 +15,14 @@
 #   --precision P  bf16: also vae-dist --precision bf16 at every layout, PyTorch under
 #                  torch.autocast("cpu", dtype=torch.bfloat16) and Keras with the "mixed_bfloat16"
 #                  policy, in the same table (each compared with the best peer of its precision)
+#   --data DIR     the Fashion-MNIST files every run trains on (default: Debian's, the 60,000 images);
+#                  a subset gives a quick look, not the figures
 #   --out DIR      where peers.csv, peers.md and peers.png go (default /tmp/vae-dist-peers)
 #   --docs         also put the table and chart into docs/performance.md, under this CPU's heading
 #   --skip-peers   vae-dist only (for a quick look; the ratios then need an earlier peer run)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-epochs=3 rounds=2 out=/tmp/vae-dist-peers docs=0 peers=1 precision=fp32
+epochs=3 rounds=2 out=/tmp/vae-dist-peers docs=0 peers=1 precision=fp32 data=/usr/share/datasets/fashion-mnist
 while (($#)); do
   case "$1" in
     --epochs) epochs="$2"; shift 2 ;;
@@ -29,7 +31,8 @@ while (($#)); do
     --docs) docs=1; shift ;;
     --skip-peers) peers=0; shift ;;
     --precision) precision="$2"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --data) data="$2"; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "peer-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -81,7 +84,7 @@ run_vae_dist() {  # run_vae_dist ROUND
       run="$out/vae-dist-$p-${ranks}x${threads}-$1"
       rm -rf "$run"
       echo "peer-benchmark: vae-dist train, $p, $ranks rank(s) × $threads thread(s), $epochs epochs (round $1 of $rounds)" >&2
-      local train=(train --epochs "$epochs" --threads "$threads" --precision "$p" --iw-samples 0 --progress none --out "$run")
+      local train=(train --data "$data" --epochs "$epochs" --threads "$threads" --precision "$p" --iw-samples 0 --progress none --out "$run")
       if ((ranks == 1)); then
         "$binary" "${train[@]}" >/dev/null
       else
@@ -116,19 +119,19 @@ run_peers() {
   for onednn in default 1; do
     echo "peer-benchmark: Keras, tf.data, oneDNN $onednn, $epochs epochs (round $1 of $rounds)" >&2
     line=$(if [[ $onednn == 1 ]]; then export TF_ENABLE_ONEDNN_OPTS=1; fi
-           run_peer "$out/keras-onednn-$onednn-$1" "$envs/keras-venv/bin/python" "$root/launch/peers/keras_vae.py" --epochs "$epochs")
+           run_peer "$out/keras-onednn-$onednn-$1" "$envs/keras-venv/bin/python" "$root/launch/peers/keras_vae.py" --epochs "$epochs" --data "$data")
     peer_row "$line" "Keras/TF, tf.data, oneDNN $([[ $onednn == 1 ]] && echo "forced on" || echo "default")" "$1"
   done
   echo "peer-benchmark: PyTorch, default threads, $epochs epochs (round $1 of $rounds)" >&2
-  line=$(run_peer "$out/pytorch-$1" "$envs/torch-venv/bin/python" "$root/launch/peers/torch_vae.py" --epochs "$epochs")
+  line=$(run_peer "$out/pytorch-$1" "$envs/torch-venv/bin/python" "$root/launch/peers/torch_vae.py" --epochs "$epochs" --data "$data")
   peer_row "$line" "PyTorch, default threads" "$1"
   [[ "$precision" == bf16 ]] || return 0
   echo "peer-benchmark: Keras, mixed_bfloat16, oneDNN forced on, $epochs epochs (round $1 of $rounds)" >&2
   line=$(export TF_ENABLE_ONEDNN_OPTS=1
-         run_peer "$out/keras-bf16-$1" "$envs/keras-venv/bin/python" "$root/launch/peers/keras_vae.py" --epochs "$epochs" --precision bf16)
+         run_peer "$out/keras-bf16-$1" "$envs/keras-venv/bin/python" "$root/launch/peers/keras_vae.py" --epochs "$epochs" --data "$data" --precision bf16)
   peer_row "$line" "Keras/TF bf16 (mixed_bfloat16), tf.data, oneDNN forced on" "$1"
   echo "peer-benchmark: PyTorch, autocast bf16, $epochs epochs (round $1 of $rounds)" >&2
-  line=$(run_peer "$out/pytorch-bf16-$1" "$envs/torch-venv/bin/python" "$root/launch/peers/torch_vae.py" --epochs "$epochs" --precision bf16)
+  line=$(run_peer "$out/pytorch-bf16-$1" "$envs/torch-venv/bin/python" "$root/launch/peers/torch_vae.py" --epochs "$epochs" --data "$data" --precision bf16)
   peer_row "$line" "PyTorch bf16 (autocast), default threads" "$1"
 }
 

@@ -57,6 +57,20 @@ final class PrecisionRunTests: XCTestCase {
     XCTAssertNotEqual(refused.status, 0)
     XCTAssertTrue(refused.error.contains("--precision fp32 (the checkpoint has bf16)"), refused.error)
 
+    // PyTorch loads the bf16 run's model as float32 and computes what `vae-dist evaluate` (fp32) does.
+    try Harness.requirePython("torch, safetensors", what: "PyTorch")
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("pytorch/check_model.py").path
+    let torch = try Harness.run("/usr/bin/env", ["python3", script, alone + "/model.safetensors"], timeout: 300)
+    XCTAssertEqual(torch.status, 0, torch.all)
+    let ours = try Harness.run(binary, ["evaluate", "--checkpoint", alone + "/model.safetensors", "--json", "--iw-samples", "0"])
+    XCTAssertEqual(ours.status, 0, ours.all)
+    let t = try JSONSerialization.jsonObject(with: Data(torch.output.utf8)) as! [String: Any]
+    let v = try JSONSerialization.jsonObject(with: Data(ours.output.utf8)) as! [String: Any]
+    let a = t["test_loss_mean_z"] as! Double, b = v["test_loss_mean_z"] as! Double
+    print("bf16-trained model: PyTorch test loss (z = μ) \(a), vae-dist evaluate \(b)")
+    XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a))
+
     let unknown = try Harness.run(binary, ["train", "--precision", "fp16"])
     XCTAssertNotEqual(unknown.status, 0)
     XCTAssertTrue(unknown.error.contains("'--precision"), unknown.error)
