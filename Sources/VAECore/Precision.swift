@@ -5,7 +5,7 @@ import _CKernels
 /// fp32's fixed order with denormals flushed, as AVX512_BF16's VDPBF16PS does; the parameters, the
 /// loss, the reduction, Adam and the checkpoints stay float. Both give the same bits on every CPU and
 /// kernel variant. This build computes bf16 by exact emulation on the float kernels everywhere (the
-/// native VDPBF16PS kernels are not written yet), so bf16 changes the numbers but not the speed.
+/// native VDPBF16PS kernels are not written yet): bf16 changes the numbers, at about fp32's speed.
 public enum Precision: String, Codable, CaseIterable, Sendable {
   case fp32, bf16
 
