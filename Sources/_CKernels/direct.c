@@ -52,6 +52,18 @@ static float *vdk_thread_buffer(int slot, long floats) {
 
 static float *vdk_thread_scratch(long floats) { return vdk_thread_buffer(VDK_BUFFER_PANEL, floats); }
 
+/// A dense layer's bias gradient, dbias[o] = Σ dy[dy_off[o] + lane]: per lane over the lane blocks, then
+/// the lane tree (every variant's order; under bf16 from the fp32 dy: a sum, not a product).
+static void vdk_dense_bias_grad(float *dbias, const float *dy, const long *dy_off, long nout, long lanes) {
+  float acc[VDK_LANES];
+  for (long o = 0; o < nout; o++) {
+    for (int l = 0; l < VDK_LANES; l++) acc[l] = 0;
+    for (long b = 0; b < lanes; b += VDK_LANES)
+      for (int l = 0; l < VDK_LANES; l++) acc[l] += dy[dy_off[o] + b + l];
+    dbias[o] = vdk_lane_tree(acc);
+  }
+}
+
 /// Floats between channels of a grid of side `side` with its one-pixel zero border, and one cache line
 /// more: a bordered 14×14 map of 16 lanes is exactly 16 KiB, so without it every channel's pixel
 /// (y, x) falls in the same L1 set (8 ways for the 32-64 channels a window reads).
@@ -152,59 +164,7 @@ static int vdk_window_phases(const VDKWindow *g, VDKPhase *phases) {
 #pragma clang attribute pop
 #endif
 
-// The portable variant's fused multiply-add, exact without the instruction: the product of two floats
-// is exact in double; their sum with c, rounded to odd (a lost bit forces the last bit to 1), then
-// rounded once to float is the correctly rounded a·b + c (round to odd at 53 bits, then to 24).
-// Four lanes at a time in SSE2: about a tenth of the FMA units' rate, and bit for bit the same.
-typedef double vdk_d4 __attribute__((ext_vector_type(4)));
-typedef long vdk_l4 __attribute__((ext_vector_type(4)));
-static inline vdk_v4 vdk_fma_exact(vdk_v4 a, vdk_v4 b, vdk_v4 c) {
-  const vdk_d4 p = __builtin_convertvector(a, vdk_d4) * __builtin_convertvector(b, vdk_d4);
-  const vdk_d4 cd = __builtin_convertvector(c, vdk_d4);
-  const vdk_d4 s = p + cd, bb = s - p;
-  const vdk_d4 err = (p - (s - bb)) + (cd - bb);  // s + err = p + c exactly (TwoSum)
-  const vdk_l4 bits = (vdk_l4)s;
-  const vdk_l4 inexactEven = (err != 0) & ((bits & 1) == 0) & (s - s == 0);  // s finite
-  const vdk_l4 away = (err > 0) == (s > 0);                                   // the exact sum lies farther from 0
-  const vdk_l4 step = (away & 1) | (~away & -1);
-  const vdk_d4 odd = (vdk_d4)(bits + (inexactEven & step));
-  return __builtin_convertvector(odd, vdk_v4);
-}
-#undef vdk_fma
-#define vdk_fma(a, b, c) vdk_fma_exact((a), (b), (c))
-
-#define VDK_SUFFIX portable
-#define VDK_WIDTH 4
-#define VDK_GATHER_CO 2
-#define VDK_GATHER_POS 4
-#define VDK_WGRAD_SMALL 2
-#define VDK_WGRAD_TAPS 3
-#define VDK_WGRAD_ROWS 2
-#include "direct_body.h"
-
-// Under bf16 the portable kernels take a shortcut with the same bits: a product of two bf16 values is
-// exact in float, so a·b + c rounded once is the float multiply, then the float add. Only where the
-// product leaves float's normal range (a flushed underflow, an overflow) does a vector take the exact
-// path. About five times the speed of the exact path alone.
-typedef int vdk_i4 __attribute__((ext_vector_type(4)));
-static inline vdk_v4 vdk_fma_bf16(vdk_v4 a, vdk_v4 b, vdk_v4 c) {
-  const vdk_v4 p = a * b;
-  const vdk_i4 underflow = (p == 0) & (a != 0) & (b != 0);
-  const vdk_i4 overflow = (p - p != 0) & (a - a == 0) & (b - b == 0);  // p infinite, a and b finite
-  if (__builtin_reduce_or(underflow | overflow)) return vdk_fma_exact(a, b, c);
-  return p + c;
-}
-#undef vdk_fma
-#define vdk_fma(a, b, c) vdk_fma_bf16((a), (b), (c))
-
-#define VDK_SUFFIX portable_bf16
-#define VDK_WIDTH 4
-#define VDK_GATHER_CO 2
-#define VDK_GATHER_POS 4
-#define VDK_WGRAD_SMALL 2
-#define VDK_WGRAD_TAPS 3
-#define VDK_WGRAD_ROWS 2
-#include "direct_body.h"
+#include "direct_portable.h"
 
 typedef struct {
   const char *name;
@@ -275,68 +235,15 @@ int vdk_kernels_supported(const char *name) {
 
 const char *vdk_kernels_name(void) { return vdk_kernels()->name; }
 
-// bf16 (see include/CKernels.h): each call's operands are rounded into this thread's buffers, at the
-// same offsets, and the variant's fp32 kernel runs on them with denormals flushed (MXCSR's DAZ and
-// FTZ, as VDPBF16PS does regardless of MXCSR), restored after the call. A product of two bf16 values
-// is exact in fp32, so each step of a chain is the instruction's: one rounding of sum + product.
-static int vdk_bf16_on;
-
-void vdk_set_bf16(int on) { vdk_bf16_on = on != 0; }
-int vdk_bf16(void) { return vdk_bf16_on; }
-
-int vdk_cpu_has_bf16(void) {
-#if defined(__x86_64__) && defined(__clang__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512bf16");
-#else
-  return 0;
-#endif
-}
-
-/// The active variant's kernels for bf16 operands.
-static const VDKVariant *vdk_bf16_kernels(void) {
-  const VDKVariant *v = vdk_kernels();
-  return strcmp(v->name, "portable") ? v : &vdk_portable_bf16;
-}
-
-/// `src`'s first `count` floats rounded to bf16 in this thread's buffer `slot`.
-static const float *vdk_rounded(int slot, const float *src, long count) {
-  float *copy = vdk_thread_buffer(slot, count);
-  vdk_round_bf16(src, copy, count);
-  return copy;
-}
-
-/// Floats a bordered grid of `channels` channels spans (GridShape.count).
-static long vdk_grid_floats(long channels, long side, long lanes) { return channels * vdk_grid_channel(side, lanes); }
-
-/// Floats from `base` a set of runs of `lanes` floats at `offsets` spans.
-static long vdk_runs_floats(const long *offsets, long count, long lanes) {
-  long end = 0;
-  for (long i = 0; i < count; i++)
-    if (offsets[i] + lanes > end) end = offsets[i] + lanes;
-  return end;
-}
-
-#if defined(__x86_64__)
-#include <xmmintrin.h>
-static unsigned vdk_flush_begin(void) {
-  const unsigned csr = _mm_getcsr();
-  _mm_setcsr(csr | 0x8040);  // FTZ | DAZ
-  return csr;
-}
-static void vdk_flush_end(unsigned csr) { _mm_setcsr(csr); }
-#else
-static unsigned vdk_flush_begin(void) { return 0; }
-static void vdk_flush_end(unsigned csr) { (void)csr; }
-#endif
+#include "direct_bf16.h"
 
 void vdk_conv_weight_grad(const VDKWindow *g, const float *small, const float *large, float *dweight) {
   if (!vdk_bf16_on) {
     vdk_kernels()->weight_grad(g, small, large, dweight);
     return;
   }
-  const float *s = vdk_rounded(VDK_BUFFER_OPERAND_A, small, vdk_grid_floats(g->small_channels, g->small_side, g->lanes));
-  const float *l = vdk_rounded(VDK_BUFFER_OPERAND_B, large, vdk_grid_floats(g->large_channels, g->large_side, g->lanes));
+  const float *s = vdk_rounded_grid(g, small, 0, VDK_BUFFER_OPERAND_A);
+  const float *l = vdk_rounded_grid(g, large, 1, VDK_BUFFER_OPERAND_B);
   const unsigned csr = vdk_flush_begin();
   vdk_bf16_kernels()->weight_grad(g, s, l, dweight);
   vdk_flush_end(csr);
@@ -348,8 +255,7 @@ void vdk_conv_gather(const VDKWindow *g, const float *weight, const float *bias,
     vdk_kernels()->gather(g, weight, bias, relu, mask, large, small, scratch);
     return;
   }
-  const float *w = vdk_rounded(VDK_BUFFER_OPERAND_A, weight, 9 * g->small_channels * g->large_channels);
-  const float *l = vdk_rounded(VDK_BUFFER_OPERAND_B, large, vdk_grid_floats(g->large_channels, g->large_side, g->lanes));
+  const float *w = vdk_rounded_weight(g, weight), *l = vdk_rounded_grid(g, large, 1, VDK_BUFFER_OPERAND_B);
   const unsigned csr = vdk_flush_begin();
   vdk_bf16_kernels()->gather(g, w, bias, relu, mask, l, small, scratch);
   vdk_flush_end(csr);
@@ -361,8 +267,7 @@ void vdk_conv_scatter(const VDKWindow *g, const float *weight, const float *bias
     vdk_kernels()->scatter(g, weight, bias, relu, mask, small, large, scratch);
     return;
   }
-  const float *w = vdk_rounded(VDK_BUFFER_OPERAND_A, weight, 9 * g->small_channels * g->large_channels);
-  const float *s = vdk_rounded(VDK_BUFFER_OPERAND_B, small, vdk_grid_floats(g->small_channels, g->small_side, g->lanes));
+  const float *w = vdk_rounded_weight(g, weight), *s = vdk_rounded_grid(g, small, 0, VDK_BUFFER_OPERAND_B);
   const unsigned csr = vdk_flush_begin();
   vdk_bf16_kernels()->scatter(g, w, bias, relu, mask, s, large, scratch);
   vdk_flush_end(csr);
@@ -379,18 +284,6 @@ void vdk_dense(const float *weight, long w_out, long w_in, const float *bias, in
   const unsigned csr = vdk_flush_begin();
   vdk_bf16_kernels()->dense(w, w_out, w_in, bias, relu, mask, accumulate, x, in_off, nin, out, out_off, nout, lanes);
   vdk_flush_end(csr);
-}
-
-/// The bias gradient of a dense layer from the fp32 dy (a sum, not a product): per lane over the lane
-/// blocks, then the lane tree, as every variant sums it.
-static void vdk_dense_bias_grad(float *dbias, const float *dy, const long *dy_off, long nout, long lanes) {
-  float acc[VDK_LANES];
-  for (long o = 0; o < nout; o++) {
-    for (int l = 0; l < VDK_LANES; l++) acc[l] = 0;
-    for (long b = 0; b < lanes; b += VDK_LANES)
-      for (int l = 0; l < VDK_LANES; l++) acc[l] += dy[dy_off[o] + b + l];
-    dbias[o] = vdk_lane_tree(acc);
-  }
 }
 
 void vdk_dense_weight_grad(float *dweight, long w_out, long w_in, float *dbias, const float *dy, const long *dy_off,

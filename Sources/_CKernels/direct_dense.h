@@ -76,13 +76,7 @@ void VDK_FN(vdk_dense_weight_grad)(float *dweight, long w_out, long w_in, float 
       for (long k = 0; k < VDK_WIDTH && v + k < nv; k++) dbias[v + k] = r[k];
     }
   } else if (dbias) {
-    float acc[16];
-    for (long o = 0; o < nout; o++) {
-      for (int l = 0; l < 16; l++) acc[l] = 0;
-      for (long b = 0; b < lanes; b += 16)
-        for (int l = 0; l < 16; l++) acc[l] += dy[dy_off[o] + b + l];
-      dbias[o] = vdk_lane_tree(acc);
-    }
+    vdk_dense_bias_grad(dbias, dy, dy_off, nout, lanes);
   }
   for (long v = 0; v < nvp; v += VDK_WIDTH)
     for (long s = 0; s < ns; s++) {

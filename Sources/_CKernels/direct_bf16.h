@@ -1,0 +1,65 @@
+// bf16 operands for the public entry points of direct.c (included there, after the variant table):
+// the switch, the CPU check, the rounded copies of a call's operands and the flushing of denormals.
+// bf16 (see include/CKernels.h): each call's operands are rounded into this thread's buffers, at the
+// same offsets, and the variant's fp32 kernel runs on them with denormals flushed (MXCSR's DAZ and
+// FTZ, as VDPBF16PS does regardless of MXCSR), restored after the call. A product of two bf16 values
+// is exact in fp32, so each step of a chain is the instruction's: one rounding of sum + product.
+static int vdk_bf16_on;
+
+void vdk_set_bf16(int on) { vdk_bf16_on = on != 0; }
+int vdk_bf16(void) { return vdk_bf16_on; }
+
+int vdk_cpu_has_bf16(void) {
+#if defined(__x86_64__) && defined(__clang__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return 0;
+#endif
+}
+
+/// The active variant's kernels for bf16 operands.
+static const VDKVariant *vdk_bf16_kernels(void) {
+  const VDKVariant *v = vdk_kernels();
+  return strcmp(v->name, "portable") ? v : &vdk_portable_bf16;
+}
+
+/// `src`'s first `count` floats rounded to bf16 in this thread's buffer `slot`.
+static const float *vdk_rounded(int slot, const float *src, long count) {
+  float *copy = vdk_thread_buffer(slot, count);
+  vdk_round_bf16(src, copy, count);
+  return copy;
+}
+
+/// The window's weight rounded, in this thread's first operand buffer (a grid goes in the second).
+static const float *vdk_rounded_weight(const VDKWindow *g, const float *weight) {
+  return vdk_rounded(VDK_BUFFER_OPERAND_A, weight, 9 * g->small_channels * g->large_channels);
+}
+
+/// The window's large (or small) grid rounded, whole (GridShape.count floats), in this thread's buffer `slot`.
+static const float *vdk_rounded_grid(const VDKWindow *g, const float *grid, int large, int slot) {
+  const long channels = large ? g->large_channels : g->small_channels, side = large ? g->large_side : g->small_side;
+  return vdk_rounded(slot, grid, channels * vdk_grid_channel(side, g->lanes));
+}
+
+/// Floats from `base` a set of runs of `lanes` floats at `offsets` spans.
+static long vdk_runs_floats(const long *offsets, long count, long lanes) {
+  long end = 0;
+  for (long i = 0; i < count; i++)
+    if (offsets[i] + lanes > end) end = offsets[i] + lanes;
+  return end;
+}
+
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+static unsigned vdk_flush_begin(void) {
+  const unsigned csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040);  // FTZ | DAZ
+  return csr;
+}
+static void vdk_flush_end(unsigned csr) { _mm_setcsr(csr); }
+#else
+static unsigned vdk_flush_begin(void) { return 0; }
+static void vdk_flush_end(unsigned csr) { (void)csr; }
+#endif
+
