@@ -27,6 +27,15 @@ final class CommandLineTests: XCTestCase {
       (["--reduction", "sloppy"], "--reduction"),
       (["--batch-size", "many"], "--batch-size"),
       (["--no-such-flag"], "--no-such-flag"),
+      // The learning-rate schedule (issue 24).
+      (["--warmup-steps=-5"], "--warmup-steps must be 0 or more"),
+      (["--lr-schedule", "sawtooth"], "--lr-schedule"),
+      (["--scale-lr", "cubic"], "--scale-lr"),
+      (["--lr-final", "1.5"], "--lr-final"),
+      (["--lr-decay-steps=-1"], "--lr-decay-steps must be 0 or more"),
+      (["--lr-schedule", "step", "--lr-step-every", "0"], "--lr-step-every"),
+      (["--lr-gamma", "0"], "--lr-gamma"),
+      (["--precision", "fp16"], "--precision"),
     ]
     for (arguments, flag) in cases {
       let result = try Harness.vaeDist(arguments + ["--out", Harness.temporaryDirectory()], timeout: 30)
