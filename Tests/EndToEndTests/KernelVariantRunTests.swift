@@ -2,8 +2,9 @@ import Foundation
 import XCTest
 
 /// The convolution kernels' variants (VAE_DIST_KERNELS) train to the same bits: each variant this CPU
-/// has, alone, and a 2-rank job whose rank 1 is forced to the portable kernels, as a cluster of mixed
-/// CPU generations would run. On the small real data set: the portable kernels are slow.
+/// has, alone, the portable one with glibc's libm on its non-FMA paths (a CPU without FMA), and a
+/// 2-rank job whose rank 1 is forced to the portable kernels, as a cluster of mixed CPU generations
+/// would run. On the small real data set: the portable kernels are slow.
 final class KernelVariantRunTests: XCTestCase {
   func arguments(_ out: String, data: String) -> [String] {
     [
@@ -37,6 +38,21 @@ final class KernelVariantRunTests: XCTestCase {
       XCTAssertTrue(result.output.contains("kernels \(variant)"), result.output)
       try check("alone, VAE_DIST_KERNELS=\(variant)", out, result)
     }
+    // A CPU without FMA also takes glibc's non-FMA paths of expf, log, cos and sin (the loss, the
+    // reparameterization, the noise), which round differently on a few inputs: expf(32.564632) is
+    // 0x56fc9f1c with FMA and 0x56fc9f1b without. The same tunable turns those paths on here; the
+    // probe shows that it did, so this case cannot pass by accident.
+    let noFMA = ["GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2,-FMA"]
+    let probe = ["python3", "-c", "import ctypes; m = ctypes.CDLL('libm.so.6'); m.expf.restype = ctypes.c_float; "
+      + "m.expf.argtypes = [ctypes.c_float]; print(m.expf(32.564632415771484).hex())"]
+    let withFMA = try Harness.run("/usr/bin/env", probe), withoutFMA = try Harness.run("/usr/bin/env", probe, environment: noFMA)
+    XCTAssertNotEqual(
+      withFMA.output, withoutFMA.output,
+      "GLIBC_TUNABLES=\(noFMA.values.first!) no longer changes glibc's expf (\(withFMA.all)): find this glibc's way to turn off its FMA paths")
+    let noFMAOut = Harness.temporaryDirectory()
+    let noFMARun = try Harness.run(
+      binary, arguments(noFMAOut, data: data), environment: noFMA.merging(["VAE_DIST_KERNELS": "portable"]) { $1 })
+    try check("alone, portable kernels, glibc without FMA", noFMAOut, noFMARun)
     // MPMD: rank 0 with the default kernels, rank 1 with the portable ones.
     let out = Harness.temporaryDirectory()
     let common = ["--oversubscribe", "--bind-to", "none"]
