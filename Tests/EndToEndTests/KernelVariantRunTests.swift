@@ -46,6 +46,9 @@ final class KernelVariantRunTests: XCTestCase {
     let probe = ["python3", "-c", "import ctypes; m = ctypes.CDLL('libm.so.6'); m.expf.restype = ctypes.c_float; "
       + "m.expf.argtypes = [ctypes.c_float]; print(m.expf(32.564632415771484).hex())"]
     let withFMA = try Harness.run("/usr/bin/env", probe), withoutFMA = try Harness.run("/usr/bin/env", probe, environment: noFMA)
+    for result in [withFMA, withoutFMA] {
+      XCTAssertEqual(result.status, 0, "the libm probe needs python3 (launch/setup.sh installs it): \(result.all)")
+    }
     XCTAssertNotEqual(
       withFMA.output, withoutFMA.output,
       "GLIBC_TUNABLES=\(noFMA.values.first!) no longer changes glibc's expf (\(withFMA.all)): find this glibc's way to turn off its FMA paths")
