@@ -146,8 +146,7 @@ static int vdk_window_phases(const VDKWindow *g, VDKPhase *phases) {
 #define VDK_GATHER_CO 4
 #define VDK_GATHER_POS 6
 #define VDK_WGRAD_SMALL 2
-#define VDK_WGRAD_TAPS 9
-#define VDK_WGRAD_ROWS 2
+#define VDK_WGRAD_TAPS 12
 #pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))), apply_to = function)
 #include "direct_body.h"
 #pragma clang attribute pop
@@ -156,9 +155,8 @@ static int vdk_window_phases(const VDKWindow *g, VDKPhase *phases) {
 #define VDK_WIDTH 8
 #define VDK_GATHER_CO 6
 #define VDK_GATHER_POS 2
-#define VDK_WGRAD_SMALL 3
-#define VDK_WGRAD_TAPS 3
-#define VDK_WGRAD_ROWS 2
+#define VDK_WGRAD_SMALL 2
+#define VDK_WGRAD_TAPS 6
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #include "direct_body.h"
 #pragma clang attribute pop

@@ -4,12 +4,12 @@
 //   VDK_WIDTH        floats per vector (16, 8 or 4): a lane block of 16 images is 16 / VDK_WIDTH vectors;
 //   VDK_GATHER_CO,   the register block of the window and dense kernels: output channels × positions;
 //   VDK_GATHER_POS
-//   VDK_WGRAD_SMALL, the register block of the weight gradient: small channels × taps.
-//   VDK_WGRAD_TAPS
+//   VDK_WGRAD_SMALL, the register block of the weight gradient: vectors of small channels × weights
+//   VDK_WGRAD_TAPS   (large channel, tap), at most 12.
 //
-// The arithmetic is the same in every variant: every output lane is one chain of FMAs in the order
-// CKernels.h documents, and lanes (images) never mix until the fixed lane tree. Blocking and vector
-// width only decide which chains run side by side.
+// The arithmetic is the same in every variant: every output is one chain of FMAs in the order
+// CKernels.h documents, and no vector holds two terms of one chain. Blocking and vector width only
+// decide which chains run side by side.
 
 #define VDK_CAT2(a, b) a##_##b
 #define VDK_CAT(a, b) VDK_CAT2(a, b)
@@ -52,4 +52,3 @@ typedef float VDK_FN(vec) __attribute__((ext_vector_type(VDK_WIDTH)));
 #undef VDK_WGRAD_TAPS
 #undef VDK_WIDTH
 #undef VDK_WGRAD_SMALL
-#undef VDK_WGRAD_ROWS

@@ -27,8 +27,7 @@ static inline vdk_v4 vdk_fma_exact(vdk_v4 a, vdk_v4 b, vdk_v4 c) {
 #define VDK_GATHER_CO 2
 #define VDK_GATHER_POS 4
 #define VDK_WGRAD_SMALL 2
-#define VDK_WGRAD_TAPS 3
-#define VDK_WGRAD_ROWS 2
+#define VDK_WGRAD_TAPS 6
 #include "direct_body.h"
 
 // Under bf16 the portable kernels take a shortcut with the same bits: a product of two bf16 values is
@@ -51,6 +50,5 @@ static inline vdk_v4 vdk_fma_bf16(vdk_v4 a, vdk_v4 b, vdk_v4 c) {
 #define VDK_GATHER_CO 2
 #define VDK_GATHER_POS 4
 #define VDK_WGRAD_SMALL 2
-#define VDK_WGRAD_TAPS 3
-#define VDK_WGRAD_ROWS 2
+#define VDK_WGRAD_TAPS 6
 #include "direct_body.h"

@@ -1,78 +1,128 @@
 // The convolution weight gradient of one variant (included by direct_body.h, whose macros it uses).
+//
+// dW[s][l][t] = Σ over lane blocks b, rows i of small positions, columns j and lanes n of
+// small[s][i, j][n] · large[l][stride·i + kh, stride·j + kw][n] (bordered coordinates, t = kh·3 + kw),
+// in one order whatever the variant: per (b, i), one chain of FMAs from zero over (j, n) in order,
+// whose sum is then added to the weight's running total, (b, i) in order. (A row's chain has
+// 16·side terms, at most 448: its rounding error stays that of a short sum.)
+//
+// The variant vectorizes over small channels, as an sgemm micro-kernel with the (position, lane)
+// pairs as its reduction: a row of the small grid is first transposed into a panel with the channels
+// innermost, panel[(j·16 + n)·sp + s] (sp = small channels rounded up to a register block, the rest
+// zero), and a register block of VDK_WGRAD_SMALL vectors of channels × VDK_WGRAD_TAPS weights (l, t)
+// multiplies each panel row by one broadcast large value per weight. The running totals live in
+// acc[(l·9 + t)·sp + s].
 
-// acc[s][t] (16 lanes each, acc_s floats apart per s) += Σ over small rows i0 ≤ i < i1 and columns j of
-// small[s][i, j] · large[stride·i + kh, stride·j + kw] (bordered coordinates; tap t = kh·3 + kw, taps
-// t0 … t0 + T − 1 of one row kh), on the vector of lanes at small/large, for S × T chains.
-VDK_INLINE void VDK_FN(wgrad_block)(const int S, const int T, const VDKWindow *g, long i0, long i1,
-                                     const float *restrict small, long small_channel, const float *restrict large,
-                                     int t0, float *restrict acc, long acc_s) {
-  const long n = g->lanes, ss = g->small_side, ls = g->large_side, st = g->stride;
+/// Transposes row i of the small grid's lane block at `small` (channels small_channel floats apart)
+/// into panel[(j·16 + n)·sp + s], channels s ≥ small_channels zero: 8 × 8 blocks of (channels, lanes).
+VDK_INLINE void VDK_FN(wgrad_panel)(const VDKWindow *g, long i, const float *restrict small, long small_channel,
+                                    float *restrict panel, long sp) {
+  const long ss = g->small_side, n = g->lanes, sc = g->small_channels;
+  const float *restrict row = small + ((i + 1) * (ss + 2) + 1) * n;
+  for (long s = 0; s < sp; s += 8)
+    for (long j = 0; j < ss; j++)
+      for (long l = 0; l < 16; l += 8) {
+        vdk_v8 r[8];
+        for (int c = 0; c < 8; c++)
+          r[c] = s + c < sc ? vdk_load(vdk_v8, row + (s + c) * small_channel + j * n + l) : (vdk_v8)0.0f;
+        // Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves.
+        vdk_v8 a[8], b[8];
+        for (int c = 0; c < 8; c += 2) {
+          a[c] = __builtin_shufflevector(r[c], r[c + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+          a[c + 1] = __builtin_shufflevector(r[c], r[c + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+        }
+        for (int c = 0; c < 8; c += 4)
+          for (int h = 0; h < 2; h++) {
+            b[c + 2 * h] = __builtin_shufflevector(a[c + h], a[c + 2 + h], 0, 1, 8, 9, 4, 5, 12, 13);
+            b[c + 2 * h + 1] = __builtin_shufflevector(a[c + h], a[c + 2 + h], 2, 3, 10, 11, 6, 7, 14, 15);
+          }
+        float *out = panel + (j * 16 + l) * sp + s;
+        for (int k = 0; k < 4; k++) {
+          vdk_store(vdk_v8, out + k * sp, __builtin_shufflevector(b[k], b[4 + k], 0, 1, 2, 3, 8, 9, 10, 11));
+          vdk_store(vdk_v8, out + (k + 4) * sp, __builtin_shufflevector(b[k], b[4 + k], 4, 5, 6, 7, 12, 13, 14, 15));
+        }
+      }
+}
+
+/// acc[q·sp + v·W …] (SV vectors of channels for each of the Q weights q) += the row's chain: from
+/// zero, over its ss positions j and 16 lanes, of panel[(j·16 + lane)·sp …] · at[q][j·step + lane].
+VDK_INLINE void VDK_FN(wgrad_tile)(const int SV, const int Q, long ss, const float *restrict panel, long sp,
+                                   const float *const *at, long step, float *restrict acc) {
   VEC a[VDK_WGRAD_SMALL][VDK_WGRAD_TAPS];
+  const float *restrict p[VDK_WGRAD_TAPS];
 #pragma clang loop unroll(full)
-  for (int s = 0; s < S; s++)
+  for (int q = 0; q < Q; q++) {
+    p[q] = at[q];
 #pragma clang loop unroll(full)
-    for (int t = 0; t < T; t++) a[s][t] = vdk_load(VEC, acc + s * acc_s + t * 16);
-  const float *restrict l0 = large + ((t0 / 3) * (ls + 2) + t0 % 3) * n;
-  for (long i = i0; i < i1; i++) {
-    const float *restrict sm = small + ((i + 1) * (ss + 2) + 1) * n;
-    const float *restrict lg = l0 + st * i * (ls + 2) * n;
-    for (long j = 0; j < ss; j++, sm += n, lg += st * n) {
+    for (int v = 0; v < SV; v++) a[v][q] = (VEC)0.0f;
+  }
+  for (long j = 0; j < ss; j++, panel += 16 * sp) {
+// By 8: unrolled 16 times, clang hoists the broadcasts and spills the chains (measured in the C harness).
+#pragma clang loop unroll_count(8)
+    for (int l = 0; l < 16; l++) {
       VEC x[VDK_WGRAD_SMALL];
 #pragma clang loop unroll(full)
-      for (int s = 0; s < S; s++) x[s] = vdk_load(VEC, sm + s * small_channel);
+      for (int v = 0; v < SV; v++) x[v] = vdk_load(VEC, panel + l * sp + v * VDK_WIDTH);
 #pragma clang loop unroll(full)
-      for (int t = 0; t < T; t++) {
-        const VEC y = vdk_load(VEC, lg + t * n);
+      for (int q = 0; q < Q; q++) {
+        const VEC y = (VEC)(p[q][j * step + l]);
 #pragma clang loop unroll(full)
-        for (int s = 0; s < S; s++) a[s][t] = vdk_fma(x[s], y, a[s][t]);
+        for (int v = 0; v < SV; v++) a[v][q] = vdk_fma(x[v], y, a[v][q]);
       }
     }
   }
 #pragma clang loop unroll(full)
-  for (int s = 0; s < S; s++)
+  for (int q = 0; q < Q; q++)
 #pragma clang loop unroll(full)
-    for (int t = 0; t < T; t++) vdk_store(VEC, acc + s * acc_s + t * 16, a[s][t]);
+    for (int v = 0; v < SV; v++) {
+      float *at_q = acc + q * sp + v * VDK_WIDTH;
+      vdk_store(VEC, at_q, vdk_load(VEC, at_q) + a[v][q]);
+    }
 }
 
 void VDK_FN(vdk_conv_weight_grad)(const VDKWindow *g, const float *small, const float *large, float *dweight) {
+  enum { SB = VDK_WGRAD_SMALL * VDK_WIDTH, QB = VDK_WGRAD_TAPS };
+  _Static_assert(QB <= 12, "tiles of at most 12 weights (the switch below)");
+  _Static_assert(SB % 8 == 0, "the panel is transposed in 8 × 8 blocks");
   const long small_channel = vdk_grid_channel(g->small_side, g->lanes);
   const long large_channel = vdk_grid_channel(g->large_side, g->lanes);
-  enum { SB = VDK_WGRAD_SMALL, TB = VDK_WGRAD_TAPS, SO = 4 * VDK_WGRAD_SMALL };
-  _Static_assert(9 % TB == 0 && (TB == 9 || 3 % TB == 0), "tap blocks within one row or all nine");
-  // 16 lane accumulators for each of the SO × 9 weights of an outer block: SO small channels share
-  // each pass over a large channel, which then comes from L2 rather than L3 (the grids are 0.3-1.8 MB).
-  float acc[SO * 9 * 16] __attribute__((aligned(64)));
-  // A small grid of side 7 is read whole (its rows fit L1 many times over); larger ones in blocks of rows.
-  const long rows = g->small_side <= 7 ? g->small_side : VDK_WGRAD_ROWS;
-  for (long so = 0; so < g->small_channels; so += SO) {
-    const long nso = g->small_channels - so < SO ? g->small_channels - so : SO;
-    for (long l = 0; l < g->large_channels; l++) {
-      for (int i = 0; i < SO * 9 * 16; i++) acc[i] = 0;
-      // Rows in blocks of `rows`, so the rows a block reads stay in L1 across the taps, lane vectors
-      // and small channels; each chain still runs over the rows in order.
-      for (long b = 0; b < g->lanes; b += 16)
-        for (long i0 = 0; i0 < g->small_side; i0 += rows) {
-          const long i1 = i0 + rows < g->small_side ? i0 + rows : g->small_side;
-          for (long v = 0; v < 16; v += VDK_WIDTH) {
-            const float *lg = large + l * large_channel + b + v;
-            for (long s = 0; s < nso; s += SB) {
-              const long ns = nso - s < SB ? nso - s : SB;
-              const float *sm = small + (so + s) * small_channel + b + v;
-              float *as = acc + s * 9 * 16 + v;
-              for (int t = 0; t < 9; t += TB) {
-                if (ns == SB)
-                  VDK_FN(wgrad_block)(SB, TB, g, i0, i1, sm, small_channel, lg, t, as + t * 16, 9 * 16);
-                else
-                  for (long k = 0; k < ns; k++)
-                    VDK_FN(wgrad_block)(1, TB, g, i0, i1, sm + k * small_channel, small_channel, lg, t,
-                                        as + (k * 9 + t) * 16, 9 * 16);
-              }
-            }
+  const long ss = g->small_side, lw = g->large_side + 2, n = g->lanes, st = g->stride;
+  const long sp = (g->small_channels + SB - 1) / SB * SB, weights = 9 * g->large_channels;
+  float *acc = vdk_thread_scratch(weights * sp + ss * 16 * sp);
+  float *panel = acc + weights * sp;
+  for (long k = 0; k < weights * sp; k++) acc[k] = 0;
+  for (long b = 0; b < n; b += 16)
+    for (long i = 0; i < ss; i++) {
+      VDK_FN(wgrad_panel)(g, i, small + b, small_channel, panel, sp);
+      // Weight w = l·9 + t reads large[l] from row stride·i + kh, column kw, then stride·j on.
+      const float *row = large + b + st * i * lw * n;
+      for (long s0 = 0; s0 < sp; s0 += SB)
+        for (long w0 = 0; w0 < weights; w0 += QB) {
+          const long nq = weights - w0 < QB ? weights - w0 : QB;
+          const float *at[QB];
+          for (long q = 0; q < nq; q++) {
+            const long l = (w0 + q) / 9, t = (w0 + q) % 9;
+            at[q] = row + l * large_channel + ((t / 3) * lw + t % 3) * n;
           }
+          float *a = acc + w0 * sp + s0;
+#define VDK_WGRAD_TILE(Q) VDK_FN(wgrad_tile)(VDK_WGRAD_SMALL, Q, ss, panel + s0, sp, at, st * n, a)
+          switch (nq) {  // Q a constant, so every tile is unrolled into registers
+          case 1: VDK_WGRAD_TILE(1); break;
+          case 2: VDK_WGRAD_TILE(2 % (QB + 1)); break;
+          case 3: VDK_WGRAD_TILE(3 % (QB + 1)); break;
+          case 4: VDK_WGRAD_TILE(4 % (QB + 1)); break;
+          case 5: VDK_WGRAD_TILE(5 % (QB + 1)); break;
+          case 6: VDK_WGRAD_TILE(6 % (QB + 1)); break;
+          case 7: VDK_WGRAD_TILE(7 % (QB + 1)); break;
+          case 8: VDK_WGRAD_TILE(8 % (QB + 1)); break;
+          case 9: VDK_WGRAD_TILE(9 % (QB + 1)); break;
+          case 10: VDK_WGRAD_TILE(10 % (QB + 1)); break;
+          case 11: VDK_WGRAD_TILE(11 % (QB + 1)); break;
+          default: VDK_WGRAD_TILE(QB); break;
+          }
+#undef VDK_WGRAD_TILE
         }
-      for (long k = 0; k < nso; k++)
-        for (int t = 0; t < 9; t++)
-          dweight[((so + k) * g->large_channels + l) * 9 + t] = vdk_lane_tree(acc + (k * 9 + t) * 16);
     }
-  }
+  for (long s = 0; s < g->small_channels; s++)
+    for (long w = 0; w < weights; w++) dweight[s * weights + w] = acc[w * sp + s];
 }

@@ -36,8 +36,9 @@ const char *vdk_instruction_set(void);
 //
 // Fixed order, so every variant gives the same bits: each output lane is one chain of FMAs starting
 // from the bias (or 0), over the input channels in order and, within each, the taps in increasing
-// kh·3 + kw; a weight gradient is, per lane, one chain over the lane blocks and then the positions in
-// row-major order, and the 16 lanes are then added by a fixed tree.
+// kh·3 + kw; a weight gradient is, per lane block and row of small positions, one chain from 0 over
+// the row's columns and, within each, its 16 lanes, and these rows' sums are added to the weight in
+// order (lane blocks, then rows).
 typedef struct {
   long small_channels, large_channels, small_side, large_side, stride, lanes;
 } VDKWindow;
