@@ -136,10 +136,7 @@ extension Float {
     logits: UnsafePointer<Float>, targets: UnsafePointer<Float>, dLogits: UnsafeMutablePointer<Float>?,
     batch: Int, pixels: Int, perImage: UnsafeMutablePointer<Double>?
   ) -> Double {
-    guard let dLogits else {
-      return bceWithLogitsForward(logits: logits, targets: targets, batch: batch, pixels: pixels, perImage: perImage)
-    }
-    return vdk_bce_with_logits(logits, targets, dLogits, batch, pixels, perImage)
+    vdk_bce_with_logits(logits, targets, dLogits, batch, pixels, perImage)
   }
 }
 

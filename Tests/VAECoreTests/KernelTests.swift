@@ -93,6 +93,40 @@ final class KernelTests: XCTestCase {
     XCTAssertLessThan(lossError, 1e-6)
     XCTAssertLessThan(gradientDifference, 1e-6)
     XCTAssertEqual(total, perImage.reduce(0, +), accuracy: 1e-9 * abs(total))
+    // The loss alone (evaluation) gives the same bits as with its gradient.
+    var alonePerImage = [Double](repeating: 0, count: batch)
+    let alone = floatLogits.withUnsafeBufferPointer { l in
+      floatTargets.withUnsafeBufferPointer { x in
+        Float.bceWithLogits(
+          logits: l.baseAddress!, targets: x.baseAddress!, dLogits: nil, batch: batch, pixels: pixels,
+          perImage: &alonePerImage)
+      }
+    }
+    XCTAssertEqual(alone.bitPattern, total.bitPattern)
+    XCTAssertEqual(alonePerImage.map(\.bitPattern), perImage.map(\.bitPattern))
+  }
+
+  /// The loss's own e^−|v| and log(1 + e^−|v|) (no libm) at the ends of their range, against the
+  /// Double reference on the same float inputs; NaN stays NaN.
+  func testLossAtExtremeLogits() {
+    let logits: [Float] = [0, 1e-30, -1e-30, 0.5, -3, 17, -17, 87.5, -87.5, 103.9, -103.9, 150, -150, 700, -701, 1e30, -1e30]
+    let targets: [Float] = [0.5, 1, 0, 0.25, 1, 0, 1, 1, 0, 0.5, 0.5, 1, 0, 1, 0, 1, 0]
+    let n = logits.count
+    var perImage = [Double](repeating: 0, count: n), referencePerImage = [Double](repeating: 0, count: n)
+    var gradient = [Float](repeating: .nan, count: n)
+    _ = Float.bceWithLogits(logits: logits, targets: targets, dLogits: &gradient, batch: n, pixels: 1, perImage: &perImage)
+    let doubleLogits = logits.map { Double($0) }, doubleTargets = targets.map { Double($0) }
+    _ = bceWithLogitsForward(logits: doubleLogits, targets: doubleTargets, batch: n, pixels: 1, perImage: &referencePerImage)
+    for i in 0..<n {
+      let referenceGradient = sigmoid(doubleLogits[i]) - doubleTargets[i]
+      print("logit \(logits[i]) target \(targets[i]): loss \(perImage[i]) (Double \(referencePerImage[i])), gradient \(gradient[i]) (Double \(referenceGradient))")
+      XCTAssertEqual(perImage[i], referencePerImage[i], accuracy: 1e-13 * max(1, abs(referencePerImage[i])), "logit \(logits[i])")
+      XCTAssertEqual(Double(gradient[i]), referenceGradient, accuracy: max(1e-7 * abs(referenceGradient), Double(Float.leastNonzeroMagnitude)), "logit \(logits[i])")
+    }
+    var nanLoss = [Double](repeating: 0, count: 1)
+    var nanGradient: [Float] = [0]
+    _ = Float.bceWithLogits(logits: [.nan], targets: [1], dLogits: &nanGradient, batch: 1, pixels: 1, perImage: &nanLoss)
+    XCTAssertTrue(nanLoss[0].isNaN && nanGradient[0].isNaN)
   }
 
   func testInstructionSetAndVariantAreNamed() {

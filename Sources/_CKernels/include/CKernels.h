@@ -10,8 +10,10 @@
 /// dy[i] = 0 where output[i] ≤ 0 (ReLU backward, in place).
 void vdk_relu_backward(float *dy, const float *output, long count);
 
-/// Binary cross-entropy of σ(logits) against targets, summed per image into per_image (if non-null),
-/// returned summed over all; also sets dlogits = σ(logits) − targets. logits, targets, dlogits: [N, P].
+/// Binary cross-entropy of σ(logits) against targets, summed per image (in pixel order, in double)
+/// into per_image (if non-null), returned summed over all; also sets dlogits = σ(logits) − targets
+/// unless dlogits is null. logits, targets, dlogits: [N, P]. e^−|v| and log(1 + e^−|v|) are computed
+/// in double without libm, so every CPU gives the same bits.
 double vdk_bce_with_logits(const float *logits, const float *targets, float *dlogits, long batch,
                            long pixels, double *per_image);
 
