@@ -35,8 +35,8 @@ typedef union {
   unsigned long long u;
 } vdk_bits;
 
-/// e^−a for a ≥ 0 (+∞ gives 0, NaN gives NaN): a = k·ln 2 + r, |r| ≤ ln 2 / 2, e^r by its Taylor
-/// series to r¹¹ (error below 7e-15), 2^−k by its bits.
+/// e^−a for a ≥ 0 (+∞ gives 0, NaN gives NaN): −a = k·ln 2 + r with k an integer ≤ 0 and |r| ≤ ln 2 / 2,
+/// e^r by its Taylor series to r¹¹ (error below 7e-15), 2^k from its bits.
 static inline double vdk_exp_neg(double a) {
   const double shifter = 0x1.8p52, x = -a;
   vdk_bits t = {.d = x * 0x1.71547652b82fep0 + shifter};  // round(x / ln 2) in the low bits
