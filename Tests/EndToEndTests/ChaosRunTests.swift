@@ -11,7 +11,7 @@ final class ChaosRunTests: XCTestCase {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent().appendingPathComponent("launch/chaos.sh").path
     let result = try Harness.run(
-      "/usr/bin/env", ["VAE_DIST_BINARY=\(binary)", script, "--faults", "4", "--seed", "1", "--work", Harness.temporaryDirectory()],
+      "/usr/bin/env", ["VAE_DIST_BINARY=\(binary)", script, "--faults", "4", "--seed", "1", "--work", temporaryDirectory()],
       timeout: 300)
     print(result.output.split(separator: "\n").filter { $0.hasPrefix("chaos:") || $0.contains("supervise:") }.joined(separator: "\n"))
     XCTAssertEqual(result.status, 0, result.all)
@@ -26,7 +26,7 @@ final class ChaosRunTests: XCTestCase {
 /// The supervisor's own decisions, on small jobs: no restart for errors a restart cannot fix.
 final class SuperviseRunTests: XCTestCase {
   func testErrorsNoRestartFixesEndAtOnce() throws {
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let binary = try Harness.requireBinary()
     let result = try Harness.vaeDist(
       ["supervise", "--max-restarts", "3", "--", binary, "train", "--data", "/nonexistent", "--out", out], timeout: 60)
@@ -39,7 +39,7 @@ final class SuperviseRunTests: XCTestCase {
   /// killed after the grace and counted as a lost peer: restarted, then given up on.
   func testLauncherThatHangsAfterItsRanksEndIsKilled() throws {
     try Harness.requireRealData()
-    let binary = try Harness.requireBinary(), out = Harness.temporaryDirectory()
+    let binary = try Harness.requireBinary(), out = temporaryDirectory()
     let start = Date()
     let result = try Harness.run(
       binary,

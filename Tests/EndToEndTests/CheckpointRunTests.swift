@@ -17,7 +17,7 @@ final class CheckpointRunTests: XCTestCase {
 
   /// The uninterrupted run, alone, to `steps`.
   func reference() throws -> (tensors: Data, metrics: [[String: Any]]) {
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let result = try Harness.vaeDist(common(out) + ["--max-steps", "\(steps)"])
     XCTAssertEqual(result.status, 0, result.all)
     return (try Harness.safetensors(out + "/model.safetensors").data, try Harness.metrics(out))
@@ -43,7 +43,7 @@ final class CheckpointRunTests: XCTestCase {
   /// finishes alone: the same bits and the same metrics as the run that never stopped.
   func testResumeAtSeveralPointsWithOtherRankCounts() throws {
     let expected = try reference()
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     var result = try mpi(2, common(out) + ["--max-steps", "13"])
     XCTAssertEqual(result.status, 0, result.all)
     result = try mpi(4, common(out) + ["--max-steps", "24", "--resume"])
@@ -59,7 +59,7 @@ final class CheckpointRunTests: XCTestCase {
   /// ends where the uninterrupted run does.
   func testSignalToTheLauncherStopsCleanly() throws {
     let expected = try reference()
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let launcher = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent().appendingPathComponent("launch/mpirun-local.sh").path
     let slow = common(out) + ["--max-steps", "\(steps)", "--threads", "1"]
@@ -81,7 +81,7 @@ final class CheckpointRunTests: XCTestCase {
   /// another rank count) finishes the same as the uninterrupted run.
   func testKilledRankThenResumeLosesNothing() throws {
     let expected = try reference()
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     var killedAt = Date()
     let arguments = try Harness.mpirunArguments(ranks: 2, common(out) + ["--max-steps", "100000", "--epochs", "1000", "--threads", "1"])
     let result = try Harness.run(Harness.mpirun, arguments, timeout: 120) { mpirun in
@@ -104,7 +104,7 @@ final class CheckpointRunTests: XCTestCase {
   /// A write that fails (here: a file-size limit, as a full disk would) is a clear error, and the
   /// checkpoint before it still resumes.
   func testFailedCheckpointWriteKeepsTheLastGoodOne() throws {
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     var result = try Harness.vaeDist(common(out) + ["--max-steps", "20"])
     XCTAssertEqual(result.status, 0, result.all)
     let binary = try Harness.requireBinary()
@@ -121,7 +121,7 @@ final class CheckpointRunTests: XCTestCase {
   }
 
   func testResumeRefusesAnotherRun() throws {
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     var result = try Harness.vaeDist(common(out) + ["--resume", "--max-steps", "5"])
     XCTAssertEqual(result.status, 7)
     XCTAssertTrue(result.error.contains("no complete checkpoint"), result.error)
@@ -137,11 +137,11 @@ final class CheckpointRunTests: XCTestCase {
   }
 
   func testNonFiniteLossStopsOrIsSkipped() throws {
-    var out = Harness.temporaryDirectory()
+    var out = temporaryDirectory()
     var result = try Harness.vaeDist(common(out) + ["--max-steps", "6", "--lr", "1e6"])
     XCTAssertEqual(result.status, 6)
     XCTAssertTrue(result.error.contains("NaN or infinite at step"), result.error)
-    out = Harness.temporaryDirectory()
+    out = temporaryDirectory()
     result = try Harness.vaeDist(common(out) + ["--max-steps", "6", "--lr", "1e6", "--skip-nonfinite"])
     XCTAssertEqual(result.status, 0, result.all)
     let skipped = try Harness.metrics(out).last?["skipped_steps"] as? Int

@@ -38,7 +38,7 @@ final class CommandLineTests: XCTestCase {
       (["--precision", "fp16"], "--precision"),
     ]
     for (arguments, flag) in cases {
-      let result = try Harness.vaeDist(arguments + ["--out", Harness.temporaryDirectory()], timeout: 30)
+      let result = try Harness.vaeDist(arguments + ["--out", temporaryDirectory()], timeout: 30)
       XCTAssertNotEqual(result.status, 0, "\(arguments) was accepted")
       XCTAssertTrue(result.error.contains(flag), "\(arguments): error does not name \(flag): \(result.error)")
       XCTAssertFalse(result.output.contains("epoch 1/"), "\(arguments) started training")
@@ -46,18 +46,18 @@ final class CommandLineTests: XCTestCase {
   }
 
   func testMissingDataSaysWhatToDo() throws {
-    let result = try Harness.vaeDist(["--data", "/nonexistent/fmnist", "--out", Harness.temporaryDirectory()], timeout: 30)
+    let result = try Harness.vaeDist(["--data", "/nonexistent/fmnist", "--out", temporaryDirectory()], timeout: 30)
     XCTAssertEqual(result.status, 4)
     XCTAssertTrue(result.error.contains("/nonexistent/fmnist"), result.error)
     XCTAssertTrue(result.error.contains("--data"), result.error)
   }
 
   func testCorruptDataNamesTheFile() throws {
-    let directory = Harness.temporaryDirectory()
+    let directory = temporaryDirectory()
     for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
       _ = FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data([0, 0, 8, 3, 0, 0]))
     }
-    let result = try Harness.vaeDist(["--data", directory, "--out", Harness.temporaryDirectory()], timeout: 30)
+    let result = try Harness.vaeDist(["--data", directory, "--out", temporaryDirectory()], timeout: 30)
     XCTAssertEqual(result.status, 4)
     XCTAssertTrue(result.error.contains("\(directory)/train-images-idx3-ubyte"), result.error)
     XCTAssertTrue(result.error.contains("IDX header"), result.error)

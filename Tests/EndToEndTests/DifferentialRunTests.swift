@@ -11,7 +11,7 @@ final class DifferentialRunTests: XCTestCase {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
       .deletingLastPathComponent().appendingPathComponent("pytorch/differential.py").path
     try Harness.requirePython("torch, numpy", what: "PyTorch")
-    let out = Harness.temporaryDirectory(), trace = out + "/trace"
+    let out = temporaryDirectory(), trace = out + "/trace"
     let train = try Harness.run(
       Harness.mpirun,
       try Harness.mpirunArguments(

@@ -13,7 +13,7 @@ final class DistributedRunTests: XCTestCase {
   }
 
   func train(_ layout: Layout, _ extra: [String] = []) throws -> (out: String, result: Harness.Result) {
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let arguments = common + ["--threads", "\(layout.threads)", "--out", out] + extra
     let result: Harness.Result
     if let ranks = layout.ranks {
@@ -59,7 +59,7 @@ final class DistributedRunTests: XCTestCase {
 
   func testUnevenShardsAcrossThreeRanks() throws {
     try Harness.requireRealData()
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let result = try Harness.run(
       Harness.mpirun, try Harness.mpirunArguments(ranks: 3, ["--max-steps", "3", "--out", out, "--progress", "none", "--iw-samples", "0"]))
     XCTAssertEqual(result.status, 0, result.all)
@@ -71,7 +71,7 @@ final class DistributedRunTests: XCTestCase {
     try Harness.requireRealData()
     let result = try Harness.run(
       Harness.mpirun,
-      try Harness.mpirunArguments(ranks: 4, ["--batch-size", "2", "--micro-batch", "1", "--out", Harness.temporaryDirectory()]),
+      try Harness.mpirunArguments(ranks: 4, ["--batch-size", "2", "--micro-batch", "1", "--out", temporaryDirectory()]),
       timeout: 60)
     XCTAssertNotEqual(result.status, 0)
     XCTAssertEqual(result.error.components(separatedBy: "fewer than the 4 ranks").count, 2, result.error)
@@ -83,7 +83,7 @@ final class DistributedRunTests: XCTestCase {
     try Harness.requireRealData()
     var actedAt = Date()
     let arguments = try Harness.mpirunArguments(
-      ranks: 2, ["--epochs", "30", "--out", Harness.temporaryDirectory(), "--progress", "lines", "--iw-samples", "0"] + extra)
+      ranks: 2, ["--epochs", "30", "--out", temporaryDirectory(), "--progress", "lines", "--iw-samples", "0"] + extra)
     let result = try Harness.run(Harness.mpirun, arguments, timeout: 120) { mpirun in
       var ranks: [pid_t] = []
       for _ in 0..<300 where ranks.count < 2 {
@@ -129,7 +129,7 @@ extension DistributedRunTests {
   /// ranks waiting in a collective long enough for the stall timeout to end the job.
   func testRankZeroFinalWorkOutlastsTheStallTimeout() throws {
     let data = try Harness.smallRealDataset()
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let result = try Harness.run(
       Harness.mpirun,
       try Harness.mpirunArguments(

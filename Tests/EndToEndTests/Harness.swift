@@ -115,6 +115,15 @@ enum Harness {
     ["-n", "\(ranks)", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS=1", try requireBinary()] + arguments
   }
 
+  /// Removes `path` and the `path.previous-N` siblings vae-dist moves an earlier run's --out to.
+  static func removeDirectory(_ path: String) {
+    let url = URL(fileURLWithPath: path)
+    let siblings = (try? FileManager.default.contentsOfDirectory(atPath: url.deletingLastPathComponent().path)) ?? []
+    for name in siblings where name == url.lastPathComponent || name.hasPrefix(url.lastPathComponent + ".previous-") {
+      try? FileManager.default.removeItem(at: url.deletingLastPathComponent().appendingPathComponent(name))
+    }
+  }
+
   static func temporaryDirectory() -> String {
     let path = NSTemporaryDirectory() + "vae-dist-e2e-" + UUID().uuidString
     try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -144,4 +153,21 @@ final class DataBox: @unchecked Sendable {
   func append(_ more: Data) { lock.withLock { bytes.append(more) } }
   var string: String { lock.withLock { String(decoding: bytes, as: UTF8.self) } }
   var data: Data { lock.withLock { bytes } }
+}
+
+extension XCTestCase {
+  /// A new directory for this test's files (Harness.temporaryDirectory), removed when the test ends
+  /// if it passed; a failed test's directory is kept, and its path printed, for a look at what the run
+  /// left there.
+  func temporaryDirectory() -> String {
+    let path = Harness.temporaryDirectory()
+    addTeardownBlock { [unowned self] in
+      if self.testRun?.totalFailureCount == 0 {
+        Harness.removeDirectory(path)
+      } else {
+        print("\(self.name): kept \(path)")
+      }
+    }
+    return path
+  }
 }

@@ -28,7 +28,7 @@ final class KernelVariantRunTests: XCTestCase {
       }
     }
     for variant in ["avx512", "avx2", "portable"] {
-      let out = Harness.temporaryDirectory()
+      let out = temporaryDirectory()
       let result = try Harness.run(binary, arguments(out, data: data), environment: ["VAE_DIST_KERNELS": variant])
       if result.status != 0 && result.error.contains("this CPU lacks the instructions of the \(variant) kernels") {
         XCTAssertEqual(result.status, 2)
@@ -52,12 +52,12 @@ final class KernelVariantRunTests: XCTestCase {
     XCTAssertNotEqual(
       withFMA.output, withoutFMA.output,
       "GLIBC_TUNABLES=\(noFMA.values.first!) no longer changes glibc's expf (\(withFMA.all)): find this glibc's way to turn off its FMA paths")
-    let noFMAOut = Harness.temporaryDirectory()
+    let noFMAOut = temporaryDirectory()
     let noFMARun = try Harness.run(
       binary, arguments(noFMAOut, data: data), environment: noFMA.merging(["VAE_DIST_KERNELS": "portable"]) { $1 })
     try check("alone, portable kernels, glibc without FMA", noFMAOut, noFMARun)
     // MPMD: rank 0 with the default kernels, rank 1 with the portable ones.
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let common = ["--oversubscribe", "--bind-to", "none"]
     let mixed = try Harness.run(
       Harness.mpirun,

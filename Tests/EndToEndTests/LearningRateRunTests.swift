@@ -23,7 +23,7 @@ final class LearningRateRunTests: XCTestCase {
   }
 
   func testAStopMidWarmUpResumesToTheSameBitsAtOneAndTwoRanks() throws {
-    let alone = Harness.temporaryDirectory()
+    let alone = temporaryDirectory()
     let reference = try Harness.vaeDist(common(alone) + ["--max-steps", "30"])
     XCTAssertEqual(reference.status, 0, reference.all)
     XCTAssertTrue(reference.output.contains("warm-up 20 steps, linear scaling with the batch; peak 0.002"), reference.output)
@@ -34,7 +34,7 @@ final class LearningRateRunTests: XCTestCase {
 
     // Stopped at step 7 (mid-warm-up) by one process, finished by 2 ranks; and the other way round.
     for (first, second) in [(1, 2), (2, 1)] {
-      let out = Harness.temporaryDirectory()
+      let out = temporaryDirectory()
       let part = first == 1 ? try Harness.vaeDist(common(out) + ["--max-steps", "7"]) : try mpi(2, common(out) + ["--max-steps", "7"])
       XCTAssertEqual(part.status, 0, part.all)
       let rest = second == 1

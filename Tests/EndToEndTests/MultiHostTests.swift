@@ -27,7 +27,7 @@ final class MultiHostTests: XCTestCase {
   }
 
   func hostfile(_ hosts: Int) throws -> String {
-    let path = Harness.temporaryDirectory() + "/hosts"
+    let path = temporaryDirectory() + "/hosts"
     try (1...hosts).map { "10.213.0.\(10 + $0) slots=1" }.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
     return path
   }
@@ -45,9 +45,9 @@ final class MultiHostTests: XCTestCase {
   }
 
   func testThreeHostsMatchTheSingleProcess() throws {
-    let alone = Harness.temporaryDirectory()
+    let alone = temporaryDirectory()
     XCTAssertEqual(try Harness.vaeDist(common(alone) + ["--max-steps", "30"]).status, 0)
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let result = try onHosts(3, common(out) + ["--max-steps", "30", "--check-sync", "10"])
     XCTAssertEqual(result.status, 0, result.all)
     let hosts = result.output.split(separator: "\n").first { $0.contains("  hosts ") } ?? ""
@@ -61,9 +61,9 @@ final class MultiHostTests: XCTestCase {
   }
 
   func testKilledHostEndsTheJobAndResumeCompletes() throws {
-    let alone = Harness.temporaryDirectory()
+    let alone = temporaryDirectory()
     XCTAssertEqual(try Harness.vaeDist(common(alone) + ["--max-steps", "40"]).status, 0)
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     var killedAt = Date()
     let result = try onHosts(2, common(out) + ["--epochs", "1000"], timeout: 120) { _ in
       for _ in 0..<1500 where (try? FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints"))?.count ?? 0 < 2 {
@@ -98,9 +98,9 @@ extension MultiHostTests {
   /// (`mpirun-hosts.sh --max-restarts`): the host fails the reachability check, the job resumes on
   /// the two hosts left and ends on the bits of the single process.
   func testRemovedHostJobFinishesOnTheRemainingHosts() throws {
-    let alone = Harness.temporaryDirectory()
+    let alone = temporaryDirectory()
     XCTAssertEqual(try Harness.vaeDist(common(alone) + ["--max-steps", "60"]).status, 0)
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let result = try onHosts(3, ["--max-restarts", "2"] + common(out) + ["--max-steps", "60"], timeout: 300) { _ in
       for _ in 0..<3000 where (try? FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints"))?.count ?? 0 < 2 {
         usleep(20_000)
@@ -121,7 +121,7 @@ extension MultiHostTests {
 
   /// launch/scaling-benchmark.sh --hostfile: one rank per host over TCP, 1, 2 and 3 hosts, one round.
   func testScalingBenchmarkOverTheHosts() throws {
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let result = try Harness.run(
       Self.script("scaling-benchmark.sh"),
       ["--hostfile", try hostfile(3), "--rsh-agent", Self.script("netns-agent.sh"), "--network", "10.213.0.0/24",

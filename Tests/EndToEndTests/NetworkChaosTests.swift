@@ -10,7 +10,7 @@ final class NetworkChaosTests: XCTestCase {
     guard getuid() == 0 else { throw XCTSkip("network namespaces, nftables and tc need root") }
     let check = try Harness.run(MultiHostTests.script("netns-hosts.sh"), ["check"], timeout: 30)
     guard check.status == 0 else { throw XCTSkip("this kernel or sandbox does not allow network namespaces") }
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let result = try Harness.run(
       MultiHostTests.script("network-chaos.sh"), ["--short", "--out", out], timeout: 900,
       environment: ["VAE_DIST_BINARY": try Harness.requireBinary()])

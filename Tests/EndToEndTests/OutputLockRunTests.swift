@@ -21,7 +21,7 @@ final class OutputLockRunTests: XCTestCase {
 
   /// The first run's model when it runs alone.
   func alone(seed: Int) throws -> Data {
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let result = try Harness.vaeDist(arguments(out, seed: seed))
     XCTAssertEqual(result.status, 0, result.all)
     return try Harness.safetensors(out + "/model.safetensors").data
@@ -38,7 +38,7 @@ final class OutputLockRunTests: XCTestCase {
 
   func testASecondRunIntoALiveRunsOutIsRefusedAndChangesNothing() throws {
     let expected = try alone(seed: 1)
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     var second: Harness.Result?
     var firstPID: Int32 = 0
     let first = try Harness.run(try Harness.requireBinary(), arguments(out, seed: 1)) { process in
@@ -62,7 +62,7 @@ final class OutputLockRunTests: XCTestCase {
 
   func testARunKilledWithSignal9ResumesWithoutCleanUp() throws {
     let expected = try alone(seed: 3)
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let killed = try Harness.run(try Harness.requireBinary(), arguments(out, seed: 3)) { process in
       let reached = self.wait { FileManager.default.fileExists(atPath: out + "/checkpoints/step-00000020/optimizer.safetensors") }
       XCTAssertTrue(reached, "no checkpoint at step 20")

@@ -14,7 +14,7 @@ final class PicturesRunTests: XCTestCase {
 
   func testTrainingEndsWithPicturesAndTheLikelihoodEstimate() throws {
     let data = try Harness.smallRealDataset()
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let result = try Harness.vaeDist(
       ["--data", data, "--epochs", "2", "--out", out, "--progress", "none", "--iw-samples", "8", "--plot-every", "1"])
     XCTAssertEqual(result.status, 0, result.all)
@@ -40,12 +40,12 @@ final class PicturesRunTests: XCTestCase {
       ["manifold", "--grid", "10"],
     ]
     for command in commands {
-      let picture = Harness.temporaryDirectory() + "/\(command[0]).png"
+      let picture = temporaryDirectory() + "/\(command[0]).png"
       let run = try Harness.vaeDist(command + ["--checkpoint", model, "--data", data, "--output", picture])
       XCTAssertEqual(run.status, 0, "\(command): \(run.all)")
       XCTAssertGreaterThan(try pngSize(picture).0, 0)
     }
-    let curves = Harness.temporaryDirectory() + "/curves.png"
+    let curves = temporaryDirectory() + "/curves.png"
     XCTAssertEqual(try Harness.vaeDist(["plot-metrics", "--metrics", out + "/metrics.jsonl", "--output", curves]).status, 0)
     // Bad requests name what is wrong.
     var bad = try Harness.vaeDist(["manifold", "--checkpoint", model, "--output", curves, "--dims", "0,5"])
@@ -67,7 +67,7 @@ final class PicturesRunTests: XCTestCase {
   /// ends the run, and the checkpoint it keeps is the epoch with the lowest validation loss.
   func testEarlyStoppingStopsAndKeepsTheBest() throws {
     let data = try Harness.smallRealDataset()
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let result = try Harness.vaeDist(
       ["--data", data, "--epochs", "40", "--lr", "0.01", "--batch-size", "64", "--micro-batch", "8", "--val-size", "1000",
        "--early-stopping", "2", "--min-delta", "3", "--keep", "10", "--out", out, "--progress", "none", "--iw-samples", "0"])

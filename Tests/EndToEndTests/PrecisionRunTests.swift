@@ -31,21 +31,21 @@ final class PrecisionRunTests: XCTestCase {
       }
       return tensors
     }
-    let alone = Harness.temporaryDirectory()
+    let alone = temporaryDirectory()
     let result = try Harness.run(binary, arguments(alone, data: data, threads: 2))
     XCTAssertTrue(result.output.contains("bf16 (emulated"), result.output)
     _ = try check("alone, 2 threads", alone, result)
-    let distributed = Harness.temporaryDirectory()
+    let distributed = temporaryDirectory()
     _ = try check(
       "mpirun -n 2", distributed,
       try Harness.run(Harness.mpirun, try Harness.mpirunArguments(ranks: 2, arguments(distributed, data: data, threads: 1))))
-    let portable = Harness.temporaryDirectory()
+    let portable = temporaryDirectory()
     _ = try check(
       "VAE_DIST_KERNELS=portable", portable,
       try Harness.run(binary, arguments(portable, data: data, threads: 2), environment: ["VAE_DIST_KERNELS": "portable"]))
 
     // fp32 is another model, and a resume across precisions is refused naming both.
-    let fp32 = Harness.temporaryDirectory()
+    let fp32 = temporaryDirectory()
     let plain = try Harness.run(binary, arguments(fp32, data: data, threads: 2, precision: "fp32"))
     XCTAssertEqual(plain.status, 0, plain.all)
     XCTAssertFalse(try Harness.safetensors(fp32 + "/model.safetensors").data == reference!.data, "bf16 trained fp32's model")

@@ -19,7 +19,7 @@ final class ProtocolRunTests: XCTestCase {
   /// `--out FILE/x`: rank zero alone can see it; every rank of four exits with the output status,
   /// one message, within seconds (it took the 60 s stall timeout before).
   func testRankZeroOnlyErrorEndsAllRanksAtOnce() throws {
-    let file = Harness.temporaryDirectory() + "/a-file"
+    let file = temporaryDirectory() + "/a-file"
     FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
     let result = try mpi(4, ["--data", data, "--out", file + "/x", "--iw-samples", "0"], timeout: 60)
     print("--out FILE/x under mpirun -n 4: status \(result.status) after \(result.seconds) s")
@@ -33,7 +33,7 @@ final class ProtocolRunTests: XCTestCase {
   /// Rank zero's epoch-end work made longer than the stall timeout (a test hook sleeps in it) does
   /// not end a healthy job: rank zero's heartbeat keeps the others waiting.
   func testRankZeroWorkLongerThanTheStallTimeoutIsNotAStall() throws {
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let result = try mpi(
       2, ["--data", data, "--out", out, "--max-steps", "3", "--stall-timeout", "2", "--plot-every", "1", "--iw-samples", "0"],
       environment: ["VAE_DIST_TEST_ROOT_DELAY=5"])
@@ -45,7 +45,7 @@ final class ProtocolRunTests: XCTestCase {
   /// model is already written.
   func testSignalDuringFinalWorkSkipsTheRest() throws {
     let binary = try Harness.requireBinary()
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let arguments = ["--data", data, "--out", out, "--max-steps", "2", "--iw-samples", "20000", "--progress", "none"]
     var signalled = 0.0
     let result = try Harness.run(binary, arguments, timeout: 120) { process in

@@ -9,7 +9,7 @@ final class PyTorchCompatibilityTests: XCTestCase {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
       .deletingLastPathComponent().appendingPathComponent("pytorch/check_model.py").path
     try Harness.requirePython("torch, safetensors", what: "PyTorch")
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let train = try Harness.vaeDist(["--max-steps", "60", "--seed", "3", "--out", out, "--progress", "none", "--iw-samples", "0"])
     XCTAssertEqual(train.status, 0, train.all)
     let model = out + "/model.safetensors"

@@ -46,7 +46,7 @@ final class TensorBoardRunTests: XCTestCase {
   }
 
   func testTwoRanksTwoEpochsReadBackByTensorBoard() throws {
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let arguments = try Harness.mpirunArguments(
       ranks: 2, ["--data", data, "--out", out, "--epochs", "2", "--plot-every", "1", "--log-every", "4", "--iw-samples", "4", "--progress", "none"])
     let run = try Harness.run(Harness.mpirun, arguments)
@@ -70,7 +70,7 @@ final class TensorBoardRunTests: XCTestCase {
   /// A run that logged past its last checkpoint before it ended, resumed: TensorBoard sees one value
   /// per step (the resumed file's SessionLog START supersedes the old file's later events).
   func testResumedRunHasOneValuePerStep() throws {
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let common = ["--data", data, "--out", out, "--log-every", "4", "--iw-samples", "0", "--progress", "none", "--checkpoint-every", "16", "--keep", "10"]
     XCTAssertEqual(try Harness.vaeDist(common + ["--max-steps", "34"]).status, 0)
     // As if the run had died after step 34 with its newest checkpoints lost: it resumes from 16.

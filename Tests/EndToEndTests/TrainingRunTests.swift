@@ -7,7 +7,7 @@ final class TrainingRunTests: XCTestCase {
   /// the decoder outputs ≈ σ(0) for every pixel, so the summed BCE is ≈ 784·ln 2 ≈ 543 per image.
   func testShortRunLossDropsAndTheModelIsWritten() throws {
     try Harness.requireRealData()
-    let out = Harness.temporaryDirectory()
+    let out = temporaryDirectory()
     let result = try Harness.vaeDist(["--max-steps", "100", "--out", out, "--progress", "none", "--iw-samples", "0"])
     XCTAssertEqual(result.status, 0, result.all)
     let metrics = try Harness.metrics(out)

@@ -27,9 +27,18 @@ final class TrainerTests: XCTestCase {
     return c
   }
 
+  /// A new directory for this test's files, removed when the test ends if it passed, with the
+  /// `.previous-N` copies a run without --resume moves an earlier run's files to.
   func temporaryDirectory() -> String {
-    let path = NSTemporaryDirectory() + "vae-dist-trainer-" + UUID().uuidString
+    let name = "vae-dist-trainer-" + UUID().uuidString, path = NSTemporaryDirectory() + name
     try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    addTeardownBlock { [unowned self] in
+      guard self.testRun?.totalFailureCount == 0 else { return }
+      for entry in (try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? []
+      where entry == name || entry.hasPrefix(name + ".previous-") {
+        try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + entry)
+      }
+    }
     return path
   }
 
