@@ -74,6 +74,9 @@ static inline long vdk_grid_channel(long side, long lanes) { return (side + 2) *
 /// least VDK_PANEL_MIN_ROWS of them; below that (one input channel) the copy costs more than it saves.
 enum { VDK_PANEL_ROWS = 256, VDK_PANEL_MIN_ROWS = 32 };
 
+/// A window pass onto one output channel (convT3) takes its input channels this many at a time.
+enum { VDK_DIRECT_CHUNK = 4 };
+
 /// The small grid's interior positions (row-major), where each reads the large grid, and the 9 taps.
 static long vdk_window_positions(const VDKWindow *g, long *sp, long *lp, long *tap) {
   const long S = g->small_side, L = g->large_side, s = g->stride, n = g->lanes;

@@ -9,13 +9,15 @@ VDK_INLINE void VDK_FN(window_block)(const int CO, const int POS, const float *r
                                       long ntaps, const long *restrict tap, const float *restrict in,
                                       long in_channel, const long *restrict base, float *restrict out,
                                       long out_channel, const long *restrict at, const float *restrict bias,
-                                      int relu, const float *restrict mask) {
+                                      int first, int last, int relu, const float *restrict mask) {
   enum { H = 16 / VDK_WIDTH };
   VEC acc[VDK_GATHER_CO][VDK_GATHER_CO * VDK_GATHER_POS];
 #pragma clang loop unroll(full)
   for (int c = 0; c < CO; c++)
 #pragma clang loop unroll(full)
-    for (int p = 0; p < POS; p++) acc[c][p] = (VEC)(bias ? bias[c] : 0.0f);
+    for (int p = 0; p < POS; p++)
+      acc[c][p] = first ? (VEC)(bias ? bias[c] : 0.0f)
+                        : vdk_load(VEC, out + c * out_channel + at[p / H] + p % H * VDK_WIDTH);
   for (long ci = 0; ci < nci; ci++) {
     const float *restrict channel = in + ci * in_channel;
     const float *restrict w = wp + ci * ntaps * nco;
@@ -38,8 +40,11 @@ VDK_INLINE void VDK_FN(window_block)(const int CO, const int POS, const float *r
     for (int p = 0; p < POS; p++)
     {
       const long o = c * out_channel + at[p / H] + p % H * VDK_WIDTH;
-      VEC v = relu ? VRELU(acc[c][p]) : acc[c][p];
-      if (mask) v = VMASK(v, vdk_load(VEC, mask + o));
+      VEC v = acc[c][p];
+      if (last) {
+        if (relu) v = VRELU(v);
+        if (mask) v = VMASK(v, vdk_load(VEC, mask + o));
+      }
       vdk_store(VEC, out + o, v);
     }
 }
@@ -57,14 +62,22 @@ static void VDK_FN(window_direct)(const float *restrict wp, long nco, long nci, 
     float *out_b = out + b;
     const float *mask_b = mask ? mask + b : 0;
     if (nco == 1) {
-      // One output channel (ConvTranspose2d 32 → 1): the register block spans positions instead.
-      long p = 0;
-      for (; p + WIDE / H <= npos; p += WIDE / H)
-        VDK_FN(window_block)(1, WIDE, wp, 1, nci, ntaps, tap, in_b, in_channel, base + p, out_b, out_channel, at + p,
-                             bias, relu, mask_b);
-      for (; p < npos; p++)
-        VDK_FN(window_block)(1, H, wp, 1, nci, ntaps, tap, in_b, in_channel, base + p, out_b, out_channel, at + p,
-                             bias, relu, mask_b);
+      // One output channel (ConvTranspose2d 32 → 1): the register block spans positions instead, and
+      // the input channels go in chunks of VDK_DIRECT_CHUNK, each over every position, so the rows
+      // that neighbouring blocks share stay in L1 (all 32 channels' rows do not: 49 KB a block).
+      // A chunk continues the stored partial sums, so each chain keeps its order.
+      for (long c0 = 0; c0 < nci; c0 += VDK_DIRECT_CHUNK) {
+        const long nc = nci - c0 < VDK_DIRECT_CHUNK ? nci - c0 : VDK_DIRECT_CHUNK;
+        const int first = c0 == 0, last = c0 + nc == nci;
+        const float *w = wp + c0 * ntaps, *x = in_b + c0 * in_channel;
+        long p = 0;
+        for (; p + WIDE / H <= npos; p += WIDE / H)
+          VDK_FN(window_block)(1, WIDE, w, 1, nc, ntaps, tap, x, in_channel, base + p, out_b, out_channel, at + p,
+                               bias, first, last, relu, mask_b);
+        for (; p < npos; p++)
+          VDK_FN(window_block)(1, H, w, 1, nc, ntaps, tap, x, in_channel, base + p, out_b, out_channel, at + p,
+                               bias, first, last, relu, mask_b);
+      }
       continue;
     }
     for (long p = 0; p < npos; p += PB) {
@@ -81,7 +94,7 @@ static void VDK_FN(window_direct)(const float *restrict wp, long nco, long nci, 
         // or positions is a smaller constant block.
 #define VDK_BLOCK(C, P)                                                                                      \
   VDK_FN(window_block)(C, (P) * H, wp + c, nco, nci, ntaps, tap, in_b, in_channel, base + p, out_b + c * out_channel, \
-                       out_channel, at + p, bc, relu, mask_b ? mask_b + c * out_channel : 0)
+                       out_channel, at + p, bc, 1, 1, relu, mask_b ? mask_b + c * out_channel : 0)
         if (np == PB) {
           VDK_CHANNELS(VDK_BLOCK, nc, PB)
         } else {
