@@ -21,17 +21,25 @@ typedef float VDK_FN(vec) __attribute__((ext_vector_type(VDK_WIDTH)));
 #define VRELU(v) ({ const VEC r_ = (v); r_ > (VEC)0.0f ? r_ : (VEC)0.0f; })
 /// ReLU's backward fused into a store: v where the forward output m > 0, else +0.
 #define VMASK(v, m) ({ const VEC m_ = (m); m_ > (VEC)0.0f ? (v) : (VEC)0.0f; })
-/// A block of nc output channels (1 … VDK_GATHER_CO, known at run time) as BLOCK(C, P) with C a
-/// constant, so every block size is unrolled into registers.
-#define VDK_CHANNELS(BLOCK, nc, P)                                               \
-  switch (nc) {                                                                  \
-  case 1: BLOCK(1, P); break;                                                    \
-  case 2: if (VDK_GATHER_CO >= 2) BLOCK(2 % (VDK_GATHER_CO + 1), P); break;      \
-  case 3: if (VDK_GATHER_CO >= 3) BLOCK(3 % (VDK_GATHER_CO + 1), P); break;      \
-  case 4: if (VDK_GATHER_CO >= 4) BLOCK(4 % (VDK_GATHER_CO + 1), P); break;      \
-  case 5: if (VDK_GATHER_CO >= 5) BLOCK(5 % (VDK_GATHER_CO + 1), P); break;      \
-  default: BLOCK(VDK_GATHER_CO, P); break;                                       \
+/// BLOCK(k, …) for the run-time count n (1 … MAX ≤ 12) as a constant k, so each block size is
+/// unrolled into registers; a count above MAX runs BLOCK(MAX, …).
+#define VDK_CONSTANT(BLOCK, n, MAX, ...)                                          \
+  switch (n) {                                                                   \
+  case 1: BLOCK(1, ##__VA_ARGS__); break;                                        \
+  case 2: if ((MAX) >= 2) BLOCK(2 % ((MAX) + 1), ##__VA_ARGS__); break;          \
+  case 3: if ((MAX) >= 3) BLOCK(3 % ((MAX) + 1), ##__VA_ARGS__); break;          \
+  case 4: if ((MAX) >= 4) BLOCK(4 % ((MAX) + 1), ##__VA_ARGS__); break;          \
+  case 5: if ((MAX) >= 5) BLOCK(5 % ((MAX) + 1), ##__VA_ARGS__); break;          \
+  case 6: if ((MAX) >= 6) BLOCK(6 % ((MAX) + 1), ##__VA_ARGS__); break;          \
+  case 7: if ((MAX) >= 7) BLOCK(7 % ((MAX) + 1), ##__VA_ARGS__); break;          \
+  case 8: if ((MAX) >= 8) BLOCK(8 % ((MAX) + 1), ##__VA_ARGS__); break;          \
+  case 9: if ((MAX) >= 9) BLOCK(9 % ((MAX) + 1), ##__VA_ARGS__); break;          \
+  case 10: if ((MAX) >= 10) BLOCK(10 % ((MAX) + 1), ##__VA_ARGS__); break;       \
+  case 11: if ((MAX) >= 11) BLOCK(11 % ((MAX) + 1), ##__VA_ARGS__); break;       \
+  default: BLOCK(MAX, ##__VA_ARGS__); break;                                     \
   }
+/// A block of nc output channels (1 … VDK_GATHER_CO) as BLOCK(C, P) with C a constant.
+#define VDK_CHANNELS(BLOCK, nc, P) VDK_CONSTANT(BLOCK, nc, VDK_GATHER_CO, P)
 
 #include "direct_window.h"
 #include "direct_weight_grad.h"
@@ -39,6 +47,7 @@ typedef float VDK_FN(vec) __attribute__((ext_vector_type(VDK_WIDTH)));
 
 #undef VRELU
 #undef VDK_CHANNELS
+#undef VDK_CONSTANT
 #undef VMASK
 #undef VEC
 #undef VDK_FN

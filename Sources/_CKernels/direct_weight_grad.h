@@ -82,7 +82,7 @@ VDK_INLINE void VDK_FN(wgrad_tile)(const int SV, const int Q, long ss, const flo
 
 void VDK_FN(vdk_conv_weight_grad)(const VDKWindow *g, const float *small, const float *large, float *dweight) {
   enum { SB = VDK_WGRAD_SMALL * VDK_WIDTH, QB = VDK_WGRAD_TAPS };
-  _Static_assert(QB <= 12, "tiles of at most 12 weights (the switch below)");
+  _Static_assert(QB <= 12, "tiles of at most 12 weights (VDK_CONSTANT)");
   _Static_assert(SB % 8 == 0, "the panel is transposed in 8 × 8 blocks");
   const long small_channel = vdk_grid_channel(g->small_side, g->lanes);
   const long large_channel = vdk_grid_channel(g->large_side, g->lanes);
@@ -106,20 +106,7 @@ void VDK_FN(vdk_conv_weight_grad)(const VDKWindow *g, const float *small, const 
           }
           float *a = acc + w0 * sp + s0;
 #define VDK_WGRAD_TILE(Q) VDK_FN(wgrad_tile)(VDK_WGRAD_SMALL, Q, ss, panel + s0, sp, at, st * n, a)
-          switch (nq) {  // Q a constant, so every tile is unrolled into registers
-          case 1: VDK_WGRAD_TILE(1); break;
-          case 2: VDK_WGRAD_TILE(2 % (QB + 1)); break;
-          case 3: VDK_WGRAD_TILE(3 % (QB + 1)); break;
-          case 4: VDK_WGRAD_TILE(4 % (QB + 1)); break;
-          case 5: VDK_WGRAD_TILE(5 % (QB + 1)); break;
-          case 6: VDK_WGRAD_TILE(6 % (QB + 1)); break;
-          case 7: VDK_WGRAD_TILE(7 % (QB + 1)); break;
-          case 8: VDK_WGRAD_TILE(8 % (QB + 1)); break;
-          case 9: VDK_WGRAD_TILE(9 % (QB + 1)); break;
-          case 10: VDK_WGRAD_TILE(10 % (QB + 1)); break;
-          case 11: VDK_WGRAD_TILE(11 % (QB + 1)); break;
-          default: VDK_WGRAD_TILE(QB); break;
-          }
+          VDK_CONSTANT(VDK_WGRAD_TILE, nq, QB)
 #undef VDK_WGRAD_TILE
         }
     }

@@ -35,26 +35,24 @@ typedef union {
   unsigned long long u;
 } vdk_bits;
 
+/// c[0] + x·(c[1] + x·(… + x·c[n − 1])): the multiplies and adds in that order.
+static inline double vdk_horner(double x, const double *c, int n) {
+  double p = c[n - 1];
+  for (int i = n - 2; i >= 0; i--) p = p * x + c[i];
+  return p;
+}
+
 /// e^−a for a ≥ 0 (+∞ gives 0, NaN gives NaN): −a = k·ln 2 + r with k an integer ≤ 0 and |r| ≤ ln 2 / 2,
 /// e^r by its Taylor series to r¹¹ (error below 7e-15), 2^k from its bits.
 static inline double vdk_exp_neg(double a) {
+  static const double taylor[12] = {1,          1,           1.0 / 2,      1.0 / 6,       1.0 / 24,        1.0 / 120,
+                                    1.0 / 720,  1.0 / 5040,  1.0 / 40320,  1.0 / 362880,  1.0 / 3628800,   1.0 / 39916800};
   const double shifter = 0x1.8p52, x = -a;
   vdk_bits t = {.d = x * 0x1.71547652b82fep0 + shifter};  // round(x / ln 2) in the low bits
   const double k = t.d - shifter;
   // ln 2 split so that k · LN2_HI is exact for |k| < 2^20 (fdlibm's constants).
   const double r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
-  double p = 1.0 / 39916800;
-  p = p * r + 1.0 / 3628800;
-  p = p * r + 1.0 / 362880;
-  p = p * r + 1.0 / 40320;
-  p = p * r + 1.0 / 5040;
-  p = p * r + 1.0 / 720;
-  p = p * r + 1.0 / 120;
-  p = p * r + 1.0 / 24;
-  p = p * r + 1.0 / 6;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
+  const double p = vdk_horner(r, taylor, 12);
   // 2^k: k (≥ −1010 below) sits in t's low bits as a two's-complement integer.
   const vdk_bits scale = {.u = (t.u - 0x4338000000000000ull + 1023) << 52};
   return a > 700 ? 0 : p * scale.d;
@@ -62,23 +60,10 @@ static inline double vdk_exp_neg(double a) {
 
 /// log(1 + e) for 0 ≤ e ≤ 1: 2·atanh(s), s = e / (2 + e) ≤ 1/3, by its series to s²⁹ (error below 1e-15).
 static inline double vdk_log1p_unit(double e) {
-  const double s = e / (2 + e), z = s * s;
-  double p = 1.0 / 29;
-  p = p * z + 1.0 / 27;
-  p = p * z + 1.0 / 25;
-  p = p * z + 1.0 / 23;
-  p = p * z + 1.0 / 21;
-  p = p * z + 1.0 / 19;
-  p = p * z + 1.0 / 17;
-  p = p * z + 1.0 / 15;
-  p = p * z + 1.0 / 13;
-  p = p * z + 1.0 / 11;
-  p = p * z + 1.0 / 9;
-  p = p * z + 1.0 / 7;
-  p = p * z + 1.0 / 5;
-  p = p * z + 1.0 / 3;
-  p = p * z + 1;
-  return 2 * s * p;
+  static const double odd[15] = {1,        1.0 / 3,  1.0 / 5,  1.0 / 7,  1.0 / 9,  1.0 / 11, 1.0 / 13, 1.0 / 15,
+                                 1.0 / 17, 1.0 / 19, 1.0 / 21, 1.0 / 23, 1.0 / 25, 1.0 / 27, 1.0 / 29};
+  const double s = e / (2 + e);
+  return 2 * s * vdk_horner(s * s, odd, 15);
 }
 
 enum { BCE_CHUNK = 256 };
