@@ -77,6 +77,9 @@ enum { VDK_PANEL_ROWS = 256, VDK_PANEL_MIN_ROWS = 32 };
 /// A window pass onto one output channel (convT3) takes its input channels this many at a time.
 enum { VDK_DIRECT_CHUNK = 4 };
 
+/// The start of part i when n things are cut into `parts` parts whose sizes differ by at most one.
+static inline long vdk_part(long i, long n, long parts) { return i * n / parts; }
+
 /// The small grid's interior positions (row-major), where each reads the large grid, and the 9 taps.
 static long vdk_window_positions(const VDKWindow *g, long *sp, long *lp, long *tap) {
   const long S = g->small_side, L = g->large_side, s = g->stride, n = g->lanes;

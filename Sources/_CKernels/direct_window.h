@@ -168,9 +168,12 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
   const long rows = VDK_PANEL_ROWS / PB, chunks = (K + rows - 1) / rows, kc = (K + chunks - 1) / chunks;
   float *wq = vdk_thread_scratch(K * nco + PB * kc * 16);
   float *panel = wq + (K * nco + 15) / 16 * 16;
+  // The output channels in nb blocks of at most CO, sizes differing by at most one (32 = 6,6,5,5,5,5,
+  // not 6,6,6,6,6,2: a block of 2 has too few chains to hide the FMA latency).
+  const long nb = (nco + CO - 1) / CO;
   // wq: block c0's weights at wq + c0 · K, row k at + k · nc (nc: the block's channels).
-  for (long c0 = 0; c0 < nco; c0 += CO) {
-    const long nc = nco - c0 < CO ? nco - c0 : CO;
+  for (long i = 0; i < nb; i++) {
+    const long c0 = vdk_part(i, nco, nb), nc = vdk_part(i + 1, nco, nb) - c0;
     for (long k = 0; k < K; k++)
       for (long c = 0; c < nc; c++) wq[c0 * K + k * nc + c] = wp[k * nco + c0 + c];
   }
@@ -187,19 +190,27 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
         const long ahead = p + PB < npos ? base[p + PB] - base[p] : 0;
         for (long pp = 0; pp < np; pp++) {
           float *dst = panel + pp * nk * 16;
-          for (long k = k0; k < k0 + nk; k++, dst += 16) {
-            const float *src = in + b + (k / ntaps) * in_channel + tap[k % ntaps] + base[p + pp];
+          for (long k = k0, ci = k0 / ntaps, t = k0 % ntaps; k < k0 + nk; k++, dst += 16) {
+            const float *src = in + b + ci * in_channel + tap[t] + base[p + pp];
+            if (++t == ntaps) t = 0, ci++;
             __builtin_prefetch(src + ahead);
 #pragma clang loop unroll(full)
             for (int h = 0; h < H; h++) vdk_store(VEC, dst + h * VDK_WIDTH, vdk_load(VEC, src + h * VDK_WIDTH));
           }
         }
         const int first = k0 == 0, last = k0 + nk == K;
-        for (long c = 0; c < nco; c += CO) {
-          const long nc = nco - c < CO ? nco - c : CO;
+        for (long i = 0; i < nb; i++) {
+          const long c = vdk_part(i, nco, nb), nc = vdk_part(i + 1, nco, nb) - c;
           const float *bc = bias ? bias + c : 0, *w = wq + c * K + k0 * nc;
           float *oc = out_b + c * out_channel;
           const float *mc = mask_b ? mask_b + c * out_channel : 0;
+          // The next block of positions' output (and mask) lines, which nothing has read yet.
+          if (p + PB < npos)
+            for (long pp = 0; pp < PB && p + PB + pp < npos; pp++)
+              for (long cc = 0; cc < nc; cc++) {
+                __builtin_prefetch(oc + cc * out_channel + at[p + PB + pp], 1, 3);
+                if (mc) __builtin_prefetch(mc + cc * out_channel + at[p + PB + pp], 0, 3);
+              }
 #define VDK_BLOCK(C, P) VDK_FN(panel_block)(C, P, w, panel, nk, oc, out_channel, at + p, bc, first, last, relu, mc)
           if (np == PB) {
             VDK_CHANNELS(VDK_BLOCK, nc, PB)
