@@ -14,6 +14,12 @@ public struct LayerTiming: Codable, Sendable {
   /// Summed over the threads running it at once.
   public var gigaflopsPerSecond: Double
   public var fractionOfFmaPeak: Double?
+  /// The bytes the pass must read and write (`Pass.floatsMoved`) per FLOP.
+  public var bytesPerFlop: Double?
+  /// Its operands' bytes per thread (one micro-batch), and what plain copies move at that working set
+  /// on every thread at once: what the pass could draw from the cache or memory they live in.
+  public var workingSetBytes: Int?
+  public var copyGigabytesPerSecond: Double?
 }
 
 extension StepEngine {
@@ -59,6 +65,7 @@ extension StepEngine {
     }
     var timings: [LayerTiming] = []
     var passSeconds = 0.0
+    var bandwidth: [Int: Double] = [:]  // by working set
     // Layers in the network's order, each layer's passes together.
     let layers = passes.map(\.layer.name).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
     for pass in layers.flatMap({ name in passes.filter { $0.layer.name == name } }) {
@@ -66,12 +73,15 @@ extension StepEngine {
       let round = time { model.run(pass, views, gradients: gradients[$0], batch: n, workspace: self.workspaces[$0]) }
       passSeconds += round
       let flops = 2 * Double(pass.multiplyAddsPerImage(latentDim: d) * n * threads)
+      let bytes = 4 * pass.floatsMoved(latentDim: d, images: n)
+      if bandwidth[bytes] == nil { bandwidth[bytes] = copyGigabytesPerSecond(threads: threads, bytes: bytes) }
       timings.append(
         LayerTiming(
           layer: pass.layer.name.replacingOccurrences(of: "dense d→", with: "dense \(d)→")
             .replacingOccurrences(of: "→d ×", with: "→\(d) ×"), pass: pass.layer.kind,
           millisecondsPerStep: 1000 * round * perThread, gigaflopsPerSecond: flops / round / 1e9,
-          fractionOfFmaPeak: fmaPeak.map { flops / round / 1e9 / $0 }))
+          fractionOfFmaPeak: fmaPeak.map { flops / round / 1e9 / $0 },
+          bytesPerFlop: Double(bytes * threads) / flops, workingSetBytes: bytes, copyGigabytesPerSecond: bandwidth[bytes]))
     }
     let whole = time(forwardBackward)
     timings.append(

@@ -72,5 +72,30 @@ public func fmaGigaflopsPerSecond(threads: Int, seconds: Double = 0.5) -> Double
   return rates.reduce(0, +)
 }
 
+/// GB/s (read and written counted apart) of plain vector copies between two buffers of `bytes / 2`
+/// each, on `threads` threads at once (each its own buffers) for about `seconds`, summed: the
+/// bandwidth a pass whose operands take `bytes` per thread can draw from where they live (L1, L2,
+/// L3 or memory, as the size falls). The best of five windows, as the FMA peak.
+func copyGigabytesPerSecond(threads: Int, bytes: Int, seconds: Double = 0.1) -> Double {
+  let floats = max(64, bytes / 8)
+  var rates = [Double](repeating: 0, count: threads)
+  rates.withUnsafeMutableBufferPointer { rates in
+    concurrentForEach(threads) { thread in
+      let source = ScalarBuffer<Float>(count: floats), target = ScalarBuffer<Float>(count: floats)
+      for i in 0..<floats { source.pointer[i] = Float(i % 13) }
+      let rounds = max(1, (1 << 22) / floats)  // about 16 MiB a call
+      _ = vdk_copy_bytes(target.pointer, source.pointer, floats, rounds)  // warm-up: page faults, caches
+      for _ in 0..<5 {
+        var moved = 0.0
+        let start = monotonicSeconds()
+        while monotonicSeconds() - start < seconds / 5 { moved += vdk_copy_bytes(target.pointer, source.pointer, floats, rounds) }
+        rates[thread] = max(rates[thread], moved / (monotonicSeconds() - start) / 1e9)
+      }
+      withExtendedLifetime((source, target)) {}
+    }
+  }
+  return rates.reduce(0, +)
+}
+
 /// The vector instruction set of the FMA peak loop here: "AVX-512 FMA", "AVX2 FMA" or "SSE mul+add".
 public func fmaInstructionSet() -> String { String(cString: vdk_fma_isa()) }

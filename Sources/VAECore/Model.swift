@@ -63,6 +63,63 @@ public enum Pass: Int, CaseIterable, Sendable {
     default: return 0
     }
   }
+
+  /// The floats a pass must read and write at least for a micro-batch of n images: its operands
+  /// (activations as interior pixels, the ReLU mask of a backward-data pass, the weights once) and
+  /// its results (a weight pass's bias sums read the gradient grid once more); 0 for elementwise
+  /// passes. Divided by the FLOPs, the bytes per FLOP the pass needs from where its operands live.
+  public func floatsMoved(latentDim d: Int, images n: Int) -> Int {
+    let w = Architecture.windows(lanes: 16)
+    func grid(_ g: GridShape) -> Int { n * g.channels * g.side * g.side }
+    func weights(_ c: ConvWindow) -> Int { c.small.channels * c.large.channels * 9 }
+    /// Conv2d: the large grid is x, the small one y. ConvTranspose2d: the small grid is x, the large one y.
+    func conv(_ c: ConvWindow, transposed: Bool, _ kind: Pass.Kind) -> Int {
+      let (x, y) = transposed ? (grid(c.small), grid(c.large)) : (grid(c.large), grid(c.small))
+      switch kind {
+      case .forward: return x + y + weights(c)
+      case .weights: return x + 2 * y + weights(c)  // x, dy, dy again for the bias sums, dW
+      case .data: return y + 2 * x + weights(c)  // dy, the mask (x's ReLU output), dx
+      }
+    }
+    func dense(_ inputs: Int, _ outputs: Int, _ kind: Pass.Kind, masked: Bool) -> Int {
+      let weights = inputs * outputs
+      switch kind {
+      case .forward: return n * (inputs + outputs) + weights
+      case .weights: return n * (inputs + 2 * outputs) + weights
+      case .data: return n * (outputs + (masked ? 2 : 1) * inputs) + weights
+      }
+    }
+    let (flat, hidden) = (Architecture.flatFeatures, Architecture.hiddenUnits)
+    switch self {
+    case .conv1Forward: return conv(w.conv1, transposed: false, .forward)
+    case .conv1Weights: return conv(w.conv1, transposed: false, .weights)
+    case .conv2Forward: return conv(w.conv2, transposed: false, .forward)
+    case .conv2Weights: return conv(w.conv2, transposed: false, .weights)
+    case .conv2Data: return conv(w.conv2, transposed: false, .data)
+    case .deconv1Forward: return conv(w.deconv1, transposed: true, .forward)
+    case .deconv1Weights: return conv(w.deconv1, transposed: true, .weights)
+    case .deconv1Data: return conv(w.deconv1, transposed: true, .data)
+    case .deconv2Forward: return conv(w.deconv2, transposed: true, .forward)
+    case .deconv2Weights: return conv(w.deconv2, transposed: true, .weights)
+    case .deconv2Data: return conv(w.deconv2, transposed: true, .data)
+    case .deconv3Forward: return conv(w.deconv3, transposed: true, .forward)
+    case .deconv3Weights: return conv(w.deconv3, transposed: true, .weights)
+    case .deconv3Data: return conv(w.deconv3, transposed: true, .data)
+    case .denseForward: return dense(flat, hidden, .forward, masked: false)
+    case .denseWeights: return dense(flat, hidden, .weights, masked: false)
+    case .denseData: return dense(flat, hidden, .data, masked: true)
+    case .latentForward: return 2 * dense(hidden, d, .forward, masked: false)
+    case .latentWeights: return 2 * dense(hidden, d, .weights, masked: false)
+    case .latentData: return 2 * dense(hidden, d, .data, masked: true)
+    case .decoderDenseForward: return dense(d, flat, .forward, masked: false)
+    case .decoderDenseWeights: return dense(d, flat, .weights, masked: false)
+    case .decoderDenseData: return dense(d, flat, .data, masked: false)
+    default: return 0
+    }
+  }
+
+  /// Which of a layer's products a pass computes.
+  public enum Kind: Sendable { case forward, weights, data }
 }
 
 /// The Keras-book convolutional VAE on one micro-batch: forward, loss and backward. Stateless: the

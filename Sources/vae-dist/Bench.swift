@@ -79,13 +79,20 @@ struct Bench: ParsableCommand {
       }
       print("  per step    " + perStep.joined(separator: " · ") + " (total \(fixed(total, 1)) ms)")
       if let layers = result.layers {
-        print("  layers      rank zero's passes, each alone on its \(result.threadsPerRank) thread\(result.threadsPerRank == 1 ? "" : "s") at once:")
+        print("  layers      rank zero's passes, each alone on its \(result.threadsPerRank) thread\(result.threadsPerRank == 1 ? "" : "s") at once;")
+        print("              B/FLOP: the bytes a pass must read and write per FLOP; need: the GB/s that takes at the FMA peak;")
+        print("              copy: the GB/s plain vector copies reach with the pass's working set per thread (in brackets)")
         let total = layers.last!.millisecondsPerStep
         for t in layers {
           let name = (t.layer + "  " + t.pass).padding(toLength: 44, withPad: " ", startingAt: 0)
           let rate = t.gigaflopsPerSecond > 0 ? "\(fixed(t.gigaflopsPerSecond, 1)) GFLOP/s" : ""
           let peak = t.fractionOfFmaPeak.map { "  \(fixed(100 * $0, 0))% of FMA peak" } ?? ""
-          print("    \(name) \(fixed(t.millisecondsPerStep, 2)) ms  \(fixed(100 * t.millisecondsPerStep / total, 1))%  \(rate)\(peak)")
+          var traffic = ""
+          if let perFlop = t.bytesPerFlop, let copy = t.copyGigabytesPerSecond, let set = t.workingSetBytes {
+            let need = result.fmaPeakGigaflopsPerSecond.map { "  need \(fixed(perFlop * $0 / Double(result.ranks), 1))" } ?? ""
+            traffic = "  \(fixed(perFlop, 3)) B/FLOP\(need)  copy \(fixed(copy, 0)) GB/s (\(fixed(Double(set) / 1_048_576, 2)) MiB)"
+          }
+          print("    \(name) \(fixed(t.millisecondsPerStep, 2)) ms  \(fixed(100 * t.millisecondsPerStep / total, 1))%  \(rate)\(peak)\(traffic)")
         }
       }
       print("  memory      peak resident per rank: " + result.peakResidentMiBPerRank.map { "\(fixed($0, 1)) MiB" }.joined(separator: " · "))

@@ -59,6 +59,12 @@ final class BenchmarkRunTests: XCTestCase {
     let passes = layers.dropLast(2)
     XCTAssertEqual(Set(passes.map { $0["pass"] as! String }), ["forward", "backward-weights", "backward-data"])
     XCTAssertTrue(passes.allSatisfy { ($0["millisecondsPerStep"] as! Double) > 0 && ($0["gigaflopsPerSecond"] as! Double) > 0 })
+    // Each pass's traffic and the copy bandwidth at its working set (2 threads: twice one's bytes).
+    XCTAssertTrue(passes.allSatisfy { ($0["bytesPerFlop"] as! Double) > 0 && ($0["copyGigabytesPerSecond"] as! Double) > 0 })
+    let conv2 = passes.first { $0["layer"] as? String == "conv2 32→64 s2" && $0["pass"] as? String == "forward" }!
+    let conv2Bytes: Int = 4 * (16 * (6272 + 3136) + 18_432), conv2Flops: Int = 2 * 2 * 16 * 903_168
+    XCTAssertEqual(conv2["workingSetBytes"] as? Int, conv2Bytes)
+    XCTAssertEqual(conv2["bytesPerFlop"] as! Double, Double(2 * conv2Bytes) / Double(conv2Flops), accuracy: 1e-12)
     // Nominal FLOPs per image over all passes, as the step's figure (from the layers' geometry).
     let whole = layers.last!
     XCTAssertEqual(whole["layer"] as? String, "whole micro-batch")

@@ -13,6 +13,23 @@ final class ModelTests: XCTestCase {
     XCTAssertEqual(ParameterLayout(latentDim: 8).totalCount, 134_165 + 6 * (16 + 1) * 2 + 6 * 3136)
   }
 
+  /// The work and traffic `bench --layers` divides by, from the layers' geometry, against hand counts.
+  func testPassFlopsAndBytesFromGeometry() {
+    // conv2 32→64, 14×14 → 7×7: 64·32·9·49 multiply-adds per image.
+    XCTAssertEqual(Pass.conv2Forward.multiplyAddsPerImage(latentDim: 2), 903_168)
+    // 16 images: x 32·14·14 and y 64·7·7 per image, the weights once.
+    XCTAssertEqual(Pass.conv2Forward.floatsMoved(latentDim: 2, images: 16), 16 * (6272 + 3136) + 18_432)
+    // backward-data: dy, the mask (conv1's output, as x) and dx; backward-weights: x, dy twice (the bias), dW.
+    XCTAssertEqual(Pass.conv2Data.floatsMoved(latentDim: 2, images: 16), 16 * (3136 + 2 * 6272) + 18_432)
+    XCTAssertEqual(Pass.conv2Weights.floatsMoved(latentDim: 2, images: 16), 16 * (6272 + 2 * 3136) + 18_432)
+    // ConvTranspose2d 64→32, 14×14 → 28×28: x is the small grid.
+    XCTAssertEqual(Pass.deconv2Forward.floatsMoved(latentDim: 2, images: 1), 64 * 196 + 32 * 784 + 18_432)
+    // dense 3136→16: its backward-data reads dy, the mask, writes dx; the weights once.
+    XCTAssertEqual(Pass.denseData.floatsMoved(latentDim: 2, images: 16), 16 * (16 + 2 * 3136) + 50_176)
+    XCTAssertEqual(Pass.latentForward.floatsMoved(latentDim: 2, images: 16), 2 * (16 * (16 + 2) + 32))
+    XCTAssertEqual(Pass.inputLayout.floatsMoved(latentDim: 2, images: 16), 0)
+  }
+
   /// The whole loss Σ_images (BCE + β·KL) against central differences of every tensor, in Double.
   func testWholeModelGradientMatchesFiniteDifferences() {
     let model = VAEModel<Double>(latentDim: 2)

@@ -8,4 +8,9 @@ double vdk_fma_flops(long iterations);
 /// The instruction set vdk_fma_flops uses here: "AVX-512 FMA", "AVX2 FMA" or "SSE mul+add".
 const char *vdk_fma_isa(void);
 
+/// Copies the first floats − floats % 32 floats of src to dst `rounds` times with plain vector loads
+/// and stores (32 bytes each where the CPU has AVX) and returns the bytes moved, read and written
+/// counted apart: the bandwidth bound of a pass whose operands take as much room; copy_bandwidth.c.
+double vdk_copy_bytes(float *dst, const float *src, long floats, long rounds);
+
 #endif
