@@ -33,6 +33,26 @@ static inline float vdk_lane_tree(const float *p) {
   return (h4[0] + h4[2]) + (h4[1] + h4[3]);
 }
 
+/// Stores the 8 × 8 block r (r[c][k]: row c, column k) transposed: out[k · stride + c] = r[c][k].
+/// Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves. (A pointer, not vectors
+/// by value: a 256-bit vector may not cross even an inlined call in the SSE-only variant.)
+static inline __attribute__((always_inline)) void vdk_transpose8(const vdk_v8 *r, float *out, long stride) {
+  vdk_v8 a[8], b[8];
+  for (int c = 0; c < 8; c += 2) {
+    a[c] = __builtin_shufflevector(r[c], r[c + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    a[c + 1] = __builtin_shufflevector(r[c], r[c + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int c = 0; c < 8; c += 4)
+    for (int h = 0; h < 2; h++) {
+      b[c + 2 * h] = __builtin_shufflevector(a[c + h], a[c + 2 + h], 0, 1, 8, 9, 4, 5, 12, 13);
+      b[c + 2 * h + 1] = __builtin_shufflevector(a[c + h], a[c + 2 + h], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  for (int k = 0; k < 4; k++) {
+    vdk_store(vdk_v8, out + k * stride, __builtin_shufflevector(b[k], b[4 + k], 0, 1, 2, 3, 8, 9, 10, 11));
+    vdk_store(vdk_v8, out + (k + 4) * stride, __builtin_shufflevector(b[k], b[4 + k], 4, 5, 6, 7, 12, 13, 14, 15));
+  }
+}
+
 /// A thread's buffers: the kernels' panels, and under bf16 the rounded copies of a call's two operands.
 enum { VDK_BUFFER_PANEL, VDK_BUFFER_OPERAND_A, VDK_BUFFER_OPERAND_B, VDK_BUFFERS };
 

@@ -41,12 +41,16 @@ typedef float VDK_FN(vec) __attribute__((ext_vector_type(VDK_WIDTH)));
 /// A block of nc output channels (1 … VDK_GATHER_CO) as BLOCK(C, P) with C a constant.
 #define VDK_CHANNELS(BLOCK, nc, P) VDK_CONSTANT(BLOCK, nc, VDK_GATHER_CO, P)
 
+/// The dense kernels' register block: output features (one vector of lanes each), at most 12.
+#define VDK_DENSE_OUT (VDK_GATHER_CO * VDK_GATHER_POS < 12 ? VDK_GATHER_CO * VDK_GATHER_POS : 12)
+
 #include "direct_window.h"
 #include "direct_weight_grad.h"
 #include "direct_dense.h"
 
 #undef VRELU
 #undef VDK_CHANNELS
+#undef VDK_DENSE_OUT
 #undef VDK_CONSTANT
 #undef VMASK
 #undef VEC

@@ -25,22 +25,7 @@ VDK_INLINE void VDK_FN(wgrad_panel)(const VDKWindow *g, long i, const float *res
         vdk_v8 r[8];
         for (int c = 0; c < 8; c++)
           r[c] = s + c < sc ? vdk_load(vdk_v8, row + (s + c) * small_channel + j * n + l) : (vdk_v8)0.0f;
-        // Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves.
-        vdk_v8 a[8], b[8];
-        for (int c = 0; c < 8; c += 2) {
-          a[c] = __builtin_shufflevector(r[c], r[c + 1], 0, 8, 1, 9, 4, 12, 5, 13);
-          a[c + 1] = __builtin_shufflevector(r[c], r[c + 1], 2, 10, 3, 11, 6, 14, 7, 15);
-        }
-        for (int c = 0; c < 8; c += 4)
-          for (int h = 0; h < 2; h++) {
-            b[c + 2 * h] = __builtin_shufflevector(a[c + h], a[c + 2 + h], 0, 1, 8, 9, 4, 5, 12, 13);
-            b[c + 2 * h + 1] = __builtin_shufflevector(a[c + h], a[c + 2 + h], 2, 3, 10, 11, 6, 7, 14, 15);
-          }
-        float *out = panel + (j * 16 + l) * sp + s;
-        for (int k = 0; k < 4; k++) {
-          vdk_store(vdk_v8, out + k * sp, __builtin_shufflevector(b[k], b[4 + k], 0, 1, 2, 3, 8, 9, 10, 11));
-          vdk_store(vdk_v8, out + (k + 4) * sp, __builtin_shufflevector(b[k], b[4 + k], 4, 5, 6, 7, 12, 13, 14, 15));
-        }
+        vdk_transpose8(r, panel + (j * 16 + l) * sp + s, sp);
       }
 }
 

@@ -75,7 +75,7 @@ final class BF16KernelTests: XCTestCase {
 
   func testDenseKernelsInBF16() throws {
     let reference = KernelCases.dense(Double.self, operand: round)
-    let biasGradients = [3, 5]
+    let biasGradients = KernelCases.denseNames.indices.filter { KernelCases.denseNames[$0].hasPrefix("bias gradient") }
     var first: [[Float]]?
     for variant in KernelVariant.allCases where variant.isSupported {
       try variant.select()

@@ -77,14 +77,21 @@ enum KernelCases {
     return results
   }
 
-  static let denseNames = [
-    "forward + ReLU", "backward-data, accumulated, masked", "weight gradient", "bias gradient",
-    "weight gradient (more outputs)", "bias gradient (more outputs)",
-  ]
+  static let denseNames = [32, 16].flatMap { lanes in
+    [
+      "forward + ReLU", "backward-data, accumulated, masked", "weight gradient", "bias gradient",
+      "weight gradient (more outputs)", "bias gradient (more outputs)",
+    ].map { "\($0), \(lanes) lanes" }
+  }
 
-  /// A dense layer's passes, both ways round, in T.
+  /// A dense layer's passes, both ways round, in T: with two lane blocks, then one (the weight
+  /// gradient's own path for a micro-batch of at most 16).
   static func dense<T: VAEScalar>(_: T.Type, operand: (Double) -> Double = { $0 }) -> [[T]] {
-    let lanes = 32, grid = GridShape(channels: 3, side: 5, lanes: lanes)
+    dense(T.self, lanes: 32, operand: operand) + dense(T.self, lanes: 16, operand: operand)
+  }
+
+  static func dense<T: VAEScalar>(_: T.Type, lanes: Int, operand: (Double) -> Double) -> [[T]] {
+    let grid = GridShape(channels: 3, side: 5, lanes: lanes)
     let features = FeatureOffsets(grid: grid), rows = FeatureOffsets(rows: 13, lanes: lanes)
     let weight = randomValues(13 * 75, seed: 91), bias = randomValues(13, seed: 92)
     let x = randomGrid(grid, seed: 93), dy = randomValues(13 * lanes, seed: 94)
