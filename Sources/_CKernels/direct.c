@@ -100,13 +100,19 @@ enum { VDK_DIRECT_CHUNK = 4 };
 /// The start of part i when n things are cut into `parts` parts whose sizes differ by at most one.
 static inline long vdk_part(long i, long n, long parts) { return i * n / parts; }
 
-/// The small grid's interior positions (row-major), where each reads the large grid, and the 9 taps.
-static long vdk_window_positions(const VDKWindow *g, long *sp, long *lp, long *tap) {
+/// The small grid's interior positions (row-major), where each reads the large grid, which of the 9
+/// taps read inside it (bit t of valid; the others read the zero border), and the 9 taps.
+static long vdk_window_positions(const VDKWindow *g, long *sp, long *lp, unsigned short *valid, long *tap) {
   const long S = g->small_side, L = g->large_side, s = g->stride, n = g->lanes;
   for (long i = 0; i < S; i++)
     for (long j = 0; j < S; j++) {
       sp[i * S + j] = ((i + 1) * (S + 2) + j + 1) * n;
       lp[i * S + j] = (s * i * (L + 2) + s * j) * n;
+      valid[i * S + j] = 0;
+      for (long t = 0; t < 9; t++) {
+        const long y = s * i - 1 + t / 3, x = s * j - 1 + t % 3;
+        if (y >= 0 && y < L && x >= 0 && x < L) valid[i * S + j] |= (unsigned short)(1 << t);
+      }
     }
   for (long kh = 0; kh < 3; kh++)
     for (long kw = 0; kw < 3; kw++) tap[kh * 3 + kw] = (kh * (L + 2) + kw) * n;
@@ -120,6 +126,7 @@ typedef struct {
   int k[9];
   long tap[9];
   long base[VDK_MAX_POSITIONS], at[VDK_MAX_POSITIONS];
+  unsigned short valid[VDK_MAX_POSITIONS];  // bit t: tap t reads inside the small grid, not its border
 } VDKPhase;
 
 static int vdk_window_phases(const VDKWindow *g, VDKPhase *phases) {
@@ -137,6 +144,11 @@ static int vdk_window_phases(const VDKWindow *g, VDKPhase *phases) {
       for (long x = 0; x < L; x++) {
         ph->base[y * L + x] = ((y + 1) * (S + 2) + x + 1) * n;
         ph->at[y * L + x] = ((y + 1) * (L + 2) + x + 1) * n;
+        ph->valid[y * L + x] = 0;
+        for (int k = 0; k < 9; k++) {
+          const long sy = y + 1 - k / 3, sx = x + 1 - k % 3;
+          if (sy >= 0 && sy < S && sx >= 0 && sx < S) ph->valid[y * L + x] |= (unsigned short)(1 << k);
+        }
       }
     return 1;
   }
@@ -161,6 +173,12 @@ static int vdk_window_phases(const VDKWindow *g, VDKPhase *phases) {
           const long y = 2 * m + py, x = 2 * q + px;
           ph->base[m * S + q] = ((m + 1) * (S + 2) + q + 1) * n;
           ph->at[m * S + q] = ((y + 1) * (L + 2) + x + 1) * n;
+          ph->valid[m * S + q] = 0;
+          for (long t = 0; t < ph->ntaps; t++) {
+            const long kh = ph->k[t] / 3, kw = ph->k[t] % 3;
+            const long sy = m + (py + 1 - kh) / 2, sx = q + (px + 1 - kw) / 2;
+            if (sy < S && sx < S) ph->valid[m * S + q] |= (unsigned short)(1 << t);
+          }
         }
     }
   return 4;

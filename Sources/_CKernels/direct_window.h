@@ -228,31 +228,68 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
     }
   }
 }
+// window_pass class by class, a class being the positions whose taps inside the input grid are the
+// same (bit t of valid[pos] for tap t): each class runs with its inside taps only, so no FMA multiplies
+// the zero border (2/(3·side) of a stride-2 window's taps). A chain then lacks only terms w · 0, and
+// every class keeps the tap order, so each value is the one the full window gives (up to the sign of
+// a zero sum) in every variant. W(co, ci, tap t) = weight[co · wco + ci · wci + k[t]]. The passes that
+// go to window_direct (one input or output channel) keep all their taps.
+static void VDK_FN(window_classes)(const float *weight, long wco, long wci, const int *k, long nco, long nci,
+                                   long ntaps, const long *tap, const unsigned short *valid, const float *in,
+                                   long in_channel, const long *base, long npos, float *out, long out_channel,
+                                   const long *at, const float *bias, int relu, const float *mask, long lanes,
+                                   float *scratch) {
+  const unsigned short all = (unsigned short)((1 << ntaps) - 1);
+  unsigned short classes[16];
+  int nclasses = 0, every = nco == 1 || nci * ntaps < VDK_PANEL_MIN_ROWS;  // every: one class, all taps
+  for (long p = 0; p < npos && !every; p++) {
+    int seen = 0;
+    for (int c = 0; c < nclasses; c++) seen |= classes[c] == valid[p];
+    if (!seen && nclasses == 16) every = 1;
+    else if (!seen) classes[nclasses++] = valid[p];
+  }
+  if (every) classes[0] = all, nclasses = 1;
+  long cbase[VDK_MAX_POSITIONS], cat[VDK_MAX_POSITIONS], ctap[9];
+  for (int c = 0; c < nclasses; c++) {
+    const unsigned short m = classes[c];
+    int ck[9];
+    long nt = 0, np = 0;
+    for (long t = 0; t < ntaps; t++)
+      if (m >> t & 1) ck[nt] = k[t], ctap[nt++] = tap[t];
+    for (long p = 0; p < npos; p++)
+      if (every || valid[p] == m) cbase[np] = base[p], cat[np++] = at[p];
+    // Pack W for the class's taps as wp[(ci·nt + t)·nco + co].
+    for (long ci = 0; ci < nci; ci++)
+      for (long t = 0; t < nt; t++)
+        for (long co = 0; co < nco; co++) scratch[(ci * nt + t) * nco + co] = weight[co * wco + ci * wci + ck[t]];
+    VDK_FN(window_pass)(scratch, nco, nci, nt, ctap, in, in_channel, cbase, np, out, out_channel, cat, bias, relu, mask,
+                        lanes);
+  }
+}
+
 void VDK_FN(vdk_conv_gather)(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
                              const float *large, float *small, float *scratch) {
   long sp[VDK_MAX_POSITIONS], lp[VDK_MAX_POSITIONS], tap[9];
-  const long npos = vdk_window_positions(g, sp, lp, tap);
-  // Pack W[s][l][t] as wp[(l·9 + t)·S + s].
-  const long S = g->small_channels, L = g->large_channels;
-  for (long s = 0; s < S; s++)
-    for (long l = 0; l < L; l++)
-      for (long t = 0; t < 9; t++) scratch[(l * 9 + t) * S + s] = weight[(s * L + l) * 9 + t];
-  VDK_FN(window_pass)(scratch, S, L, 9, tap, large, vdk_grid_channel(g->large_side, g->lanes), lp, npos, small,
-                      vdk_grid_channel(g->small_side, g->lanes), sp, bias, relu, mask, g->lanes);
+  unsigned short valid[VDK_MAX_POSITIONS];
+  const long npos = vdk_window_positions(g, sp, lp, valid, tap);
+  static const int k[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
+  // W[s][l][t]: output channel s, input channel l.
+  const long L = g->large_channels;
+  VDK_FN(window_classes)(weight, L * 9, 9, k, g->small_channels, L, 9, tap, valid, large,
+                         vdk_grid_channel(g->large_side, g->lanes), lp, npos, small,
+                         vdk_grid_channel(g->small_side, g->lanes), sp, bias, relu, mask, g->lanes, scratch);
 }
 
 void VDK_FN(vdk_conv_scatter)(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
                               const float *small, float *large, float *scratch) {
   VDKPhase phases[4];
   const int nphases = vdk_window_phases(g, phases);
-  const long S = g->small_channels, L = g->large_channels;
+  const long L = g->large_channels;
   for (int f = 0; f < nphases; f++) {
     const VDKPhase *ph = &phases[f];
-    // Pack W[s][l][k] for the phase's taps k as wp[(s·ntaps + t)·L + l].
-    for (long s = 0; s < S; s++)
-      for (long t = 0; t < ph->ntaps; t++)
-        for (long l = 0; l < L; l++) scratch[(s * ph->ntaps + t) * L + l] = weight[(s * L + l) * 9 + ph->k[t]];
-    VDK_FN(window_pass)(scratch, L, S, ph->ntaps, ph->tap, small, vdk_grid_channel(g->small_side, g->lanes), ph->base,
-                        ph->npos, large, vdk_grid_channel(g->large_side, g->lanes), ph->at, bias, relu, mask, g->lanes);
+    // W[s][l][k]: output channel l, input channel s, the phase's taps k.
+    VDK_FN(window_classes)(weight, 9, L * 9, ph->k, L, g->small_channels, ph->ntaps, ph->tap, ph->valid, small,
+                           vdk_grid_channel(g->small_side, g->lanes), ph->base, ph->npos, large,
+                           vdk_grid_channel(g->large_side, g->lanes), ph->at, bias, relu, mask, g->lanes, scratch);
   }
 }
