@@ -80,16 +80,14 @@ static void VDK_FN(window_direct)(const float *restrict wp, long nco, long nci, 
       }
       continue;
     }
-    for (long p = 0; p < npos; p += PB) {
-      const long np = npos - p < PB ? npos - p : PB;
-      // The next block's inputs: one line per channel, tap and position, in so many planes that the
-      // hardware prefetchers lose track (the grids of the larger layers live in L3).
-      for (long q = p + PB; q < p + 2 * PB && q < npos; q++)
-        for (long ci = 0; ci < nci; ci++)
-          for (long t = 0; t < ntaps; t++) __builtin_prefetch(in_b + ci * in_channel + tap[t] + base[q]);
-      for (long c = 0; c < nco; c += VDK_GATHER_CO) {
-        const long nc = nco - c < VDK_GATHER_CO ? nco - c : VDK_GATHER_CO;
-        const float *bc = bias ? bias + c : 0;
+    // Output channels outer, positions inner: a block of channels writes (and masks) its planes in
+    // order, a few streams the prefetchers follow, while the few input rows stay in L1 or L2.
+    const long nb = (nco + VDK_GATHER_CO - 1) / VDK_GATHER_CO;
+    for (long i = 0; i < nb; i++) {
+      const long c = vdk_part(i, nco, nb), nc = vdk_part(i + 1, nco, nb) - c;
+      const float *bc = bias ? bias + c : 0;
+      for (long p = 0; p < npos; p += PB) {
+        const long np = npos - p < PB ? npos - p : PB;
         // Constant block sizes, so each block is unrolled into registers; the last block of channels
         // or positions is a smaller constant block.
 #define VDK_BLOCK(C, P)                                                                                      \
