@@ -84,13 +84,15 @@ public final class StepEngine {
   /// Step `globalStep + 1` (the `stepInEpoch`-th of its epoch, whose stream orders are `orders`).
   /// Applies Adam only when everything was finite; every rank returns the same outcome.
   public func step(globalStep: Int, stepInEpoch: Int, orders: [[Int]], stopFlag: Bool) throws -> Outcome {
+    // The phases' clocks run back to back from here to the end, so they add up to the step's time
+    // (a preemption between two of them would otherwise fall in no phase).
+    let regionStart = monotonicSeconds()
     let c = configuration
     let threads = workspaces.count
     let views = ParameterViews(layout: layout, base: parameters.pointer)
     for timer in [dataSeconds, forwardSeconds, backwardSeconds] { timer.update(repeating: 0, count: threads) }
     let loop = MicroBatchLoop(workspaces: workspaces, images: data.train, latentDim: c.latentDim)
     let (forward, backward) = (forwardSeconds, backwardSeconds)
-    let regionStart = monotonicSeconds()
     microLosses.withUnsafeMutableBufferPointer { losses in
       loop.run(
         count: losses.count, batch: { self.schedule.microBatch(order: orders[$0], step: stepInEpoch) },
@@ -111,22 +113,22 @@ public final class StepEngine {
         backward[worker] += monotonicSeconds() - t2
       }
     }
-    chargeComputePhases(regionSeconds: monotonicSeconds() - regionStart)
-
     let reductionStart = monotonicSeconds(), waitedBefore = communicator.waitingSeconds
+    chargeComputePhases(regionSeconds: reductionStart - regionStart)
+
     let reduced = try reducer.reduce(
       gradients: microGradientPointers, losses: microLosses, flag: stopFlag, into: gradient.pointer,
       communicator: communicator, phase: "the gradient allreduce of step \(globalStep + 1)")
     let waited = communicator.waitingSeconds - waitedBefore
+    let optimizerStart = monotonicSeconds()
     phases.waiting += waited
-    phases.reduction += monotonicSeconds() - reductionStart - waited
+    phases.reduction += optimizerStart - reductionStart - waited
     phases.steps += 1
     phases.images += reduced.losses.count
     guard reduced.isFinite else {
       return Outcome(losses: reduced.losses, applied: false, stopRequested: reduced.anyFlag)
     }
     // The loss is the mean over the batch's images; the reduced gradient is of their sum.
-    let optimizerStart = monotonicSeconds()
     let count = Float(reduced.losses.count)
     for i in 0..<layout.totalCount { gradient.pointer[i] /= count }
     var adam = c.adam
