@@ -119,7 +119,7 @@ public enum Pass: Int, CaseIterable, Sendable {
   }
 
   /// Which of a layer's products a pass computes.
-  public enum Kind: Sendable { case forward, weights, data }
+  private enum Kind { case forward, weights, data }
 }
 
 /// The Keras-book convolutional VAE on one micro-batch: forward, loss and backward. Stateless: the

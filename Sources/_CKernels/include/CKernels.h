@@ -39,9 +39,9 @@ const char *vdk_instruction_set(void);
 // Fixed order, so every variant gives the same bits: each output lane is one chain of FMAs starting
 // from the bias (or 0), over the input channels in order and, within each, the taps in increasing
 // kh·3 + kw (a window kernel with more than one input and output channel leaves out the taps that
-// read the zero border: w · 0 changes no sum but a zero's sign); a weight gradient is, per lane block and row of small positions, one chain from 0 over
-// the row's columns and, within each, its 16 lanes, and these rows' sums are added to the weight in
-// order (lane blocks, then rows).
+// read the zero border: w · 0 changes no sum but a zero's sign); a weight gradient is, per lane
+// block and row of small positions, one chain from 0 over the row's columns and, within each, its
+// 16 lanes, and these rows' sums are added to the weight in order (lane blocks, then rows).
 typedef struct {
   long small_channels, large_channels, small_side, large_side, stride, lanes;
 } VDKWindow;
