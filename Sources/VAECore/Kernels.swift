@@ -143,9 +143,11 @@ extension Float {
 /// The instruction set the elementwise Float kernels run with here ("x86-64-v4" is AVX-512, "x86-64-v3" AVX2).
 public func kernelInstructionSet() -> String { String(cString: vdk_instruction_set()) }
 
-/// The convolution kernels' variants, widest first.
+/// The convolution kernels' variants, widest first. `avx512_on_avx2` is the avx512 variant's code
+/// built for AVX2 (and its bf16 pair kernels with VDPBF16PS modelled by two FMAs): slower than
+/// `avx2`, it lets a CPU without AVX-512 run and test the code an AVX-512 CPU runs.
 public enum KernelVariant: String, CaseIterable, Sendable {
-  case avx512, avx2, portable
+  case avx512, avx2, avx512OnAVX2 = "avx512_on_avx2", portable
 
   /// Whether this CPU has the variant's instructions.
   public var isSupported: Bool { vdk_kernels_supported(rawValue) != 0 }

@@ -9,13 +9,16 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__clang__)
+#include <immintrin.h>
+#endif
 
 enum { VDK_LANES = 16, VDK_MAX_POSITIONS = 28 * 28 };
 
 typedef float vdk_v16 __attribute__((ext_vector_type(16)));
 typedef float vdk_v8 __attribute__((ext_vector_type(8)));
 typedef float vdk_v4 __attribute__((ext_vector_type(4)));
-typedef int vdk_i16 __attribute__((ext_vector_type(16)));
+typedef unsigned vdk_u16 __attribute__((ext_vector_type(16)));
 
 // Macros rather than functions: a vector wider than the variant's registers may not cross a call
 // (clang refuses the ABI change), even an inlined one. `T` is the variant's vector type.
@@ -53,8 +56,9 @@ static inline __attribute__((always_inline)) void vdk_transpose8(const vdk_v8 *r
   }
 }
 
-/// A thread's buffers: the kernels' panels, and under bf16 the rounded copies of a call's two operands.
-enum { VDK_BUFFER_PANEL, VDK_BUFFER_OPERAND_A, VDK_BUFFER_OPERAND_B, VDK_BUFFERS };
+/// A thread's buffers: the kernels' panels, under bf16 the rounded copies of a call's two operands, and
+/// the bf16 pair kernels' large grid in pairs.
+enum { VDK_BUFFER_PANEL, VDK_BUFFER_OPERAND_A, VDK_BUFFER_OPERAND_B, VDK_BUFFER_PAIRS, VDK_BUFFERS };
 
 /// This thread's buffer `slot` of at least `floats` floats, 64-byte aligned, grown as needed and kept
 /// for the thread's life (the workers are few and long-lived). Aborts if memory runs out.
@@ -72,6 +76,22 @@ static float *vdk_thread_buffer(int slot, long floats) {
 
 static float *vdk_thread_scratch(long floats) { return vdk_thread_buffer(VDK_BUFFER_PANEL, floats); }
 
+/// Two bf16-rounded floats as one VDPBF16PS operand word: hi's upper half (the chain's element r, which
+/// the instruction multiplies first), then lo's (element r + 1).
+static inline unsigned vdk_pair(float hi, float lo) {
+  unsigned a, b;
+  memcpy(&a, &hi, 4);
+  memcpy(&b, &lo, 4);
+  return (a & 0xffff0000u) | (b >> 16);
+}
+
+/// The `count` (even) bf16-rounded floats at x as count / 2 pairs of neighbours, in this thread's buffer.
+static const unsigned *vdk_paired(const float *x, long count) {
+  unsigned *out = (unsigned *)vdk_thread_buffer(VDK_BUFFER_PAIRS, count / 2);
+  for (long i = 0; i < count / 2; i++) out[i] = vdk_pair(x[2 * i], x[2 * i + 1]);
+  return out;
+}
+
 /// A dense layer's bias gradient, dbias[o] = Σ dy[dy_off[o] + lane]: per lane over the lane blocks, then
 /// the lane tree (every variant's order; under bf16 from the fp32 dy: a sum, not a product).
 static void vdk_dense_bias_grad(float *dbias, const float *dy, const long *dy_off, long nout, long lanes) {
@@ -88,11 +108,7 @@ static void vdk_dense_bias_grad(float *dbias, const float *dy, const long *dy_of
 
 #if defined(__x86_64__) && defined(__clang__)
 #define VDK_SUFFIX avx512
-#define VDK_WIDTH 16
-#define VDK_GATHER_CO 4
-#define VDK_GATHER_POS 6
-#define VDK_WGRAD_SMALL 2
-#define VDK_WGRAD_TAPS 12
+#include "direct_avx512_blocking.h"
 #pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))), apply_to = function)
 #include "direct_body.h"
 #pragma clang attribute pop
@@ -106,6 +122,8 @@ static void vdk_dense_bias_grad(float *dbias, const float *dy, const long *dy_of
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #include "direct_body.h"
 #pragma clang attribute pop
+
+#include "direct_avx512_builds.h"
 #endif
 
 #include "direct_portable.h"
@@ -125,16 +143,22 @@ typedef struct {
   {                                                                                                    \
     #s, vdk_conv_weight_grad_##s, vdk_conv_gather_##s, vdk_conv_scatter_##s, vdk_dense_##s, vdk_dense_weight_grad_##s \
   }
+// Widest first: with no choice made, the first this CPU has runs (avx512_on_avx2 is for checking).
 static const VDKVariant vdk_variants[] = {
 #if defined(__x86_64__) && defined(__clang__)
     VDK_VARIANT(avx512),
     VDK_VARIANT(avx2),
+    VDK_VARIANT(avx512_on_avx2),
 #endif
     VDK_VARIANT(portable),
 };
 enum { VDK_VARIANT_COUNT = sizeof vdk_variants / sizeof vdk_variants[0] };
-/// The portable variant's kernels under bf16 (the same bits, faster: see vdk_fma_bf16).
+// The bf16 kernels of a variant that has its own (direct_bf16.h picks them).
 static const VDKVariant vdk_portable_bf16 = VDK_VARIANT(portable_bf16);
+#if defined(__x86_64__) && defined(__clang__)
+static const VDKVariant vdk_avx512_bf16 = VDK_VARIANT(avx512_bf16);
+static const VDKVariant vdk_avx512_on_avx2_bf16 = VDK_VARIANT(avx512_on_avx2_bf16);
+#endif
 
 static int vdk_cpu_has(const char *name) {
 #if defined(__x86_64__) && defined(__clang__)
@@ -142,7 +166,8 @@ static int vdk_cpu_has(const char *name) {
   if (!strcmp(name, "avx512"))
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
-  if (!strcmp(name, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (!strcmp(name, "avx2") || !strcmp(name, "avx512_on_avx2"))
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
   return !strcmp(name, "portable");
 }
@@ -161,11 +186,14 @@ static const VDKVariant *vdk_kernels(void) {
   return vdk_active;
 }
 
+static void vdk_bf16_choose(void);  // direct_bf16.h
+
 int vdk_select_kernels(const char *name) {
   for (int i = 0; i < VDK_VARIANT_COUNT; i++) {
     if (strcmp(vdk_variants[i].name, name)) continue;
     if (!vdk_cpu_has(name)) return -2;
     vdk_active = &vdk_variants[i];
+    vdk_bf16_choose();
     return 0;
   }
   return -1;

@@ -4,10 +4,21 @@
 // same offsets, and the variant's fp32 kernel runs on them with denormals flushed (MXCSR's DAZ and
 // FTZ, as VDPBF16PS does regardless of MXCSR), restored after the call. A product of two bf16 values
 // is exact in fp32, so each step of a chain is the instruction's: one rounding of sum + product.
-static int vdk_bf16_on;
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+static unsigned vdk_flush_begin(void) {
+  const unsigned csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040);  // FTZ | DAZ
+  return csr;
+}
+static void vdk_flush_end(unsigned csr) { _mm_setcsr(csr); }
+#else
+static unsigned vdk_flush_begin(void) { return 0; }
+static void vdk_flush_end(unsigned csr) { (void)csr; }
+#endif
 
-void vdk_set_bf16(int on) { vdk_bf16_on = on != 0; }
-int vdk_bf16(void) { return vdk_bf16_on; }
+
+static int vdk_bf16_on;
 
 int vdk_cpu_has_bf16(void) {
 #if defined(__x86_64__) && defined(__clang__)
@@ -18,10 +29,46 @@ int vdk_cpu_has_bf16(void) {
 #endif
 }
 
+// The bf16 kernels of the active variant and how they compute (vdk_bf16_mode), chosen by vdk_set_bf16
+// and vdk_select_kernels, before any worker runs a kernel.
+static const VDKVariant *vdk_bf16_variant;
+static int vdk_bf16_how = VDK_BF16_EMULATED;
+
+static void vdk_bf16_choose(void) {
+  const VDKVariant *v = vdk_kernels();
+  vdk_bf16_variant = v, vdk_bf16_how = VDK_BF16_EMULATED;
+  if (!strcmp(v->name, "portable")) vdk_bf16_variant = &vdk_portable_bf16;
+#if defined(__x86_64__) && defined(__clang__)
+  static int native_matches = -1;  // asked once
+  if (!strcmp(v->name, "avx512_on_avx2")) {
+    vdk_bf16_variant = &vdk_avx512_on_avx2_bf16, vdk_bf16_how = VDK_BF16_MODELLED;
+  } else if (!strcmp(v->name, "avx512") && vdk_cpu_has_bf16()) {
+    if (native_matches < 0) {
+      const unsigned csr = vdk_flush_begin();
+      native_matches = vdk_bf16_native_matches();
+      vdk_flush_end(csr);
+    }
+    if (native_matches) vdk_bf16_variant = &vdk_avx512_bf16, vdk_bf16_how = VDK_BF16_NATIVE;
+    else vdk_bf16_how = VDK_BF16_EMULATED_DIFFERS;
+  }
+#endif
+}
+
+void vdk_set_bf16(int on) {
+  vdk_bf16_on = on != 0;
+  if (vdk_bf16_on) vdk_bf16_choose();
+}
+int vdk_bf16(void) { return vdk_bf16_on; }
+
+int vdk_bf16_mode(void) {
+  if (!vdk_bf16_variant) vdk_bf16_choose();
+  return vdk_bf16_how;
+}
+
 /// The active variant's kernels for bf16 operands.
 static const VDKVariant *vdk_bf16_kernels(void) {
-  const VDKVariant *v = vdk_kernels();
-  return strcmp(v->name, "portable") ? v : &vdk_portable_bf16;
+  if (!vdk_bf16_variant) vdk_bf16_choose();
+  return vdk_bf16_variant;
 }
 
 /// `src`'s first `count` floats rounded to bf16 in this thread's buffer `slot`.
@@ -49,17 +96,4 @@ static long vdk_runs_floats(const long *offsets, long count, long lanes) {
     if (offsets[i] + lanes > end) end = offsets[i] + lanes;
   return end;
 }
-
-#if defined(__x86_64__)
-#include <xmmintrin.h>
-static unsigned vdk_flush_begin(void) {
-  const unsigned csr = _mm_getcsr();
-  _mm_setcsr(csr | 0x8040);  // FTZ | DAZ
-  return csr;
-}
-static void vdk_flush_end(unsigned csr) { _mm_setcsr(csr); }
-#else
-static unsigned vdk_flush_begin(void) { return 0; }
-static void vdk_flush_end(unsigned csr) { (void)csr; }
-#endif
 

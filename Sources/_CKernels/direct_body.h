@@ -5,7 +5,13 @@
 //   VDK_GATHER_CO,   the register block of the window and dense kernels: output channels × positions;
 //   VDK_GATHER_POS
 //   VDK_WGRAD_SMALL, the register block of the weight gradient: vectors of small channels × weights
-//   VDK_WGRAD_TAPS   (large channel, tap), at most 12.
+//   VDK_WGRAD_TAPS   (large channel, tap), at most 12;
+//   VDK_PAIRS        optional, 1 for the bf16 pair kernels: the window panels and the weight gradient
+//                    then hold pairs of bf16 operands (chain element r in a 32-bit word's high half,
+//                    r + 1 in its low half) and multiply them with vdk_dpbf16(acc, x, w), which the
+//                    includer defines (VDPBF16PS, or its model in two FMAs). Their operands must
+//                    already be rounded to bf16 (direct_bf16.h does it), and the rest of the body
+//                    (the direct windows, the dense layers) runs its fp32 code on those operands.
 //
 // The arithmetic is the same in every variant: every output is one chain of FMAs in the order
 // CKernels.h documents, and no vector holds two terms of one chain. Blocking and vector width only
@@ -18,6 +24,23 @@
 
 typedef float VDK_FN(vec) __attribute__((ext_vector_type(VDK_WIDTH)));
 #define VEC VDK_FN(vec)
+typedef unsigned VDK_FN(uvec) __attribute__((ext_vector_type(VDK_WIDTH)));
+#define UVEC VDK_FN(uvec)
+// What a window panel and the weight gradient multiply: ELEM (a float, or a pair of bf16 that is
+// PER chain elements) in vectors XVEC, one step of the chains being MAC(acc, x, w).
+#if VDK_PAIRS
+#define ELEM unsigned
+#define XVEC UVEC
+#define PER 2
+#define MAC(acc, x, w) vdk_dpbf16((acc), (x), (w))
+/// The pair (hi, lo) of two vectors of bf16-rounded floats: lane by lane hi's upper half, then lo's.
+#define VPAIR(hi, lo) (((UVEC)(hi) & 0xffff0000u) | ((UVEC)(lo) >> 16))
+#else
+#define ELEM float
+#define XVEC VEC
+#define PER 1
+#define MAC(acc, x, w) vdk_fma((w), (x), (acc))
+#endif
 #define VRELU(v) ({ const VEC r_ = (v); r_ > (VEC)0.0f ? r_ : (VEC)0.0f; })
 /// ReLU's backward fused into a store: v where the forward output m > 0, else +0.
 #define VMASK(v, m) ({ const VEC m_ = (m); m_ > (VEC)0.0f ? (v) : (VEC)0.0f; })
@@ -48,6 +71,12 @@ typedef float VDK_FN(vec) __attribute__((ext_vector_type(VDK_WIDTH)));
 #include "direct_weight_grad.h"
 #include "direct_dense.h"
 
+#undef ELEM
+#undef XVEC
+#undef PER
+#undef MAC
+#undef VPAIR
+#undef UVEC
 #undef VRELU
 #undef VDK_CHANNELS
 #undef VDK_DENSE_OUT
@@ -65,3 +94,4 @@ typedef float VDK_FN(vec) __attribute__((ext_vector_type(VDK_WIDTH)));
 #undef VDK_WGRAD_TAPS
 #undef VDK_WIDTH
 #undef VDK_WGRAD_SMALL
+#undef VDK_PAIRS

@@ -1,13 +1,14 @@
 // The dense kernels of one variant (included by direct_body.h, whose macros they use).
 
-// vdk_lane_tree on VDK_WIDTH sums at once: p[l] holds lane l of each.
-VDK_INLINE VEC VDK_FN(lane_tree)(const VEC *p) {
+// vdk_lane_tree on VDK_WIDTH sums at once: p[l] holds lane l of each; the sums go to *r. (Through a
+// pointer: a vector wider than the variant's registers may not be returned, as in avx512_on_avx2.)
+VDK_INLINE void VDK_FN(lane_tree)(const VEC *p, VEC *r) {
   VEC h8[8], h4[4];
 #pragma clang loop unroll(full)
   for (int k = 0; k < 8; k++) h8[k] = p[k] + p[k + 8];
 #pragma clang loop unroll(full)
   for (int k = 0; k < 4; k++) h4[k] = h8[k] + h8[k + 4];
-  return (h4[0] + h4[2]) + (h4[1] + h4[3]);
+  *r = (h4[0] + h4[2]) + (h4[1] + h4[3]);
 }
 
 // NO outputs o … o + NO − 1 of lanes v … v + VDK_WIDTH − 1, each one chain over the inputs in order.
@@ -81,7 +82,8 @@ void VDK_FN(vdk_dense_weight_grad)(float *dweight, long w_out, long w_in, float 
       for (long b = 0; b < lanes; b += 16)
 #pragma clang loop unroll(full)
         for (int l = 0; l < 16; l++) p[l] += vdk_load(VEC, VDK_ROWS(v, b + l));
-      const VEC r = VDK_FN(lane_tree)(p);
+      VEC r;
+      VDK_FN(lane_tree)(p, &r);
       for (long k = 0; k < VDK_WIDTH && v + k < nv; k++) dbias[v + k] = r[k];
     }
   } else if (dbias) {
@@ -109,7 +111,7 @@ void VDK_FN(vdk_dense_weight_grad)(float *dweight, long w_out, long w_in, float 
         for (long b = 0; b < lanes; b += 16)
 #pragma clang loop unroll(full)
           for (int l = 0; l < 16; l++) p[l] = vdk_fma((VEC)sp[b + l], vdk_load(VEC, row + (b + l) * RW), p[l]);
-        r = VDK_FN(lane_tree)(p);
+        VDK_FN(lane_tree)(p, &r);
       }
       float *out = dweight + s * sstride + v * vstride;
       if (vstride == 1 && v + VDK_WIDTH <= nv)

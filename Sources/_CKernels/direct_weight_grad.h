@@ -29,30 +29,43 @@ VDK_INLINE void VDK_FN(wgrad_panel)(const VDKWindow *g, long i, const float *res
       }
 }
 
+#if VDK_PAIRS
+/// The transposed panel's rows in pairs (lanes n and n + 1 of one position, n even): the row of
+/// (j, n/2) at pairs[(j·8 + n/2)·sp …]. `panel` stays as it is; both live in L1.
+VDK_INLINE void VDK_FN(wgrad_pairs)(long ss, const float *restrict panel, long sp, unsigned *restrict pairs) {
+  for (long r = 0; r < ss * 8; r++)
+    for (long s = 0; s < sp; s += VDK_WIDTH)
+      vdk_store(UVEC, pairs + r * sp + s,
+                VPAIR(vdk_load(VEC, panel + 2 * r * sp + s), vdk_load(VEC, panel + (2 * r + 1) * sp + s)));
+}
+#endif
+
 /// acc[q·sp + v·W …] (SV vectors of channels for each of the Q weights q) += the row's chain: from
-/// zero, over its ss positions j and 16 lanes, of panel[(j·16 + lane)·sp …] · at[q][j·step + lane].
-VDK_INLINE void VDK_FN(wgrad_tile)(const int SV, const int Q, long ss, const float *restrict panel, long sp,
-                                   const float *const *at, long step, float *restrict acc) {
+/// zero, over its ss positions j and 16 lanes, of panel[(j·16 + lane)·sp …] · at[q][j·step + lane]
+/// (under VDK_PAIRS the panel and the large rows hold pairs of lanes: 8 per position, step / 2 apart).
+VDK_INLINE void VDK_FN(wgrad_tile)(const int SV, const int Q, long ss, const ELEM *restrict panel, long sp,
+                                   const ELEM *const *at, long step, float *restrict acc) {
+  enum { R = 16 / PER };  // rows of the panel per position
   VEC a[VDK_WGRAD_SMALL][VDK_WGRAD_TAPS];
-  const float *restrict p[VDK_WGRAD_TAPS];
+  const ELEM *restrict p[VDK_WGRAD_TAPS];
 #pragma clang loop unroll(full)
   for (int q = 0; q < Q; q++) {
     p[q] = at[q];
 #pragma clang loop unroll(full)
     for (int v = 0; v < SV; v++) a[v][q] = (VEC)0.0f;
   }
-  for (long j = 0; j < ss; j++, panel += 16 * sp) {
+  for (long j = 0; j < ss; j++, panel += R * sp) {
 // By 8: unrolled 16 times, clang hoists the broadcasts and spills the chains (measured in the C harness).
 #pragma clang loop unroll_count(8)
-    for (int l = 0; l < 16; l++) {
-      VEC x[VDK_WGRAD_SMALL];
+    for (int l = 0; l < R; l++) {
+      XVEC x[VDK_WGRAD_SMALL];
 #pragma clang loop unroll(full)
-      for (int v = 0; v < SV; v++) x[v] = vdk_load(VEC, panel + l * sp + v * VDK_WIDTH);
+      for (int v = 0; v < SV; v++) x[v] = vdk_load(XVEC, panel + l * sp + v * VDK_WIDTH);
 #pragma clang loop unroll(full)
       for (int q = 0; q < Q; q++) {
-        const VEC y = (VEC)(p[q][j * step + l]);
+        const XVEC y = (XVEC)(p[q][j * step + l]);
 #pragma clang loop unroll(full)
-        for (int v = 0; v < SV; v++) a[v][q] = vdk_fma(x[v], y, a[v][q]);
+        for (int v = 0; v < SV; v++) a[v][q] = MAC(a[v][q], x[v], y);
       }
     }
   }
@@ -73,24 +86,35 @@ void VDK_FN(vdk_conv_weight_grad)(const VDKWindow *g, const float *small, const 
   const long large_channel = vdk_grid_channel(g->large_side, g->lanes);
   const long ss = g->small_side, lw = g->large_side + 2, n = g->lanes, st = g->stride;
   const long sp = (g->small_channels + SB - 1) / SB * SB, weights = 9 * g->large_channels;
-  float *acc = vdk_thread_scratch(weights * sp + ss * 16 * sp);
+  float *acc = vdk_thread_scratch(weights * sp + ss * 16 * sp + (PER - 1) * ss * 8 * sp);
   float *panel = acc + weights * sp;
+#if VDK_PAIRS
+  // The large grid in pairs of neighbouring lanes (every offset in it is even: lanes come in 16s).
+  const ELEM *grid = vdk_paired(large, g->large_channels * large_channel);
+  ELEM *rows = (ELEM *)(panel + ss * 16 * sp);
+#else
+  const ELEM *grid = large;
+  const ELEM *rows = panel;
+#endif
   for (long k = 0; k < weights * sp; k++) acc[k] = 0;
   for (long b = 0; b < n; b += 16)
     for (long i = 0; i < ss; i++) {
       VDK_FN(wgrad_panel)(g, i, small + b, small_channel, panel, sp);
+#if VDK_PAIRS
+      VDK_FN(wgrad_pairs)(ss, panel, sp, rows);
+#endif
       // Weight w = l·9 + t reads large[l] from row stride·i + kh, column kw, then stride·j on.
-      const float *row = large + b + st * i * lw * n;
+      const ELEM *row = grid + (b + st * i * lw * n) / PER;
       for (long s0 = 0; s0 < sp; s0 += SB)
         for (long w0 = 0; w0 < weights; w0 += QB) {
           const long nq = weights - w0 < QB ? weights - w0 : QB;
-          const float *at[QB];
+          const ELEM *at[QB];
           for (long q = 0; q < nq; q++) {
             const long l = (w0 + q) / 9, t = (w0 + q) % 9;
-            at[q] = row + l * large_channel + ((t / 3) * lw + t % 3) * n;
+            at[q] = row + (l * large_channel + ((t / 3) * lw + t % 3) * n) / PER;
           }
           float *a = acc + w0 * sp + s0;
-#define VDK_WGRAD_TILE(Q) VDK_FN(wgrad_tile)(VDK_WGRAD_SMALL, Q, ss, panel + s0, sp, at, st * n, a)
+#define VDK_WGRAD_TILE(Q) VDK_FN(wgrad_tile)(VDK_WGRAD_SMALL, Q, ss, rows + s0, sp, at, st * n / PER, a)
           VDK_CONSTANT(VDK_WGRAD_TILE, nq, QB)
 #undef VDK_WGRAD_TILE
         }

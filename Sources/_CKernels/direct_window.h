@@ -107,8 +107,9 @@ static void VDK_FN(window_direct)(const float *restrict wp, long nco, long nci, 
 
 // out[co][pos] for CO channels × PP positions (each H vectors of one lane block) over the panel's kc rows,
 // continuing the chains: from the bias (first) or from what out holds (a later chunk of rows); the
-// ReLU and the mask only after the last chunk. panel[pp][k][16]: row k of position pp; wq[k·CO + co].
-VDK_INLINE void VDK_FN(panel_block)(const int CO, const int PP, const float *restrict wq, const float *restrict panel,
+// ReLU and the mask only after the last chunk. panel[pp][k][16]: row k of position pp; wq[k·CO + co]
+// (rows of PER chain elements each: under VDK_PAIRS a row is a pair of the chain's rows).
+VDK_INLINE void VDK_FN(panel_block)(const int CO, const int PP, const ELEM *restrict wq, const ELEM *restrict panel,
                                      long kc, float *restrict out, long out_channel, const long *restrict at,
                                      const float *restrict bias, int first, int last, int relu,
                                      const float *restrict mask) {
@@ -121,14 +122,14 @@ VDK_INLINE void VDK_FN(panel_block)(const int CO, const int PP, const float *res
       acc[c][q] = first ? (VEC)(bias ? bias[c] : 0.0f)
                         : vdk_load(VEC, out + c * out_channel + at[q / H] + q % H * VDK_WIDTH);
   for (long k = 0; k < kc; k++) {
-    VEC x[VDK_GATHER_POS];
+    XVEC x[VDK_GATHER_POS];
 #pragma clang loop unroll(full)
-    for (int q = 0; q < PP * H; q++) x[q] = vdk_load(VEC, panel + ((q / H) * kc + k) * 16 + q % H * VDK_WIDTH);
+    for (int q = 0; q < PP * H; q++) x[q] = vdk_load(XVEC, panel + ((q / H) * kc + k) * 16 + q % H * VDK_WIDTH);
 #pragma clang loop unroll(full)
     for (int c = 0; c < CO; c++) {
-      const VEC wc = (VEC)wq[k * CO + c];
+      const XVEC wc = (XVEC)wq[k * CO + c];
 #pragma clang loop unroll(full)
-      for (int q = 0; q < PP * H; q++) acc[c][q] = vdk_fma(wc, x[q], acc[c][q]);
+      for (int q = 0; q < PP * H; q++) acc[c][q] = MAC(acc[c][q], x[q], wc);
     }
   }
 #pragma clang loop unroll(full)
@@ -162,18 +163,28 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
     return;
   }
   const long K = nci * ntaps;
-  // A chunk of PB positions' rows fills about VDK_PANEL_ROWS rows' worth of L1.
-  const long rows = VDK_PANEL_ROWS / PB, chunks = (K + rows - 1) / rows, kc = (K + chunks - 1) / chunks;
-  float *wq = vdk_thread_scratch(K * nco + PB * kc * 16);
-  float *panel = wq + (K * nco + 15) / 16 * 16;
+  // A chunk of PB positions' rows fills about VDK_PANEL_ROWS rows' worth of L1; under VDK_PAIRS a chunk
+  // starts on a pair (kc even), and a chain of odd length ends on a pair with a padding element.
+  const long rows = VDK_PANEL_ROWS / PB, chunks = (K + rows - 1) / rows;
+  const long kc = ((K + chunks - 1) / chunks + PER - 1) / PER * PER, KR = (K + PER - 1) / PER;
+  ELEM *wq = (ELEM *)vdk_thread_scratch(KR * nco + PB * kc / PER * 16 + 16);
+  ELEM *panel = wq + (KR * nco + 15) / 16 * 16;
   // The output channels in nb blocks of at most CO, sizes differing by at most one (32 = 6,6,5,5,5,5,
   // not 6,6,6,6,6,2: a block of 2 has too few chains to hide the FMA latency).
   const long nb = (nco + CO - 1) / CO;
-  // wq: block c0's weights at wq + c0 · K, row k at + k · nc (nc: the block's channels).
+  // wq: block c0's weights at wq + c0 · KR, row r at + r · nc (nc: the block's channels); a pair's
+  // padding weight is +0, its input −0, so the padding product −0 leaves every sum as it is.
   for (long i = 0; i < nb; i++) {
     const long c0 = vdk_part(i, nco, nb), nc = vdk_part(i + 1, nco, nb) - c0;
-    for (long k = 0; k < K; k++)
-      for (long c = 0; c < nc; c++) wq[c0 * K + k * nc + c] = wp[k * nco + c0 + c];
+    for (long r = 0; r < KR; r++)
+      for (long c = 0; c < nc; c++) {
+        const float *w = wp + r * PER * nco + c0 + c;
+#if VDK_PAIRS
+        wq[c0 * KR + r * nc + c] = vdk_pair(w[0], 2 * r + 1 < K ? w[nco] : 0.0f);
+#else
+        wq[c0 * KR + r * nc + c] = w[0];
+#endif
+      }
   }
   for (long b = 0; b < lanes; b += 16) {
     float *out_b = out + b;
@@ -181,25 +192,38 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
     for (long p = 0; p < npos; p += PB) {
       const long np = npos - p < PB ? npos - p : PB;
       for (long k0 = 0; k0 < K; k0 += kc) {
-        const long nk = K - k0 < kc ? K - k0 : kc;
+        const long nk = K - k0 < kc ? K - k0 : kc, nr = (nk + PER - 1) / PER;
         // The panel: rows k0 … k0 + nk − 1 of each of the block's positions.
         // The grids live in L2 or L3 and the rows lie in many planes, which the hardware prefetchers
         // do not follow: each row copied asks for the same row of the next block of positions.
         const long ahead = p + PB < npos ? base[p + PB] - base[p] : 0;
         for (long pp = 0; pp < np; pp++) {
-          float *dst = panel + pp * nk * 16;
-          for (long k = k0, ci = k0 / ntaps, t = k0 % ntaps; k < k0 + nk; k++, dst += 16) {
+          ELEM *dst = panel + pp * nr * 16;
+          for (long k = k0, ci = k0 / ntaps, t = k0 % ntaps; k < k0 + nk; k += PER, dst += 16) {
             const float *src = in + b + ci * in_channel + tap[t] + base[p + pp];
             if (++t == ntaps) t = 0, ci++;
             __builtin_prefetch(src + ahead);
+#if VDK_PAIRS
+            const float *next = k + 1 < k0 + nk ? in + b + ci * in_channel + tap[t] + base[p + pp] : 0;
+            if (next) {
+              if (++t == ntaps) t = 0, ci++;
+              __builtin_prefetch(next + ahead);
+            }
+#pragma clang loop unroll(full)
+            for (int h = 0; h < H; h++)
+              vdk_store(XVEC, dst + h * VDK_WIDTH,
+                        VPAIR(vdk_load(VEC, src + h * VDK_WIDTH), next ? vdk_load(VEC, next + h * VDK_WIDTH) : (VEC)-0.0f));
+#else
 #pragma clang loop unroll(full)
             for (int h = 0; h < H; h++) vdk_store(VEC, dst + h * VDK_WIDTH, vdk_load(VEC, src + h * VDK_WIDTH));
+#endif
           }
         }
         const int first = k0 == 0, last = k0 + nk == K;
         for (long i = 0; i < nb; i++) {
           const long c = vdk_part(i, nco, nb), nc = vdk_part(i + 1, nco, nb) - c;
-          const float *bc = bias ? bias + c : 0, *w = wq + c * K + k0 * nc;
+          const float *bc = bias ? bias + c : 0;
+          const ELEM *w = wq + c * KR + k0 / PER * nc;
           float *oc = out_b + c * out_channel;
           const float *mc = mask_b ? mask_b + c * out_channel : 0;
           // The next block of positions' output (and mask) lines, which nothing has read yet.
@@ -209,14 +233,14 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
                 __builtin_prefetch(oc + cc * out_channel + at[p + PB + pp], 1, 3);
                 if (mc) __builtin_prefetch(mc + cc * out_channel + at[p + PB + pp], 0, 3);
               }
-#define VDK_BLOCK(C, P) VDK_FN(panel_block)(C, P, w, panel, nk, oc, out_channel, at + p, bc, first, last, relu, mc)
+#define VDK_BLOCK(C, P) VDK_FN(panel_block)(C, P, w, panel, nr, oc, out_channel, at + p, bc, first, last, relu, mc)
           if (np == PB) {
             VDK_CHANNELS(VDK_BLOCK, nc, PB)
           } else {
             for (long pp = 0; pp < np; pp++) {
 #undef VDK_BLOCK
 #define VDK_BLOCK(C, P) \
-  VDK_FN(panel_block)(C, P, w, panel + pp * nk * 16, nk, oc, out_channel, at + p + pp, bc, first, last, relu, mc)
+  VDK_FN(panel_block)(C, P, w, panel + pp * nr * 16, nr, oc, out_channel, at + p + pp, bc, first, last, relu, mc)
               VDK_CHANNELS(VDK_BLOCK, nc, 1)
             }
           }

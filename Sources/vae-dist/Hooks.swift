@@ -9,7 +9,7 @@ import VAETraining
 //   VAE_DIST_TRACE_STATES=0,1,9,10   the steps after which the trace holds the whole state
 //   VAE_DIST_TEST_ROOT_DELAY=S       rank zero's epoch-end work takes S seconds longer (stall tests)
 //   VAE_DIST_TEST_LAUNCHER_GRACE=S   supervise kills a launcher S s after its last rank (default 30)
-//   VAE_DIST_KERNELS=avx512|avx2|portable   the convolution kernels' variant (default: the widest
+//   VAE_DIST_KERNELS=avx512|avx2|avx512_on_avx2|portable   the kernels (default: the widest
 //                                    this CPU has); every variant gives the same bits
 enum Hooks {
   static var environment: [String: String] { ProcessInfo.processInfo.environment }

@@ -27,7 +27,7 @@ final class KernelVariantRunTests: XCTestCase {
         reference = (name, tensors)
       }
     }
-    for variant in ["avx512", "avx2", "portable"] {
+    for variant in ["avx512", "avx2", "avx512_on_avx2", "portable"] {
       let out = temporaryDirectory()
       let result = try Harness.run(binary, arguments(out, data: data), environment: ["VAE_DIST_KERNELS": variant])
       if result.status != 0 && result.error.contains("this CPU lacks the instructions of the \(variant) kernels") {

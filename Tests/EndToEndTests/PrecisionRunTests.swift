@@ -2,8 +2,9 @@ import Foundation
 import XCTest
 
 /// `--precision bf16` (issue 22): the issue's run, `train --precision bf16 --max-steps 60 --seed 4`
-/// (on the small real data set), gives one `model.safetensors` alone with 2 threads, under mpirun -n 2
-/// and with the portable kernels; it is not fp32's model; the checkpoint records the precision, a
+/// (on the small real data set), gives one `model.safetensors` alone with 2 threads (natively with
+/// VDPBF16PS on a CPU with AVX512_BF16), under mpirun -n 2, with the portable kernels and with the
+/// avx512 pair kernels built for AVX2 (VDPBF16PS modelled by FMAs); it is not fp32's model; the checkpoint records the precision, a
 /// resume in the other precision is refused, and the model file stays float32 for PyTorch.
 final class PrecisionRunTests: XCTestCase {
   func arguments(_ out: String, data: String, threads: Int, precision: String = "bf16") -> [String] {
@@ -33,7 +34,10 @@ final class PrecisionRunTests: XCTestCase {
     }
     let alone = temporaryDirectory()
     let result = try Harness.run(binary, arguments(alone, data: data, threads: 2))
-    XCTAssertTrue(result.output.contains("bf16 (emulated"), result.output)
+    // The banner says how: natively where the CPU has AVX512_BF16 (and the instruction gave the
+    // model's bits), else emulated.
+    XCTAssertTrue(result.output.contains("bf16 (native: VDPBF16PS)") || result.output.contains("bf16 (emulated"), result.output)
+    print(result.output.split(separator: "\n").first { $0.contains("mode") } ?? "")
     _ = try check("alone, 2 threads", alone, result)
     let distributed = temporaryDirectory()
     _ = try check(
@@ -43,6 +47,11 @@ final class PrecisionRunTests: XCTestCase {
     _ = try check(
       "VAE_DIST_KERNELS=portable", portable,
       try Harness.run(binary, arguments(portable, data: data, threads: 2), environment: ["VAE_DIST_KERNELS": "portable"]))
+    let modelled = temporaryDirectory()
+    let pairs = try Harness.run(
+      binary, arguments(modelled, data: data, threads: 2), environment: ["VAE_DIST_KERNELS": "avx512_on_avx2"])
+    XCTAssertTrue(pairs.output.contains("bf16 (VDPBF16PS modelled by FMAs"), pairs.output)
+    _ = try check("VAE_DIST_KERNELS=avx512_on_avx2 (the pair kernels, VDPBF16PS modelled)", modelled, pairs)
 
     // fp32 is another model, and a resume across precisions is refused naming both.
     let fp32 = temporaryDirectory()

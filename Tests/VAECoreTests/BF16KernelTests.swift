@@ -99,23 +99,43 @@ final class BF16KernelTests: XCTestCase {
 
   /// Denormal operands and a denormal accumulator count as zero, and no result is denormal, as in
   /// VDPBF16PS: a gather whose products and bias all lie below float's smallest normal gives +0 or -0.
-  func testDenormalsAreFlushed() throws {
-    let g = ConvWindow(
-      small: GridShape(channels: 1, side: 7, lanes: 16), large: GridShape(channels: 2, side: 14, lanes: 16), stride: 2)
-    let weight = [Float](repeating: 1e-20, count: 18), bias: [Float] = [.leastNormalMagnitude / 8]
-    var large = [Float](repeating: 0, count: g.large.count)
-    for c in 0..<2 { for y in 0..<14 { for x in 0..<14 { for l in 0..<16 { large[g.large.offset(channel: c, y: y, x: x) + l] = 1e-20 } } } }
-    var scratch = [Float](repeating: 0, count: 18)
-    for variant in KernelVariant.allCases where variant.isSupported {
-      try variant.select()
-      for precision in Precision.allCases {
-        precision.select()
-        var small = [Float](repeating: .nan, count: g.small.count)
-        Float.convGather(g, weight: weight, bias: bias, relu: false, mask: nil, large: large, small: &small, scratch: &scratch)
-        let centre = small[g.small.offset(channel: 0, y: 3, x: 3)]
-        print("\(variant) \(precision): a denormal bias + 18 products of 1e-20 · 1e-20 = \(centre)")
-        // fp32 keeps the denormal sum (a bias of 2^-129 and products near 1e-40); bf16 flushes each.
-        if precision == .fp32 { XCTAssertTrue(centre.isSubnormal && centre > 0, "\(centre)") } else { XCTAssertEqual(centre.bitPattern, 0) }
+  /// And a sum of −0 stays −0 (a bias of −0 plus products −1 · +0), also where the pair kernels pad a
+  /// chain of odd length. Two windows: one output channel (the direct kernel), and 2 output
+  /// channels from 7 input channels (the panel kernel, chains of 63, 42 and 28 terms).
+  func testDenormalsAreFlushedAndNegativeZeroKept() throws {
+    for (small, large, side, stride) in [(1, 2, 7, 2), (2, 7, 7, 1)] {
+      let g = ConvWindow(
+        small: GridShape(channels: small, side: side, lanes: 16),
+        large: GridShape(channels: large, side: side * stride, lanes: 16), stride: stride)
+      func grid(_ value: Float) -> [Float] {
+        var grid = [Float](repeating: 0, count: g.large.count)
+        for c in 0..<large { for y in 0..<g.large.side { for x in 0..<g.large.side { for l in 0..<16 {
+          grid[g.large.offset(channel: c, y: y, x: x) + l] = value } } } }
+        return grid
+      }
+      let tiny = grid(1e-20), zero = grid(0)
+      var scratch = [Float](repeating: 0, count: 9 * small * large)
+      for variant in KernelVariant.allCases where variant.isSupported {
+        try variant.select()
+        for precision in Precision.allCases {
+          precision.select()
+          var out = [Float](repeating: .nan, count: g.small.count)
+          Float.convGather(
+            g, weight: [Float](repeating: 1e-20, count: 9 * small * large),
+            bias: [Float](repeating: .leastNormalMagnitude / 8, count: small), relu: false, mask: nil, large: tiny,
+            small: &out, scratch: &scratch)
+          let centre = out[g.small.offset(channel: small - 1, y: 3, x: 3)]
+          print("\(variant) \(precision) \(KernelCases.describe(g)): a denormal bias + \(9 * large) products of 1e-20 · 1e-20 = \(centre)")
+          // fp32 keeps the denormal sum (a bias of 2^-129 and products near 1e-40); bf16 flushes each.
+          if precision == .fp32 { XCTAssertTrue(centre.isSubnormal && centre > 0, "\(centre)") } else { XCTAssertEqual(centre.bitPattern, 0) }
+          Float.convGather(
+            g, weight: [Float](repeating: -1, count: 9 * small * large), bias: [Float](repeating: -0.0, count: small),
+            relu: false, mask: nil, large: zero, small: &out, scratch: &scratch)
+          for c in 0..<small { for y in 0..<side { for x in 0..<side {
+            let v = out[g.small.offset(channel: c, y: y, x: x)]
+            XCTAssertEqual(v.bitPattern, (-0.0 as Float).bitPattern, "\(variant) \(precision) channel \(c) (\(y), \(x)): \(v)")
+          } } }
+        }
       }
     }
   }

@@ -6,8 +6,10 @@ import VAECore
 /// for the bf16 reference.
 enum KernelCases {
   /// Each of the model's window kinds (28→14 and 14→7 at stride 2, 28→28 at stride 1) with few
-  /// channels and 16 or 32 lanes, a stride-1 window with enough rows for the panel kernel (whose
-  /// border positions skip their outside taps, 9 classes of them), and two of the model's own windows.
+  /// channels and 16 or 32 lanes, stride-1 windows with enough rows for the panel kernel (whose
+  /// border positions skip their outside taps, 9 classes of them; 7 · 9 = 63 and 5 · 9 = 45 rows, odd,
+  /// so the bf16 pair kernels pad a chain and cut 63 rows into chunks of 32 and 31), and two of the
+  /// model's own windows.
   static let windows: [ConvWindow] = {
     func window(_ small: Int, _ large: Int, _ side: Int, _ stride: Int, lanes: Int) -> ConvWindow {
       ConvWindow(
@@ -17,7 +19,7 @@ enum KernelCases {
     let model = Architecture.windows(lanes: 16)
     return [
       window(5, 1, 14, 2, lanes: 16), window(7, 3, 7, 2, lanes: 32), window(3, 1, 28, 1, lanes: 16),
-      window(1, 4, 14, 2, lanes: 16), window(13, 6, 7, 2, lanes: 16), window(4, 6, 7, 1, lanes: 16), model.conv2,
+      window(1, 4, 14, 2, lanes: 16), window(13, 6, 7, 2, lanes: 16), window(4, 6, 7, 1, lanes: 16), window(5, 7, 7, 1, lanes: 16), model.conv2,
       model.deconv3,
     ]
   }()

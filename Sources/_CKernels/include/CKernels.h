@@ -83,11 +83,20 @@ void vdk_set_bf16(int on);
 int vdk_bf16(void);
 /// 1 if this CPU has AVX512_BF16 (VDPBF16PS).
 int vdk_cpu_has_bf16(void);
+/// How the bf16 products run with the active variant (the bits are the same every way):
+enum {
+  VDK_BF16_EMULATED = 0,          // the variant's fp32 kernels on rounded operands (no pair kernels)
+  VDK_BF16_NATIVE = 1,            // avx512's pair kernels with VDPBF16PS
+  VDK_BF16_MODELLED = 2,          // avx512_on_avx2's pair kernels, VDPBF16PS modelled by two FMAs
+  VDK_BF16_EMULATED_DIFFERS = 3,  // emulated: this CPU's VDPBF16PS did not give the model's bits
+};
+int vdk_bf16_mode(void);
 /// out[i] = x[i] rounded to bf16, as VCVTNEPS2BF16 does (to nearest even; a denormal to a zero of its
 /// sign; NaN made quiet), kept as a float whose low 16 bits are 0. out may be x.
 void vdk_round_bf16(const float *x, float *out, long count);
 
-/// Chooses the direct kernels' variant: "avx512", "avx2" or "portable". 0 on success, -1 for an unknown
+/// Chooses the direct kernels' variant: "avx512", "avx2", "avx512_on_avx2" (the avx512 variant's code
+/// built for AVX2, to check it on CPUs without AVX-512) or "portable". 0 on success, -1 for an unknown
 /// name, -2 when this CPU lacks the variant's instructions. Call before any kernel runs.
 int vdk_select_kernels(const char *name);
 /// 1 if this CPU can run the named variant.
