@@ -4,6 +4,7 @@
 // multiply-adds in a fixed order, and lanes are images, so every variant gives the same bits: the
 // portable one computes the same fused operations through libm's fmaf, which is exact on every CPU.
 #include "CKernels.h"
+#include "bf16_round.h"
 
 #pragma STDC FP_CONTRACT OFF
 
@@ -19,6 +20,7 @@ typedef float vdk_v16 __attribute__((ext_vector_type(16)));
 typedef float vdk_v8 __attribute__((ext_vector_type(8)));
 typedef float vdk_v4 __attribute__((ext_vector_type(4)));
 typedef unsigned vdk_u16 __attribute__((ext_vector_type(16)));
+typedef unsigned vdk_u8 __attribute__((ext_vector_type(8)));
 
 // Macros rather than functions: a vector wider than the variant's registers may not cross a call
 // (clang refuses the ABI change), even an inlined one. `T` is the variant's vector type.
@@ -85,12 +87,6 @@ static inline unsigned vdk_pair(float hi, float lo) {
   return (a & 0xffff0000u) | (b >> 16);
 }
 
-/// The `count` (even) bf16-rounded floats at x as count / 2 pairs of neighbours, in this thread's buffer.
-static const unsigned *vdk_paired(const float *x, long count) {
-  unsigned *out = (unsigned *)vdk_thread_buffer(VDK_BUFFER_PAIRS, count / 2);
-  for (long i = 0; i < count / 2; i++) out[i] = vdk_pair(x[2 * i], x[2 * i + 1]);
-  return out;
-}
 
 /// A dense layer's bias gradient, dbias[o] = Σ dy[dy_off[o] + lane]: per lane over the lane blocks, then
 /// the lane tree (every variant's order; under bf16 from the fp32 dy: a sum, not a product).
@@ -130,6 +126,7 @@ static void vdk_dense_bias_grad(float *dbias, const float *dy, const long *dy_of
 
 typedef struct {
   const char *name;
+  int pairs;  // the bf16 pair kernels: the windows' grids come unrounded (see direct_body.h)
   void (*weight_grad)(const VDKWindow *, const float *, const float *, float *);
   void (*gather)(const VDKWindow *, const float *, const float *, int, const float *, const float *, float *, float *);
   void (*scatter)(const VDKWindow *, const float *, const float *, int, const float *, const float *, float *, float *);
@@ -139,10 +136,12 @@ typedef struct {
                             const long *, long, long);
 } VDKVariant;
 
-#define VDK_VARIANT(s)                                                                                 \
+#define VDK_KERNELS(s, pairs)                                                                             \
   {                                                                                                    \
-    #s, vdk_conv_weight_grad_##s, vdk_conv_gather_##s, vdk_conv_scatter_##s, vdk_dense_##s, vdk_dense_weight_grad_##s \
+    #s, pairs, vdk_conv_weight_grad_##s, vdk_conv_gather_##s, vdk_conv_scatter_##s, vdk_dense_##s,     \
+        vdk_dense_weight_grad_##s                                                                      \
   }
+#define VDK_VARIANT(s) VDK_KERNELS(s, 0)
 // Widest first: with no choice made, the first this CPU has runs (avx512_on_avx2 is for checking).
 static const VDKVariant vdk_variants[] = {
 #if defined(__x86_64__) && defined(__clang__)
@@ -156,8 +155,8 @@ enum { VDK_VARIANT_COUNT = sizeof vdk_variants / sizeof vdk_variants[0] };
 // The bf16 kernels of a variant that has its own (direct_bf16.h picks them).
 static const VDKVariant vdk_portable_bf16 = VDK_VARIANT(portable_bf16);
 #if defined(__x86_64__) && defined(__clang__)
-static const VDKVariant vdk_avx512_bf16 = VDK_VARIANT(avx512_bf16);
-static const VDKVariant vdk_avx512_on_avx2_bf16 = VDK_VARIANT(avx512_on_avx2_bf16);
+static const VDKVariant vdk_avx512_bf16 = VDK_KERNELS(avx512_bf16, 1);
+static const VDKVariant vdk_avx512_on_avx2_bf16 = VDK_KERNELS(avx512_on_avx2_bf16, 1);
 #endif
 
 static int vdk_cpu_has(const char *name) {
@@ -214,10 +213,11 @@ void vdk_conv_weight_grad(const VDKWindow *g, const float *small, const float *l
     vdk_kernels()->weight_grad(g, small, large, dweight);
     return;
   }
-  const float *s = vdk_rounded_grid(g, small, 0, VDK_BUFFER_OPERAND_A);
-  const float *l = vdk_rounded_grid(g, large, 1, VDK_BUFFER_OPERAND_B);
+  const VDKVariant *v = vdk_bf16_kernels();
+  const float *s = v->pairs ? small : vdk_rounded_grid(g, small, 0, VDK_BUFFER_OPERAND_A);
+  const float *l = v->pairs ? large : vdk_rounded_grid(g, large, 1, VDK_BUFFER_OPERAND_B);
   const unsigned csr = vdk_flush_begin();
-  vdk_bf16_kernels()->weight_grad(g, s, l, dweight);
+  v->weight_grad(g, s, l, dweight);
   vdk_flush_end(csr);
 }
 
@@ -227,9 +227,11 @@ void vdk_conv_gather(const VDKWindow *g, const float *weight, const float *bias,
     vdk_kernels()->gather(g, weight, bias, relu, mask, large, small, scratch);
     return;
   }
-  const float *w = vdk_rounded_weight(g, weight), *l = vdk_rounded_grid(g, large, 1, VDK_BUFFER_OPERAND_B);
+  const VDKVariant *v = vdk_bf16_kernels();
+  const float *w = vdk_rounded_weight(g, weight);
+  const float *l = v->pairs ? large : vdk_rounded_grid(g, large, 1, VDK_BUFFER_OPERAND_B);
   const unsigned csr = vdk_flush_begin();
-  vdk_bf16_kernels()->gather(g, w, bias, relu, mask, l, small, scratch);
+  v->gather(g, w, bias, relu, mask, l, small, scratch);
   vdk_flush_end(csr);
 }
 
@@ -239,9 +241,11 @@ void vdk_conv_scatter(const VDKWindow *g, const float *weight, const float *bias
     vdk_kernels()->scatter(g, weight, bias, relu, mask, small, large, scratch);
     return;
   }
-  const float *w = vdk_rounded_weight(g, weight), *s = vdk_rounded_grid(g, small, 0, VDK_BUFFER_OPERAND_B);
+  const VDKVariant *v = vdk_bf16_kernels();
+  const float *w = vdk_rounded_weight(g, weight);
+  const float *s = v->pairs ? small : vdk_rounded_grid(g, small, 0, VDK_BUFFER_OPERAND_B);
   const unsigned csr = vdk_flush_begin();
-  vdk_bf16_kernels()->scatter(g, w, bias, relu, mask, s, large, scratch);
+  v->scatter(g, w, bias, relu, mask, s, large, scratch);
   vdk_flush_end(csr);
 }
 

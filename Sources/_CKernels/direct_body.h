@@ -9,9 +9,10 @@
 //   VDK_PAIRS        optional, 1 for the bf16 pair kernels: the window panels and the weight gradient
 //                    then hold pairs of bf16 operands (chain element r in a 32-bit word's high half,
 //                    r + 1 in its low half) and multiply them with vdk_dpbf16(acc, x, w), which the
-//                    includer defines (VDPBF16PS, or its model in two FMAs). Their operands must
-//                    already be rounded to bf16 (direct_bf16.h does it), and the rest of the body
-//                    (the direct windows, the dense layers) runs its fp32 code on those operands.
+//                    includer defines (VDPBF16PS, or its model in two FMAs). The windows' grids come
+//                    in float32 and are rounded as they are read (the panel copies, the direct
+//                    windows' loads, the weight gradient's packing); weights and the dense layers'
+//                    operands come rounded (direct_bf16.h), and the dense layers run their fp32 code.
 //
 // The arithmetic is the same in every variant: every output is one chain of FMAs in the order
 // CKernels.h documents, and no vector holds two terms of one chain. Blocking and vector width only
@@ -33,9 +34,12 @@ typedef unsigned VDK_FN(uvec) __attribute__((ext_vector_type(VDK_WIDTH)));
 #define XVEC UVEC
 #define PER 2
 #define MAC(acc, x, w) vdk_dpbf16((acc), (x), (w))
-/// The pair (hi, lo) of two vectors of bf16-rounded floats: lane by lane hi's upper half, then lo's.
-#define VPAIR(hi, lo) (((UVEC)(hi) & 0xffff0000u) | ((UVEC)(lo) >> 16))
+/// A vector of floats rounded to bf16 (VDK_BF16_ROUND), as floats.
+#define VROUNDED(v) ((VEC)VDK_BF16_ROUND(UVEC, (UVEC)(v)))
+/// The pair (hi, lo) of two vectors of floats, each rounded to bf16: lane by lane hi's, then lo's.
+#define VPAIR(hi, lo) (((UVEC)VROUNDED(hi) & 0xffff0000u) | ((UVEC)VROUNDED(lo) >> 16))
 #else
+#define VROUNDED(v) (v)
 #define ELEM float
 #define XVEC VEC
 #define PER 1
@@ -76,6 +80,7 @@ typedef unsigned VDK_FN(uvec) __attribute__((ext_vector_type(VDK_WIDTH)));
 #undef PER
 #undef MAC
 #undef VPAIR
+#undef VROUNDED
 #undef UVEC
 #undef VRELU
 #undef VDK_CHANNELS

@@ -30,6 +30,20 @@ VDK_INLINE void VDK_FN(wgrad_panel)(const VDKWindow *g, long i, const float *res
 }
 
 #if VDK_PAIRS
+/// The `count` floats of the grid at x (count a multiple of 16) rounded to bf16 and paired with their
+/// neighbours (lanes 2i and 2i + 1), in this thread's buffer: count / 2 words.
+static const unsigned *VDK_FN(paired)(const float *restrict x, long count) {
+  _Static_assert(VDK_WIDTH == 16, "the pair kernels use vectors of 16 floats");
+  unsigned *restrict out = (unsigned *)vdk_thread_buffer(VDK_BUFFER_PAIRS, count / 2);
+  for (long i = 0; i < count; i += 16) {
+    const UVEC r = (UVEC)VROUNDED(vdk_load(VEC, x + i));
+    const vdk_u8 hi = __builtin_shufflevector(r, r, 0, 2, 4, 6, 8, 10, 12, 14);
+    const vdk_u8 lo = __builtin_shufflevector(r, r, 1, 3, 5, 7, 9, 11, 13, 15);
+    vdk_store(vdk_u8, out + i / 2, (hi & 0xffff0000u) | (lo >> 16));
+  }
+  return out;
+}
+
 /// The transposed panel's rows in pairs (lanes n and n + 1 of one position, n even): the row of
 /// (j, n/2) at pairs[(j·8 + n/2)·sp …]. `panel` stays as it is; both live in L1.
 VDK_INLINE void VDK_FN(wgrad_pairs)(long ss, const float *restrict panel, long sp, unsigned *restrict pairs) {
@@ -90,7 +104,7 @@ void VDK_FN(vdk_conv_weight_grad)(const VDKWindow *g, const float *small, const 
   float *panel = acc + weights * sp;
 #if VDK_PAIRS
   // The large grid in pairs of neighbouring lanes (every offset in it is even: lanes come in 16s).
-  const ELEM *grid = vdk_paired(large, g->large_channels * large_channel);
+  const ELEM *grid = VDK_FN(paired)(large, g->large_channels * large_channel);
   ELEM *rows = (ELEM *)(panel + ss * 16 * sp);
 #else
   const ELEM *grid = large;

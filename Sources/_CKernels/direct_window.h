@@ -25,7 +25,7 @@ VDK_INLINE void VDK_FN(window_block)(const int CO, const int POS, const float *r
       const float *restrict x = channel + tap[t];
       VEC xv[VDK_GATHER_CO * VDK_GATHER_POS];
 #pragma clang loop unroll(full)
-      for (int p = 0; p < POS; p++) xv[p] = vdk_load(VEC, x + base[p / H] + p % H * VDK_WIDTH);
+      for (int p = 0; p < POS; p++) xv[p] = VROUNDED(vdk_load(VEC, x + base[p / H] + p % H * VDK_WIDTH));
 #pragma clang loop unroll(full)
       for (int c = 0; c < CO; c++) {
         const VEC wc = (VEC)w[c];

@@ -7,6 +7,7 @@
 // accumulators, so the three variants do the same IEEE operations in the same order and produce the
 // same bits. The flags live here rather than in Package.swift, which then needs no unsafeFlags.
 #include "CKernels.h"
+#include "bf16_round.h"
 
 #pragma STDC FP_CONTRACT OFF
 
@@ -143,18 +144,17 @@ const char *vdk_instruction_set(void) {
   return "baseline";
 }
 
-/// fp32 bits rounded to bf16 (kept in the high half, the low half 0) as VCVTNEPS2BF16 rounds: to
-/// nearest even; zeros and denormals to a zero of their sign; infinities kept; NaNs made quiet.
-static inline unsigned vdk_bf16_bits(unsigned u) {
-  const unsigned exponent = u & 0x7f800000u, nan = exponent == 0x7f800000u && (u & 0x007fffffu);
-  const unsigned rounded = (u + 0x7fffu + ((u >> 16) & 1)) & 0xffff0000u;  // a carry may reach ∞: right
-  return exponent == 0 ? u & 0x80000000u : exponent == 0x7f800000u ? (nan ? (u | 0x00400000u) & 0xffff0000u : u) : rounded;
-}
-
 VDK_CLONES
 void vdk_round_bf16(const float *x, float *out, long count) {
   typedef unsigned vdk_bits __attribute__((may_alias));
-  const vdk_bits *in = (const vdk_bits *)x;
-  vdk_bits *o = (vdk_bits *)out;
-  for (long i = 0; i < count; i++) o[i] = vdk_bf16_bits(in[i]);
+  typedef unsigned vdk_bits16 __attribute__((ext_vector_type(16), aligned(4), may_alias));
+  long i = 0;
+  for (; i + 16 <= count; i += 16)
+    *(vdk_bits16 *)(out + i) = VDK_BF16_ROUND(vdk_bits16, *(const vdk_bits16 *)(x + i));
+  if (i < count) {  // the tail through a zero-padded vector: the same rule for every element
+    vdk_bits16 u = 0;
+    for (long k = i; k < count; k++) u[k - i] = ((const vdk_bits *)x)[k];
+    u = VDK_BF16_ROUND(vdk_bits16, u);
+    for (long k = i; k < count; k++) ((vdk_bits *)out)[k] = u[k - i];
+  }
 }
