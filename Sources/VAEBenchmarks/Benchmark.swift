@@ -17,6 +17,8 @@ public struct BenchmarkResult: Codable, Sendable {
   public var kernelInstructionSet: String
   /// The arithmetic of the convolutions and dense products ("fp32", "bf16").
   public var precision: String
+  /// How bf16 runs here ("native: VDPBF16PS", "emulated: this CPU lacks AVX512_BF16", …); nil under fp32.
+  public var bf16Mode: String?
   public var synthetic: Bool
   public var warmupSteps: Int
   public var timedSteps: Int
@@ -91,7 +93,8 @@ extension StepEngine {
       ranks: communicator.size, threadsPerRank: workerThreads, batchSize: configuration.batchSize,
       microBatchSize: configuration.microBatchSize, reduction: configuration.reduction.rawValue,
       blasKernel: blasCoreName(), kernelInstructionSet: KernelVariant.active.rawValue,
-      precision: Precision.active.rawValue, synthetic: configuration.syntheticData, warmupSteps: warmup, timedSteps: steps,
+      precision: Precision.active.rawValue, bf16Mode: Precision.active == .bf16 ? BF16Mode.active.description : nil,
+      synthetic: configuration.syntheticData, warmupSteps: warmup, timedSteps: steps,
       imagesPerSecond: mean, imagesPerSecondInterval95: 1.96 * (variance / Double(rates.count)).squareRoot(),
       secondsPerStep: perStep, flopsPerImage: flops, gigaflopsPerSecond: mean * flops / 1e9,
       gemmPeakGigaflopsPerSecond: peak, fractionOfGemmPeak: peak.map { mean * flops / 1e9 / $0 },

@@ -32,6 +32,8 @@ final class BenchmarkRunTests: XCTestCase {
     XCTAssertGreaterThan(peak, 0)
     XCTAssertEqual(fraction, gflops / peak, accuracy: 1e-9)
     XCTAssertTrue(["avx512", "avx2", "avx512_on_avx2", "portable"].contains(r["kernelInstructionSet"] as! String))
+    XCTAssertEqual(r["precision"] as? String, "fp32")
+    XCTAssertNil(r["bf16Mode"], "bf16Mode is for bf16 runs only")
     // The calibrated FMA loop: a real peak, not a loop the optimiser dropped (which once reported
     // 9.8 PFLOP/s). No core does more than 64 FLOPs a cycle at 6 GHz; no sgemm beats the FMA units.
     let fma = r["fmaPeakGigaflopsPerSecond"] as! Double

@@ -80,6 +80,22 @@ final class PrecisionRunTests: XCTestCase {
     print("bf16-trained model: PyTorch test loss (z = μ) \(a), vae-dist evaluate \(b)")
     XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a))
 
+    // launch/precision-benchmark.sh (the speed measurement) runs and reports the CPU, how
+    // bf16 runs on it and the pairs' ratio; bench's JSON says how bf16 ran.
+    let benchmark = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("launch/precision-benchmark.sh").path
+    let work = temporaryDirectory()
+    let speed = try Harness.run(
+      "/usr/bin/env", ["VAE_DIST_BINARY=\(binary)", benchmark, "--pairs", "1", "--steps", "3", "--out", work], timeout: 300)
+    XCTAssertEqual(speed.status, 0, speed.all)
+    XCTAssertTrue(speed.output.contains("bf16 / fp32 median"), speed.output)
+    XCTAssertTrue(speed.output.contains("convT2 64→32 s2 backward-weights"), speed.output)
+    print(speed.output.split(separator: "\n").first { $0.hasPrefix("CPU") } ?? "")
+    let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/bench-bf16-1.json"))) as! [String: Any]
+    XCTAssertEqual(json["precision"] as? String, "bf16")
+    let mode = json["bf16Mode"] as? String ?? ""
+    XCTAssertTrue(mode.hasPrefix("native") || mode.hasPrefix("emulated"), mode)
+
     let unknown = try Harness.run(binary, ["train", "--precision", "fp16"])
     XCTAssertNotEqual(unknown.status, 0)
     XCTAssertTrue(unknown.error.contains("'--precision"), unknown.error)
