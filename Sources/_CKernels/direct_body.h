@@ -65,6 +65,29 @@ typedef unsigned VDK_FN(uvec) __attribute__((ext_vector_type(VDK_WIDTH)));
   case 11: if ((MAX) >= 11) BLOCK(11 % ((MAX) + 1), ##__VA_ARGS__); break;       \
   default: BLOCK(MAX, ##__VA_ARGS__); break;                                     \
   }
+/// A window panel's row of 16 lanes at dst from the chain's rows src[0 … PER − 1] (a row past the
+/// chain's end is 0), and a packed weight from w[0] and, of `left` ≥ 1 elements still in the chain,
+/// the next at w[next]. Under VDK_PAIRS a missing element pads the pair: input −0, weight +0, so its
+/// product −0 leaves every sum as it is (x + −0 = x, also for x = ±0).
+VDK_INLINE void VDK_FN(panel_row)(ELEM *restrict dst, const float *const *src) {
+  for (int h = 0; h < 16 / VDK_WIDTH; h++) {
+#if VDK_PAIRS
+    const VEC lo = src[1] ? vdk_load(VEC, src[1] + h * VDK_WIDTH) : (VEC)-0.0f;
+    vdk_store(XVEC, dst + h * VDK_WIDTH, VPAIR(vdk_load(VEC, src[0] + h * VDK_WIDTH), lo));
+#else
+    vdk_store(VEC, dst + h * VDK_WIDTH, vdk_load(VEC, src[0] + h * VDK_WIDTH));
+#endif
+  }
+}
+VDK_INLINE ELEM VDK_FN(weight_element)(const float *w, long next, long left) {
+#if VDK_PAIRS
+  return vdk_pair(w[0], left > 1 ? w[next] : 0.0f);
+#else
+  (void)next, (void)left;
+  return w[0];
+#endif
+}
+
 /// A block of nc output channels (1 … VDK_GATHER_CO) as BLOCK(C, P) with C a constant.
 #define VDK_CHANNELS(BLOCK, nc, P) VDK_CONSTANT(BLOCK, nc, VDK_GATHER_CO, P)
 

@@ -172,19 +172,12 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
   // The output channels in nb blocks of at most CO, sizes differing by at most one (32 = 6,6,5,5,5,5,
   // not 6,6,6,6,6,2: a block of 2 has too few chains to hide the FMA latency).
   const long nb = (nco + CO - 1) / CO;
-  // wq: block c0's weights at wq + c0 · KR, row r at + r · nc (nc: the block's channels); a pair's
-  // padding weight is +0, its input −0, so the padding product −0 leaves every sum as it is.
+  // wq: block c0's weights at wq + c0 · KR, row r at + r · nc (nc: the block's channels).
   for (long i = 0; i < nb; i++) {
     const long c0 = vdk_part(i, nco, nb), nc = vdk_part(i + 1, nco, nb) - c0;
     for (long r = 0; r < KR; r++)
-      for (long c = 0; c < nc; c++) {
-        const float *w = wp + r * PER * nco + c0 + c;
-#if VDK_PAIRS
-        wq[c0 * KR + r * nc + c] = vdk_pair(w[0], 2 * r + 1 < K ? w[nco] : 0.0f);
-#else
-        wq[c0 * KR + r * nc + c] = w[0];
-#endif
-      }
+      for (long c = 0; c < nc; c++)
+        wq[c0 * KR + r * nc + c] = VDK_FN(weight_element)(wp + r * PER * nco + c0 + c, nco, K - r * PER);
   }
   for (long b = 0; b < lanes; b += 16) {
     float *out_b = out + b;
@@ -200,23 +193,15 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
         for (long pp = 0; pp < np; pp++) {
           ELEM *dst = panel + pp * nr * 16;
           for (long k = k0, ci = k0 / ntaps, t = k0 % ntaps; k < k0 + nk; k += PER, dst += 16) {
-            const float *src = in + b + ci * in_channel + tap[t] + base[p + pp];
-            if (++t == ntaps) t = 0, ci++;
-            __builtin_prefetch(src + ahead);
-#if VDK_PAIRS
-            const float *next = k + 1 < k0 + nk ? in + b + ci * in_channel + tap[t] + base[p + pp] : 0;
-            if (next) {
+            const float *src[PER];  // the row's chain elements; past the chunk's end, none (padding)
+#pragma clang loop unroll(full)
+            for (int e = 0; e < PER; e++) {
+              src[e] = k + e < k0 + nk ? in + b + ci * in_channel + tap[t] + base[p + pp] : 0;
+              if (!src[e]) continue;
               if (++t == ntaps) t = 0, ci++;
-              __builtin_prefetch(next + ahead);
+              __builtin_prefetch(src[e] + ahead);
             }
-#pragma clang loop unroll(full)
-            for (int h = 0; h < H; h++)
-              vdk_store(XVEC, dst + h * VDK_WIDTH,
-                        VPAIR(vdk_load(VEC, src + h * VDK_WIDTH), next ? vdk_load(VEC, next + h * VDK_WIDTH) : (VEC)-0.0f));
-#else
-#pragma clang loop unroll(full)
-            for (int h = 0; h < H; h++) vdk_store(VEC, dst + h * VDK_WIDTH, vdk_load(VEC, src + h * VDK_WIDTH));
-#endif
+            VDK_FN(panel_row)(dst, src);
           }
         }
         const int first = k0 == 0, last = k0 + nk == K;

@@ -78,7 +78,10 @@ void vdk_dense_weight_grad(float *dweight, long w_out, long w_in, float *dbias, 
 /// vdk_round_bf16 does and multiply them into fp32 sums in the same fixed order as fp32, every step
 /// of a chain one rounding of sum + product with denormals flushed (inputs and results): what
 /// AVX512_BF16's VDPBF16PS computes per lane, its odd (higher) element first. The bias gradients
-/// stay sums of the fp32 values. Set before any worker thread runs a kernel.
+/// stay sums of the fp32 values. With the avx512 variant on a CPU with AVX512_BF16 (whose VDPBF16PS
+/// gave the model's bits on a check at the first call) the convolutions run VDPBF16PS on operands
+/// packed in pairs; elsewhere the fp32 kernels run on rounded copies (vdk_bf16_mode). Set before any
+/// worker thread runs a kernel.
 void vdk_set_bf16(int on);
 int vdk_bf16(void);
 /// 1 if this CPU has AVX512_BF16 (VDPBF16PS).
