@@ -229,7 +229,8 @@ void vdk_conv_gather(const VDKWindow *g, const float *weight, const float *bias,
   }
   const VDKVariant *v = vdk_bf16_kernels();
   const float *w = vdk_rounded_weight(g, weight);
-  const float *l = v->pairs ? large : vdk_rounded_grid(g, large, 1, VDK_BUFFER_OPERAND_B);
+  const int copy = !v->pairs || vdk_window_direct(g->small_channels, g->large_channels, 1);
+  const float *l = copy ? vdk_rounded_grid(g, large, 1, VDK_BUFFER_OPERAND_B) : large;
   const unsigned csr = vdk_flush_begin();
   v->gather(g, w, bias, relu, mask, l, small, scratch);
   vdk_flush_end(csr);
@@ -243,7 +244,8 @@ void vdk_conv_scatter(const VDKWindow *g, const float *weight, const float *bias
   }
   const VDKVariant *v = vdk_bf16_kernels();
   const float *w = vdk_rounded_weight(g, weight);
-  const float *s = v->pairs ? small : vdk_rounded_grid(g, small, 0, VDK_BUFFER_OPERAND_B);
+  const int copy = !v->pairs || vdk_window_direct(g->large_channels, g->small_channels, 1);
+  const float *s = copy ? vdk_rounded_grid(g, small, 0, VDK_BUFFER_OPERAND_B) : small;
   const unsigned csr = vdk_flush_begin();
   v->scatter(g, w, bias, relu, mask, s, large, scratch);
   vdk_flush_end(csr);

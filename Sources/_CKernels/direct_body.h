@@ -9,10 +9,11 @@
 //   VDK_PAIRS        optional, 1 for the bf16 pair kernels: the window panels and the weight gradient
 //                    then hold pairs of bf16 operands (chain element r in a 32-bit word's high half,
 //                    r + 1 in its low half) and multiply them with vdk_dpbf16(acc, x, w), which the
-//                    includer defines (VDPBF16PS, or its model in two FMAs). The windows' grids come
-//                    in float32 and are rounded as they are read (the panel copies, the direct
-//                    windows' loads, the weight gradient's packing); weights and the dense layers'
-//                    operands come rounded (direct_bf16.h), and the dense layers run their fp32 code.
+//                    includer defines (VDPBF16PS, or its model in two FMAs). The weights, the dense
+//                    layers' operands and the grids of a window call that may run window_direct
+//                    (vdk_window_direct) come rounded (direct.c's entry points), and those kernels run
+//                    their fp32 code; the other grids come in float32 and are rounded where the panel
+//                    copy and the weight gradient's packing read them.
 //
 // The arithmetic is the same in every variant: every output is one chain of FMAs in the order
 // CKernels.h documents, and no vector holds two terms of one chain. Blocking and vector width only

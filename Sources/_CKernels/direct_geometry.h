@@ -12,6 +12,13 @@ static inline long vdk_grid_channel(long side, long lanes) { return (side + 2) *
 /// least VDK_PANEL_MIN_ROWS of them; below that (one input channel) the copy costs more than it saves.
 enum { VDK_PANEL_ROWS = 256, VDK_PANEL_MIN_ROWS = 32 };
 
+/// Whether a window pass of nco output and nci input channels over ntaps taps runs without a panel
+/// (window_direct): one output channel, or too few rows. It holds for ntaps = 1 whenever it holds for
+/// some ntaps ≥ 1, so vdk_window_direct(nco, nci, 1) says whether any class of a call may run direct.
+static inline int vdk_window_direct(long nco, long nci, long ntaps) {
+  return nco == 1 || nci * ntaps < VDK_PANEL_MIN_ROWS;
+}
+
 /// A window pass onto one output channel (convT3) takes its input channels this many at a time.
 enum { VDK_DIRECT_CHUNK = 4 };
 

@@ -25,7 +25,7 @@ VDK_INLINE void VDK_FN(window_block)(const int CO, const int POS, const float *r
       const float *restrict x = channel + tap[t];
       VEC xv[VDK_GATHER_CO * VDK_GATHER_POS];
 #pragma clang loop unroll(full)
-      for (int p = 0; p < POS; p++) xv[p] = VROUNDED(vdk_load(VEC, x + base[p / H] + p % H * VDK_WIDTH));
+      for (int p = 0; p < POS; p++) xv[p] = vdk_load(VEC, x + base[p / H] + p % H * VDK_WIDTH);
 #pragma clang loop unroll(full)
       for (int c = 0; c < CO; c++) {
         const VEC wc = (VEC)w[c];
@@ -158,7 +158,7 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
                                 const float *restrict bias, int relu, const float *restrict mask, long lanes) {
   enum { H = 16 / VDK_WIDTH, PB = VDK_GATHER_POS / H, CO = VDK_GATHER_CO };
   _Static_assert(PB >= 1 && PB * H == VDK_GATHER_POS, "a block holds whole lane blocks");
-  if (nco == 1 || nci * ntaps < VDK_PANEL_MIN_ROWS) {
+  if (vdk_window_direct(nco, nci, ntaps)) {
     VDK_FN(window_direct)(wp, nco, nci, ntaps, tap, in, in_channel, base, npos, out, out_channel, at, bias, relu, mask, lanes);
     return;
   }
@@ -248,7 +248,7 @@ static void VDK_FN(window_classes)(const float *weight, long wco, long wci, cons
                                    float *scratch) {
   const unsigned short all = (unsigned short)((1 << ntaps) - 1);
   unsigned short classes[16];
-  int nclasses = 0, every = nco == 1 || nci * ntaps < VDK_PANEL_MIN_ROWS;  // every: one class, all taps
+  int nclasses = 0, every = vdk_window_direct(nco, nci, ntaps);  // every: one class, all taps
   for (long p = 0; p < npos && !every; p++) {
     int seen = 0;
     for (int c = 0; c < nclasses; c++) seen |= classes[c] == valid[p];
