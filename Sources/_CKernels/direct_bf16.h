@@ -1,9 +1,11 @@
 // bf16 operands for the public entry points of direct.c (included there, after the variant table):
-// the switch, the CPU check, the rounded copies of a call's operands and the flushing of denormals.
-// bf16 (see include/CKernels.h): each call's operands are rounded into this thread's buffers, at the
-// same offsets, and the variant's fp32 kernel runs on them with denormals flushed (MXCSR's DAZ and
-// FTZ, as VDPBF16PS does regardless of MXCSR), restored after the call. A product of two bf16 values
-// is exact in fp32, so each step of a chain is the instruction's: one rounding of sum + product.
+// the switch, the choice of kernels, the CPU check, the rounded copies of a call's operands and the
+// flushing of denormals (see include/CKernels.h). Every bf16 call runs with MXCSR's DAZ and FTZ set
+// (VDPBF16PS flushes regardless of MXCSR), restored after the call. Its kernels are either the active
+// variant's fp32 kernels on operands rounded into this thread's buffers at the same offsets (a
+// product of two bf16 values is exact in fp32, so each step of a chain is the instruction's: one
+// rounding of sum + product), or the avx512 pair kernels, native or modelled (direct_avx512_builds.h),
+// which round the grids they pack themselves.
 #if defined(__x86_64__)
 #include <xmmintrin.h>
 static unsigned vdk_flush_begin(void) {
@@ -16,7 +18,6 @@ static void vdk_flush_end(unsigned csr) { _mm_setcsr(csr); }
 static unsigned vdk_flush_begin(void) { return 0; }
 static void vdk_flush_end(unsigned csr) { (void)csr; }
 #endif
-
 
 static int vdk_bf16_on;
 
