@@ -58,7 +58,7 @@ let package = Package(
       ]
     ),
 
-    .testTarget(name: "VAECoreTests", dependencies: ["VAECore", "CounterRNG"]),
+    .testTarget(name: "VAECoreTests", dependencies: ["VAECore", "CounterRNG", "_CKernels"]),
     .testTarget(name: "VAEDataTests", dependencies: ["VAEData", "_CZlib"]),
     .testTarget(name: "VAEDistributedTests", dependencies: ["VAEDistributed", "VAECore"]),
     .testTarget(name: "VAEFilesTests", dependencies: ["VAEFiles", "VAECore", "VAEData"]),

@@ -102,6 +102,20 @@ static void vdk_dense_bias_grad(float *dbias, const float *dy, const long *dy_of
 
 #include "direct_geometry.h"
 
+// MXCSR's DAZ and FTZ for a bf16 call (VDPBF16PS flushes denormals regardless of MXCSR), restored after.
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+static unsigned vdk_flush_begin(void) {
+  const unsigned csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040);  // FTZ | DAZ
+  return csr;
+}
+static void vdk_flush_end(unsigned csr) { _mm_setcsr(csr); }
+#else
+static unsigned vdk_flush_begin(void) { return 0; }
+static void vdk_flush_end(unsigned csr) { (void)csr; }
+#endif
+
 #if defined(__x86_64__) && defined(__clang__)
 #define VDK_SUFFIX avx512
 #include "direct_avx512_blocking.h"
@@ -120,6 +134,8 @@ static void vdk_dense_bias_grad(float *dbias, const float *dy, const long *dy_of
 #pragma clang attribute pop
 
 #include "direct_avx512_builds.h"
+#else
+int vdk_bf16_check_detects(int fault) { return (void)fault, -1; }
 #endif
 
 #include "direct_portable.h"

@@ -1,24 +1,11 @@
 // bf16 operands for the public entry points of direct.c (included there, after the variant table):
-// the switch, the choice of kernels, the CPU check, the rounded copies of a call's operands and the
-// flushing of denormals (see include/CKernels.h). Every bf16 call runs with MXCSR's DAZ and FTZ set
+// the switch, the choice of kernels, the CPU check and the rounded copies of a call's operands (see
+// include/CKernels.h). Every bf16 call runs with MXCSR's DAZ and FTZ set (vdk_flush_begin)
 // (VDPBF16PS flushes regardless of MXCSR), restored after the call. Its kernels are either the active
 // variant's fp32 kernels on operands rounded into this thread's buffers at the same offsets (a
 // product of two bf16 values is exact in fp32, so each step of a chain is the instruction's: one
 // rounding of sum + product), or the avx512 pair kernels, native or modelled (direct_avx512_builds.h),
 // which round the grids they pack themselves.
-#if defined(__x86_64__)
-#include <xmmintrin.h>
-static unsigned vdk_flush_begin(void) {
-  const unsigned csr = _mm_getcsr();
-  _mm_setcsr(csr | 0x8040);  // FTZ | DAZ
-  return csr;
-}
-static void vdk_flush_end(unsigned csr) { _mm_setcsr(csr); }
-#else
-static unsigned vdk_flush_begin(void) { return 0; }
-static void vdk_flush_end(unsigned csr) { (void)csr; }
-#endif
-
 static int vdk_bf16_on;
 
 int vdk_cpu_has_bf16(void) {
@@ -44,11 +31,7 @@ static void vdk_bf16_choose(void) {
   if (!strcmp(v->name, "avx512_on_avx2")) {
     vdk_bf16_variant = &vdk_avx512_on_avx2_bf16, vdk_bf16_how = VDK_BF16_MODELLED;
   } else if (!strcmp(v->name, "avx512") && vdk_cpu_has_bf16()) {
-    if (native_matches < 0) {
-      const unsigned csr = vdk_flush_begin();
-      native_matches = vdk_bf16_native_matches();
-      vdk_flush_end(csr);
-    }
+    if (native_matches < 0) native_matches = vdk_bf16_native_matches();
     if (native_matches) vdk_bf16_variant = &vdk_avx512_bf16, vdk_bf16_how = VDK_BF16_NATIVE;
     else vdk_bf16_how = VDK_BF16_EMULATED_DIFFERS;
   }

@@ -1,5 +1,6 @@
 import VAECore
 import XCTest
+import _CKernels
 
 /// `--precision bf16`'s arithmetic: operands rounded as VCVTNEPS2BF16 rounds, then float sums in
 /// fp32's fixed order. Each variant's bf16 kernels against the Double reference on rounded
@@ -37,6 +38,20 @@ final class BF16KernelTests: XCTestCase {
     }
     XCTAssertEqual(roundedToBF16(Float(bitPattern: 0x7f7f_ffff)), .infinity)
     XCTAssertEqual(roundedToBF16(Float(bitPattern: 0x807f_ffff)).bitPattern, 0x8000_0000)
+  }
+
+  /// The check that runs before the native VDPBF16PS kernels' first use compares the instruction with
+  /// its model (two FMAs, the high pair first, denormals flushed). It must tell the model from the
+  /// ways another implementation could differ, or a CPU that rounds differently would run natively
+  /// with other bits: here each such implementation, written out, stands in for the instruction.
+  func testTheNativeCheckTellsOtherImplementationsApart() throws {
+    guard vdk_bf16_check_detects(0) >= 0 else { throw XCTSkip("the check needs AVX2 and FMA") }
+    XCTAssertEqual(vdk_bf16_check_detects(0), 0, "the model against itself")
+    for (fault, name) in [(1, "the low pair first"), (2, "results not flushed"), (3, "inputs not flushed"),
+                          (4, "one rounding for both products")] {
+      XCTAssertEqual(vdk_bf16_check_detects(Int32(fault)), 1, "the check misses an implementation with \(name)")
+    }
+    XCTAssertEqual(vdk_bf16_check_detects(5), -1)
   }
 
   func bits(_ x: [[Float]]) -> [[UInt32]] { x.map { $0.map(\.bitPattern) } }

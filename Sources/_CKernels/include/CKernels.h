@@ -94,6 +94,11 @@ enum {
   VDK_BF16_EMULATED_DIFFERS = 3,  // emulated: this CPU's VDPBF16PS did not give the model's bits
 };
 int vdk_bf16_mode(void);
+/// For tests: 1 if the check run before the native kernels' first use (VDPBF16PS against its model)
+/// tells the model from an implementation with `fault` (0 none; 1 the low pair first; 2 results not
+/// flushed; 3 inputs not flushed; 4 one rounding for both products), 0 if not, -1 where it cannot
+/// run (an unknown fault, or a CPU without AVX2 and FMA).
+int vdk_bf16_check_detects(int fault);
 /// out[i] = x[i] rounded to bf16, as VCVTNEPS2BF16 does (to nearest even; a denormal to a zero of its
 /// sign; NaN made quiet), kept as a float whose low 16 bits are 0. out may be x.
 void vdk_round_bf16(const float *x, float *out, long count);
