@@ -87,7 +87,6 @@ static inline unsigned vdk_pair(float hi, float lo) {
   return (a & 0xffff0000u) | (b >> 16);
 }
 
-
 /// A dense layer's bias gradient, dbias[o] = Σ dy[dy_off[o] + lane]: per lane over the lane blocks, then
 /// the lane tree (every variant's order; under bf16 from the fp32 dy: a sum, not a product).
 static void vdk_dense_bias_grad(float *dbias, const float *dy, const long *dy_off, long nout, long lanes) {

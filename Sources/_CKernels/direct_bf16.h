@@ -1,7 +1,7 @@
 // bf16 operands for the public entry points of direct.c (included there, after the variant table):
 // the switch, the choice of kernels, the CPU check and the rounded copies of a call's operands (see
-// include/CKernels.h). Every bf16 call runs with MXCSR's DAZ and FTZ set (vdk_flush_begin)
-// (VDPBF16PS flushes regardless of MXCSR), restored after the call. Its kernels are either the active
+// include/CKernels.h). Every bf16 call runs with MXCSR's DAZ and FTZ set by vdk_flush_begin, as
+// VDPBF16PS flushes regardless of MXCSR, and restored after the call. Its kernels are either the active
 // variant's fp32 kernels on operands rounded into this thread's buffers at the same offsets (a
 // product of two bf16 values is exact in fp32, so each step of a chain is the instruction's: one
 // rounding of sum + product), or the avx512 pair kernels, native or modelled (direct_avx512_builds.h),

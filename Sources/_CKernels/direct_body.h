@@ -37,8 +37,9 @@ typedef unsigned VDK_FN(uvec) __attribute__((ext_vector_type(VDK_WIDTH)));
 #define MAC(acc, x, w) vdk_dpbf16((acc), (x), (w))
 /// A vector of floats rounded to bf16 (VDK_BF16_ROUND), as floats.
 #define VROUNDED(v) ((VEC)VDK_BF16_ROUND(UVEC, (UVEC)(v)))
-/// The pair (hi, lo) of two vectors of floats, each rounded to bf16: lane by lane hi's, then lo's.
-#define VPAIR(hi, lo) (((UVEC)VROUNDED(hi) & 0xffff0000u) | ((UVEC)VROUNDED(lo) >> 16))
+/// The pair (hi, lo) of two vectors of floats, each rounded to bf16 (whose low halves are then 0):
+/// lane by lane hi's, then lo's.
+#define VPAIR(hi, lo) ((UVEC)VROUNDED(hi) | ((UVEC)VROUNDED(lo) >> 16))
 #else
 #define VROUNDED(v) (v)
 #define ELEM float

@@ -39,7 +39,7 @@ static const unsigned *VDK_FN(paired)(const float *restrict x, long count) {
     const UVEC r = (UVEC)VROUNDED(vdk_load(VEC, x + i));
     const vdk_u8 hi = __builtin_shufflevector(r, r, 0, 2, 4, 6, 8, 10, 12, 14);
     const vdk_u8 lo = __builtin_shufflevector(r, r, 1, 3, 5, 7, 9, 11, 13, 15);
-    vdk_store(vdk_u8, out + i / 2, (hi & 0xffff0000u) | (lo >> 16));
+    vdk_store(vdk_u8, out + i / 2, hi | lo >> 16);  // rounded: the low halves are 0
   }
   return out;
 }
