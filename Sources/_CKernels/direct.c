@@ -2,7 +2,7 @@
 // three variants: AVX-512, AVX2 + FMA and portable x86-64. One source (direct_body.h) is compiled
 // once per variant; only the register blocking differs. Each output element is one chain of fused
 // multiply-adds in a fixed order, and lanes are images, so every variant gives the same bits: the
-// portable one computes the same fused operations through libm's fmaf, which is exact on every CPU.
+// portable one computes the same fused operations exactly in double arithmetic (direct_portable.h).
 #include "CKernels.h"
 #include "bf16_round.h"
 

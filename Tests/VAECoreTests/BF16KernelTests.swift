@@ -154,4 +154,49 @@ final class BF16KernelTests: XCTestCase {
       }
     }
   }
+
+  /// Each product enters its sum unrounded, also where it alone would leave float's range, in every
+  /// variant and precision: a negative product below the smallest normal added to +0 flushes to −0,
+  /// not +0 (bf16; fp32 keeps the negative denormal), and 2^64 · 2^64 added to −(largest float) is
+  /// 2^104, not infinity. Shortcuts that round the product first (the portable bf16 kernels' float
+  /// multiply, then add) must see these and take the exact path.
+  func testProductsOutsideFloatsRangeAreFused() throws {
+    for (small, large, side, stride) in [(1, 2, 7, 2), (2, 7, 7, 1)] {
+      let g = ConvWindow(
+        small: GridShape(channels: small, side: side, lanes: 16),
+        large: GridShape(channels: large, side: side * stride, lanes: 16), stride: stride)
+      var tiny = [Float](repeating: 0, count: g.large.count), huge = tiny
+      for c in 0..<large { for y in 0..<g.large.side { for x in 0..<g.large.side { for l in 0..<16 {
+        tiny[g.large.offset(channel: c, y: y, x: x) + l] = 1e-20 } } } }
+      // One input position of 2^64: each output it reaches has one product of 2^128.
+      for l in 0..<16 { huge[g.large.offset(channel: 0, y: 3, x: 3) + l] = 0x1p64 }
+      var scratch = [Float](repeating: 0, count: 9 * small * large)
+      for variant in KernelVariant.allCases where variant.isSupported {
+        try variant.select()
+        for precision in Precision.allCases {
+          precision.select()
+          let name = "\(variant) \(precision) \(KernelCases.describe(g))"
+          var out = [Float](repeating: .nan, count: g.small.count)
+          Float.convGather(
+            g, weight: [Float](repeating: -1e-20, count: 9 * small * large), bias: [Float](repeating: 0, count: small),
+            relu: false, mask: nil, large: tiny, small: &out, scratch: &scratch)
+          let centre = out[g.small.offset(channel: small - 1, y: 3, x: 3)]
+          if precision == .fp32 { XCTAssertTrue(centre.isSubnormal && centre < 0, "\(name): \(centre)") }
+          else { XCTAssertEqual(centre.bitPattern, (-0.0 as Float).bitPattern, "\(name): \(centre)") }
+          Float.convGather(
+            g, weight: [Float](repeating: 0x1p64, count: 9 * small * large),
+            bias: [Float](repeating: -.greatestFiniteMagnitude, count: small), relu: false, mask: nil, large: huge,
+            small: &out, scratch: &scratch)
+          var reached: [Float] = []
+          for c in 0..<small { for y in 0..<side { for x in 0..<side { for l in 0..<16 {
+            let v = out[g.small.offset(channel: c, y: y, x: x) + l]
+            if v != -.greatestFiniteMagnitude { reached.append(v) }
+          } } } }
+          print("\(name): −0 sum \(centre); outputs reached by 2^64 · 2^64: \(Set(reached))")
+          XCTAssertFalse(reached.isEmpty, name)
+          XCTAssertTrue(reached.allSatisfy { $0 == 0x1p104 }, "\(name): \(Set(reached))")
+        }
+      }
+    }
+  }
 }

@@ -1,5 +1,6 @@
 import VAECore
 import XCTest
+import _CKernels
 
 /// The Float kernels (C, `_CKernels`) against the Swift reference loops run in Double, in every
 /// variant this CPU can run, and each variant's bits against the others'.
@@ -14,7 +15,7 @@ final class KernelTests: XCTestCase {
       let reference = KernelCases.passes(g, Double.self)
       var first: (KernelVariant, [[Float]])?
       for variant in KernelVariant.allCases where variant.isSupported {
-        // The portable variant (fmaf through libm) is slow: only the small windows.
+        // The portable variant (an FMA in double arithmetic) is slow: only the small windows.
         if variant == .portable && g.small.channels * g.large.channels > 100 { continue }
         try variant.select()
         let got = KernelCases.passes(g, Float.self)
@@ -48,6 +49,67 @@ final class KernelTests: XCTestCase {
       if let first { XCTAssertEqual(got.map { $0.map(\.bitPattern) }, first.map { $0.map(\.bitPattern) }, "\(variant)") }
       first = first ?? got
     }
+  }
+
+  /// The portable variant's fused multiply-add (double arithmetic, no FMA instruction) against the
+  /// instruction's (Float.addingProduct) on random operands of every exponent, and on sums planted just
+  /// off a float midpoint, where rounding to double and then to float errs: at normal results, at
+  /// denormal results and at the edge of overflow.
+  func testPortableFusedMultiplyAddIsExact() {
+    var state: UInt64 = 0x9e37_79b9_7f4a_7c15
+    func next() -> UInt32 {
+      state ^= state << 13; state ^= state >> 7; state ^= state << 17
+      return UInt32(truncatingIfNeeded: state >> 16)
+    }
+    func sign() -> Float { next() & 1 == 0 ? 1 : -1 }
+    var cases: [(String, Float, Float, Float)] = []
+    for _ in 0..<100_000 {
+      cases.append(("random", Float(bitPattern: next()), Float(bitPattern: next()), Float(bitPattern: next())))
+    }
+    let specials: [Float] = [0, -0, .infinity, -.infinity, .nan, .leastNonzeroMagnitude, -.leastNormalMagnitude, .greatestFiniteMagnitude, 1]
+    for a in specials { for b in specials { for c in specials { cases.append(("special", a, b, c)) } } }
+    // a·b = ±2^-24 (1 − 2^-46) · 2^e beside c = ±(1 + k 2^-23) 2^e: the exact sum lies 2^-70 off the
+    // midpoint beside c, inside half a double's unit, so the double sum is the midpoint itself.
+    let up: Float = 1 + 0x1p-23, down: Float = 1 - 0x1p-23
+    for _ in 0..<20_000 {
+      let e = Int(next() % 200) - 100, k = Float(next() & 0x7f_ffff)
+      cases.append(("normal midpoint", sign() * up * Float(sign: .plus, exponent: e / 2, significand: 1),
+                    down * Float(sign: .plus, exponent: e - e / 2 - 24, significand: 1),
+                    sign() * (1 + k * 0x1p-23) * Float(sign: .plus, exponent: e, significand: 1)))
+    }
+    // The same at the denormals' unit: a·b = ±2^-150 (1 − 2^-46), c = ±k 2^-149.
+    for _ in 0..<20_000 {
+      let j = Int(next() % 40), k = Float(next() & 0x7f_ffff)
+      cases.append(("denormal midpoint", sign() * up * Float(sign: .plus, exponent: -75 + j, significand: 1),
+                    down * Float(sign: .plus, exponent: -75 - j, significand: 1),
+                    sign() * k * .leastNonzeroMagnitude))
+    }
+    // Float's largest value and the midpoint between it and 2^128.
+    for s in [Float(1), -1] {
+      cases.append(("overflow midpoint", s * up * 0x1p52, down * 0x1p51, s * .greatestFiniteMagnitude))
+    }
+    // Each kind in its own calls, so that a vector of one kind never takes the slow path for another's.
+    var wrong: [String: Int] = [:], twoRoundingsErr: [String: Int] = [:]
+    for kind in Set(cases.map(\.0)).sorted() {
+      let these = cases.filter { $0.0 == kind }
+      let a = these.map(\.1), b = these.map(\.2), c = these.map(\.3)
+      var got = [Float](repeating: 0, count: these.count)
+      vdk_portable_fma(a, b, c, &got, these.count)
+      for (i, (_, x, y, z)) in these.enumerated() {
+        let want = z.addingProduct(x, y)
+        if got[i].bitPattern != want.bitPattern && !(got[i].isNaN && want.isNaN) {
+          wrong[kind, default: 0] += 1
+          if wrong[kind]! <= 3 { print("\(kind): \(x) · \(y) + \(z) gave \(got[i]), the instruction \(want)") }
+        }
+        let twice = Float(Double(x) * Double(y) + Double(z))
+        if twice.bitPattern != want.bitPattern && !(twice.isNaN && want.isNaN) { twoRoundingsErr[kind, default: 0] += 1 }
+      }
+      print("\(kind): \(these.count) sums, \(wrong[kind] ?? 0) wrong; two plain roundings err in \(twoRoundingsErr[kind] ?? 0)")
+      XCTAssertEqual(wrong[kind] ?? 0, 0, kind)
+    }
+    // The planted sums are traps: rounded twice, many come out wrong.
+    for kind in ["normal midpoint", "denormal midpoint"] { XCTAssertGreaterThan(twoRoundingsErr[kind] ?? 0, 1_000, kind) }
+    XCTAssertEqual(twoRoundingsErr["overflow midpoint"], 2)
   }
 
   func testAVariantTheCPULacksIsRefusedByName() {

@@ -99,6 +99,9 @@ int vdk_bf16_mode(void);
 /// flushed; 3 inputs not flushed; 4 one rounding for both products), 0 if not, -1 where it cannot
 /// run (an unknown fault, or a CPU without AVX2 and FMA).
 int vdk_bf16_check_detects(int fault);
+/// For tests: out[i] = a[i]·b[i] + c[i] rounded once, by the portable variant's fused multiply-add
+/// (exact without the FMA instruction), under the caller's MXCSR.
+void vdk_portable_fma(const float *a, const float *b, const float *c, float *out, long count);
 /// out[i] = x[i] rounded to bf16, as VCVTNEPS2BF16 does (to nearest even; a denormal to a zero of its
 /// sign; NaN made quiet), kept as a float whose low 16 bits are 0. out may be x.
 void vdk_round_bf16(const float *x, float *out, long count);
