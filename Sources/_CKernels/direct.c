@@ -133,6 +133,7 @@ static void vdk_flush_end(unsigned csr) { (void)csr; }
 #pragma clang attribute pop
 
 #include "direct_avx512_builds.h"
+#include "direct_bf16_check.h"
 #else
 int vdk_bf16_check_detects(int fault) { return (void)fault, -1; }
 #endif
