@@ -24,21 +24,50 @@
   })
 #define vdk_dpbf16_native(acc, x, w) ((vdk_v16)_mm512_dpbf16_ps((__m512)(acc), (__m512bh)(x), (__m512bh)(w)))
 
+/// Two vectors of 16 floats rounded to bf16 into 16 pairs, lane by lane hi's in the high halves and
+/// lo's in the low ones (the window panels' rows): VDK_BF16_ROUND written out (VCVTNEPS2BF16's
+/// definition), or VCVTNE2PS2BF16 (lo's 16 results, then hi's) with VPERMW interleaving them.
+#define vdk_pair_rows_model(hi, lo)                                                                     \
+  ((vdk_u16)VDK_BF16_ROUND(vdk_u16, (vdk_u16)(hi)) | (vdk_u16)VDK_BF16_ROUND(vdk_u16, (vdk_u16)(lo)) >> 16)
+#define vdk_pair_rows_native(hi, lo)                                                                    \
+  ((vdk_u16)_mm512_permutexvar_epi16(                                                                   \
+      _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5,  \
+                       20, 4, 19, 3, 18, 2, 17, 1, 16, 0),                                               \
+      (__m512i)_mm512_cvtne2ps_pbh((__m512)(hi), (__m512)(lo))))
+/// A vector of 16 floats rounded to bf16 into 8 pairs of neighbouring lanes, lane 2k in pair k's
+/// high half (the weight gradient's large grid): written out, or VCVTNEPS2BF16 with each pair's
+/// halves swapped.
+#define vdk_pair_lanes_model(x)                                                                         \
+  ({                                                                                                    \
+    const vdk_u16 r_ = VDK_BF16_ROUND(vdk_u16, (vdk_u16)(x));                                           \
+    (vdk_u8)__builtin_shufflevector(r_, r_, 0, 2, 4, 6, 8, 10, 12, 14) |                                \
+        (vdk_u8)__builtin_shufflevector(r_, r_, 1, 3, 5, 7, 9, 11, 13, 15) >> 16;                       \
+  })
+#define vdk_pair_lanes_native(x) ((vdk_u8)_mm256_ror_epi32((__m256i)_mm512_cvtneps_pbh((__m512)(x)), 16))
+
 #define VDK_SUFFIX avx512_on_avx2_bf16
 #define VDK_PAIRS 1
 #define vdk_dpbf16 vdk_dpbf16_model
+#define vdk_pair_rows vdk_pair_rows_model
+#define vdk_pair_lanes vdk_pair_lanes_model
 #include "direct_avx512_blocking.h"
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #include "direct_body.h"
 #pragma clang attribute pop
 #undef vdk_dpbf16
+#undef vdk_pair_rows
+#undef vdk_pair_lanes
 
 #define VDK_SUFFIX avx512_bf16
 #define VDK_PAIRS 1
 #define vdk_dpbf16 vdk_dpbf16_native
+#define vdk_pair_rows vdk_pair_rows_native
+#define vdk_pair_lanes vdk_pair_lanes_native
 #include "direct_avx512_blocking.h"
 #pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma"))), \
                              apply_to = function)
 #include "direct_body.h"
 #pragma clang attribute pop
 #undef vdk_dpbf16
+#undef vdk_pair_rows
+#undef vdk_pair_lanes

@@ -99,13 +99,110 @@ static void vdk_dot_one_rounding(const unsigned *x, const unsigned *w, const uns
   }
 }
 
-int vdk_bf16_check_detects(int fault) {
-  static const vdk_dot_step faults[] = {vdk_dot_model, vdk_dot_low_first, vdk_dot_no_ftz, vdk_dot_no_daz,
-                                        vdk_dot_one_rounding};
-  if (fault < 0 || fault >= (int)(sizeof faults / sizeof faults[0])) return -1;
-  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return -1;
-  return !vdk_dot_steps_match(vdk_dot_model, faults[fault]);
+// The roundings into pairs (vdk_pair_rows, vdk_pair_lanes): one implementation's results for 16
+// floats hi and 16 lo: rows = the 16 pairs (hi, lo), lanes = the 8 pairs of hi's neighbouring lanes.
+typedef void (*vdk_pair_step)(const float *hi, const float *lo, unsigned *rows, unsigned *lanes);
+
+/// The model (VDK_BF16_ROUND, what the modelled kernels run).
+__attribute__((target("avx2,fma"))) static void vdk_pairs_model(const float *hi, const float *lo, unsigned *rows,
+                                                                   unsigned *lanes) {
+  vdk_store(vdk_u16, rows, vdk_pair_rows_model(vdk_load(vdk_v16, hi), vdk_load(vdk_v16, lo)));
+  vdk_store(vdk_u8, lanes, vdk_pair_lanes_model(vdk_load(vdk_v16, hi)));
 }
 
-/// Whether this CPU's VDPBF16PS gives the model's bits (vdk_dot_steps_match).
-static int vdk_bf16_native_matches(void) { return vdk_dot_steps_match(vdk_dot_model, vdk_dot_native); }
+/// VCVTNE2PS2BF16 and VCVTNEPS2BF16, as the native kernels use them.
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma"))) static void vdk_pairs_native(
+    const float *hi, const float *lo, unsigned *rows, unsigned *lanes) {
+  vdk_store(vdk_u16, rows, vdk_pair_rows_native(vdk_load(vdk_v16, hi), vdk_load(vdk_v16, lo)));
+  vdk_store(vdk_u8, lanes, vdk_pair_lanes_native(vdk_load(vdk_v16, hi)));
+}
+
+/// The rounding one float at a time as VCVTNEPS2BF16's definition reads (fault 0), or as another
+/// implementation might: 5 truncating, 6 rounding denormals as numbers, 7 ties away from zero; and
+/// the pairs' halves swapped: 8 in rows, 9 in lanes.
+static unsigned vdk_bf16_scalar(unsigned u, int fault) {
+  const unsigned e = u & 0x7f800000u;
+  if (e == 0 && fault != 6) return u >> 16 & 0x8000u;
+  if (e == 0x7f800000u) return u >> 16 | ((u & 0x7fffffu) ? 0x40u : 0);
+  if (fault == 5) return u >> 16;
+  if (fault == 7) return (u + 0x8000u) >> 16;
+  return (u + 0x7fffu + (u >> 16 & 1u)) >> 16;
+}
+static void vdk_pairs_scalar(const float *hi, const float *lo, unsigned *rows, unsigned *lanes, int fault) {
+  unsigned h[16], l[16];
+  memcpy(h, hi, sizeof h), memcpy(l, lo, sizeof l);
+  for (int k = 0; k < 16; k++) h[k] = vdk_bf16_scalar(h[k], fault), l[k] = vdk_bf16_scalar(l[k], fault);
+  for (int k = 0; k < 16; k++) rows[k] = fault == 8 ? l[k] << 16 | h[k] : h[k] << 16 | l[k];
+  for (int k = 0; k < 8; k++) lanes[k] = fault == 9 ? h[2 * k + 1] << 16 | h[2 * k] : h[2 * k] << 16 | h[2 * k + 1];
+}
+#define VDK_PAIRS_FAULT(f)                                                                                   \
+  static void vdk_pairs_fault_##f(const float *hi, const float *lo, unsigned *rows, unsigned *lanes) {        \
+    vdk_pairs_scalar(hi, lo, rows, lanes, f);                                                                \
+  }
+VDK_PAIRS_FAULT(0)
+VDK_PAIRS_FAULT(5)
+VDK_PAIRS_FAULT(6)
+VDK_PAIRS_FAULT(7)
+VDK_PAIRS_FAULT(8)
+VDK_PAIRS_FAULT(9)
+#undef VDK_PAIRS_FAULT
+
+/// Whether two implementations of the roundings into pairs give the same bits for 65,536 floats of
+/// each operand: random, ties and their neighbours, denormals, infinities and NaNs (a NaN matches any
+/// NaN), the largest finite values (whose rounding may carry to infinity), zeros and the smallest
+/// normals, values near 1.
+static int vdk_pair_steps_match(vdk_pair_step a, vdk_pair_step b) {
+  unsigned state = 88675123u;
+  int same = 1;
+  for (int round = 0; round < 4096 && same; round++) {
+    unsigned in[2][16], ra[16], rb[16], la[8], lb[8];
+    for (int k = 0; k < 32; k++) {
+      state ^= state << 13, state ^= state >> 17, state ^= state << 5;
+      const unsigned r = state, sign = r & 0x80000000u;
+      static const unsigned tails[] = {0x7fffu, 0x8000u, 0x8001u};
+      unsigned u = r;  // round % 8 == 0: any bits
+      switch (round % 8) {
+        case 1: u = (r & 0xffff0000u) | tails[r % 3]; break;                       // ties and neighbours
+        case 2: u = r & 0x807fffffu; break;                                        // denormals
+        case 3: u = sign | 0x7f800000u | (r & 1 ? 0 : r >> 9 & 0x7fffffu); break;  // infinities, NaNs
+        case 4: u = sign | 0x7f7f0000u | (r & 0xffffu); break;                     // the largest finite
+        case 5: u = r & 1 ? sign : sign | 0x00800000u | (r >> 9 & 0xffffu); break; // zeros, small normals
+        case 6: u = (r & 0x807fffffu) | 0x3f800000u; break;                        // near 1
+        case 7: u = (r & 0x8007ffffu) | 0x3f800000u; break;                        // near 1, short fractions
+      }
+      in[k / 16][k % 16] = u;
+    }
+    float hi[16], lo[16];
+    memcpy(hi, in[0], sizeof hi), memcpy(lo, in[1], sizeof lo);
+    a(hi, lo, ra, la);
+    b(hi, lo, rb, lb);
+    // Compared by halves: a bf16 NaN (exponent all ones, fraction not zero) matches any NaN.
+#define VDK_HALF_NAN(h) (((h) & 0x7f80u) == 0x7f80u && ((h) & 0x7fu) != 0)
+#define VDK_HALVES_MATCH(x, y)                                                                        \
+  (((x) >> 16 == (y) >> 16 || (VDK_HALF_NAN((x) >> 16) && VDK_HALF_NAN((y) >> 16))) &&                \
+   (((x) & 0xffffu) == ((y) & 0xffffu) || (VDK_HALF_NAN((x) & 0xffffu) && VDK_HALF_NAN((y) & 0xffffu))))
+    for (int k = 0; k < 16; k++) same &= VDK_HALVES_MATCH(ra[k], rb[k]);
+    for (int k = 0; k < 8; k++) same &= VDK_HALVES_MATCH(la[k], lb[k]);
+#undef VDK_HALVES_MATCH
+#undef VDK_HALF_NAN
+  }
+  return same;
+}
+
+int vdk_bf16_check_detects(int fault) {
+  static const vdk_dot_step dots[] = {vdk_dot_model, vdk_dot_low_first, vdk_dot_no_ftz, vdk_dot_no_daz,
+                                      vdk_dot_one_rounding};
+  static const vdk_pair_step pairs[] = {vdk_pairs_fault_0, 0, 0, 0, 0, vdk_pairs_fault_5,
+                                        vdk_pairs_fault_6, vdk_pairs_fault_7, vdk_pairs_fault_8, vdk_pairs_fault_9};
+  if (fault < 0 || fault >= (int)(sizeof pairs / sizeof pairs[0])) return -1;
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return -1;
+  // Fault 0: the model against itself, and the rounding vectors against the definition one at a time.
+  if (fault == 0) return !vdk_dot_steps_match(vdk_dot_model, vdk_dot_model) || !vdk_pair_steps_match(vdk_pairs_model, pairs[0]);
+  if (fault < 5) return !vdk_dot_steps_match(vdk_dot_model, dots[fault]);
+  return !vdk_pair_steps_match(vdk_pairs_model, pairs[fault]);
+}
+
+/// Whether this CPU's VDPBF16PS, VCVTNE2PS2BF16 and VCVTNEPS2BF16 give the models' bits.
+static int vdk_bf16_native_matches(void) {
+  return vdk_dot_steps_match(vdk_dot_model, vdk_dot_native) && vdk_pair_steps_match(vdk_pairs_model, vdk_pairs_native);
+}

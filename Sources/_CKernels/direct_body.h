@@ -9,7 +9,10 @@
 //   VDK_PAIRS        optional, 1 for the bf16 pair kernels: the window panels and the weight gradient
 //                    then hold pairs of bf16 operands (chain element r in a 32-bit word's high half,
 //                    r + 1 in its low half) and multiply them with vdk_dpbf16(acc, x, w), which the
-//                    includer defines (VDPBF16PS, or its model in two FMAs). The weights, the dense
+//                    includer defines (VDPBF16PS, or its model in two FMAs), as it defines the
+//                    rounding into pairs: vdk_pair_rows(hi, lo) (two vectors of floats, lane by lane)
+//                    and vdk_pair_lanes(x) (neighbouring lanes, 8 pairs); VCVTNE2PS2BF16 and
+//                    VCVTNEPS2BF16, or VDK_BF16_ROUND written out. The weights, the dense
 //                    layers' operands and the grids of a window call that may run window_direct
 //                    (vdk_window_direct) come rounded (direct.c's entry points), and those kernels run
 //                    their fp32 code; the other grids come in float32 and are rounded where the panel
@@ -35,13 +38,9 @@ typedef unsigned VDK_FN(uvec) __attribute__((ext_vector_type(VDK_WIDTH)));
 #define XVEC UVEC
 #define PER 2
 #define MAC(acc, x, w) vdk_dpbf16((acc), (x), (w))
-/// A vector of floats rounded to bf16 (VDK_BF16_ROUND), as floats.
-#define VROUNDED(v) ((VEC)VDK_BF16_ROUND(UVEC, (UVEC)(v)))
-/// The pair (hi, lo) of two vectors of floats, each rounded to bf16 (whose low halves are then 0):
-/// lane by lane hi's, then lo's.
-#define VPAIR(hi, lo) ((UVEC)VROUNDED(hi) | ((UVEC)VROUNDED(lo) >> 16))
+/// The pair (hi, lo) of two vectors of floats, each rounded to bf16: lane by lane hi's, then lo's.
+#define VPAIR(hi, lo) ((UVEC)vdk_pair_rows((hi), (lo)))
 #else
-#define VROUNDED(v) (v)
 #define ELEM float
 #define XVEC VEC
 #define PER 1
@@ -105,7 +104,6 @@ VDK_INLINE ELEM VDK_FN(weight_element)(const float *w, long next, long left) {
 #undef PER
 #undef MAC
 #undef VPAIR
-#undef VROUNDED
 #undef UVEC
 #undef VRELU
 #undef VDK_CHANNELS

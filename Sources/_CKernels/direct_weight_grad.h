@@ -35,12 +35,7 @@ VDK_INLINE void VDK_FN(wgrad_panel)(const VDKWindow *g, long i, const float *res
 static const unsigned *VDK_FN(paired)(const float *restrict x, long count) {
   _Static_assert(VDK_WIDTH == 16, "the pair kernels use vectors of 16 floats");
   unsigned *restrict out = (unsigned *)vdk_thread_buffer(VDK_BUFFER_PAIRS, count / 2);
-  for (long i = 0; i < count; i += 16) {
-    const UVEC r = (UVEC)VROUNDED(vdk_load(VEC, x + i));
-    const vdk_u8 hi = __builtin_shufflevector(r, r, 0, 2, 4, 6, 8, 10, 12, 14);
-    const vdk_u8 lo = __builtin_shufflevector(r, r, 1, 3, 5, 7, 9, 11, 13, 15);
-    vdk_store(vdk_u8, out + i / 2, hi | lo >> 16);  // rounded: the low halves are 0
-  }
+  for (long i = 0; i < count; i += 16) vdk_store(vdk_u8, out + i / 2, vdk_pair_lanes(vdk_load(VEC, x + i)));
   return out;
 }
 

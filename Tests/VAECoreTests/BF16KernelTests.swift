@@ -40,18 +40,21 @@ final class BF16KernelTests: XCTestCase {
     XCTAssertEqual(roundedToBF16(Float(bitPattern: 0x807f_ffff)).bitPattern, 0x8000_0000)
   }
 
-  /// The check that runs before the native VDPBF16PS kernels' first use compares the instruction with
-  /// its model (two FMAs, the high pair first, denormals flushed). It must tell the model from the
-  /// ways another implementation could differ, or a CPU that rounds differently would run natively
-  /// with other bits: here each such implementation, written out, stands in for the instruction.
+  /// The check that runs before the native kernels' first use compares VDPBF16PS with its model (two
+  /// FMAs, the high pair first, denormals flushed) and VCVTNE2PS2BF16 / VCVTNEPS2BF16 (with the
+  /// interleaving into pairs) with the rounding the modelled kernels run. It must tell the models from
+  /// the ways another implementation could differ, or a CPU that rounds differently would run natively
+  /// with other bits: here each such implementation, written out, stands in for the instructions.
   func testTheNativeCheckTellsOtherImplementationsApart() throws {
     guard vdk_bf16_check_detects(0) >= 0 else { throw XCTSkip("the check needs AVX2 and FMA") }
-    XCTAssertEqual(vdk_bf16_check_detects(0), 0, "the model against itself")
+    XCTAssertEqual(vdk_bf16_check_detects(0), 0, "the models against themselves and the rounding's definition")
     for (fault, name) in [(1, "the low pair first"), (2, "results not flushed"), (3, "inputs not flushed"),
-                          (4, "one rounding for both products")] {
+                          (4, "one rounding for both products"), (5, "a truncating rounding"),
+                          (6, "denormals rounded as numbers"), (7, "ties away from zero"),
+                          (8, "a row pair's halves swapped"), (9, "a lane pair's halves swapped")] {
       XCTAssertEqual(vdk_bf16_check_detects(Int32(fault)), 1, "the check misses an implementation with \(name)")
     }
-    XCTAssertEqual(vdk_bf16_check_detects(5), -1)
+    XCTAssertEqual(vdk_bf16_check_detects(10), -1)
   }
 
   func bits(_ x: [[Float]]) -> [[UInt32]] { x.map { $0.map(\.bitPattern) } }

@@ -94,10 +94,13 @@ enum {
   VDK_BF16_EMULATED_DIFFERS = 3,  // emulated: this CPU's VDPBF16PS did not give the model's bits
 };
 int vdk_bf16_mode(void);
-/// For tests: 1 if the check run before the native kernels' first use (VDPBF16PS against its model)
-/// tells the model from an implementation with `fault` (0 none; 1 the low pair first; 2 results not
-/// flushed; 3 inputs not flushed; 4 one rounding for both products), 0 if not, -1 where it cannot
-/// run (an unknown fault, or a CPU without AVX2 and FMA).
+/// For tests: 1 if the check run before the native kernels' first use (VDPBF16PS, VCVTNE2PS2BF16 and
+/// VCVTNEPS2BF16 against their models) tells the model from an implementation with `fault`: 0 none
+/// (the model against itself, and the vector rounding against its definition one value at a time);
+/// in the dot product 1 the low pair first, 2 results not flushed, 3 inputs not flushed, 4 one
+/// rounding for both products; in the rounding into pairs 5 truncation, 6 denormals rounded as
+/// numbers, 7 ties away from zero, 8 a row pair's halves swapped, 9 a lane pair's halves swapped.
+/// 0 if not, -1 where it cannot run (an unknown fault, or a CPU without AVX2 and FMA).
 int vdk_bf16_check_detects(int fault);
 /// For tests: out[i] = a[i]·b[i] + c[i] rounded once, by the portable variant's fused multiply-add
 /// (exact without the FMA instruction), under the caller's MXCSR.
