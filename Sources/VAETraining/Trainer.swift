@@ -234,114 +234,11 @@ public final class Trainer {
     return TrainingSummary(steps: step, lastEpoch: last, modelPath: modelPath, stopped: false)
   }
 
-  struct EpochDecision: Codable {
-    var state: TrainingState
-    var stopEarly: Bool
-  }
-
-  /// Every rank's share of the epoch's evaluation passes (test, test with z = μ, validation).
-  func evaluate(_ metrics: inout EpochMetrics) throws {
-    let data = engine.data, p = engine.parameters
-    if let test = data.test {
-      let sampled = try evaluator.evaluate(parameters: p, images: test, over: communicator, phase: "the test evaluation")
-      metrics.test = sampled.loss
-      metrics.deadHiddenUnits = sampled.deadHiddenUnits
-      metrics.testMeanZ = try evaluator.evaluate(parameters: p, images: test, useMean: true, over: communicator, phase: "the test evaluation").loss
-    }
-    if let validation = data.validation {
-      metrics.validation = try evaluator.evaluate(parameters: p, images: validation, over: communicator, phase: "the validation evaluation").loss
-    }
-  }
-
-  /// Every rank's share of the importance-weighted estimate (nil when skipped or stopped by a signal).
-  func estimateLikelihood() throws -> (estimate: LikelihoodEstimate?, seconds: Double)? {
-    let k = configuration.iwSamples
-    guard k > 0, let test = engine.data.test else { return nil }
-    let started = monotonicSeconds()
-    var lastReport = started
-    let estimate = try evaluator.importanceWeighted(
-      parameters: engine.parameters, images: test, samples: k, over: communicator,
-      progress: { done, total in
-        let now = monotonicSeconds()
-        guard self.console.style == .bar, now - lastReport > 0.5 else { return }
-        lastReport = now
-        self.console.progress("importance-weighted log-likelihood, k = \(k): \(done)/\(total) test images of rank 0's share")
-      }, shouldStop: { StopSignal.requested })
-    return (estimate, monotonicSeconds() - started)
-  }
-
-  /// Rank zero's work at an epoch end: log, checkpoint, draw, and decide on early stopping.
-  func endEpoch(_ metrics: inout EpochMetrics, output: RunOutput) throws -> EpochDecision {
-    let c = configuration, data = engine.data
-    try output.throwDeferredError()
-    if hooks.rootEpochEndDelay > 0 { usleep(UInt32(min(hooks.rootEpochEndDelay, 3600) * 1e6)) }
-    if let validation = metrics.validation {
-      metrics.isBest = state.recordValidation(validation.meanLoss(beta: c.beta), step: step, minDelta: c.earlyStoppingMinDelta)
-    }
-    console.line(epochLine(metrics))
-    try output.append(metrics)
-    try output.writeCheckpoint(engine, state: state)
-    if metrics.isBest == true { try output.writeCheckpoint(engine, state: state, name: "best") }
-    if c.plotEvery > 0, metrics.epoch % c.plotEvery == 0, step < totalSteps, let test = data.test {
-      try output.writePictures(parameters: engine.parameters, test: test, step: step)
-    }
-    return EpochDecision(state: state, stopEarly: state.shouldStopEarly(patience: c.earlyStoppingPatience))
-  }
-
-  /// Rank zero's work after the last step: the model file and the pictures. A stop signal here
-  /// skips the pictures left (the model is written first).
-  func writeFinalFiles(_ output: RunOutput, memory: [Int]) throws -> String {
-    try output.throwDeferredError()
-    let path = try output.writeModel(engine, step: step)
-    console.line("wrote \(path) (\(grouped(engine.layout.totalCount)) parameters, step \(step))")
-    console.line("peak resident memory per rank during training: \(memory.map { "\(fixed(Double($0) / 1024, 1)) MiB" }.joined(separator: " · "))")
-    if let test = engine.data.test {
-      try output.writePictures(parameters: engine.parameters, test: test, step: step)
-    }
-    return path
-  }
-
-  /// Every rank sees the same non-finite verdict. With --skip-nonfinite the step is counted and
-  /// skipped; otherwise rank zero keeps the last good state as a checkpoint and every rank ends with
-  /// the same status.
-  func nonFiniteStep(_ outcome: StepEngine.Outcome) throws {
-    let failing = step + 1
-    let what =
-      !outcome.losses.reconstruction.isFinite ? "the reconstruction loss (binary cross-entropy)"
-      : !outcome.losses.kl.isFinite ? "the KL term" : "the gradient"
-    if configuration.skipNonFinite {
-      state.skippedSteps += 1
-      console.line("step \(failing): \(what) is not finite; step skipped (\(state.skippedSteps) so far)")
-      return
-    }
-    _ = try atRoot("keeping the last good state before step \(failing)") { output -> Bool in
-      let path = try? output.writeCheckpoint(self.engine, state: self.state)
-      throw TrainingError.nonFinite(step: failing, what: what, checkpoint: path)
-    }
-  }
-
   func stopOnSignal(epoch: Int, last: EpochMetrics?) throws -> TrainingSummary {
     let path = try atRoot("the checkpoint on a stop") { try $0.writeCheckpoint(self.engine, state: self.state) }
     console.line(
       "stopped by a signal after step \(step) (epoch \(epoch + 1), \(step % schedule.stepsPerEpoch) of its steps); "
         + "checkpoint \(path)\ncontinue with the same command and --resume (same --out)")
     return TrainingSummary(steps: step, lastEpoch: last, modelPath: nil, stopped: true)
-  }
-
-  /// Rank zero finds the newest complete checkpoint of this run; every rank takes its state.
-  func restoreNewestCheckpoint() throws {
-    struct Restored: Codable {
-      var state: TrainingState
-      var path: String
-    }
-    let restored = try atRoot("the resume checkpoint") { output -> Restored in
-      let checkpoint = try output.resumableCheckpoint()
-      self.engine.load(checkpoint)
-      try output.trimMetrics(afterStep: checkpoint.state.step, stepsPerEpoch: self.schedule.stepsPerEpoch)
-      return Restored(state: checkpoint.state, path: checkpoint.path)
-    }
-    try engine.broadcastState(phase: "the resume broadcast of the checkpoint")
-    state = restored.state
-    console.line("  resumed    \(restored.path) at step \(step) (epoch \(step / schedule.stepsPerEpoch + 1))")
   }
 }
