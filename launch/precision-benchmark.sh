@@ -7,15 +7,16 @@
 # median milliseconds a step in both precisions. Builds vae-dist first (launch/setup.sh), unless
 # VAE_DIST_BINARY names a built one.
 #
-#   launch/precision-benchmark.sh [--pairs 3] [--threads 1] [--steps 40] [--out DIR]
+#   launch/precision-benchmark.sh [--pairs 3] [--threads 1] [--steps 40] [--layer-seconds 0.5] [--out DIR]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-pairs=3 threads=1 steps=40 out=/tmp/vae-dist-precision
+pairs=3 threads=1 steps=40 layer_seconds=0.5 out=/tmp/vae-dist-precision
 while (($#)); do
   case "$1" in
     --pairs) pairs="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
+    --layer-seconds) layer_seconds="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "precision-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -31,7 +32,7 @@ rm -f "$out"/bench-*.json
 for r in $(seq "$pairs"); do
   for p in bf16 fp32; do
     echo "precision-benchmark: pair $r of $pairs, $p"
-    "$binary" bench --threads "$threads" --steps "$steps" --warmup 5 --synthetic --layers --precision "$p" --json \
+    "$binary" bench --threads "$threads" --steps "$steps" --warmup 5 --synthetic --layers --layer-seconds "$layer_seconds" --precision "$p" --json \
       >"$out/bench-$p-$r.json"
   done
 done

@@ -50,9 +50,11 @@ public struct BenchmarkResult: Codable, Sendable {
 }
 
 extension StepEngine {
-  /// Runs `warmup` steps, then `steps` timed ones, from the start of the data order.
+  /// Runs `warmup` steps, then `steps` timed ones, from the start of the data order; with
+  /// `profileLayers`, then times each pass for about `layerSeconds`.
   public func benchmark(
-    warmup: Int, steps: Int, measureGemmPeak: Bool = false, profileLayers: Bool = false, startedAt processStart: Double
+    warmup: Int, steps: Int, measureGemmPeak: Bool = false, profileLayers: Bool = false, layerSeconds: Double = 0.5,
+    startedAt processStart: Double
   ) throws -> BenchmarkResult {
     var orders: [[Int]] = []
     var epochOfOrders = -1
@@ -86,7 +88,7 @@ extension StepEngine {
     let memory = try communicator.gather(stepMemory ?? peakResidentKilobytes(), phase: "the memory report")
     let peak = peaks.gemm, fmaPeak = peaks.fma
     // Every rank profiles its own threads at once (as in training); rank zero's figures are reported.
-    let layers = profileLayers ? self.profileLayers(fmaPeak: fmaPeak.map { $0 / Double(communicator.size) }) : nil
+    let layers = profileLayers ? self.profileLayers(seconds: layerSeconds, fmaPeak: fmaPeak.map { $0 / Double(communicator.size) }) : nil
     let perStep = Dictionary(uniqueKeysWithValues: phases.named.map { ($0.0, $0.1 / Double(max(1, phases.steps))) })
     let flops = VAEModel<Float>.nominalFlopsPerImage(latentDim: configuration.latentDim)
     return BenchmarkResult(

@@ -28,6 +28,8 @@ struct Bench: ParsableCommand {
   var gemmPeak = false
   @Flag(help: "Also time each layer's forward, backward-weights and backward-data pass alone (on every thread at once): milliseconds per step, GFLOP/s and, with --gemm-peak, the fraction of the FMA peak.")
   var layers = false
+  @Option(help: "With --layers, the seconds each pass is timed for: the best of 5 windows of repeated runs. Shorter is quicker and noisier.")
+  var layerSeconds = 0.5
   @Flag(help: "Print one JSON object instead of text.") var json = false
   @Flag(help: "Time MPI allreduces of 1 KiB to 4 MiB (int64, as the deterministic reduction sends, and float) instead of training steps; fits latency + bandwidth.")
   var allreduce = false
@@ -35,6 +37,9 @@ struct Bench: ParsableCommand {
   func validate() throws {
     guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more (got \(warmup)).") }
     guard steps >= 2 else { throw ValidationError("--steps must be at least 2 (got \(steps)).") }
+    guard layerSeconds > 0 && layerSeconds <= 60 else {
+      throw ValidationError("--layer-seconds must be above 0 and at most 60 (got \(layerSeconds)).")
+    }
     try TrainingConfiguration(data: data, model: model, optimization: optimization, parallel: parallel).refuseProblems()
   }
 
@@ -50,7 +55,8 @@ struct Bench: ParsableCommand {
       }
       let engine = try StepEngine(configuration: c, communicator: communicator, evaluationSets: false)
       let result = try engine.benchmark(
-        warmup: warmup, steps: steps, measureGemmPeak: gemmPeak, profileLayers: layers, startedAt: processStart)
+        warmup: warmup, steps: steps, measureGemmPeak: gemmPeak, profileLayers: layers, layerSeconds: layerSeconds,
+        startedAt: processStart)
       guard communicator.rank == 0 else { return }
       if json {
         let encoder = JSONEncoder()

@@ -52,7 +52,8 @@ final class BenchmarkRunTests: XCTestCase {
 
   func testLayerProfileCoversEveryPassAndAddsUp() throws {
     try Harness.requireRealData()
-    let r = try bench(ranks: 1, ["--threads", "2", "--layers"])
+    // Each pass timed for 0.05 s (the default is 0.5): the figures are not what this test checks.
+    let r = try bench(ranks: 1, ["--threads", "2", "--layers", "--layer-seconds", "0.05"])
     let layers = r["layers"] as! [[String: Any]]
     for t in layers { print("bench --layers: \(t["layer"]!) \(t["pass"]!) \(t["millisecondsPerStep"]!) ms \(t["gigaflopsPerSecond"]!) GFLOP/s") }
     // 8 layers with a matrix product (z_mean and z_log_var as one): 3 passes each, less conv1's
@@ -76,6 +77,11 @@ final class BenchmarkRunTests: XCTestCase {
     XCTAssertEqual(flops, 3 * 2 * 6.66e6, accuracy: 0.01 * flops)
     XCTAssertEqual(whole["gigaflopsPerSecond"] as! Double, 128 * flops / perStep / 1e9, accuracy: 1e-6 * 128 * flops / perStep / 1e9)
     XCTAssertNil(whole["fractionOfFmaPeak"], "no FMA peak was measured")
+    for bad in ["0", "-1", "61", "nan"] {
+      let refused = try Harness.vaeDist(["bench", "--layers", "--layer-seconds", bad], timeout: 30)
+      XCTAssertNotEqual(refused.status, 0, "--layer-seconds \(bad) was accepted")
+      XCTAssertTrue(refused.error.contains("--layer-seconds"), refused.error)
+    }
   }
 
   func testRanksReportMemoryEachAndNoPeakUnlessAsked() throws {

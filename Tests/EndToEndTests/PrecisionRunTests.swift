@@ -86,7 +86,7 @@ final class PrecisionRunTests: XCTestCase {
       .deletingLastPathComponent().appendingPathComponent("launch/precision-benchmark.sh").path
     let work = temporaryDirectory()
     let speed = try Harness.run(
-      "/usr/bin/env", ["VAE_DIST_BINARY=\(binary)", benchmark, "--pairs", "1", "--steps", "3", "--out", work], timeout: 300)
+      "/usr/bin/env", ["VAE_DIST_BINARY=\(binary)", benchmark, "--pairs", "1", "--steps", "3", "--layer-seconds", "0.05", "--out", work], timeout: 300)
     XCTAssertEqual(speed.status, 0, speed.all)
     XCTAssertTrue(speed.output.contains("bf16 / fp32 median"), speed.output)
     XCTAssertTrue(speed.output.contains("convT2 64→32 s2 backward-weights"), speed.output)
