@@ -114,23 +114,38 @@ final class BF16KernelTests: XCTestCase {
     }
   }
 
+  /// The windows of the edge-case tests below: one output channel (the direct kernel), and 2 output
+  /// channels from 7 input channels at stride 1 (the panel kernel, chains of 63, 42 and 28 terms).
+  let edgeWindows: [ConvWindow] = [(1, 2, 7, 2), (2, 7, 7, 1)].map { small, large, side, stride in
+    ConvWindow(
+      small: GridShape(channels: small, side: side, lanes: 16),
+      large: GridShape(channels: large, side: side * stride, lanes: 16), stride: stride)
+  }
+
+  /// The offsets of a grid's inside values (every channel, position and lane; not the border).
+  func inside(_ grid: GridShape) -> [Int] {
+    var offsets: [Int] = []
+    for c in 0..<grid.channels { for y in 0..<grid.side { for x in 0..<grid.side { for l in 0..<grid.lanes {
+      offsets.append(grid.offset(channel: c, y: y, x: x) + l) } } } }
+    return offsets
+  }
+
+  /// A grid with `value` inside and zeros on its border.
+  func filled(_ grid: GridShape, _ value: Float) -> [Float] {
+    var values = [Float](repeating: 0, count: grid.count)
+    for o in inside(grid) { values[o] = value }
+    return values
+  }
+
   /// Denormal operands and a denormal accumulator count as zero, and no result is denormal, as in
   /// VDPBF16PS: a gather whose products and bias all lie below float's smallest normal gives +0 or -0.
   /// And a sum of −0 stays −0 (a bias of −0 plus products −1 · +0), also where the pair kernels pad a
   /// chain of odd length. Two windows: one output channel (the direct kernel), and 2 output
   /// channels from 7 input channels (the panel kernel, chains of 63, 42 and 28 terms).
   func testDenormalsAreFlushedAndNegativeZeroKept() throws {
-    for (small, large, side, stride) in [(1, 2, 7, 2), (2, 7, 7, 1)] {
-      let g = ConvWindow(
-        small: GridShape(channels: small, side: side, lanes: 16),
-        large: GridShape(channels: large, side: side * stride, lanes: 16), stride: stride)
-      func grid(_ value: Float) -> [Float] {
-        var grid = [Float](repeating: 0, count: g.large.count)
-        for c in 0..<large { for y in 0..<g.large.side { for x in 0..<g.large.side { for l in 0..<16 {
-          grid[g.large.offset(channel: c, y: y, x: x) + l] = value } } } }
-        return grid
-      }
-      let tiny = grid(1e-20), zero = grid(0)
+    for g in edgeWindows {
+      let small = g.small.channels, large = g.large.channels
+      let tiny = filled(g.large, 1e-20), zero = filled(g.large, 0)
       var scratch = [Float](repeating: 0, count: 9 * small * large)
       for variant in KernelVariant.allCases where variant.isSupported {
         try variant.select()
@@ -148,10 +163,9 @@ final class BF16KernelTests: XCTestCase {
           Float.convGather(
             g, weight: [Float](repeating: -1, count: 9 * small * large), bias: [Float](repeating: -0.0, count: small),
             relu: false, mask: nil, large: zero, small: &out, scratch: &scratch)
-          for c in 0..<small { for y in 0..<side { for x in 0..<side {
-            let v = out[g.small.offset(channel: c, y: y, x: x)]
-            XCTAssertEqual(v.bitPattern, (-0.0 as Float).bitPattern, "\(variant) \(precision) channel \(c) (\(y), \(x)): \(v)")
-          } } }
+          for o in inside(g.small) {
+            XCTAssertEqual(out[o].bitPattern, (-0.0 as Float).bitPattern, "\(variant) \(precision) offset \(o): \(out[o])")
+          }
         }
       }
     }
@@ -163,14 +177,11 @@ final class BF16KernelTests: XCTestCase {
   /// 2^104, not infinity. Shortcuts that round the product first (the portable bf16 kernels' float
   /// multiply, then add) must see these and take the exact path.
   func testProductsOutsideFloatsRangeAreFused() throws {
-    for (small, large, side, stride) in [(1, 2, 7, 2), (2, 7, 7, 1)] {
-      let g = ConvWindow(
-        small: GridShape(channels: small, side: side, lanes: 16),
-        large: GridShape(channels: large, side: side * stride, lanes: 16), stride: stride)
-      var tiny = [Float](repeating: 0, count: g.large.count), huge = tiny
-      for c in 0..<large { for y in 0..<g.large.side { for x in 0..<g.large.side { for l in 0..<16 {
-        tiny[g.large.offset(channel: c, y: y, x: x) + l] = 1e-20 } } } }
+    for g in edgeWindows {
+      let small = g.small.channels, large = g.large.channels
+      let tiny = filled(g.large, 1e-20)
       // One input position of 2^64: each output it reaches has one product of 2^128.
+      var huge = filled(g.large, 0)
       for l in 0..<16 { huge[g.large.offset(channel: 0, y: 3, x: 3) + l] = 0x1p64 }
       var scratch = [Float](repeating: 0, count: 9 * small * large)
       for variant in KernelVariant.allCases where variant.isSupported {
@@ -189,11 +200,7 @@ final class BF16KernelTests: XCTestCase {
             g, weight: [Float](repeating: 0x1p64, count: 9 * small * large),
             bias: [Float](repeating: -.greatestFiniteMagnitude, count: small), relu: false, mask: nil, large: huge,
             small: &out, scratch: &scratch)
-          var reached: [Float] = []
-          for c in 0..<small { for y in 0..<side { for x in 0..<side { for l in 0..<16 {
-            let v = out[g.small.offset(channel: c, y: y, x: x) + l]
-            if v != -.greatestFiniteMagnitude { reached.append(v) }
-          } } } }
+          let reached = inside(g.small).map { out[$0] }.filter { $0 != -.greatestFiniteMagnitude }
           print("\(name): −0 sum \(centre); outputs reached by 2^64 · 2^64: \(Set(reached))")
           XCTAssertFalse(reached.isEmpty, name)
           XCTAssertTrue(reached.allSatisfy { $0 == 0x1p104 }, "\(name): \(Set(reached))")
