@@ -1,3 +1,4 @@
+import _CKernels
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -19,22 +20,16 @@ public struct AdamConfiguration: Sendable, Equatable, Codable {
   }
 }
 
-/// One Adam update of `count` parameters at step `t` (1 for the first update), in place.
+/// One Adam update of `count` parameters at step `t` (1 for the first update), in place, with the
+/// gradient `gradients[i] / gradientDivisor` (the step passes the summed gradient and the image
+/// count: the loss is the batch mean). Vectorized in C (vdk_adam), every operation rounded as written.
 public func adamUpdate(
   parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
   firstMoment m: UnsafeMutablePointer<Float>, secondMoment v: UnsafeMutablePointer<Float>,
-  count: Int, step t: Int, configuration c: AdamConfiguration
+  count: Int, step t: Int, configuration c: AdamConfiguration, gradientDivisor: Float = 1
 ) {
   precondition(t >= 1)
   let alpha = Float(c.learningRate * (1 - pow(c.beta2, Double(t))).squareRoot() / (1 - pow(c.beta1, Double(t))))
-  let beta1 = Float(c.beta1), beta2 = Float(c.beta2), epsilon = Float(c.epsilon)
-  let oneMinusBeta1 = 1 - beta1, oneMinusBeta2 = 1 - beta2
-  for i in 0..<count {
-    let g = gradients[i]
-    let mi = beta1 * m[i] + oneMinusBeta1 * g
-    let vi = beta2 * v[i] + oneMinusBeta2 * g * g
-    m[i] = mi
-    v[i] = vi
-    parameters[i] -= alpha * mi / (vi.squareRoot() + epsilon)
-  }
+  vdk_adam(
+    parameters, gradients, m, v, count, gradientDivisor, alpha, Float(c.beta1), Float(c.beta2), Float(c.epsilon))
 }

@@ -128,14 +128,13 @@ public final class StepEngine {
     guard reduced.isFinite else {
       return Outcome(losses: reduced.losses, applied: false, stopRequested: reduced.anyFlag)
     }
-    // The loss is the mean over the batch's images; the reduced gradient is of their sum.
-    let count = Float(reduced.losses.count)
-    for i in 0..<layout.totalCount { gradient.pointer[i] /= count }
     var adam = c.adam
     adam.learningRate = c.learningRate(step: globalStep + 1, stepsPerEpoch: schedule.stepsPerEpoch)
     adamUpdate(
       parameters: parameters.pointer, gradients: gradient.pointer, firstMoment: firstMoment.pointer,
-      secondMoment: secondMoment.pointer, count: layout.totalCount, step: globalStep + 1, configuration: adam)
+      secondMoment: secondMoment.pointer, count: layout.totalCount, step: globalStep + 1, configuration: adam,
+      // The loss is the mean over the batch's images; the reduced gradient is of their sum.
+      gradientDivisor: Float(reduced.losses.count))
     phases.optimizer += monotonicSeconds() - optimizerStart
     return Outcome(losses: reduced.losses, applied: true, stopRequested: reduced.anyFlag)
   }

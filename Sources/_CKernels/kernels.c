@@ -135,6 +135,22 @@ void vdk_from_fixed_point(const int64_t *sums, float *out, long count, double in
   for (long i = 0; i < count; i++) out[i] = (float)((double)sums[i] * inverse_scale);
 }
 
+VDK_CLONES
+void vdk_adam(float *parameters, const float *gradient_sum, float *m, float *v, long count, float divisor, float alpha,
+              float beta1, float beta2, float epsilon) {
+  const float one_minus_beta1 = 1 - beta1, one_minus_beta2 = 1 - beta2;
+  for (long i = 0; i < count; i++) {
+    const float g = gradient_sum[i] / divisor;
+    const float mi = beta1 * m[i] + one_minus_beta1 * g;
+    const float vi = beta2 * v[i] + one_minus_beta2 * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    // The builtin, unlike sqrtf, never sets errno, so the loop vectorizes (VSQRTPS is correctly
+    // rounded, as SQRTSS is).
+    parameters[i] -= alpha * mi / (__builtin_elementwise_sqrt(vi) + epsilon);
+  }
+}
+
 const char *vdk_instruction_set(void) {
 #if defined(__x86_64__) && defined(__clang__)
   __builtin_cpu_init();

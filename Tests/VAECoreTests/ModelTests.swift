@@ -1,6 +1,7 @@
 import CounterRNG
 import VAECore
 import XCTest
+import _CKernels
 
 final class ModelTests: XCTestCase {
   func testParameterCountAndNames() {
@@ -186,6 +187,42 @@ final class LossTests: XCTestCase {
     for i in 0..<3 { XCTAssertEqual(Double(p[i]), rp[i], accuracy: 1e-6) }
     // First step moves each parameter by about lr against the sign of its gradient.
     XCTAssertEqual(rp[0], 1.0 - 0.01 * 3 + 0, accuracy: 0.02)
+  }
+
+  func testAdamKernelRoundsEveryOperationAsWritten() {
+    // vdk_adam (vectorized, every width the CPU has, plus a tail) against the update written out in
+    // Swift one element at a time, each operation rounded to Float in order: the same bits, over
+    // gradients from 1e-30 to 1e3 with either sign, zeros, and steps whose moments start at zero.
+    let count = 1_003, divisor: Float = 96
+    var random = SystemRandomNumberGenerator()
+    var p = (0..<count).map { _ in Float.random(in: -2...2, using: &random) }
+    var m = [Float](repeating: 0, count: count), v = m
+    var rp = p, rm = m, rv = v
+    let config = AdamConfiguration(learningRate: 3e-3)
+    for t in 1...4 {
+      let g: [Float] = (0..<count).map { i in
+        i % 97 == 0 ? 0 : Float.random(in: -1...1, using: &random) * Float(sign: .plus, exponent: (i * 7 + t) % 110 - 100, significand: 1)
+      }
+      adamUpdate(
+        parameters: &p, gradients: g, firstMoment: &m, secondMoment: &v, count: count, step: t, configuration: config,
+        gradientDivisor: divisor)
+      let alpha = Float(config.learningRate * (1 - pow(config.beta2, Double(t))).squareRoot() / (1 - pow(config.beta1, Double(t))))
+      let beta1 = Float(config.beta1), beta2 = Float(config.beta2), epsilon = Float(config.epsilon)
+      for i in 0..<count {
+        let gi = g[i] / divisor
+        rm[i] = beta1 * rm[i] + (1 - beta1) * gi
+        rv[i] = beta2 * rv[i] + (1 - beta2) * gi * gi
+        rp[i] -= alpha * rm[i] / (rv[i].squareRoot() + epsilon)
+      }
+      var mismatches = 0
+      for i in 0..<count where p[i].bitPattern != rp[i].bitPattern || m[i].bitPattern != rm[i].bitPattern
+        || v[i].bitPattern != rv[i].bitPattern
+      {
+        mismatches += 1
+      }
+      print("Adam step \(t): \(mismatches) of \(count) elements differ from the scalar formula (\(String(cString: vdk_instruction_set())))")
+      XCTAssertEqual(mismatches, 0, "step \(t)")
+    }
   }
 }
 

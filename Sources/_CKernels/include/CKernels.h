@@ -26,6 +26,12 @@ void vdk_add_fixed_point(const float *x, int64_t *sums, long count, double scale
 /// out[i] = (float)(sums[i] · inverse_scale).
 void vdk_from_fixed_point(const int64_t *sums, float *out, long count, double inverse_scale);
 
+/// One Adam update in place (Adam.swift says which form): g = gradient_sum[i] / divisor, then
+/// m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g·g, p ← p − α·m / (√v + ε), each operation rounded to
+/// float in that order (no fused multiply-adds), the same bits on every CPU.
+void vdk_adam(float *parameters, const float *gradient_sum, float *m, float *v, long count, float divisor, float alpha,
+              float beta1, float beta2, float epsilon);
+
 /// The instruction set the kernels run with on this CPU: "x86-64-v4" (AVX-512), "x86-64-v3" (AVX2,
 /// FMA), or "baseline".
 const char *vdk_instruction_set(void);
