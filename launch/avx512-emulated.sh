@@ -26,16 +26,8 @@ while (($#)); do
 done
 [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || { echo "avx512-emulated: --timeout must be a positive integer, not '$timeout'" >&2; exit 2; }
 
-packages=(bochs bochsbios vgabios bochs-term isolinux syslinux-common genisoimage busybox-static cpio python3)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if ((${#missing[@]})); then
-  echo "avx512-emulated: installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+"$root/launch/install-packages.sh" avx512-emulated bochs bochsbios vgabios bochs-term isolinux syslinux-common \
+  genisoimage busybox-static cpio python3
 [[ -n "${VAE_DIST_BINARY:-}" ]] || "$root/launch/setup.sh" >/dev/null
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
 
@@ -152,7 +144,7 @@ done
 [[ -n "$reader" ]] || { echo "avx512-emulated: Bochs did not start; see $out/bochs.out" >&2; kill $bochs_job 2>/dev/null; exit 1; }
 while kill -0 $bochs_job 2>/dev/null && ! grep -q 'VDK done' serial.txt 2>/dev/null; do sleep 10; done
 sleep 2
-pkill -f "bochs-bin -q -f $out/bochsrc" 2>/dev/null || true
+pkill -f "bochs-bin.* -f $out/bochsrc" 2>/dev/null || true  # the wrapper adds a second -q
 kill "$reader" 2>/dev/null || true
 echo "avx512-emulated: the emulated machine ran for $((SECONDS - started)) s"
 

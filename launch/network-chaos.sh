@@ -30,13 +30,7 @@ done
 if ((short)); then steps="${steps:-40}" timeout="${timeout:-8}" cut=4; else steps="${steps:-120}" timeout="${timeout:-20}" cut=10; fi
 [[ $(id -u) -eq 0 ]] || { echo "network-chaos: needs root (network namespaces, nftables, tc)" >&2; exit 2; }
 [[ -x "$binary" ]] || { echo "network-chaos: no vae-dist at $binary; run launch/setup.sh first" >&2; exit 2; }
-missing=()
-command -v nft >/dev/null || missing+=(nftables)
-command -v ping >/dev/null || missing+=(iputils-ping)
-if ((${#missing[@]})); then
-  echo "network-chaos: installing ${missing[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+"$root/launch/install-packages.sh" network-chaos nftables iputils-ping
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 hosts=(vae-h1 vae-h2 vae-h3)

@@ -20,12 +20,7 @@ while (($#)); do
 done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "onednn-benchmark: --rounds must be a positive integer" >&2; exit 2; }
 "$root/launch/setup.sh" >/dev/null
-if ! dpkg-query -W -f='${Status}' libdnnl-dev 2>/dev/null | grep -q "install ok installed"; then
-  echo "onednn-benchmark: installing libdnnl-dev"
-  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends libdnnl-dev g++ >/dev/null
-fi
+"$root/launch/install-packages.sh" onednn-benchmark libdnnl-dev g++
 mkdir -p "$out"
 g++ -O2 -std=c++17 -fopenmp "$root/launch/peers/onednn_passes.cpp" -ldnnl -o "$out/onednn_passes"
 binary="$root/.build/release/vae-dist"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs those of the named Debian packages that are missing (apt-get; through sudo when not root),
+# saying which in the caller's name; does nothing when every one is installed. The launch scripts'
+# one way to install what they need.
+#   launch/install-packages.sh CALLER PACKAGE...
+set -euo pipefail
+caller="$1"
+shift
+missing=()
+for package in "$@"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+((${#missing[@]})) || exit 0
+echo "$caller: installing ${missing[*]}"
+sudo=""
+[[ $(id -u) -ne 0 ]] && sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
