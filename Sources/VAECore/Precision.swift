@@ -52,7 +52,8 @@ public enum BF16Mode: Sendable {
     case .native: return "native: VDPBF16PS"
     case .modelled: return "VDPBF16PS modelled by FMAs: the avx512 bf16 kernels' code on AVX2"
     case .emulatedInstructionDiffers:
-      return "emulated: this CPU's bf16 instructions do not give the reference bits; see docs/precision.md"
+      let difference = String(cString: vdk_bf16_check_difference())
+      return "emulated: this CPU's bf16 instructions do not give the reference bits\(difference.isEmpty ? "" : " (\(difference))"); see docs/precision.md"
     case .emulated:
       if !Precision.cpuHasBF16 { return "emulated: this CPU lacks AVX512_BF16" }
       return "emulated: the \(KernelVariant.active.rawValue) kernels have no VDPBF16PS; the avx512 ones do"

@@ -8,6 +8,7 @@
 
 #pragma STDC FP_CONTRACT OFF
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) && defined(__clang__)
@@ -136,6 +137,7 @@ static void vdk_flush_end(unsigned csr) { (void)csr; }
 #include "direct_bf16_check.h"
 #else
 int vdk_bf16_check_detects(int fault) { return (void)fault, -1; }
+const char *vdk_bf16_check_difference(void) { return ""; }
 #endif
 
 #include "direct_portable.h"

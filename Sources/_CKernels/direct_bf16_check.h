@@ -21,10 +21,16 @@ __attribute__((target("avx512f,avx512bf16,avx2,fma"))) static void vdk_dot_nativ
   vdk_store(vdk_u16, out, (vdk_u16)vdk_dpbf16_native(a, vdk_load(vdk_u16, x), vdk_load(vdk_u16, w)));
 }
 
+/// The first difference the last comparison found, in words ("" if it found none): the instruction,
+/// its operands, what the implementation gave and what the definition gives.
+static char vdk_check_difference[200];
+const char *vdk_bf16_check_difference(void) { return vdk_check_difference; }
+
 /// Whether two implementations of the step give the same bits on 65,536 lanes of operands spread over
 /// the exponents where sums cancel, products underflow into denormals or overflow, accumulators are
 /// denormal, zeros of both signs and infinities (a NaN matches any NaN). Sets DAZ and FTZ for the call.
 static int vdk_dot_steps_match(vdk_dot_step a, vdk_dot_step b) {
+  vdk_check_difference[0] = 0;
   const unsigned csr = vdk_flush_begin();
   unsigned state = 2463534242u;
   int same = 1;
@@ -52,7 +58,12 @@ static int vdk_dot_steps_match(vdk_dot_step a, vdk_dot_step b) {
     b(xs, ws, as, mb);
     for (int l = 0; l < 16; l++) {
       const int nan = (ma[l] & 0x7fffffffu) > 0x7f800000u && (mb[l] & 0x7fffffffu) > 0x7f800000u;
-      if (ma[l] != mb[l] && !nan) same = 0;
+      if (ma[l] != mb[l] && !nan && same) {
+        same = 0;
+        snprintf(vdk_check_difference, sizeof vdk_check_difference,
+                 "VDPBF16PS: accumulator %08x, pairs %08x and %08x gave %08x; its definition gives %08x", as[l], xs[l],
+                 ws[l], mb[l], ma[l]);
+      }
     }
   }
 #undef VDK_BF16_NEAR
@@ -152,6 +163,7 @@ VDK_PAIRS_FAULT(9)
 /// NaN), the largest finite values (whose rounding may carry to infinity), zeros and the smallest
 /// normals, values near 1.
 static int vdk_pair_steps_match(vdk_pair_step a, vdk_pair_step b) {
+  vdk_check_difference[0] = 0;
   unsigned state = 88675123u;
   int same = 1;
   for (int round = 0; round < 4096 && same; round++) {
@@ -181,8 +193,20 @@ static int vdk_pair_steps_match(vdk_pair_step a, vdk_pair_step b) {
 #define VDK_HALVES_MATCH(x, y)                                                                        \
   (((x) >> 16 == (y) >> 16 || (VDK_HALF_NAN((x) >> 16) && VDK_HALF_NAN((y) >> 16))) &&                \
    (((x) & 0xffffu) == ((y) & 0xffffu) || (VDK_HALF_NAN((x) & 0xffffu) && VDK_HALF_NAN((y) & 0xffffu))))
-    for (int k = 0; k < 16; k++) same &= VDK_HALVES_MATCH(ra[k], rb[k]);
-    for (int k = 0; k < 8; k++) same &= VDK_HALVES_MATCH(la[k], lb[k]);
+    for (int k = 0; k < 16 && same; k++)
+      if (!VDK_HALVES_MATCH(ra[k], rb[k])) {
+        same = 0;
+        snprintf(vdk_check_difference, sizeof vdk_check_difference,
+                 "VCVTNE2PS2BF16: floats %08x and %08x gave the pair %08x; its definition gives %08x", in[0][k], in[1][k],
+                 rb[k], ra[k]);
+      }
+    for (int k = 0; k < 8 && same; k++)
+      if (!VDK_HALVES_MATCH(la[k], lb[k])) {
+        same = 0;
+        snprintf(vdk_check_difference, sizeof vdk_check_difference,
+                 "VCVTNEPS2BF16: floats %08x and %08x gave the pair %08x; its definition gives %08x", in[0][2 * k],
+                 in[0][2 * k + 1], lb[k], la[k]);
+      }
 #undef VDK_HALVES_MATCH
 #undef VDK_HALF_NAN
   }

@@ -48,11 +48,23 @@ final class BF16KernelTests: XCTestCase {
   func testTheNativeCheckTellsOtherImplementationsApart() throws {
     guard vdk_bf16_check_detects(0) >= 0 else { throw XCTSkip("the check needs AVX2 and FMA") }
     XCTAssertEqual(vdk_bf16_check_detects(0), 0, "the models against themselves and the rounding's definition")
-    for (fault, name) in [(1, "the low pair first"), (2, "results not flushed"), (3, "inputs not flushed"),
-                          (4, "one rounding for both products"), (5, "a truncating rounding"),
-                          (6, "denormals rounded as numbers"), (7, "ties away from zero"),
-                          (8, "a row pair's halves swapped"), (9, "a lane pair's halves swapped")] {
+    XCTAssertEqual(String(cString: vdk_bf16_check_difference()), "", "no difference to report")
+    // Each fault, and the instruction the check's report must name as the first that differs.
+    for (fault, name, instruction) in [
+      (1, "the low pair first", "VDPBF16PS"), (2, "results not flushed", "VDPBF16PS"),
+      (3, "inputs not flushed", "VDPBF16PS"), (4, "one rounding for both products", "VDPBF16PS"),
+      (5, "a truncating rounding", "VCVTNE2PS2BF16"), (6, "denormals rounded as numbers", "VCVTNE2PS2BF16"),
+      (7, "ties away from zero", "VCVTNE2PS2BF16"), (8, "a row pair's halves swapped", "VCVTNE2PS2BF16"),
+      (9, "a lane pair's halves swapped", "VCVTNEPS2BF16"),
+    ] {
       XCTAssertEqual(vdk_bf16_check_detects(Int32(fault)), 1, "the check misses an implementation with \(name)")
+      // "VDPBF16PS: accumulator …, pairs … and … gave G; its definition gives D", G ≠ D.
+      let report = String(cString: vdk_bf16_check_difference())
+      XCTAssertTrue(report.hasPrefix(instruction + ":"), "fault \(fault) (\(name)) reported as: \(report)")
+      let results = report.split(separator: ";").map { $0.split(separator: " ").last.map(String.init) ?? "" }
+      XCTAssertEqual(results.count, 2, report)
+      XCTAssertNotEqual(results.first, results.last, "the report shows two different results: \(report)")
+      print("BF16KernelTests: fault \(fault), \(name): \(report)")
     }
     XCTAssertEqual(vdk_bf16_check_detects(10), -1)
   }

@@ -108,6 +108,9 @@ int vdk_bf16_mode(void);
 /// numbers, 7 ties away from zero, 8 a row pair's halves swapped, 9 a lane pair's halves swapped.
 /// 0 if not, -1 where it cannot run (an unknown fault, or a CPU without AVX2 and FMA).
 int vdk_bf16_check_detects(int fault);
+/// The first difference the check's last comparison found, in words: the instruction, its operands,
+/// what this CPU gave and what the definition gives; "" if it found none (or has not run).
+const char *vdk_bf16_check_difference(void);
 /// For tests: out[i] = a[i]·b[i] + c[i] rounded once, by the portable variant's fused multiply-add
 /// (exact without the FMA instruction), under the caller's MXCSR.
 void vdk_portable_fma(const float *a, const float *b, const float *c, float *out, long count);
