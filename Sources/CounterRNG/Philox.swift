@@ -9,25 +9,25 @@
 // (seed, epoch, stream) for the data order — so no draw depends on how many ranks or threads exist or
 // in which order they ran.
 
-/// One Philox4x32-10 block: 128 random bits from a 128-bit counter and a 64-bit key.
+/// One Philox4x32-10 block: 128 random bits from a 128-bit counter and a 64-bit key. The state is
+/// held in scalars: built as SIMD4 values each round, the same arithmetic took twice the time.
 @inlinable
 public func philox4x32(counter: SIMD4<UInt32>, key: SIMD2<UInt32>) -> SIMD4<UInt32> {
-  var c = counter
-  var k = key
+  var (c0, c1, c2, c3) = (counter.x, counter.y, counter.z, counter.w)
+  var (k0, k1) = (key.x, key.y)
   for round in 0..<10 {
     if round > 0 {
-      k.x &+= 0x9E37_79B9
-      k.y &+= 0xBB67_AE85
+      k0 &+= 0x9E37_79B9
+      k1 &+= 0xBB67_AE85
     }
-    let p0 = UInt64(0xD251_1F53) &* UInt64(c.x)
-    let p1 = UInt64(0xCD9E_8D57) &* UInt64(c.z)
-    c = SIMD4(
-      UInt32(truncatingIfNeeded: p1 >> 32) ^ c.y ^ k.x,
-      UInt32(truncatingIfNeeded: p1),
-      UInt32(truncatingIfNeeded: p0 >> 32) ^ c.w ^ k.y,
-      UInt32(truncatingIfNeeded: p0))
+    let p0 = UInt64(0xD251_1F53) &* UInt64(c0)
+    let p1 = UInt64(0xCD9E_8D57) &* UInt64(c2)
+    (c0, c1, c2, c3) = (
+      UInt32(truncatingIfNeeded: p1 >> 32) ^ c1 ^ k0, UInt32(truncatingIfNeeded: p1),
+      UInt32(truncatingIfNeeded: p0 >> 32) ^ c3 ^ k1, UInt32(truncatingIfNeeded: p0)
+    )
   }
-  return c
+  return SIMD4(c0, c1, c2, c3)
 }
 
 /// What a stream of random numbers is for. Each purpose gets its own counter space, so streams for
