@@ -40,7 +40,12 @@ done
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
 bochs=$("$root/launch/bochs-build.sh")
 
-rm -rf "$out" && mkdir -p "$out"/{initrd/{bin,data,proc,sys,dev,tmp,out,lib64},iso/isolinux,here,kernel,apt/lists/partial}
+# --out is emptied first: refuse a directory that holds anything but an earlier run of this script.
+if [[ -d "$out" && -n "$(ls -A "$out")" && ! -f "$out/.avx512-emulated" && ! -f "$out/initrd/init" ]]; then
+  echo "avx512-emulated: --out $out is not empty and not an earlier output of this script; give another directory" >&2
+  exit 2
+fi
+rm -rf "$out" && mkdir -p "$out" && touch "$out/.avx512-emulated" && mkdir -p "$out"/{initrd/{bin,data,proc,sys,dev,tmp,out,lib64},iso/isolinux,here,kernel,apt/lists/partial}
 cd "$out"
 
 # The kernel: Debian 13's current image, unpacked from its package rather than installed, through an
@@ -51,6 +56,7 @@ apt_options=(-o Dir::Etc::SourceList="$out/apt/sources.list" -o Dir::Etc::Source
   -o Dir::State::Lists="$out/apt/lists" -o Dir::Cache="$out/apt" -o Dir::State::Status=/dev/null)
 apt-get "${apt_options[@]}" update -qq
 kernel_package=$(apt-cache "${apt_options[@]}" depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+[[ -n "$kernel_package" ]] || { echo "avx512-emulated: no Debian 13 kernel package found; this needs the network to deb.debian.org" >&2; exit 1; }
 chmod 777 kernel  # apt-get downloads as its own user
 (cd kernel && apt-get "${apt_options[@]}" download -qq "$kernel_package" && dpkg-deb -x ./*.deb .)
 cp kernel/boot/vmlinuz-* iso/vmlinuz
@@ -73,7 +79,8 @@ run=(train --data DATA --max-steps 3 --batch-size 32 --seed 3 --iw-samples 0 --t
 
 # The same runs on this CPU, with its default kernels.
 for p in fp32 bf16; do
-  "$binary" "${run[@]/DATA/$out/initrd/data}" --precision "$p" --out "here/$p" >"here/$p.log" 2>&1
+  "$binary" "${run[@]/DATA/$out/initrd/data}" --precision "$p" --out "here/$p" >"here/$p.log" 2>&1 ||
+    { echo "avx512-emulated: the $p run on this CPU failed; see $out/here/$p.log" >&2; exit 1; }
   sha256sum "here/$p/model.safetensors" | cut -d' ' -f1 >"here/$p.sha256"
 done
 

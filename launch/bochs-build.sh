@@ -18,7 +18,11 @@ sha256=78f6c73d4a6472d5130a87ab9dc306d02c7c71ed8e25b3a8ef642e2a7acd282b
 work="$cache/bochs-3.0-build"
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 echo "bochs-build: downloading $tarball from Debian" >&2
-curl -fsSL -o "$tarball" "http://deb.debian.org/debian/pool/main/b/bochs/$tarball"
+curl -fsSL -o "$tarball" "http://deb.debian.org/debian/pool/main/b/bochs/$tarball" || {
+  echo "bochs-build: could not download $tarball from deb.debian.org: this needs the network to Debian's" >&2
+  echo "  mirror; if Debian no longer has Bochs 3.0, update this script's tarball name and SHA-256" >&2
+  exit 1
+}
 echo "$sha256  $tarball" | sha256sum -c --quiet - >&2 || { echo "bochs-build: $tarball is not the file this script knows" >&2; exit 1; }
 tar xf "$tarball"
 cd bochs-3.0
