@@ -3,9 +3,10 @@
 # interleaved pairs (bf16, fp32, bf16, fp32, ...) on the same threads, each also timing every pass
 # (--layers). Prints the CPU (family, model, AVX-512F, AVX512_BF16), how bf16 runs here (native
 # VDPBF16PS, or emulated and why), each pair's images/s, the ratio bf16 / fp32 (median and range over
-# the pairs: issue 22 asks for ≥ 1.6 with one thread on a CPU with AVX512_BF16) and each pass's
-# median milliseconds a step in both precisions. Builds vae-dist first (launch/setup.sh), unless
-# VAE_DIST_BINARY names a built one.
+# the pairs: issue 22 asks for ≥ 1.6 with one thread on a CPU with AVX512_BF16), the instructions'
+# own peaks (a loop of FMAs and, where the CPU has it, of VDPBF16PS: their ratio is the most bf16 can
+# gain here) with each precision's fraction of its own, and each pass's median milliseconds a step in
+# both precisions. Builds vae-dist first (launch/setup.sh), unless VAE_DIST_BINARY names a built one.
 #
 #   launch/precision-benchmark.sh [--pairs 3] [--threads 1] [--steps 40] [--layer-seconds 0.5] [--out DIR]
 set -euo pipefail
@@ -32,7 +33,7 @@ rm -f "$out"/bench-*.json
 for r in $(seq "$pairs"); do
   for p in bf16 fp32; do
     echo "precision-benchmark: pair $r of $pairs, $p"
-    "$binary" bench --threads "$threads" --steps "$steps" --warmup 5 --synthetic --layers --layer-seconds "$layer_seconds" --precision "$p" --json \
+    "$binary" bench --threads "$threads" --steps "$steps" --warmup 5 --synthetic --layers --layer-seconds "$layer_seconds" --precision "$p" --gemm-peak --json \
       >"$out/bench-$p-$r.json"
   done
 done
@@ -54,6 +55,16 @@ print("pair  bf16 images/s  fp32 images/s  bf16 / fp32")
 for i, (x, y) in enumerate(zip(b, f)):
     print(f"{i + 1:>4}  {x:>13,.0f}  {y:>13,.0f}  {x / y:>11.2f}")
 print(f"bf16 {spread(b)} images/s, fp32 {spread(f)}; bf16 / fp32 median {spread(ratios, '{:.2f}')}")
+# The peaks as bench takes them (the best of its samples), here the best over every run.
+fma = max(x["fmaPeakGigaflopsPerSecond"] for p in runs for x in runs[p])
+dp = [x["bf16PeakGigaflopsPerSecond"] for x in runs["bf16"] if x.get("bf16PeakGigaflopsPerSecond")]
+print(f"FMA peak {fma:,.1f} GFLOP/s ({first['fmaInstructionSet']} loop): fp32 step at "
+      f"{spread([x['gigaflopsPerSecond'] / fma * 100 for x in runs['fp32']], '{:.0f}')}% of it")
+if dp:
+    print(f"VDPBF16PS peak {max(dp):,.1f} GFLOP/s, {max(dp) / fma:.2f}× the FMA peak (the most bf16 can gain here): "
+          f"bf16 step at {spread([x['gigaflopsPerSecond'] / max(dp) * 100 for x in runs['bf16']], '{:.0f}')}% of it")
+else:
+    print("VDPBF16PS peak: none, this CPU lacks AVX512_BF16 (bf16 runs on the FMA units: at most fp32's speed)")
 print("\npass                                    bf16 ms/step   fp32 ms/step   fp32 / bf16")
 names = [(t["layer"], t["pass"]) for t in runs["bf16"][0]["layers"]]
 for layer, kind in names:

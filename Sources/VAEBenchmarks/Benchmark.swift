@@ -40,6 +40,11 @@ public struct BenchmarkResult: Codable, Sendable {
   public var fmaPeakGigaflopsPerSecond: Double?
   public var fmaInstructionSet: String
   public var fractionOfFmaPeak: Double?
+  /// With `--gemm-peak --precision bf16` on a CPU with AVX512_BF16: the VDPBF16PS loop on every worker
+  /// thread of every rank at once, summed (what a bf16 kernel can do at best here: twice the FMA peak
+  /// where the instruction issues as fast as an FMA), and the step's rate as a fraction of it.
+  public var bf16PeakGigaflopsPerSecond: Double?
+  public var fractionOfBf16Peak: Double?
   /// /proc/cpuinfo's model name, family and model of rank zero's host.
   public var cpu: String
   /// With `--layers`: rank zero's time per layer pass.
@@ -69,7 +74,7 @@ extension StepEngine {
       if sampleBefore.contains(i) {
         // The step's memory is all there after the warm-up; the peaks' matrices are not part of it.
         stepMemory = stepMemory ?? peakResidentKilobytes()
-        try peaks.sample(threads: workerThreads, communicator: communicator)
+        try peaks.sample(threads: workerThreads, bf16: Precision.active == .bf16, communicator: communicator)
       }
       let epoch = i / schedule.stepsPerEpoch
       if epoch != epochOfOrders {
@@ -86,7 +91,7 @@ extension StepEngine {
     let mean = rates.reduce(0, +) / Double(rates.count)
     let variance = rates.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, rates.count - 1))
     let memory = try communicator.gather(stepMemory ?? peakResidentKilobytes(), phase: "the memory report")
-    let peak = peaks.gemm, fmaPeak = peaks.fma
+    let peak = peaks.gemm, fmaPeak = peaks.fma, bf16Peak = peaks.bf16
     // Every rank profiles its own threads at once (as in training); rank zero's figures are reported.
     let layers = profileLayers ? self.profileLayers(seconds: layerSeconds, fmaPeak: fmaPeak.map { $0 / Double(communicator.size) }) : nil
     let perStep = Dictionary(uniqueKeysWithValues: phases.named.map { ($0.0, $0.1 / Double(max(1, phases.steps))) })
@@ -101,7 +106,8 @@ extension StepEngine {
       secondsPerStep: perStep, flopsPerImage: flops, gigaflopsPerSecond: mean * flops / 1e9,
       gemmPeakGigaflopsPerSecond: peak, fractionOfGemmPeak: peak.map { mean * flops / 1e9 / $0 },
       fmaPeakGigaflopsPerSecond: fmaPeak, fmaInstructionSet: fmaInstructionSet(),
-      fractionOfFmaPeak: fmaPeak.map { mean * flops / 1e9 / $0 }, cpu: cpuDescription(), layers: layers,
+      fractionOfFmaPeak: fmaPeak.map { mean * flops / 1e9 / $0 }, bf16PeakGigaflopsPerSecond: bf16Peak,
+      fractionOfBf16Peak: bf16Peak.map { mean * flops / 1e9 / $0 }, cpu: cpuDescription(), layers: layers,
       peakResidentMiBPerRank: memory.map { Double($0) / 1024 }, secondsToFirstStep: firstStepEnd - processStart)
   }
 }

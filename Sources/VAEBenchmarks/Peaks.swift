@@ -4,7 +4,7 @@ import VAEDistributed
 import _CPeak
 
 // The host's peaks, which the step's rate is given as a fraction of: the FMA loop of _CPeak (the
-// floating-point peak) and a large sgemm (what the BLAS reaches).
+// floating-point peak), a large sgemm (what the BLAS reaches) and, for bf16, the VDPBF16PS loop.
 
 /// The host's peaks as the maximum of several samples spread over a benchmark: a shared host's
 /// neighbours only ever slow a sample down, so one sample at the start can read half the peak.
@@ -12,12 +12,18 @@ import _CPeak
 struct PeakSamples {
   private(set) var fma: Double?
   private(set) var gemm: Double?
+  /// The VDPBF16PS loop's, when asked for and every rank's CPU has AVX512_BF16 (else nil).
+  private(set) var bf16: Double?
 
-  mutating func sample(threads: Int, communicator: Communicator) throws {
-    var rates = [fmaGigaflopsPerSecond(threads: threads, seconds: 0.15), gemmGigaflopsPerSecond(threads: threads, seconds: 0.2)]
+  mutating func sample(threads: Int, bf16 includeBF16: Bool, communicator: Communicator) throws {
+    var rates = [
+      fmaGigaflopsPerSecond(threads: threads, seconds: 0.15), gemmGigaflopsPerSecond(threads: threads, seconds: 0.2),
+      includeBF16 ? bf16GigaflopsPerSecond(threads: threads, seconds: 0.15) ?? -.infinity : -.infinity,
+    ]
     try rates.withUnsafeMutableBufferPointer { try communicator.allreduce($0, .sum, phase: "the peak samples") }
     fma = max(fma ?? 0, rates[0])
     gemm = max(gemm ?? 0, rates[1])
+    if rates[2].isFinite { bf16 = max(bf16 ?? 0, rates[2]) }
   }
 }
 
@@ -56,20 +62,33 @@ func gemmGigaflopsPerSecond(threads: Int, seconds: Double = 0.5) -> Double {
 /// GFLOP/s of the calibrated FMA loop (fma_peak.c) on `threads` threads at once for about `seconds`,
 /// summed: the host's floating-point peak in the widest vector instruction set it has.
 public func fmaGigaflopsPerSecond(threads: Int, seconds: Double = 0.5) -> Double {
+  loopGigaflopsPerSecond(threads: threads, seconds: seconds) { vdk_fma_flops($0) }
+}
+
+/// GFLOP/s of `loop(iterations)` (which returns the FLOPs it did) on `threads` threads at once for
+/// about `seconds`, summed: each thread's best of five windows.
+private func loopGigaflopsPerSecond(threads: Int, seconds: Double, _ loop: @escaping @Sendable (Int) -> Double) -> Double {
   var rates = [Double](repeating: 0, count: threads)
   rates.withUnsafeMutableBufferPointer { rates in
     concurrentForEach(threads) { thread in
-      _ = vdk_fma_flops(100_000)  // warm-up: the clock ramps up
+      _ = loop(100_000)  // warm-up: the clock ramps up
       // The best of five windows: a virtual machine's core is sometimes taken away for a moment.
       for _ in 0..<5 {
         var flops = 0.0
         let start = monotonicSeconds()
-        while monotonicSeconds() - start < seconds / 5 { flops += vdk_fma_flops(200_000) }
+        while monotonicSeconds() - start < seconds / 5 { flops += loop(200_000) }
         rates[thread] = max(rates[thread], flops / (monotonicSeconds() - start) / 1e9)
       }
     }
   }
   return rates.reduce(0, +)
+}
+
+/// GFLOP/s of the VDPBF16PS loop (fma_peak.c) on `threads` threads at once, summed, as the FMA peak
+/// is taken: the most a bf16 kernel can do here. Nil where the CPU lacks AVX512_BF16.
+public func bf16GigaflopsPerSecond(threads: Int, seconds: Double = 0.5) -> Double? {
+  guard vdk_bf16_available() != 0 else { return nil }
+  return loopGigaflopsPerSecond(threads: threads, seconds: seconds) { vdk_bf16_flops($0) }
 }
 
 /// GB/s (read and written counted apart) of plain vector copies between two buffers of `bytes / 2`

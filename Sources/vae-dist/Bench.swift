@@ -24,7 +24,7 @@ struct Bench: ParsableCommand {
   @Option(help: "Untimed steps first (caches, page faults, thread start-up).") var warmup = 10
   @Option(help: "Timed steps.") var steps = 50
   @Flag(help: "Generated images instead of the data files.") var synthetic = false
-  @Flag(help: "Also measure the host's peaks on every worker thread of every rank at once: a calibrated loop of vector FMAs in the widest instruction set the CPU has, and a 1024³ sgemm; and the step's GFLOP/s as a fraction of each.")
+  @Flag(help: "Also measure the host's peaks on every worker thread of every rank at once: a calibrated loop of vector FMAs in the widest instruction set the CPU has, a 1024³ sgemm and, with --precision bf16 on a CPU with AVX512_BF16, a loop of VDPBF16PS; and the step's GFLOP/s as a fraction of each.")
   var gemmPeak = false
   @Flag(help: "Also time each layer's forward, backward-weights and backward-data pass alone (on every thread at once): milliseconds per step, GFLOP/s and, with --gemm-peak, the fraction of the FMA peak.")
   var layers = false
@@ -82,6 +82,12 @@ struct Bench: ParsableCommand {
       }
       if let peak = result.fmaPeakGigaflopsPerSecond, let fraction = result.fractionOfFmaPeak {
         print("  FMA peak    \(fixed(peak, 1)) GFLOP/s (\(result.fmaInstructionSet) loop on all \(result.ranks * result.threadsPerRank) threads at once, best of 5 samples); the step runs at \(fixed(100 * fraction, 0))% of it")
+      }
+      if let peak = result.bf16PeakGigaflopsPerSecond, let fraction = result.fractionOfBf16Peak {
+        let times = result.fmaPeakGigaflopsPerSecond.map { "; \(fixed(peak / $0, 2))× the FMA peak" } ?? ""
+        print("  bf16 peak   \(fixed(peak, 1)) GFLOP/s (VDPBF16PS loop on all \(result.ranks * result.threadsPerRank) threads at once, best of 5 samples\(times)); the step runs at \(fixed(100 * fraction, 0))% of it")
+      } else if result.precision == Precision.bf16.rawValue, result.fmaPeakGigaflopsPerSecond != nil {
+        print("  bf16 peak   none: a CPU here lacks AVX512_BF16, so bf16 runs on the FMA units and the FMA peak bounds it")
       }
       print("  per step    " + perStep.joined(separator: " · ") + " (total \(fixed(total, 1)) ms)")
       if let layers = result.layers {

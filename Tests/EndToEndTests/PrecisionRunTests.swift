@@ -95,6 +95,21 @@ final class PrecisionRunTests: XCTestCase {
     XCTAssertEqual(json["precision"] as? String, "bf16")
     let mode = json["bf16Mode"] as? String ?? ""
     XCTAssertTrue(mode.hasPrefix("native") || mode.hasPrefix("emulated"), mode)
+    // The instructions' peaks: the FMA loop's always; VDPBF16PS's exactly where the CPU has it (native
+    // kernels need it; "lacks AVX512_BF16" means it is not there), and never more than twice the FMA
+    // loop's multiply-adds with room for a noisy host.
+    let fma = json["fmaPeakGigaflopsPerSecond"] as! Double, dp = json["bf16PeakGigaflopsPerSecond"] as? Double
+    print(speed.output.split(separator: "\n").filter { $0.contains(" peak") }.joined(separator: "\n"))
+    XCTAssertGreaterThan(fma, 1)
+    if mode.hasPrefix("native") { XCTAssertGreaterThan(dp ?? 0, 1, "native bf16 without a VDPBF16PS peak") }
+    if mode.contains("lacks AVX512_BF16") { XCTAssertNil(dp, "a VDPBF16PS peak on a CPU that lacks it") }
+    if let dp {
+      XCTAssertLessThan(dp, 4 * fma)
+      XCTAssertEqual(json["fractionOfBf16Peak"] as! Double, (json["gigaflopsPerSecond"] as! Double) / dp, accuracy: 1e-9)
+      XCTAssertTrue(speed.output.contains("× the FMA peak (the most bf16 can gain here)"), speed.output)
+    } else {
+      XCTAssertTrue(speed.output.contains("VDPBF16PS peak: none, this CPU lacks AVX512_BF16"), speed.output)
+    }
 
     let unknown = try Harness.run(binary, ["train", "--precision", "fp16"])
     XCTAssertNotEqual(unknown.status, 0)
