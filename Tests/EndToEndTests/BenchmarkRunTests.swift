@@ -84,6 +84,31 @@ final class BenchmarkRunTests: XCTestCase {
     }
   }
 
+  /// launch/kernel-ab.sh builds the kernels twice (here both from HEAD's sources when the tree is
+  /// clean) and times every pass alternately: each pass's line says both builds wrote the same bits,
+  /// through the bf16 pair kernels of the avx512 variant's AVX2 build too.
+  func testKernelABComparesEveryPassBitForBit() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent()
+    let script = root.appendingPathComponent("launch/kernel-ab.sh").path
+    let out = NSTemporaryDirectory() + "kernel-ab-\(getpid())"
+    let run = try Harness.run(
+      script, ["--rounds", "2", "--evict-mib", "0", "--kernels", "avx512_on_avx2", "--precision", "bf16", "--out", out],
+      timeout: 600)
+    XCTAssertEqual(run.status, 0, run.all)
+    let passes = run.output.split(separator: "\n").filter { $0.hasSuffix(" same") || $0.hasSuffix(" DIFFERENT") }
+    print(run.output.split(separator: "\n").prefix(2).joined(separator: "\n"))
+    XCTAssertEqual(passes.count, 14, run.output)
+    XCTAssertTrue(passes.allSatisfy { $0.hasSuffix(" same") }, run.output)
+    XCTAssertTrue(run.output.contains("kernels avx512_on_avx2, bf16"), run.output)
+    XCTAssertTrue(run.output.contains("all passes, one micro-batch each"), run.output)
+    for bad in [["--rounds", "0"], ["--base", "no-such-revision"], ["--precision", "fp16"]] {
+      let refused = try Harness.run(script, bad + ["--out", out])
+      XCTAssertEqual(refused.status, 2, refused.all)
+      XCTAssertTrue(refused.error.contains(bad[0]), refused.error)
+    }
+  }
+
   func testRanksReportMemoryEachAndNoPeakUnlessAsked() throws {
     let r = try bench(ranks: 2, ["--threads", "1", "--synthetic"])
     XCTAssertEqual(r["ranks"] as? Int, 2)

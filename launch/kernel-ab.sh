@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The direct kernels of the working tree (A) against those of a git revision (B), pass by pass, on a
+# noisy host: both builds are linked into one program (launch/kernel-ab.c; B's symbols renamed) that
+# calls them alternately, A B then B A, on one micro-batch of every window and weight-gradient pass of
+# the model, with the caches flushed down to L3 before each call. A neighbour's burst then slows both
+# alike, and the per-round ratio A/B stays true where whole-process pairs drown a few percent in
+# noise. Prints the CPU (family, model, ISA), per pass both builds' mean GFLOP/s, the median and
+# quartiles of the ratios A/B (< 1: A is faster) and whether A and B wrote the same bits, then the
+# whole micro-batch's time ratio. Exits 1 if any pass's bits differ (a change meant to keep them).
+# Both builds use the compiler and flags of the release build (SwiftPM's -O2); pinned to one core.
+#
+#   launch/kernel-ab.sh [--base HEAD] [--rounds 200] [--evict-mib 2] [--kernels NAME] [--precision fp32|bf16] [--core 0] [--out DIR]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+base=HEAD rounds=200 evict_mib=2 kernels="" precision=fp32 core=0 out=/tmp/vae-dist-kernel-ab
+while (($#)); do
+  case "$1" in
+    --base) base="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --evict-mib) evict_mib="$2"; shift 2 ;;
+    --kernels) kernels="$2"; shift 2 ;;
+    --precision) precision="$2"; shift 2 ;;
+    --core) core="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "kernel-ab: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "kernel-ab: --rounds must be a positive integer, not '$rounds'" >&2; exit 2; }
+[[ "$evict_mib" =~ ^[0-9]+$ ]] || { echo "kernel-ab: --evict-mib must be a whole number of MiB, not '$evict_mib'" >&2; exit 2; }
+[[ "$core" =~ ^[0-9]+$ ]] || { echo "kernel-ab: --core must be a processor number, not '$core'" >&2; exit 2; }
+[[ "$precision" == fp32 || "$precision" == bf16 ]] || { echo "kernel-ab: --precision must be fp32 or bf16, not '$precision'" >&2; exit 2; }
+git -C "$root" rev-parse --verify --quiet "$base^{commit}" >/dev/null ||
+  { echo "kernel-ab: --base $base is not a revision of $root" >&2; exit 2; }
+clang=/opt/swift/usr/bin/clang
+[[ -x "$clang" ]] || clang="$(command -v clang || true)"
+[[ -n "$clang" ]] || { echo "kernel-ab: no clang (the Swift toolchain's, /opt/swift/usr/bin/clang, builds the kernels)" >&2; exit 1; }
+
+rm -rf "$out" && mkdir -p "$out/a" "$out/b"
+cp -R "$root/Sources/_CKernels/." "$out/a/"
+git -C "$root" archive "$base" Sources/_CKernels | tar -x -C "$out/b" --strip-components=2
+for build in a b; do
+  for source in "$out/$build"/*.c; do
+    "$clang" -O2 -fno-omit-frame-pointer -I "$out/$build/include" -c "$source" -o "${source%.c}.o"
+  done
+done
+# B's own functions become B_vdk_*; what they call of each other is renamed with them.
+nm "$out"/b/*.o | awk '$2 ~ /^[TDBRC]$/ && $3 ~ /^vdk_/ {print $3 " B_" $3}' | sort -u >"$out/b/symbols"
+for object in "$out"/b/*.o; do objcopy --redefine-syms="$out/b/symbols" "$object"; done
+"$clang" -O2 -I "$out/a/include" "$root/launch/kernel-ab.c" "$out"/a/*.o "$out"/b/*.o -o "$out/kernel-ab" -lm
+
+python3 - "$base" "$(git -C "$root" rev-parse --short "$base")" "$rounds" "$evict_mib" "$core" <<'PY'
+import re, sys
+base, short, rounds, evict, core = sys.argv[1:]
+cpu = open("/proc/cpuinfo").read()
+field = lambda name: re.search(rf"^{name}\s*: (.*)$", cpu, re.M).group(1)
+isa = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16") if f in field("flags").split()]
+print(f"kernel-ab: {field('model name')} (family {field('cpu family')}, model {field('model')}), {' '.join(isa)}; "
+      f"core {core}; A = the working tree, B = {base} ({short}); {rounds} rounds, caches flushed with {evict} MiB "
+      f"before each call")
+PY
+taskset -c "$core" "$out/kernel-ab" "$rounds" $((evict_mib * 1048576)) "${kernels:-default}" "$precision"
