@@ -67,8 +67,8 @@ typedef unsigned VDK_FN(uvec) __attribute__((ext_vector_type(VDK_WIDTH)));
   default: BLOCK(MAX, ##__VA_ARGS__); break;                                     \
   }
 /// A window panel's row of 16 lanes at dst from the chain's rows src[0 … PER − 1] (a row past the
-/// chain's end is 0), and a packed weight from w[0] and, of `left` ≥ 1 elements still in the chain,
-/// the next at w[next]. Under VDK_PAIRS a missing element pads the pair: input −0, weight +0, so its
+/// chain's end is 0), and a packed weight from w[off[0]] and, of `left` ≥ 1 elements still in the
+/// chain, the next at w[off[1]]. Under VDK_PAIRS a missing element pads the pair: input −0, weight +0, so its
 /// product −0 leaves every sum as it is (x + −0 = x, also for x = ±0).
 VDK_INLINE void VDK_FN(panel_row)(ELEM *restrict dst, const float *const *src) {
   for (int h = 0; h < 16 / VDK_WIDTH; h++) {
@@ -80,12 +80,12 @@ VDK_INLINE void VDK_FN(panel_row)(ELEM *restrict dst, const float *const *src) {
 #endif
   }
 }
-VDK_INLINE ELEM VDK_FN(weight_element)(const float *w, long next, long left) {
+VDK_INLINE ELEM VDK_FN(weight_element)(const float *w, const long *off, long left) {
 #if VDK_PAIRS
-  return vdk_pair(w[0], left > 1 ? w[next] : 0.0f);
+  return vdk_pair(w[off[0]], left > 1 ? w[off[1]] : 0.0f);
 #else
-  (void)next, (void)left;
-  return w[0];
+  (void)left;
+  return w[off[0]];
 #endif
 }
 

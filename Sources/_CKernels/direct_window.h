@@ -146,20 +146,28 @@ VDK_INLINE void VDK_FN(panel_block)(const int CO, const int PP, const ELEM *rest
     }
 }
 
-// Every block of one weight packing: positions [0, npos) with input bases and output offsets, output
-// channels [0, nco), all lanes. Written as a GEMM (BLIS's loops): the nci · ntaps input rows a block of
-// positions reads are copied into a contiguous panel, in chunks of at most VDK_PANEL_ROWS rows so a
-// position's chunk stays in L1 while every block of output channels runs over it; each block of
-// channels reads its weights contiguously. Every chain keeps its order (rows k = ci · ntaps + t in
-// order, a chunk continuing from the stored partial sum), so the bits are those of the plain loops.
-static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, long ntaps, const long *restrict tap,
-                                const float *restrict in, long in_channel, const long *restrict base, long npos,
-                                float *restrict out, long out_channel, const long *restrict at,
-                                const float *restrict bias, int relu, const float *restrict mask, long lanes) {
+// Every block of one class of positions: positions [0, npos) with input bases and output offsets,
+// output channels [0, nco), all lanes, over taps t < ntaps (input offset tap[t]; W(co, ci, t) =
+// weight[co · wco + ci · wci + wk[t]]). Written as a GEMM (BLIS's loops): the nci · ntaps input rows a
+// block of positions reads are copied into a contiguous panel, in chunks of at most VDK_PANEL_ROWS rows
+// so a position's chunk stays in L1 while every block of output channels runs over it; each block of
+// channels reads its weights, packed from `weight` here, contiguously. Every chain keeps its order
+// (rows k = ci · ntaps + t in order, a chunk continuing from the stored partial sum), so the bits are
+// those of the plain loops. scratch: nco · nci · ntaps floats, for window_direct's packing.
+static void VDK_FN(window_pass)(const float *restrict weight, long wco, long wci, const int *restrict wk, long nco,
+                                long nci, long ntaps, const long *restrict tap, const float *restrict in,
+                                long in_channel, const long *restrict base, long npos, float *restrict out,
+                                long out_channel, const long *restrict at, const float *restrict bias, int relu,
+                                const float *restrict mask, long lanes, float *restrict scratch) {
   enum { H = 16 / VDK_WIDTH, PB = VDK_GATHER_POS / H, CO = VDK_GATHER_CO };
   _Static_assert(PB >= 1 && PB * H == VDK_GATHER_POS, "a block holds whole lane blocks");
   if (vdk_window_direct(nco, nci, ntaps)) {
-    VDK_FN(window_direct)(wp, nco, nci, ntaps, tap, in, in_channel, base, npos, out, out_channel, at, bias, relu, mask, lanes);
+    // window_direct's packing: wp[(ci·ntaps + t)·nco + co].
+    for (long ci = 0; ci < nci; ci++)
+      for (long t = 0; t < ntaps; t++)
+        for (long co = 0; co < nco; co++) scratch[(ci * ntaps + t) * nco + co] = weight[co * wco + ci * wci + wk[t]];
+    VDK_FN(window_direct)(scratch, nco, nci, ntaps, tap, in, in_channel, base, npos, out, out_channel, at, bias, relu,
+                          mask, lanes);
     return;
   }
   const long K = nci * ntaps;
@@ -167,8 +175,16 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
   // starts on a pair (kc even), and a chain of odd length ends on a pair with a padding element.
   const long rows = VDK_PANEL_ROWS / PB, chunks = (K + rows - 1) / rows;
   const long kc = ((K + chunks - 1) / chunks + PER - 1) / PER * PER, KR = (K + PER - 1) / PER;
-  ELEM *wq = (ELEM *)vdk_thread_scratch(KR * nco + PB * kc / PER * 16 + 16);
+  ELEM *wq = (ELEM *)vdk_thread_scratch(KR * nco + PB * kc / PER * 16 + 16 + 4 * K);
   ELEM *panel = wq + (KR * nco + 15) / 16 * 16;
+  // Chain row k (input channel k / ntaps, tap k % ntaps) lies at in_row[k] from a position's base, and
+  // its weights at w_row[k] from an output channel's: computed once, so the panel copy does one load
+  // and one add per row.
+  long *in_row = (long *)(panel + PB * kc / PER * 16), *w_row = in_row + K;
+  for (long k = 0; k < K; k++) {
+    in_row[k] = k / ntaps * in_channel + tap[k % ntaps];
+    w_row[k] = k / ntaps * wci + wk[k % ntaps];
+  }
   // The output channels in nb blocks of at most CO, sizes differing by at most one (32 = 6,6,5,5,5,5,
   // not 6,6,6,6,6,2: a block of 2 has too few chains to hide the FMA latency).
   const long nb = (nco + CO - 1) / CO;
@@ -177,7 +193,7 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
     const long c0 = vdk_part(i, nco, nb), nc = vdk_part(i + 1, nco, nb) - c0;
     for (long r = 0; r < KR; r++)
       for (long c = 0; c < nc; c++)
-        wq[c0 * KR + r * nc + c] = VDK_FN(weight_element)(wp + r * PER * nco + c0 + c, nco, K - r * PER);
+        wq[c0 * KR + r * nc + c] = VDK_FN(weight_element)(weight + (c0 + c) * wco, w_row + r * PER, K - r * PER);
   }
   for (long b = 0; b < lanes; b += 16) {
     float *out_b = out + b;
@@ -192,14 +208,14 @@ static void VDK_FN(window_pass)(const float *restrict wp, long nco, long nci, lo
         const long ahead = p + PB < npos ? base[p + PB] - base[p] : 0;
         for (long pp = 0; pp < np; pp++) {
           ELEM *dst = panel + pp * nr * 16;
-          for (long k = k0, ci = k0 / ntaps, t = k0 % ntaps; k < k0 + nk; k += PER, dst += 16) {
+          const float *position = in + b + base[p + pp];
+          for (long k = k0; k < k0 + nk; k += PER, dst += 16) {
             const float *src[PER];  // the row's chain elements; past the chunk's end, none (padding)
 #pragma clang loop unroll(full)
             for (int e = 0; e < PER; e++) {
-              src[e] = k + e < k0 + nk ? in + b + ci * in_channel + tap[t] + base[p + pp] : 0;
-              if (!src[e]) continue;
-              if (++t == ntaps) t = 0, ci++;
-              __builtin_prefetch(src[e] + ahead);
+              const int inside = k + e < k0 + nk;
+              src[e] = inside ? position + in_row[k + e] : 0;
+              if (inside) __builtin_prefetch(src[e] + ahead);
             }
             VDK_FN(panel_row)(dst, src);
           }
@@ -265,12 +281,8 @@ static void VDK_FN(window_classes)(const float *weight, long wco, long wci, cons
       if (m >> t & 1) ck[nt] = k[t], ctap[nt++] = tap[t];
     for (long p = 0; p < npos; p++)
       if (every || valid[p] == m) cbase[np] = base[p], cat[np++] = at[p];
-    // Pack W for the class's taps as wp[(ci·nt + t)·nco + co].
-    for (long ci = 0; ci < nci; ci++)
-      for (long t = 0; t < nt; t++)
-        for (long co = 0; co < nco; co++) scratch[(ci * nt + t) * nco + co] = weight[co * wco + ci * wci + ck[t]];
-    VDK_FN(window_pass)(scratch, nco, nci, nt, ctap, in, in_channel, cbase, np, out, out_channel, cat, bias, relu, mask,
-                        lanes);
+    VDK_FN(window_pass)(weight, wco, wci, ck, nco, nci, nt, ctap, in, in_channel, cbase, np, out, out_channel, cat, bias,
+                        relu, mask, lanes, scratch);
   }
 }
 
