@@ -7,12 +7,13 @@
 # noise. Prints the CPU (family, model, ISA), per pass both builds' mean GFLOP/s, the median and
 # quartiles of the ratios A/B (< 1: A is faster) and whether A and B wrote the same bits, then the
 # whole micro-batch's time ratio. Exits 1 if any pass's bits differ (a change meant to keep them).
-# Both builds use the compiler and flags of the release build (SwiftPM's -O2); pinned to one core.
+# Both builds use the compiler and flags of the release build (SwiftPM's -O2); pinned to one core (by
+# default the first this process may use). B is called through A's CKernels.h: the kernels' API must
+# be the same at both (the script says so when the headers differ). --out defaults to a new directory.
 #
-#   launch/kernel-ab.sh [--base HEAD] [--rounds 200] [--evict-mib 2] [--kernels NAME] [--precision fp32|bf16] [--core 0] [--out DIR]
-set -euo pipefail
+#   launch/kernel-ab.sh [--base HEAD] [--rounds 200] [--evict-mib 2] [--kernels NAME] [--precision fp32|bf16] [--core N] [--out DIR]
 root="$(cd "$(dirname "$0")/.." && pwd)"
-base=HEAD rounds=200 evict_mib=2 kernels="" precision=fp32 core=0 out=/tmp/vae-dist-kernel-ab
+base=HEAD rounds=200 evict_mib=2 kernels="" precision=fp32 core="" out=""
 while (($#)); do
   case "$1" in
     --base) base="$2"; shift 2 ;;
@@ -22,31 +23,47 @@ while (($#)); do
     --precision) precision="$2"; shift 2 ;;
     --core) core="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "kernel-ab: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "kernel-ab: --rounds must be a positive integer, not '$rounds'" >&2; exit 2; }
 [[ "$evict_mib" =~ ^[0-9]+$ ]] || { echo "kernel-ab: --evict-mib must be a whole number of MiB, not '$evict_mib'" >&2; exit 2; }
+core="${core:-$(python3 -c 'import os; print(min(os.sched_getaffinity(0)))')}"
 [[ "$core" =~ ^[0-9]+$ ]] || { echo "kernel-ab: --core must be a processor number, not '$core'" >&2; exit 2; }
 [[ "$precision" == fp32 || "$precision" == bf16 ]] || { echo "kernel-ab: --precision must be fp32 or bf16, not '$precision'" >&2; exit 2; }
-git -C "$root" rev-parse --verify --quiet "$base^{commit}" >/dev/null ||
-  { echo "kernel-ab: --base $base is not a revision of $root" >&2; exit 2; }
+git -C "$root" rev-parse --verify "$base^{commit}" >/dev/null ||
+  { echo "kernel-ab: --base $base is not a revision of $root (git says why above)" >&2; exit 2; }
 clang=/opt/swift/usr/bin/clang
 [[ -x "$clang" ]] || clang="$(command -v clang || true)"
 [[ -n "$clang" ]] || { echo "kernel-ab: no clang (the Swift toolchain's, /opt/swift/usr/bin/clang, builds the kernels)" >&2; exit 1; }
-
-rm -rf "$out" && mkdir -p "$out/a" "$out/b"
+for tool in nm objcopy taskset; do
+  command -v "$tool" >/dev/null || { echo "kernel-ab: no $tool (Debian: binutils, util-linux)" >&2; exit 1; }
+done
+# The output directory is emptied: only a new one or an earlier output of this script.
+if [[ -z "$out" ]]; then
+  out="$(mktemp -d /tmp/vae-dist-kernel-ab.XXXXXX)"
+elif [[ -d "$out" && -n "$(ls -A "$out")" && ! -f "$out/.kernel-ab" ]]; then
+  echo "kernel-ab: --out $out holds other files; give a new or empty directory" >&2
+  exit 2
+fi
+rm -rf "${out:?}/a" "${out:?}/b" && mkdir -p "$out/a" "$out/b" && touch "$out/.kernel-ab"
 cp -R "$root/Sources/_CKernels/." "$out/a/"
 git -C "$root" archive "$base" Sources/_CKernels | tar -x -C "$out/b" --strip-components=2
+cmp -s "$out/a/include/CKernels.h" "$out/b/include/CKernels.h" ||
+  echo "kernel-ab: CKernels.h differs at $base; B is called through the working tree's declarations" >&2
 for build in a b; do
   for source in "$out/$build"/*.c; do
     "$clang" -O2 -fno-omit-frame-pointer -I "$out/$build/include" -c "$source" -o "${source%.c}.o"
   done
 done
-# B's own functions become B_vdk_*; what they call of each other is renamed with them.
-nm "$out"/b/*.o | awk '$2 ~ /^[TDBRC]$/ && $3 ~ /^vdk_/ {print $3 " B_" $3}' | sort -u >"$out/b/symbols"
+# Every vdk_* symbol B defines (functions, ifuncs of its target_clones and their resolvers) becomes
+# B_vdk_*, and so do B's calls to them: no call of B may reach A's code.
+nm --defined-only "$out"/b/*.o | awk '$3 ~ /^vdk_/ {print $3 " B_" $3}' | sort -u >"$out/b/symbols"
 for object in "$out"/b/*.o; do objcopy --redefine-syms="$out/b/symbols" "$object"; done
+if nm -u "$out"/b/*.o | awk '$2 ~ /^vdk_/ {found = 1; print "kernel-ab: B still calls " $2 > "/dev/stderr"} END {exit !found}'; then
+  exit 1
+fi
 "$clang" -O2 -I "$out/a/include" "$root/launch/kernel-ab.c" "$out"/a/*.o "$out"/b/*.o -o "$out/kernel-ab" -lm
 
 python3 - "$base" "$(git -C "$root" rev-parse --short "$base")" "$rounds" "$evict_mib" "$core" <<'PY'

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(libopenblas-dev libopenmpi-dev openmpi-bin zlib1g-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3 python3-pip procps iproute2 util-linux nftables iputils-ping)
+  packages+=(python3 python3-pip procps iproute2 util-linux nftables iputils-ping binutils git)
 fi
 
 launch/install-packages.sh setup "${packages[@]}"

@@ -175,7 +175,9 @@ static void VDK_FN(window_pass)(const float *restrict weight, long wco, long wci
   // starts on a pair (kc even), and a chain of odd length ends on a pair with a padding element.
   const long rows = VDK_PANEL_ROWS / PB, chunks = (K + rows - 1) / rows;
   const long kc = ((K + chunks - 1) / chunks + PER - 1) / PER * PER, KR = (K + PER - 1) / PER;
-  ELEM *wq = (ELEM *)vdk_thread_scratch(KR * nco + PB * kc / PER * 16 + 16 + 4 * K);
+  // wq, the panel (from a 64-byte boundary), then the row tables: 2 · K longs.
+  const long tables = 2 * K * (long)(sizeof(long) / sizeof(float));
+  ELEM *wq = (ELEM *)vdk_thread_scratch(KR * nco + PB * kc / PER * 16 + 16 + tables);
   ELEM *panel = wq + (KR * nco + 15) / 16 * 16;
   // Chain row k (input channel k / ntaps, tap k % ntaps) lies at in_row[k] from a position's base, and
   // its weights at w_row[k] from an output channel's: computed once, so the panel copy does one load

@@ -84,14 +84,17 @@ final class BenchmarkRunTests: XCTestCase {
     }
   }
 
-  /// launch/kernel-ab.sh builds the kernels twice (here both from HEAD's sources when the tree is
-  /// clean) and times every pass alternately: each pass's line says both builds wrote the same bits,
-  /// through the bf16 pair kernels of the avx512 variant's AVX2 build too.
+  /// launch/kernel-ab.sh builds the kernels twice and times every pass alternately. The same sources
+  /// give the same bits on every pass, through the bf16 pair kernels of the avx512 variant's AVX2
+  /// build too; a copy of the repository whose working tree fuses no multiply-add gives `DIFFERENT`
+  /// and exit 1, which also shows that B's calls reach B's code, not A's.
   func testKernelABComparesEveryPassBitForBit() throws {
+    let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    guard flags.contains(" avx2 ") && flags.contains(" fma ") else { throw XCTSkip("kernel-ab's test runs the AVX2 kernels") }
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent()
     let script = root.appendingPathComponent("launch/kernel-ab.sh").path
-    let out = NSTemporaryDirectory() + "kernel-ab-\(getpid())"
+    let out = temporaryDirectory() + "/same"
     let run = try Harness.run(
       script, ["--rounds", "2", "--evict-mib", "0", "--kernels", "avx512_on_avx2", "--precision", "bf16", "--out", out],
       timeout: 600)
@@ -102,8 +105,31 @@ final class BenchmarkRunTests: XCTestCase {
     XCTAssertTrue(passes.allSatisfy { $0.hasSuffix(" same") }, run.output)
     XCTAssertTrue(run.output.contains("kernels avx512_on_avx2, bf16"), run.output)
     XCTAssertTrue(run.output.contains("all passes, one micro-batch each"), run.output)
-    for bad in [["--rounds", "0"], ["--base", "no-such-revision"], ["--precision", "fp16"]] {
-      let refused = try Harness.run(script, bad + ["--out", out])
+
+    // A repository of the script and the kernels, committed, then its working tree's FMAs unfused.
+    let copy = temporaryDirectory()
+    for path in ["launch/kernel-ab.sh", "launch/kernel-ab.c", "Sources/_CKernels"] {
+      try FileManager.default.createDirectory(
+        atPath: copy + "/" + (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+      try FileManager.default.copyItem(atPath: root.path + "/" + path, toPath: copy + "/" + path)
+    }
+    let git = ["-C", copy, "-c", "user.name=kernel-ab", "-c", "user.email=kernel-ab@localhost"]
+    for arguments in [["init", "-q"], ["add", "-A"], ["commit", "-qm", "base"]] {
+      let done = try Harness.run("/usr/bin/git", git + arguments)
+      XCTAssertEqual(done.status, 0, done.all)
+    }
+    let direct = copy + "/Sources/_CKernels/direct.c"
+    let fused = "#define vdk_fma(a, b, c) __builtin_elementwise_fma((a), (b), (c))"
+    let source = try String(contentsOfFile: direct, encoding: .utf8)
+    XCTAssertTrue(source.contains(fused), "direct.c no longer defines vdk_fma as this test expects")
+    try source.replacingOccurrences(of: fused, with: "#define vdk_fma(a, b, c) ((a) * (b) + (c))")
+      .write(toFile: direct, atomically: true, encoding: .utf8)
+    let changed = try Harness.run(copy + "/launch/kernel-ab.sh", ["--rounds", "2", "--evict-mib", "0", "--kernels", "avx2"], timeout: 600)
+    XCTAssertEqual(changed.status, 1, changed.all)
+    XCTAssertTrue(changed.output.contains(" DIFFERENT"), changed.output)
+
+    for bad in [["--rounds", "0"], ["--base", "no-such-revision"], ["--precision", "fp16"], ["--out", root.path]] {
+      let refused = try Harness.run(script, bad)
       XCTAssertEqual(refused.status, 2, refused.all)
       XCTAssertTrue(refused.error.contains(bad[0]), refused.error)
     }
