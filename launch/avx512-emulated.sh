@@ -151,13 +151,10 @@ EOF
   echo "avx512-emulated: the emulated $cpu ran for $((SECONDS - started)) s"
 done
 
+echo "this CPU: $("$root/launch/cpu-line.sh")"
 python3 - "$out" $cpus <<'PY'
-import os, re, sys
+import os, sys
 out, cpus = sys.argv[1], sys.argv[2:]
-cpu = open("/proc/cpuinfo").read()
-field = lambda name: re.search(rf"^{name}\s*: (.*)$", cpu, re.M).group(1)
-isa = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16") if f in field("flags").split()]
-print(f"this CPU: {field('model name')} (family {field('cpu family')}, model {field('model')}), {' '.join(isa)}")
 # What each run's banner must say after "kernels": the avx512 variant, and how bf16 runs there.
 expected = {"sapphire-rapids": {"fp32": "avx512, fp32", "bf16": "avx512, bf16 (native: VDPBF16PS)"},
             "skylake-x": {"fp32": "avx512, fp32", "bf16": "avx512, bf16 (emulated: this CPU lacks AVX512_BF16)"}}

@@ -66,14 +66,5 @@ if nm -u "$out"/b/*.o | awk '$2 ~ /^vdk_/ {found = 1; print "kernel-ab: B still 
 fi
 "$clang" -O2 -I "$out/a/include" "$root/launch/kernel-ab.c" "$out"/a/*.o "$out"/b/*.o -o "$out/kernel-ab" -lm
 
-python3 - "$base" "$(git -C "$root" rev-parse --short "$base")" "$rounds" "$evict_mib" "$core" <<'PY'
-import re, sys
-base, short, rounds, evict, core = sys.argv[1:]
-cpu = open("/proc/cpuinfo").read()
-field = lambda name: re.search(rf"^{name}\s*: (.*)$", cpu, re.M).group(1)
-isa = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16") if f in field("flags").split()]
-print(f"kernel-ab: {field('model name')} (family {field('cpu family')}, model {field('model')}), {' '.join(isa)}; "
-      f"core {core}; A = the working tree, B = {base} ({short}); {rounds} rounds, caches flushed with {evict} MiB "
-      f"before each call")
-PY
+echo "kernel-ab: $("$root/launch/cpu-line.sh"); core $core; A = the working tree, B = $base ($(git -C "$root" rev-parse --short "$base")); $rounds rounds, caches flushed with $evict_mib MiB before each call"
 taskset -c "$core" "$out/kernel-ab" "$rounds" $((evict_mib * 1048576)) "${kernels:-default}" "$precision"

@@ -67,7 +67,7 @@ public func fmaGigaflopsPerSecond(threads: Int, seconds: Double = 0.5) -> Double
 
 /// GFLOP/s of `loop(iterations)` (which returns the FLOPs it did) on `threads` threads at once for
 /// about `seconds`, summed: each thread's best of five windows.
-private func loopGigaflopsPerSecond(threads: Int, seconds: Double, _ loop: @escaping @Sendable (Int) -> Double) -> Double {
+private func loopGigaflopsPerSecond(threads: Int, seconds: Double, _ loop: (Int) -> Double) -> Double {
   var rates = [Double](repeating: 0, count: threads)
   rates.withUnsafeMutableBufferPointer { rates in
     concurrentForEach(threads) { thread in
