@@ -7,8 +7,11 @@
 # noise. Prints the CPU (family, model, ISA), per pass both builds' mean GFLOP/s, the median and
 # quartiles of the ratios A/B (< 1: A is faster) and whether A and B wrote the same bits, then the
 # whole micro-batch's time ratio. Exits 1 if any pass's bits differ (a change meant to keep them).
-# Both builds use the compiler and flags of the release build (SwiftPM's -O2); pinned to one core (by
-# default the first this process may use). B is called through A's CKernels.h: the kernels' API must
+# Both builds use the compiler and flags of the release build (SwiftPM's -O2), and every function
+# starts on a 64-byte line (-falign-functions=64): otherwise where the linker put each build's window
+# kernels modulo 64 decided up to 15% of their time on a Zen 3 (the same source against itself read
+# 1.06, its window passes 1.09-1.15; docs/performance.md). Pinned to one core (by default the first
+# this process may use). B is called through A's CKernels.h: the kernels' API must
 # be the same at both (the script says so when the headers differ). --out defaults to a new directory.
 #
 #   launch/kernel-ab.sh [--base HEAD] [--rounds 200] [--evict-mib 2] [--kernels NAME] [--precision fp32|bf16] [--core N] [--out DIR]
@@ -23,7 +26,7 @@ while (($#)); do
     --precision) precision="$2"; shift 2 ;;
     --core) core="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "kernel-ab: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -54,7 +57,7 @@ cmp -s "$out/a/include/CKernels.h" "$out/b/include/CKernels.h" ||
   echo "kernel-ab: CKernels.h differs at $base; B is called through the working tree's declarations" >&2
 for build in a b; do
   for source in "$out/$build"/*.c; do
-    "$clang" -O2 -fno-omit-frame-pointer -I "$out/$build/include" -c "$source" -o "${source%.c}.o"
+    "$clang" -O2 -fno-omit-frame-pointer -falign-functions=64 -I "$out/$build/include" -c "$source" -o "${source%.c}.o"
   done
 done
 # Every vdk_* symbol B defines (functions, ifuncs of its target_clones and their resolvers) becomes
