@@ -35,6 +35,7 @@ VDK_INLINE void VDK_FN(dense_block)(const int NO, const float *weight, long w_ou
 // The dense kernels: features are addressed through offset tables, so a grid's interior pixels and a
 // plain [F, lanes] matrix are read alike. The outputs go in blocks of at most VDK_DENSE_OUT whose
 // sizes differ by at most one (16 = 8 + 8, not 12 + 4: a block needs 8 chains to hide the FMA latency).
+VDK_KERNEL
 void VDK_FN(vdk_dense)(const float *weight, long w_out, long w_in, const float *bias, int relu, const float *mask,
                        int accumulate, const float *in, const long *in_off, long nin, float *out, const long *out_off, long nout,
                        long lanes) {
@@ -54,6 +55,7 @@ void VDK_FN(vdk_dense)(const float *weight, long w_out, long w_in, const float *
 // VDK_WIDTH features, and the lane tree becomes 15 vertical adds in vdk_lane_tree's order. Each
 // element's sum is the one the scalar definition gives: per lane a chain of FMAs over the lane
 // blocks from +0, then the tree; the product s · v equals v · s exactly.
+VDK_KERNEL
 void VDK_FN(vdk_dense_weight_grad)(float *dweight, long w_out, long w_in, float *dbias, const float *dy,
                                    const long *dy_off, long nout, const float *x, const long *x_off, long nin,
                                    long lanes) {

@@ -7,6 +7,12 @@
 /// (y, x) falls in the same L1 set (8 ways for the 32-64 channels a window reads).
 static inline long vdk_grid_channel(long side, long lanes) { return (side + 2) * (side + 2) * lanes + 16; }
 
+/// Every kernel function starts on a 64-byte line, so its loops lie the same way whatever changes
+/// elsewhere in the file. Where the window kernels started modulo 64 moved their passes by up to 14%
+/// on a Zen 3 (the same source: at 0 or 48 the fastest, at 16 or 32 the big window passes up to 1.14
+/// the time; docs/performance.md); the compiler's default of 16 left it to the linker.
+#define VDK_KERNEL __attribute__((aligned(64)))
+
 /// The window kernels copy a block of positions' input rows (channel × tap, 16 lanes each) into a
 /// contiguous panel, at most VDK_PANEL_ROWS rows at a time (16 KiB: half of L1), when there are at
 /// least VDK_PANEL_MIN_ROWS of them; below that (one input channel) the copy costs more than it saves.

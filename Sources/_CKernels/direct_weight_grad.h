@@ -87,6 +87,7 @@ VDK_INLINE void VDK_FN(wgrad_tile)(const int SV, const int Q, long ss, const ELE
     }
 }
 
+VDK_KERNEL
 void VDK_FN(vdk_conv_weight_grad)(const VDKWindow *g, const float *small, const float *large, float *dweight) {
   enum { SB = VDK_WGRAD_SMALL * VDK_WIDTH, QB = VDK_WGRAD_TAPS };
   _Static_assert(QB <= 12, "tiles of at most 12 weights (VDK_CONSTANT)");

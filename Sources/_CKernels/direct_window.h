@@ -51,6 +51,7 @@ VDK_INLINE void VDK_FN(window_block)(const int CO, const int POS, const float *r
 
 // window_pass without a panel, for few input rows (conv1, convT3: one input channel) or one output
 // channel: positions [0, npos), output channels [0, nco), all lanes; a block holds PB positions' lane blocks.
+VDK_KERNEL
 static void VDK_FN(window_direct)(const float *restrict wp, long nco, long nci, long ntaps, const long *restrict tap,
                                 const float *restrict in, long in_channel, const long *restrict base, long npos,
                                 float *restrict out, long out_channel, const long *restrict at,
@@ -154,6 +155,7 @@ VDK_INLINE void VDK_FN(panel_block)(const int CO, const int PP, const ELEM *rest
 // channels reads its weights, packed from `weight` here, contiguously. Every chain keeps its order
 // (rows k = ci · ntaps + t in order, a chunk continuing from the stored partial sum), so the bits are
 // those of the plain loops. scratch: nco · nci · ntaps floats, for window_direct's packing.
+VDK_KERNEL
 static void VDK_FN(window_pass)(const float *restrict weight, long wco, long wci, const int *restrict wk, long nco,
                                 long nci, long ntaps, const long *restrict tap, const float *restrict in,
                                 long in_channel, const long *restrict base, long npos, float *restrict out,
@@ -259,6 +261,7 @@ static void VDK_FN(window_pass)(const float *restrict weight, long wco, long wci
 // every class keeps the tap order, so each value is the one the full window gives (up to the sign of
 // a zero sum) in every variant. W(co, ci, tap t) = weight[co · wco + ci · wci + k[t]]. The passes that
 // go to window_direct (one input or output channel) keep all their taps.
+VDK_KERNEL
 static void VDK_FN(window_classes)(const float *weight, long wco, long wci, const int *k, long nco, long nci,
                                    long ntaps, const long *tap, const unsigned short *valid, const float *in,
                                    long in_channel, const long *base, long npos, float *out, long out_channel,
@@ -288,6 +291,7 @@ static void VDK_FN(window_classes)(const float *weight, long wco, long wci, cons
   }
 }
 
+VDK_KERNEL
 void VDK_FN(vdk_conv_gather)(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
                              const float *large, float *small, float *scratch) {
   long sp[VDK_MAX_POSITIONS], lp[VDK_MAX_POSITIONS], tap[9];
@@ -301,6 +305,7 @@ void VDK_FN(vdk_conv_gather)(const VDKWindow *g, const float *weight, const floa
                          vdk_grid_channel(g->small_side, g->lanes), sp, bias, relu, mask, g->lanes, scratch);
 }
 
+VDK_KERNEL
 void VDK_FN(vdk_conv_scatter)(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
                               const float *small, float *large, float *scratch) {
   VDKPhase phases[4];
