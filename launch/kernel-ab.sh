@@ -8,10 +8,11 @@
 # quartiles of the ratios A/B (< 1: A is faster) and whether A and B wrote the same bits, then the
 # whole micro-batch's time ratio. Exits 1 if any pass's bits differ (a change meant to keep them).
 # Both builds use the compiler and flags of the release build (SwiftPM's -O2), and every function
-# starts on a 64-byte line (-falign-functions=64): otherwise where the linker put each build's window
-# kernels modulo 64 decided up to 15% of their time on a Zen 3 (the same source against itself read
-# 1.06, its window passes 1.09-1.15; docs/performance.md). Pinned to one core (by default the first
-# this process may use). B is called through A's CKernels.h: the kernels' API must
+# starts on a 64-byte line (-falign-functions=64), as the kernels do in the release build since
+# 1e62cab (VDK_KERNEL): for a base before it, where the linker put each build's window kernels
+# modulo 64 would otherwise decide up to 15% of their time on a Zen 3 (the same source against
+# itself read 1.06, its window passes 1.09-1.15; docs/performance.md). Pinned to one core (by
+# default the first this process may use). B is called through A's CKernels.h: the kernels' API must
 # be the same at both (the script says so when the headers differ). --out defaults to a new directory.
 #
 #   launch/kernel-ab.sh [--base HEAD] [--rounds 200] [--evict-mib 2] [--kernels NAME] [--precision fp32|bf16] [--core N] [--out DIR]
@@ -26,7 +27,7 @@ while (($#)); do
     --precision) precision="$2"; shift 2 ;;
     --core) core="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
     *) echo "kernel-ab: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

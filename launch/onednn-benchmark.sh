@@ -14,7 +14,7 @@ while (($#)); do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
     *) echo "onednn-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

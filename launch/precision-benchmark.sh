@@ -19,7 +19,7 @@ while (($#)); do
     --steps) steps="$2"; shift 2 ;;
     --layer-seconds) layer_seconds="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
     *) echo "precision-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
