@@ -11,7 +11,7 @@
 # starts on a 64-byte line (-falign-functions=64), as the kernels do in the release build since
 # 1e62cab (VDK_KERNEL): for a base before it, where the linker put each build's window kernels
 # modulo 64 would otherwise decide up to 15% of their time on a Zen 3 (the same source against
-# itself read 1.06, its window passes 1.09-1.15; docs/performance.md). Pinned to one core (by
+# itself read 1.06, its window passes 1.09-1.15; docs/kernels.md). Pinned to one core (by
 # default the first this process may use). B is called through A's CKernels.h: the kernels' API must
 # be the same at both (the script says so when the headers differ). --out defaults to a new directory.
 #

@@ -10,7 +10,7 @@ static inline long vdk_grid_channel(long side, long lanes) { return (side + 2) *
 /// Every kernel function starts on a 64-byte line, so its loops lie the same way whatever changes
 /// elsewhere in the file. Where the window kernels started modulo 64 moved their passes by up to 14%
 /// on a Zen 3 (the same source: at 0 or 48 the fastest, at 16 or 32 the big window passes up to 1.14
-/// the time; docs/performance.md); the compiler's default of 16 left it to the linker.
+/// the time; docs/kernels.md); the compiler's default of 16 left it to the linker.
 #define VDK_KERNEL __attribute__((aligned(64)))
 
 /// The window kernels copy a block of positions' input rows (channel × tap, 16 lanes each) into a
