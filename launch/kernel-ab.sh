@@ -64,7 +64,9 @@ for build in a b; do
     pids+=($!)
   done
 done
-for pid in "${pids[@]}"; do wait "$pid" || { echo "kernel-ab: a build failed (clang says why above)" >&2; exit 1; }; done
+for pid in "${pids[@]}"; do
+  wait "$pid" || { kill "${pids[@]}" 2>/dev/null; echo "kernel-ab: a build failed (clang says why above)" >&2; exit 1; }
+done
 # Every vdk_* symbol B defines (functions, ifuncs of its target_clones and their resolvers) becomes
 # B_vdk_*, and so do B's calls to them: no call of B may reach A's code.
 nm --defined-only "$out"/b/*.o | awk '$3 ~ /^vdk_/ {print $3 " B_" $3}' | sort -u >"$out/b/symbols"
