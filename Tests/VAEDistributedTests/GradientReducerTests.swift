@@ -93,6 +93,26 @@ final class GradientReducerTests: XCTestCase {
     XCTAssertLessThan(worst, 1.2e-7)  // at most about half a Float ulp (2^-24 ≈ 6e-8), plus the tiny-entry cut
   }
 
+  /// Entries far below a tensor's largest (under 2⁻³⁴ of it) are not whole fixed-point units: each
+  /// rounds to the nearest unit, ties to even, before the integer sum (truncating would pass the test
+  /// above, whose entries span six orders of magnitude).
+  func testEntriesBelowTheFixedPointUnitRoundToNearestEven() {
+    // One micro-batch: the headroom is 1 bit, so a tensor whose largest entry is 1 has the unit 2⁻⁶⁰.
+    let unit = Float(sign: .plus, exponent: -60, significand: 1)
+    let entries: [Float] = [1, 1.75 * unit, -1.75 * unit, 2.5 * unit, 3.5 * unit, 0.25 * unit, -0.5 * unit]
+    let expected: [Float] = [1, 2 * unit, -2 * unit, 2 * unit, 4 * unit, 0, 0]
+    let gradient = ScalarBuffer<Float>(count: layout.totalCount), output = ScalarBuffer<Float>(count: layout.totalCount)
+    gradient.pointer.update(repeating: 0, count: layout.totalCount)
+    for (i, value) in entries.enumerated() { gradient.pointer[layout.tensors[0].offset + i] = value }
+    let reducer = GradientReducer(layout: layout, mode: .deterministic, totalMicroBatches: 1)
+    let step = try! reducer.reduce(
+      gradients: [gradient.pointer], losses: [LossSums(reconstruction: 1, kl: 1, count: 1)], into: output.pointer,
+      communicator: InProcessCommunicator(group: InProcessGroup(size: 1), rank: 0), phase: "test")
+    XCTAssertTrue(step.isFinite)
+    let got = (0..<entries.count).map { output.pointer[layout.tensors[0].offset + $0] }
+    XCTAssertEqual(got.map(\.bitPattern), expected.map(\.bitPattern), "\(got) against \(expected)")
+  }
+
   func testFastReductionDependsOnTheRankCount() {
     // The reason for the deterministic mode: plain float sums change with the grouping.
     let one = reduce(ranks: 1, mode: .fast).gradient
