@@ -71,6 +71,32 @@ final class ImportanceWeightedTests: XCTestCase {
     let loss = evaluator.evaluate(parameters: parameters, images: store).loss
     XCTAssertEqual(-loss.meanLoss(beta: 1), elbo, accuracy: 1e-6 * abs(elbo))
   }
+
+  /// With q(z|x) = p(z) = N(0, I) (the z_mean and z_log_var layers zero) and a decoder that ignores z
+  /// (its dense weights zero), every importance weight is p(x|z) with the same value, so their mean is
+  /// that value for any k: the estimate equals the ELBO exactly, not log k above it.
+  func testEqualWeightsGiveTheELBOForEveryK() {
+    let layout = ParameterLayout(latentDim: 2)
+    let parameters = ScalarBuffer<Float>(count: layout.totalCount)
+    glorotUniformInitialize(parameters.pointer, layout: layout, seed: 4)
+    let views = ParameterViews(layout: layout, base: parameters.pointer)
+    for name in [
+      "encoder.z_mean.weight", "encoder.z_mean.bias", "encoder.z_log_var.weight", "encoder.z_log_var.bias",
+      "decoder.fc.weight",
+    ] {
+      let spec = layout.spec(named: name)!
+      parameters.pointer.advanced(by: spec.offset).update(repeating: 0, count: spec.count)
+    }
+    XCTAssertEqual(views.zLogVarBias[1], 0)
+    XCTAssertEqual(views.decoderFcWeight[3135 * 2 + 1], 0)
+    let evaluator = Evaluator(latentDim: 2, seed: 9, threads: 2)
+    let store = Self.images()
+    for k in [1, 4, 32] {
+      let e = evaluator.importanceWeighted(parameters: parameters, images: store, samples: k)!
+      print("k = \(k): IW log-likelihood \(e.logLikelihood), ELBO \(e.elbo)")
+      XCTAssertEqual(e.logLikelihood, e.elbo, accuracy: 1e-9 * abs(e.elbo), "k = \(k)")
+    }
+  }
 }
 
 final class HiddenActivityTests: XCTestCase {
