@@ -75,18 +75,23 @@ final class ImportanceWeightedTests: XCTestCase {
   /// With q(z|x) = p(z) = N(0, I) (the z_mean and z_log_var layers zero) and a decoder that ignores z
   /// (its dense weights zero), every importance weight is p(x|z) with the same value, so their mean is
   /// that value for any k: the estimate equals the ELBO exactly, not log k above it.
-  func testEqualWeightsGiveTheELBOForEveryK() {
+  /// Glorot-initialized parameters (latent size 2) with the named tensors set to zero.
+  static func parameters(zeroing names: [String]) -> (ScalarBuffer<Float>, ParameterViews<Float>) {
     let layout = ParameterLayout(latentDim: 2)
     let parameters = ScalarBuffer<Float>(count: layout.totalCount)
     glorotUniformInitialize(parameters.pointer, layout: layout, seed: 4)
-    let views = ParameterViews(layout: layout, base: parameters.pointer)
-    for name in [
-      "encoder.z_mean.weight", "encoder.z_mean.bias", "encoder.z_log_var.weight", "encoder.z_log_var.bias",
-      "decoder.fc.weight",
-    ] {
+    for name in names {
       let spec = layout.spec(named: name)!
       parameters.pointer.advanced(by: spec.offset).update(repeating: 0, count: spec.count)
     }
+    return (parameters, ParameterViews(layout: layout, base: parameters.pointer))
+  }
+
+  func testEqualWeightsGiveTheELBOForEveryK() {
+    let (parameters, views) = Self.parameters(zeroing: [
+      "encoder.z_mean.weight", "encoder.z_mean.bias", "encoder.z_log_var.weight", "encoder.z_log_var.bias",
+      "decoder.fc.weight",
+    ])
     XCTAssertEqual(views.zLogVarBias[1], 0)
     XCTAssertEqual(views.decoderFcWeight[3135 * 2 + 1], 0)
     let evaluator = Evaluator(latentDim: 2, seed: 9, threads: 2)
@@ -103,14 +108,9 @@ final class ImportanceWeightedTests: XCTestCase {
   /// (KL = 1.86 nats here) and whose spread over these 96 images is about 0.34 nats; a weight that
   /// lost its log σ² term would sit 1.39 nats lower, one with a sign slip in z² several nats off.
   func testOneSampleEstimateMatchesTheELBOWhenQIsNotThePrior() {
-    let layout = ParameterLayout(latentDim: 2)
-    let parameters = ScalarBuffer<Float>(count: layout.totalCount)
-    glorotUniformInitialize(parameters.pointer, layout: layout, seed: 4)
-    let views = ParameterViews(layout: layout, base: parameters.pointer)
-    for name in ["encoder.z_mean.weight", "encoder.z_log_var.weight", "decoder.fc.weight"] {
-      let spec = layout.spec(named: name)!
-      parameters.pointer.advanced(by: spec.offset).update(repeating: 0, count: spec.count)
-    }
+    let (parameters, views) = Self.parameters(zeroing: [
+      "encoder.z_mean.weight", "encoder.z_log_var.weight", "decoder.fc.weight",
+    ])
     for j in 0..<2 { (views.zMeanBias[j], views.zLogVarBias[j]) = (0.5, Float(log(4.0))) }
     let e = Evaluator(latentDim: 2, seed: 9, threads: 2)
       .importanceWeighted(parameters: parameters, images: Self.images(), samples: 1)!

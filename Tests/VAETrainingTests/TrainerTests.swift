@@ -145,7 +145,7 @@ final class TrainerTests: XCTestCase {
   /// same agreed failure: no rank waits for a stall timeout.
   func testRankZeroOnlyErrorEndsEveryRankPromptly() throws {
     let file = temporaryDirectory() + "/a-file"
-    FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+    _ = FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
     let results = train(configuration(file + "/run", steps: 5), ranks: 4)
     for (rank, result) in results.enumerated() {
       XCTAssertEqual(result.failure?.kind, .output, "rank \(rank)")
