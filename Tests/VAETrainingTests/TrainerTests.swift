@@ -141,6 +141,29 @@ final class TrainerTests: XCTestCase {
     XCTAssertTrue(FileManager.default.fileExists(atPath: c.outputDirectory + "/checkpoints/best/model.safetensors"))
   }
 
+  /// --check-sync: ranks whose parameters differ (rank 1's perturbed here before the first step) end
+  /// together at the first check, with the internal-error kind and the step in the message. Without
+  /// this test, a check that never fires would pass every other one: healthy ranks never differ.
+  func testCheckSyncEndsEveryRankWhenTheirParametersDiffer() {
+    var checked = configuration(temporaryDirectory(), steps: 6)
+    checked.syncCheckEvery = 2
+    let c = checked
+    let failures = InProcessGroup(size: 2).run { communicator -> (kind: FailureKind, message: String)? in
+      do {
+        let trainer = try Trainer(configuration: c, communicator: communicator)
+        if communicator.rank == 1 { trainer.engine.parameters.pointer[7] += 1e-3 }
+        _ = try trainer.run()
+        return nil
+      } catch {
+        return ((error as? ClassifiedError)?.failureKind ?? .internalError, "\(error)")
+      }
+    }
+    for (rank, failure) in failures.enumerated() {
+      XCTAssertEqual(failure?.kind, .internalError, "rank \(rank): \(failure?.message ?? "no failure")")
+      XCTAssertTrue(failure?.message.contains("different parameters at step 2") ?? false, failure?.message ?? "")
+    }
+  }
+
   /// An error only rank zero can see (--out under a regular file) ends every rank at once, with the
   /// same agreed failure: no rank waits for a stall timeout.
   func testRankZeroOnlyErrorEndsEveryRankPromptly() throws {
