@@ -201,7 +201,7 @@ final class TensorBoardLogTests: XCTestCase {
     let seconds = Int(rest[0]) ?? 0
     XCTAssertLessThan(abs(seconds - Int(time(nil))), 600, name)
     let tail = String(rest[1])
-    XCTAssertTrue(tail.hasPrefix("\(String(cString: host)).\(getpid())."), name)
+    XCTAssertTrue(tail.hasPrefix("\(host.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }).\(getpid())."), name)
     XCTAssertTrue(tail.hasSuffix(".rank0"), name)
     XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: logdir), [name])
 
