@@ -78,6 +78,16 @@ public final class Pictures {
 
   /// Rows of test images, each followed by a row of their reconstructions (decoded from z_mean).
   public func reconstructions(_ store: ImageStore, columns: Int = 10, pairs: Int = 3) -> Canvas {
+    grid(reconstructionRows(store, columns: columns, pairs: pairs).rows,
+         title: "Test images (odd rows) and their reconstructions from z_mean (even rows)")
+  }
+
+  /// What `reconstructions` draws: `pairs` rows of test images (a class per column, where the set
+  /// holds `pairs` of each), each followed by the row of their images decoded from z_mean; and the
+  /// file indices of the images, row by row.
+  public func reconstructionRows(_ store: ImageStore, columns: Int = 10, pairs: Int = 3)
+    -> (rows: [[[Float]]], indices: [Int])
+  {
     var (columns, pairs) = (columns, pairs)
     let chosen = Array(pick(store, perClass: pairs).prefix(columns * pairs))
     let ordered: [Int]
@@ -94,7 +104,7 @@ public final class Pictures {
       rows.append((0..<columns).map { pixels(store, ordered[p * columns + $0]) })
       rows.append(Array(rebuilt[(p * columns)..<((p + 1) * columns)]))
     }
-    return grid(rows, title: "Test images (odd rows) and their reconstructions from z_mean (even rows)")
+    return (rows, ordered)
   }
 
   /// Images decoded from z ~ N(0, I).
@@ -114,6 +124,20 @@ public final class Pictures {
   /// The decoder over a regular grid of latent points: quantiles 5%…95% of N(0, 1) along two latent
   /// dimensions (the others 0), z[first] rightwards, z[second] upwards.
   public func manifold(size: Int = 20, dimensions: (Int, Int) = (0, 1)) -> Canvas {
+    let plane = latentDim == 2 ? "the latent plane" : "the plane of z[\(dimensions.0)], z[\(dimensions.1)] (other dimensions 0)"
+    return grid(manifoldRows(size: size, dimensions: dimensions), scale: 1, gap: 0,
+                title: "Manifold: decoder over \(plane), 5%-95% quantiles of N(0,1)")
+  }
+
+  /// What `manifold` draws: the decodes of `manifoldPoints`, `size` to a row.
+  public func manifoldRows(size: Int = 20, dimensions: (Int, Int) = (0, 1)) -> [[[Float]]] {
+    let images = decode(manifoldPoints(size: size, dimensions: dimensions))
+    return (0..<size).map { Array(images[($0 * size)..<(($0 + 1) * size)]) }
+  }
+
+  /// The manifold's latent points, row by row: row r, column c has z[first] = q(c) and z[second] =
+  /// q(size − 1 − r), q(i) the (5 + 90·i/(size − 1))% quantile of N(0, 1), the other dimensions 0.
+  public func manifoldPoints(size: Int = 20, dimensions: (Int, Int) = (0, 1)) -> [[Float]] {
     let quantiles = (0..<size).map { standardNormalQuantile(0.05 + 0.9 * Double($0) / Double(size - 1)) }
     var points: [[Float]] = []
     for row in 0..<size {
@@ -124,10 +148,7 @@ public final class Pictures {
         points.append(z)
       }
     }
-    let images = decode(points)
-    let plane = latentDim == 2 ? "the latent plane" : "the plane of z[\(dimensions.0)], z[\(dimensions.1)] (other dimensions 0)"
-    return grid((0..<size).map { Array(images[($0 * size)..<(($0 + 1) * size)]) }, scale: 1, gap: 0,
-                title: "Manifold: decoder over \(plane), 5%-95% quantiles of N(0,1)")
+    return points
   }
 
   /// z_mean of every test image, coloured by class.
@@ -152,13 +173,19 @@ public final class Pictures {
   /// A walk through latent space: test image `from`, decoded points on the line from its z_mean to
   /// that of test image `to`, then test image `to`.
   public func interpolation(_ store: ImageStore, from a: Int, to b: Int, steps: Int = 10) -> Canvas {
+    grid([interpolationRow(store, from: a, to: b, steps: steps)],
+         title: "Interpolation: test image \(a), \(steps) points from its z_mean to that of \(b), test image \(b)")
+  }
+
+  /// What `interpolation` draws: image `from`, the `steps` decoded points (the first at its z_mean,
+  /// the last at that of `to`), image `to`.
+  public func interpolationRow(_ store: ImageStore, from a: Int, to b: Int, steps: Int = 10) -> [[Float]] {
     let means = latentMeans(store, fileIndices: [a, b])
     let points = (0..<steps).map { s -> [Float] in
       let t = Float(s) / Float(steps - 1)
       return zip(means[0], means[1]).map { (1 - t) * $0 + t * $1 }
     }
-    let row = [pixels(store, a)] + decode(points) + [pixels(store, b)]
-    return grid([row], title: "Interpolation: test image \(a), \(steps) points from its z_mean to that of \(b), test image \(b)")
+    return [pixels(store, a)] + decode(points) + [pixels(store, b)]
   }
 
   /// Two test images of different classes, picked reproducibly (a shoe and a shirt, say).
