@@ -65,7 +65,11 @@ for build in a b; do
   done
 done
 for pid in "${pids[@]}"; do
-  wait "$pid" || { kill "${pids[@]}" 2>/dev/null; echo "kernel-ab: a build failed (clang says why above)" >&2; exit 1; }
+  if ! wait "$pid"; then
+    kill "${pids[@]}" 2>/dev/null
+    echo "kernel-ab: a build failed: fix what clang reports above (in the working tree, or pick another --base)" >&2
+    exit 1
+  fi
 done
 # Every vdk_* symbol B defines (functions, ifuncs of its target_clones and their resolvers) becomes
 # B_vdk_*, and so do B's calls to them: no call of B may reach A's code.

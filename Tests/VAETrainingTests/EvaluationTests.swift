@@ -33,28 +33,11 @@ final class EarlyStoppingTests: XCTestCase {
 }
 
 final class ImportanceWeightedTests: XCTestCase {
-  /// 96 synthetic images: bright blobs at places that depend on the image.
-  static func images() -> ImageStore {
-    var pixels: [UInt8] = []
-    for i in 0..<96 {
-      for row in 0..<28 {
-        for column in 0..<28 {
-          let d = (row - 8 - i % 12) * (row - 8 - i % 12) + (column - 6 - i % 16) * (column - 6 - i % 16)
-          pixels.append(d < 30 ? 230 : UInt8((row * column + i) % 40))
-        }
-      }
-    }
-    return ImageStore(LabeledImages(side: 28, pixels: pixels, labels: (0..<96).map { UInt8($0 % 10) },
-                                    fileIndices: Array(0..<96), fileCount: 96))
-  }
-
   /// log p̂_k is a lower bound of log p(x) that rises with k (in expectation) from the ELBO at k = 1.
   func testEstimateIsAtLeastTheELBOAndApproachesItAsKFallsToOne() {
-    let layout = ParameterLayout(latentDim: 2)
-    let parameters = ScalarBuffer<Float>(count: layout.totalCount)
-    glorotUniformInitialize(parameters.pointer, layout: layout, seed: 4)
+    let (parameters, _) = Fixtures.parameters(zeroing: [])
     let evaluator = Evaluator(latentDim: 2, seed: 9, threads: 2)
-    let store = Self.images()
+    let store = Fixtures.images()
     let estimates = [1, 4, 32].map { evaluator.importanceWeighted(parameters: parameters, images: store, samples: $0)! }
     let elbo = estimates[0].elbo
     for e in estimates {
@@ -72,30 +55,18 @@ final class ImportanceWeightedTests: XCTestCase {
     XCTAssertEqual(-loss.meanLoss(beta: 1), elbo, accuracy: 1e-6 * abs(elbo))
   }
 
-  /// Glorot-initialized parameters (latent size 2) with the named tensors set to zero.
-  static func parameters(zeroing names: [String]) -> (ScalarBuffer<Float>, ParameterViews<Float>) {
-    let layout = ParameterLayout(latentDim: 2)
-    let parameters = ScalarBuffer<Float>(count: layout.totalCount)
-    glorotUniformInitialize(parameters.pointer, layout: layout, seed: 4)
-    for name in names {
-      let spec = layout.spec(named: name)!
-      parameters.pointer.advanced(by: spec.offset).update(repeating: 0, count: spec.count)
-    }
-    return (parameters, ParameterViews(layout: layout, base: parameters.pointer))
-  }
-
   /// With q(z|x) = p(z) = N(0, I) (the z_mean and z_log_var layers zero) and a decoder that ignores z
   /// (its dense weights zero), every importance weight is p(x|z) with the same value, so their mean is
   /// that value for any k: the estimate equals the ELBO exactly, not log k above it.
   func testEqualWeightsGiveTheELBOForEveryK() {
-    let (parameters, views) = Self.parameters(zeroing: [
+    let (parameters, views) = Fixtures.parameters(zeroing: [
       "encoder.z_mean.weight", "encoder.z_mean.bias", "encoder.z_log_var.weight", "encoder.z_log_var.bias",
       "decoder.fc.weight",
     ])
     XCTAssertEqual(views.zLogVarBias[1], 0)
     XCTAssertEqual(views.decoderFcWeight[64 * 7 * 7 * 2 - 1], 0)  // its last weight
     let evaluator = Evaluator(latentDim: 2, seed: 9, threads: 2)
-    let store = Self.images()
+    let store = Fixtures.images()
     for k in [1, 4, 32] {
       let e = evaluator.importanceWeighted(parameters: parameters, images: store, samples: k)!
       print("k = \(k): IW log-likelihood \(e.logLikelihood), ELBO \(e.elbo)")
@@ -108,12 +79,12 @@ final class ImportanceWeightedTests: XCTestCase {
   /// (KL = 1.86 nats here) and whose spread over these 96 images is about 0.34 nats; a weight that
   /// lost its log σ² term would sit 1.39 nats lower, one with a sign slip in z² several nats off.
   func testOneSampleEstimateMatchesTheELBOWhenQIsNotThePrior() {
-    let (parameters, views) = Self.parameters(zeroing: [
+    let (parameters, views) = Fixtures.parameters(zeroing: [
       "encoder.z_mean.weight", "encoder.z_log_var.weight", "decoder.fc.weight",
     ])
     for j in 0..<2 { (views.zMeanBias[j], views.zLogVarBias[j]) = (0.5, Float(log(4.0))) }
     let e = Evaluator(latentDim: 2, seed: 9, threads: 2)
-      .importanceWeighted(parameters: parameters, images: Self.images(), samples: 1)!
+      .importanceWeighted(parameters: parameters, images: Fixtures.images(), samples: 1)!
     print("k = 1: IW log-likelihood \(e.logLikelihood), ELBO \(e.elbo)")
     XCTAssertEqual(e.logLikelihood, e.elbo, accuracy: 0.8)
   }
@@ -133,7 +104,7 @@ final class HiddenActivityTests: XCTestCase {
     for unit in [3, 7, 12] { views.fcBias[unit] = -1e6 }
     for i in 0..<features { views.fcWeight[5 * features + i] = 0 }
     views.fcBias[5] = 0
-    let store = ImportanceWeightedTests.images()
+    let store = Fixtures.images()
     let evaluator = Evaluator(latentDim: 2, seed: 9, threads: 2)
     let single = evaluator.evaluate(parameters: parameters, images: store)
     XCTAssertEqual(single.deadHiddenUnits, 4)

@@ -5,8 +5,8 @@ import XCTest
 
 /// What the pictures show, image by image (the end-to-end test checks that each is written).
 final class PicturesTests: XCTestCase {
-  let store = ImportanceWeightedTests.images()  // 96 images, labels i mod 10
-  let (parameters, _) = ImportanceWeightedTests.parameters(zeroing: [])
+  let store = Fixtures.images()  // 96 images, labels i mod 10
+  let (parameters, _) = Fixtures.parameters(zeroing: [])
   var pictures: Pictures { Pictures(parameters: parameters, latentDim: 2, seed: 3) }
 
   func pixels(_ fileIndex: Int) -> [Float] {

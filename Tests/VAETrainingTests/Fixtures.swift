@@ -1,0 +1,32 @@
+import VAECore
+import VAEData
+
+/// What several test cases of this target share: a small image set and initialized parameters.
+enum Fixtures {
+  /// 96 synthetic images: bright blobs at places that depend on the image.
+  static func images() -> ImageStore {
+    var pixels: [UInt8] = []
+    for i in 0..<96 {
+      for row in 0..<28 {
+        for column in 0..<28 {
+          let d = (row - 8 - i % 12) * (row - 8 - i % 12) + (column - 6 - i % 16) * (column - 6 - i % 16)
+          pixels.append(d < 30 ? 230 : UInt8((row * column + i) % 40))
+        }
+      }
+    }
+    return ImageStore(LabeledImages(side: 28, pixels: pixels, labels: (0..<96).map { UInt8($0 % 10) },
+                                    fileIndices: Array(0..<96), fileCount: 96))
+  }
+
+  /// Glorot-initialized parameters (latent size 2) with the named tensors set to zero.
+  static func parameters(zeroing names: [String]) -> (ScalarBuffer<Float>, ParameterViews<Float>) {
+    let layout = ParameterLayout(latentDim: 2)
+    let parameters = ScalarBuffer<Float>(count: layout.totalCount)
+    glorotUniformInitialize(parameters.pointer, layout: layout, seed: 4)
+    for name in names {
+      let spec = layout.spec(named: name)!
+      parameters.pointer.advanced(by: spec.offset).update(repeating: 0, count: spec.count)
+    }
+    return (parameters, ParameterViews(layout: layout, base: parameters.pointer))
+  }
+}
