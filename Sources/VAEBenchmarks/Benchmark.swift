@@ -30,6 +30,10 @@ public struct BenchmarkResult: Codable, Sendable {
   /// Work per image (forward ≈ 6.66 M multiply-adds, backward ≈ twice that) and the rate it implies.
   public var flopsPerImage: Double
   public var gigaflopsPerSecond: Double
+  /// With `--gemm-peak`: how many threads took the peak samples, every rank's summed: every worker
+  /// thread, up to as many on each host as it has cores (more would share cores and sum to more
+  /// than they can do).
+  public var peakThreads: Int?
   /// With `--gemm-peak`: a large sgemm running at once on every worker thread of every rank, summed —
   /// what this machine's BLAS can do at best — and the step's rate as a fraction of it. Each peak is
   /// the maximum of 5 samples spread over the timed steps (`PeakSamples`).
@@ -67,14 +71,14 @@ extension StepEngine {
     var firstStepEnd = 0.0
     // With --gemm-peak: 5 samples of the peaks, between timed steps (outside their timing) from the
     // first to the last, and their maximum reported.
-    var peaks = PeakSamples()
+    var peaks = measureGemmPeak ? try PeakSamples(workerThreads: workerThreads, communicator: communicator) : nil
     var stepMemory: Int?
     let sampleBefore = measureGemmPeak ? Set((0..<5).map { warmup + $0 * steps / 5 }) : []
     for i in 0..<(warmup + steps) {
       if sampleBefore.contains(i) {
         // The step's memory is all there after the warm-up; the peaks' matrices are not part of it.
         stepMemory = stepMemory ?? peakResidentKilobytes()
-        try peaks.sample(threads: workerThreads, bf16: Precision.active == .bf16, communicator: communicator)
+        try peaks?.sample(bf16: Precision.active == .bf16, communicator: communicator)
       }
       let epoch = i / schedule.stepsPerEpoch
       if epoch != epochOfOrders {
@@ -91,7 +95,7 @@ extension StepEngine {
     let mean = rates.reduce(0, +) / Double(rates.count)
     let variance = rates.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, rates.count - 1))
     let memory = try communicator.gather(stepMemory ?? peakResidentKilobytes(), phase: "the memory report")
-    let peak = peaks.gemm, fmaPeak = peaks.fma, bf16Peak = peaks.bf16
+    let peak = peaks?.gemm, fmaPeak = peaks?.fma, bf16Peak = peaks?.bf16
     // Every rank profiles its own threads at once (as in training); rank zero's figures are reported.
     let layers = profileLayers ? self.profileLayers(seconds: layerSeconds, fmaPeak: fmaPeak.map { $0 / Double(communicator.size) }) : nil
     let perStep = Dictionary(uniqueKeysWithValues: phases.named.map { ($0.0, $0.1 / Double(max(1, phases.steps))) })
@@ -104,7 +108,7 @@ extension StepEngine {
       synthetic: configuration.syntheticData, warmupSteps: warmup, timedSteps: steps,
       imagesPerSecond: mean, imagesPerSecondInterval95: 1.96 * (variance / Double(rates.count)).squareRoot(),
       secondsPerStep: perStep, flopsPerImage: flops, gigaflopsPerSecond: mean * flops / 1e9,
-      gemmPeakGigaflopsPerSecond: peak, fractionOfGemmPeak: peak.map { mean * flops / 1e9 / $0 },
+      peakThreads: peaks?.threadsInAll, gemmPeakGigaflopsPerSecond: peak, fractionOfGemmPeak: peak.map { mean * flops / 1e9 / $0 },
       fmaPeakGigaflopsPerSecond: fmaPeak, fmaInstructionSet: fmaInstructionSet(),
       fractionOfFmaPeak: fmaPeak.map { mean * flops / 1e9 / $0 }, bf16PeakGigaflopsPerSecond: bf16Peak,
       fractionOfBf16Peak: bf16Peak.map { mean * flops / 1e9 / $0 }, cpu: cpuDescription(), layers: layers,

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import VAECore
 import VAEDistributed
 import _CPeak
@@ -14,8 +15,24 @@ struct PeakSamples {
   private(set) var gemm: Double?
   /// The VDPBF16PS loop's, when asked for and every rank's CPU has AVX512_BF16 (else nil).
   private(set) var bf16: Double?
+  /// This rank's threads that take the samples, and every rank's summed.
+  let threads: Int
+  let threadsInAll: Int
 
-  mutating func sample(threads: Int, bf16 includeBF16: Bool, communicator: Communicator) throws {
+  /// The job's worker threads take the samples, but on each host at most as many as it has cores,
+  /// in rank order. More workers than cores, each timing the best of five windows of a time-sliced
+  /// core, summed to more than the cores can do: 4 ranks × 1 thread on a 2-core Zen 2 read 241–280
+  /// GFLOP/s against the two cores' 215. (Ranks are grouped by host name, so ranks in network
+  /// namespaces of one machine, which share its cores, count as one host.)
+  init(workerThreads: Int, communicator: Communicator) throws {
+    let hosts = try communicator.gather(communicator.hostName, phase: "the peak samples' hosts")
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    let before = hosts[..<communicator.rank].filter { $0 == hosts[communicator.rank] }.count * workerThreads
+    threads = max(0, min(workerThreads, cores - before))
+    threadsInAll = try communicator.gather(threads, phase: "the peak samples' hosts").reduce(0, +)
+  }
+
+  mutating func sample(bf16 includeBF16: Bool, communicator: Communicator) throws {
     var rates = [
       fmaGigaflopsPerSecond(threads: threads, seconds: 0.15), gemmGigaflopsPerSecond(threads: threads, seconds: 0.2),
       includeBF16 ? bf16GigaflopsPerSecond(threads: threads, seconds: 0.15) ?? -.infinity : -.infinity,

@@ -77,15 +77,17 @@ struct Bench: ParsableCommand {
         "  throughput  \(grouped(Int(result.imagesPerSecond))) ± \(grouped(Int(result.imagesPerSecondInterval95.rounded()))) images/s "
           + "(95% interval over \(result.timedSteps) steps after \(result.warmupSteps) warm-up), "
           + "\(fixed(result.gigaflopsPerSecond, 1)) GFLOP/s at \(fixed(result.flopsPerImage / 1e6, 1)) MFLOP per image")
+      let workers = result.ranks * result.threadsPerRank, threads = result.peakThreads ?? workers
+      let sampled = threads == workers ? "on all \(threads) threads at once" : "on \(threads) threads at once, one per core: \(workers) workers share the cores"
       if let peak = result.gemmPeakGigaflopsPerSecond, let fraction = result.fractionOfGemmPeak {
-        print("  GEMM peak   \(fixed(peak, 1)) GFLOP/s (1024³ sgemm on all \(result.ranks * result.threadsPerRank) threads at once, best of 5 samples); the step runs at \(fixed(100 * fraction, 0))% of it")
+        print("  GEMM peak   \(fixed(peak, 1)) GFLOP/s (1024³ sgemm \(sampled), best of 5 samples); the step runs at \(fixed(100 * fraction, 0))% of it")
       }
       if let peak = result.fmaPeakGigaflopsPerSecond, let fraction = result.fractionOfFmaPeak {
-        print("  FMA peak    \(fixed(peak, 1)) GFLOP/s (\(result.fmaInstructionSet) loop on all \(result.ranks * result.threadsPerRank) threads at once, best of 5 samples); the step runs at \(fixed(100 * fraction, 0))% of it")
+        print("  FMA peak    \(fixed(peak, 1)) GFLOP/s (\(result.fmaInstructionSet) loop \(sampled), best of 5 samples); the step runs at \(fixed(100 * fraction, 0))% of it")
       }
       if let peak = result.bf16PeakGigaflopsPerSecond, let fraction = result.fractionOfBf16Peak {
         let times = result.fmaPeakGigaflopsPerSecond.map { "; \(fixed(peak / $0, 2))× the FMA peak" } ?? ""
-        print("  bf16 peak   \(fixed(peak, 1)) GFLOP/s (VDPBF16PS loop on all \(result.ranks * result.threadsPerRank) threads at once, best of 5 samples\(times)); the step runs at \(fixed(100 * fraction, 0))% of it")
+        print("  bf16 peak   \(fixed(peak, 1)) GFLOP/s (VDPBF16PS loop \(sampled), best of 5 samples\(times)); the step runs at \(fixed(100 * fraction, 0))% of it")
       } else if result.precision == Precision.bf16.rawValue, result.fmaPeakGigaflopsPerSecond != nil {
         print("  bf16 peak   none: a CPU here lacks AVX512_BF16, so bf16 runs on the FMA units and the FMA peak bounds it")
       }

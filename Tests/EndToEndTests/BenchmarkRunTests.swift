@@ -144,5 +144,19 @@ final class BenchmarkRunTests: XCTestCase {
     XCTAssertEqual(memory.count, 2)
     XCTAssertTrue(memory.allSatisfy { $0 > 5 && $0 < 1000 })
     XCTAssertNil(r["gemmPeakGigaflopsPerSecond"])
+    XCTAssertNil(r["peakThreads"])
+  }
+
+  /// More workers than cores must not each add a core to the peaks: 4 ranks × 1 thread on 2 cores
+  /// once summed 4 time-sliced samples to 241–280 GFLOP/s against the two cores' 215. The peaks are
+  /// taken by at most one thread per core of the host, in rank order; the rest sit them out.
+  func testOversubscribedRanksSampleThePeaksOncePerCore() throws {
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    let workers = cores + 2
+    let r = try bench(ranks: workers, ["--threads", "1", "--synthetic", "--gemm-peak"])
+    print("bench, \(workers) ranks on \(cores) cores: peaks sampled on \(r["peakThreads"]!) threads, FMA peak \(r["fmaPeakGigaflopsPerSecond"]!)")
+    XCTAssertEqual(r["peakThreads"] as? Int, cores)
+    let alone = try bench(ranks: 1, ["--threads", "\(cores)", "--synthetic", "--gemm-peak"])
+    XCTAssertEqual(alone["peakThreads"] as? Int, cores)
   }
 }

@@ -37,10 +37,10 @@ enum Harness {
         let unzipped = try run("/bin/zcat", ["\(realData)/\(name).gz"])
         var bytes = [UInt8](unzipped.outputData.prefix(header + count * itemSize))
         bytes.replaceSubrange(4..<8, with: [UInt8(count >> 24 & 0xff), UInt8(count >> 16 & 0xff), UInt8(count >> 8 & 0xff), UInt8(count & 0xff)])
-        FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data(bytes))
+        try Data(bytes).write(to: URL(fileURLWithPath: "\(directory)/\(name)"))
       }
     }
-    FileManager.default.createFile(atPath: directory + "/done", contents: Data())
+    try Data().write(to: URL(fileURLWithPath: directory + "/done"))
     return directory
   }
 

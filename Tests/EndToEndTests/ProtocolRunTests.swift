@@ -20,7 +20,7 @@ final class ProtocolRunTests: XCTestCase {
   /// one message, within seconds (it took the 60 s stall timeout before).
   func testRankZeroOnlyErrorEndsAllRanksAtOnce() throws {
     let file = temporaryDirectory() + "/a-file"
-    FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+    XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
     let result = try mpi(4, ["--data", data, "--out", file + "/x", "--iw-samples", "0"], timeout: 60)
     print("--out FILE/x under mpirun -n 4: status \(result.status) after \(result.seconds) s")
     XCTAssertEqual(result.status, 5, result.all)
