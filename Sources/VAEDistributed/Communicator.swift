@@ -51,7 +51,8 @@ public final class SingleProcessCommunicator: Communicator {
   import Glibc
 #endif
 
-func localHostName() -> String {
+/// This machine's host name (gethostname).
+public func localHostName() -> String {
   var buffer = [CChar](repeating: 0, count: 256)
   gethostname(&buffer, buffer.count - 1)
   return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }

@@ -1,4 +1,5 @@
 import Foundation
+import VAEDistributed
 
 #if canImport(Glibc)
   import Glibc
@@ -35,11 +36,8 @@ final class RunLock {
           + "Wait for it to end, stop it (a checkpoint is kept; continue with --resume), or pass another --out.")
     }
     descriptor = fd
-    var host = [CChar](repeating: 0, count: 256)
-    gethostname(&host, host.count - 1)
-    let hostName = host.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     let started = ISO8601DateFormatter().string(from: Date())
-    let text = Array("host \(hostName), pid \(getpid()), started \(started)\n".utf8)
+    let text = Array("host \(localHostName()), pid \(getpid()), started \(started)\n".utf8)
     ftruncate(fd, 0)
     _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
   }
