@@ -23,13 +23,14 @@ struct PeakSamples {
   /// in rank order. More workers than cores, each timing the best of five windows of a time-sliced
   /// core, summed to more than the cores can do: 4 ranks × 1 thread on a 2-core Zen 2 read 241–280
   /// GFLOP/s against the two cores' 215. (Ranks are grouped by host name, so ranks in network
-  /// namespaces of one machine, which share its cores, count as one host.)
+  /// namespaces of one machine, which share its cores, count as one host.) The host's cores, not
+  /// this process's affinity: ranks that mpirun binds to one core each see one core apiece.
   init(workerThreads: Int, communicator: Communicator) throws {
     let hosts = try communicator.gather(communicator.hostName, phase: "the peak samples' hosts")
-    let cores = ProcessInfo.processInfo.activeProcessorCount
+    let cores = ProcessInfo.processInfo.processorCount
     let before = hosts[..<communicator.rank].filter { $0 == hosts[communicator.rank] }.count * workerThreads
     threads = max(0, min(workerThreads, cores - before))
-    threadsInAll = try communicator.gather(threads, phase: "the peak samples' hosts").reduce(0, +)
+    threadsInAll = try communicator.gather(threads, phase: "the peak samples' threads").reduce(0, +)
   }
 
   mutating func sample(bf16 includeBF16: Bool, communicator: Communicator) throws {

@@ -158,5 +158,14 @@ final class BenchmarkRunTests: XCTestCase {
     XCTAssertEqual(r["peakThreads"] as? Int, cores)
     let alone = try bench(ranks: 1, ["--threads", "\(cores)", "--synthetic", "--gemm-peak"])
     XCTAssertEqual(alone["peakThreads"] as? Int, cores)
+    // Ranks that mpirun binds to a core each see one core apiece; the host's cores still count.
+    guard cores >= 2 else { return }
+    let bound = try Harness.run(
+      Harness.mpirun,
+      ["-n", "2", "--bind-to", "core", try Harness.requireBinary(), "bench", "--json", "--steps", "4", "--warmup", "1",
+       "--threads", "1", "--synthetic", "--gemm-peak"])
+    XCTAssertEqual(bound.status, 0, bound.all)
+    let boundReport = try JSONSerialization.jsonObject(with: Data(bound.output.utf8)) as! [String: Any]
+    XCTAssertEqual(boundReport["peakThreads"] as? Int, 2, "two ranks bound to a core each sample on both")
   }
 }
