@@ -22,9 +22,10 @@ struct PeakSamples {
   /// The job's worker threads take the samples, but on each host at most as many as it has cores,
   /// in rank order. More workers than cores, each timing the best of five windows of a time-sliced
   /// core, summed to more than the cores can do: 4 ranks × 1 thread on a 2-core Zen 2 read 241–280
-  /// GFLOP/s against the two cores' 215. (Ranks are grouped by host name, so ranks in network
-  /// namespaces of one machine, which share its cores, count as one host.) The host's cores, not
-  /// this process's affinity: ranks that mpirun binds to one core each see one core apiece.
+  /// GFLOP/s against the two cores' 215. Ranks are grouped by host name (the namespace hosts of
+  /// launch/netns-hosts.sh have names of their own, so on their one machine each counts its cores
+  /// again), and count the host's cores, not this process's affinity: ranks that mpirun binds to a
+  /// core each see one core apiece.
   init(workerThreads: Int, communicator: Communicator) throws {
     let hosts = try communicator.gather(communicator.hostName, phase: "the peak samples' hosts")
     let cores = ProcessInfo.processInfo.processorCount

@@ -24,7 +24,7 @@ struct Bench: ParsableCommand {
   @Option(help: "Untimed steps first (caches, page faults, thread start-up).") var warmup = 10
   @Option(help: "Timed steps.") var steps = 50
   @Flag(help: "Generated images instead of the data files.") var synthetic = false
-  @Flag(help: "Also measure the host's peaks on every worker thread of every rank at once: a calibrated loop of vector FMAs in the widest instruction set the CPU has, a 1024³ sgemm and, with --precision bf16 on a CPU with AVX512_BF16, a loop of VDPBF16PS; and the step's GFLOP/s as a fraction of each.")
+  @Flag(help: "Also measure the host's peaks on every worker thread of every rank at once (at most one per core of each host): a calibrated loop of vector FMAs in the widest instruction set the CPU has, a 1024³ sgemm and, with --precision bf16 on a CPU with AVX512_BF16, a loop of VDPBF16PS; and the step's GFLOP/s as a fraction of each.")
   var gemmPeak = false
   @Flag(help: "Also time each layer's forward, backward-weights and backward-data pass alone (on every thread at once): milliseconds per step, GFLOP/s and, with --gemm-peak, the fraction of the FMA peak.")
   var layers = false
