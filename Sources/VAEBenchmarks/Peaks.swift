@@ -1,5 +1,4 @@
 import Dispatch
-import Foundation
 import VAECore
 import VAEDistributed
 import _CPeak
@@ -19,18 +18,20 @@ struct PeakSamples {
   let threads: Int
   let threadsInAll: Int
 
-  /// The job's worker threads take the samples, but on each host at most as many as it has cores,
-  /// in rank order. More workers than cores, each timing the best of five windows of a time-sliced
-  /// core, summed to more than the cores can do: 4 ranks × 1 thread on a 2-core Zen 2 read 241–280
-  /// GFLOP/s against the two cores' 215. Ranks are grouped by host name (the namespace hosts of
-  /// launch/netns-hosts.sh have names of their own, so on their one machine each counts its cores
-  /// again), and count the host's cores, not this process's affinity: ranks that mpirun binds to a
-  /// core each see one core apiece.
+  /// The job's worker threads take the samples, but no rank more than the CPUs it may run on, and
+  /// on each host at most as many as it has CPUs online, in rank order. More threads than cores,
+  /// each timing the best of five windows of a time-sliced core, summed to more than the cores can
+  /// do: 4 ranks × 1 thread on a 2-core Zen 2 read 241–280 GFLOP/s against the two cores' 215.
+  /// Ranks are grouped by host name (the namespace hosts of launch/netns-hosts.sh have names of
+  /// their own, so on their one machine each counts its cores again); ranks may have different
+  /// numbers of workers (a rank has no more than its streams).
   init(workerThreads: Int, communicator: Communicator) throws {
     let hosts = try communicator.gather(communicator.hostName, phase: "the peak samples' hosts")
-    let cores = ProcessInfo.processInfo.processorCount
-    let before = hosts[..<communicator.rank].filter { $0 == hosts[communicator.rank] }.count * workerThreads
-    threads = max(0, min(workerThreads, cores - before))
+    let own = min(workerThreads, allowedCPUCount() ?? workerThreads)
+    let owns = try communicator.gather(own, phase: "the peak samples' threads")
+    let rank = communicator.rank
+    let before = (0..<rank).filter { hosts[$0] == hosts[rank] }.reduce(0) { $0 + owns[$1] }
+    threads = max(0, min(own, onlineCPUCount() - before))
     threadsInAll = try communicator.gather(threads, phase: "the peak samples' threads").reduce(0, +)
   }
 

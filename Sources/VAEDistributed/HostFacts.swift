@@ -33,3 +33,21 @@ public func primaryIPv4Address() -> String? {
   }
   return nil
 }
+
+/// The number of CPUs this process may run on (the `Cpus_allowed` mask in /proc/self/status), which
+/// is what an MPI launcher's core binding changes.
+public func allowedCPUCount() -> Int? {
+  guard let file = fopen("/proc/self/status", "r") else { return nil }
+  defer { fclose(file) }
+  var line = [CChar](repeating: 0, count: 4096)
+  while fgets(&line, Int32(line.count), file) != nil {
+    let text = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    guard text.hasPrefix("Cpus_allowed:") else { continue }
+    let mask = text.dropFirst("Cpus_allowed:".count)
+    return mask.reduce(0) { count, character in count + (character.hexDigitValue?.nonzeroBitCount ?? 0) }
+  }
+  return nil
+}
+
+/// The CPUs online on this host, whatever this process may run on.
+public func onlineCPUCount() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }

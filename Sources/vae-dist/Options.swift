@@ -209,21 +209,6 @@ extension LearningRateSchedule.Shape: ExpressibleByArgument {}
 extension LearningRateSchedule.Scaling: ExpressibleByArgument {}
 extension ProgressStyle: ExpressibleByArgument {}
 
-/// The number of CPUs this process may run on (the `Cpus_allowed` mask in /proc/self/status), which
-/// is what an MPI launcher's core binding changes.
-func allowedCPUCount() -> Int? {
-  guard let file = fopen("/proc/self/status", "r") else { return nil }
-  defer { fclose(file) }
-  var line = [CChar](repeating: 0, count: 4096)
-  while fgets(&line, Int32(line.count), file) != nil {
-    let text = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    guard text.hasPrefix("Cpus_allowed:") else { continue }
-    let mask = text.dropFirst("Cpus_allowed:".count)
-    return mask.reduce(0) { count, character in count + (character.hexDigitValue?.nonzeroBitCount ?? 0) }
-  }
-  return nil
-}
-
 extension TrainingConfiguration {
   /// The settings the option groups shared by `train` and `bench` describe.
   init(data: DataOptions, model: ModelOptions, optimization: OptimizationOptions, parallel: ParallelOptions) {

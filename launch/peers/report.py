@@ -84,7 +84,8 @@ for r, row in zip(runs, table):
     ratio = f"{ratio_of(r):.2f}×" if row["ratio_to_best_peer"] != "" else "–"
     spread = (f" ({min(r['passes']):,.0f}–{max(r['passes']):,.0f} over {row['rounds']} rounds: {row['passes']})"
               if row["rounds"] > 1 else "")
-    lines.append(f"| {row['run']} ({row['version']}) | {row['images_per_sec']:,.0f}{spread} | {ratio} | {row['gflops']:.1f} | {100 * row['fraction_of_fma_peak']:.0f}% |")
+    rate, gflops = r["imagesPerSecond"], r["imagesPerSecond"] * flops / 1e9
+    lines.append(f"| {row['run']} ({row['version']}) | {rate:,.0f}{spread} | {ratio} | {gflops:.1f} | {100 * gflops / host['fma']:.0f}% |")
 summary = [
     f"Peaks on all {os.cpu_count()} cores: calibrated {host['isa']} loop {host['fma']:.1f} GFLOP/s, OpenBLAS ({host['blas']}) "
     f"sgemm 1024³ {host['gemm']:.1f} GFLOP/s; {flops / 1e6:.0f} MFLOP per image.",
