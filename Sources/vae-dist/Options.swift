@@ -121,7 +121,7 @@ struct ThreadOptions: ParsableArguments {
   /// bound to cores of their own.
   var resolved: Int {
     if let threads { return threads }
-    let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    let online = onlineCPUCount()
     let allowed = allowedCPUCount() ?? online
     let localRanks = getenv("OMPI_COMM_WORLD_LOCAL_SIZE").flatMap { Int(String(cString: $0)) } ?? 1
     return allowed < online ? max(1, allowed) : max(1, allowed / max(1, localRanks))
