@@ -20,7 +20,8 @@ double vdk_bce_with_logits(const float *logits, const float *targets, float *dlo
 /// The largest |x[i]|; +∞ if any x[i] is NaN or infinite.
 float vdk_max_abs(const float *x, long count);
 
-/// sums[i] += round_to_nearest_even(x[i] · scale), with scale a power of two (exact products).
+/// sums[i] += round_to_nearest_even(x[i] · scale), with scale a power of two (exact products) and
+/// |x[i] · scale| < 2^62.
 void vdk_add_fixed_point(const float *x, int64_t *sums, long count, double scale);
 
 /// out[i] = (float)(sums[i] · inverse_scale).
