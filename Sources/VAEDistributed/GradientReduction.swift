@@ -76,35 +76,46 @@ public final class GradientReducer {
     exponents.deallocate()
   }
 
+  /// The number of pieces the parameters are cut into: the length of one micro-batch's `pieceMaxima`.
+  public var pieceCount: Int { pieces.count }
+
+  /// The largest magnitude in each piece of one micro-batch's gradient (+∞ where one is NaN or
+  /// infinite), the deterministic reduction's first step. The thread that wrote the gradient runs
+  /// this while the gradient is still in its core's cache, and passes the result to `reduce`, which
+  /// would otherwise read all the gradients once more for it.
+  public func pieceMaxima(of gradient: UnsafePointer<Float>, into maxima: UnsafeMutablePointer<Float>) {
+    for (k, piece) in pieces.enumerated() {
+      maxima[k] = vdk_max_abs(gradient + piece.range.lowerBound, piece.range.count)
+    }
+  }
+
   /// Sums `gradients` (this rank's micro-batch gradients, each `layout.totalCount` floats) and
-  /// `losses` (their loss parts) over all ranks into `result`, identical on every rank.
+  /// `losses` (their loss parts) over all ranks into `result`, identical on every rank. `maxima`
+  /// holds each gradient's `pieceMaxima` (`pieceCount` floats each); the fast mode needs none.
   public func reduce(
-    gradients: [UnsafeMutablePointer<Float>], losses: [LossSums], flag: Bool = false,
-    into result: UnsafeMutablePointer<Float>, communicator: Communicator, phase: @autoclosure () -> String
+    gradients: [UnsafeMutablePointer<Float>], maxima: [UnsafeMutablePointer<Float>]? = nil, losses: [LossSums],
+    flag: Bool = false, into result: UnsafeMutablePointer<Float>, communicator: Communicator,
+    phase: @autoclosure () -> String
   ) throws -> ReducedStep {
-    precondition(gradients.count == losses.count)
+    precondition(gradients.count == losses.count && (maxima?.count ?? gradients.count) == gradients.count)
     switch mode {
     case .deterministic:
-      return try reduceDeterministically(gradients, losses, flag, result, communicator, phase)
+      guard let maxima else { preconditionFailure("the deterministic reduction needs each gradient's pieceMaxima") }
+      return try reduceDeterministically(gradients, maxima, losses, flag, result, communicator, phase)
     case .fast:
       return try reduceFast(gradients, losses, flag, result, communicator, phase)
     }
   }
 
   private func reduceDeterministically(
-    _ gradients: [UnsafeMutablePointer<Float>], _ losses: [LossSums], _ flag: Bool, _ result: UnsafeMutablePointer<Float>,
-    _ communicator: Communicator, _ phase: () -> String
+    _ gradients: [UnsafeMutablePointer<Float>], _ given: [UnsafeMutablePointer<Float>], _ losses: [LossSums], _ flag: Bool,
+    _ result: UnsafeMutablePointer<Float>, _ communicator: Communicator, _ phase: () -> String
   ) throws -> ReducedStep {
     let tensorCount = layout.tensors.count, scales = scaleCount
     let pieceMaxima = pieceMaxima, maxima = maxima, exponents = exponents
-    // 1. Largest magnitude per scale over this rank's micro-batches (+∞ marks a non-finite value),
-    // and the flag in the last slot, which rides along in the same MAX.
-    concurrentForEach(pieces.count) { k in
-      let range = pieces[k].range
-      var largest: Float = 0
-      for gradient in gradients { largest = max(largest, vdk_max_abs(gradient + range.lowerBound, range.count)) }
-      pieceMaxima[k] = largest
-    }
+    // 1. Largest magnitude per scale over this rank's micro-batches (+∞ marks a non-finite value), from
+    // the pieces' maxima, and the flag in the last slot, which rides along in the same MAX.
+    for k in 0..<pieces.count { pieceMaxima[k] = given.reduce(0) { max($0, $1[k]) } }
     maxima.update(repeating: 0, count: scales + 1)
     for k in 0..<pieces.count {
       maxima[pieces[k].tensor] = max(maxima[pieces[k].tensor], Double(pieceMaxima[k]))

@@ -22,8 +22,13 @@ public final class StepEngine {
   package let microGradientPointers: [UnsafeMutablePointer<Float>]
   var microLosses: [LossSums]
   let reducer: GradientReducer
-  /// Per worker thread: seconds in data, forward and backward during the current step.
-  let dataSeconds, forwardSeconds, backwardSeconds: UnsafeMutablePointer<Double>
+  /// Per local micro-batch, its gradient's `pieceMaxima` (deterministic reduction only), found by the
+  /// thread that computed the gradient.
+  let microMaxima: ScalarBuffer<Float>
+  let microMaximaPointers: [UnsafeMutablePointer<Float>]?
+  /// Per worker thread: seconds in data, forward, backward and the reduction's scan of the gradients
+  /// (`pieceMaxima`) during the current step.
+  let dataSeconds, forwardSeconds, backwardSeconds, scanSeconds: UnsafeMutablePointer<Double>
 
   public var workerThreads: Int { workspaces.count }
   package var schedule: BatchSchedule { data.schedule }
@@ -47,9 +52,15 @@ public final class StepEngine {
     microLosses = [LossSums](repeating: LossSums(), count: data.localStreams.count)
     reducer = GradientReducer(
       layout: model.layout, mode: c.reduction, totalMicroBatches: c.batchSize / c.microBatchSize)
+    let pieces = reducer.pieceCount
+    let maxima = ScalarBuffer<Float>(count: max(1, data.localStreams.count * pieces))
+    microMaxima = maxima
+    microMaximaPointers =
+      c.reduction == .deterministic ? data.localStreams.indices.map { maxima.pointer + $0 * pieces } : nil
     dataSeconds = .allocate(capacity: threads)
     forwardSeconds = .allocate(capacity: threads)
     backwardSeconds = .allocate(capacity: threads)
+    scanSeconds = .allocate(capacity: threads)
   }
 
   /// Checks the settings and loads this rank's data (and, when `evaluationSets`, the test and
@@ -69,6 +80,7 @@ public final class StepEngine {
     dataSeconds.deallocate()
     forwardSeconds.deallocate()
     backwardSeconds.deallocate()
+    scanSeconds.deallocate()
   }
 
   /// What one step did.
@@ -90,35 +102,41 @@ public final class StepEngine {
     let c = configuration
     let threads = workspaces.count
     let views = ParameterViews(layout: layout, base: parameters.pointer)
-    for timer in [dataSeconds, forwardSeconds, backwardSeconds] { timer.update(repeating: 0, count: threads) }
+    for timer in [dataSeconds, forwardSeconds, backwardSeconds, scanSeconds] { timer.update(repeating: 0, count: threads) }
     let loop = MicroBatchLoop(workspaces: workspaces, images: data.train, latentDim: c.latentDim)
-    let (forward, backward) = (forwardSeconds, backwardSeconds)
+    let (forward, backward, scan) = (forwardSeconds, backwardSeconds, scanSeconds)
+    let (reducer, maxima) = (reducer, microMaximaPointers)
     microLosses.withUnsafeMutableBufferPointer { losses in
       loop.run(
         count: losses.count, batch: { self.schedule.microBatch(order: orders[$0], step: stepInEpoch) },
         noise: .init(seed: c.seed, purpose: .trainingNoise, step: globalStep), fillSeconds: dataSeconds
       ) { worker, j, batch, workspace in
-        guard !batch.isEmpty else {
+        if batch.isEmpty {
           losses[j] = LossSums()
           microGradients[j].zero()
-          return
+        } else {
+          let t1 = monotonicSeconds()
+          losses[j] = model.forward(views, batch: batch.count, workspace: workspace)
+          let t2 = monotonicSeconds()
+          model.backward(
+            views, gradients: ParameterViews(layout: layout, base: microGradientPointers[j]),
+            batch: batch.count, beta: Float(c.beta), workspace: workspace)
+          forward[worker] += t2 - t1
+          backward[worker] += monotonicSeconds() - t2
         }
-        let t1 = monotonicSeconds()
-        losses[j] = model.forward(views, batch: batch.count, workspace: workspace)
-        let t2 = monotonicSeconds()
-        model.backward(
-          views, gradients: ParameterViews(layout: layout, base: microGradientPointers[j]),
-          batch: batch.count, beta: Float(c.beta), workspace: workspace)
-        forward[worker] += t2 - t1
-        backward[worker] += monotonicSeconds() - t2
+        if let maxima {
+          let t3 = monotonicSeconds()
+          reducer.pieceMaxima(of: microGradientPointers[j], into: maxima[j])
+          scan[worker] += monotonicSeconds() - t3
+        }
       }
     }
     let reductionStart = monotonicSeconds(), waitedBefore = communicator.waitingSeconds
     chargeComputePhases(regionSeconds: reductionStart - regionStart)
 
     let reduced = try reducer.reduce(
-      gradients: microGradientPointers, losses: microLosses, flag: stopFlag, into: gradient.pointer,
-      communicator: communicator, phase: "the gradient allreduce of step \(globalStep + 1)")
+      gradients: microGradientPointers, maxima: microMaximaPointers, losses: microLosses, flag: stopFlag,
+      into: gradient.pointer, communicator: communicator, phase: "the gradient allreduce of step \(globalStep + 1)")
     let waited = communicator.waitingSeconds - waitedBefore
     let optimizerStart = monotonicSeconds()
     phases.waiting += waited
@@ -142,16 +160,18 @@ public final class StepEngine {
   /// The compute phases run on several threads at once: their wall-clock share is the parallel
   /// region's duration split in proportion to the threads' time in each phase.
   private func chargeComputePhases(regionSeconds: Double) {
-    var total = (0.0, 0.0, 0.0)
+    var total = (0.0, 0.0, 0.0, 0.0)
     for worker in 0..<workspaces.count {
       total.0 += dataSeconds[worker]
       total.1 += forwardSeconds[worker]
       total.2 += backwardSeconds[worker]
+      total.3 += scanSeconds[worker]
     }
-    let busy = max(total.0 + total.1 + total.2, 1e-12)
+    let busy = max(total.0 + total.1 + total.2 + total.3, 1e-12)
     phases.data += regionSeconds * total.0 / busy
     phases.forward += regionSeconds * total.1 / busy
     phases.backward += regionSeconds * total.2 / busy
+    phases.reduction += regionSeconds * total.3 / busy
   }
 
   /// The stream orders of every local stream in `epoch`.

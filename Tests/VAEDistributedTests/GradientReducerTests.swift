@@ -27,6 +27,23 @@ final class PerRank<T>: @unchecked Sendable {
   var all: [T] { lock.withLock { storage } }
 }
 
+extension GradientReducer {
+  /// `reduce` after each gradient's `pieceMaxima`, as the step's worker threads find them.
+  func reduceScanning(
+    gradients: [UnsafeMutablePointer<Float>], losses: [LossSums], into result: UnsafeMutablePointer<Float>,
+    communicator: Communicator
+  ) throws -> ReducedStep {
+    let maxima = gradients.map { gradient in
+      let pieces = UnsafeMutablePointer<Float>.allocate(capacity: pieceCount)
+      pieceMaxima(of: gradient, into: pieces)
+      return pieces
+    }
+    defer { maxima.forEach { $0.deallocate() } }
+    return try reduce(
+      gradients: gradients, maxima: maxima, losses: losses, into: result, communicator: communicator, phase: "test")
+  }
+}
+
 final class GradientReducerTests: XCTestCase {
   let layout = ParameterLayout(latentDim: 2)
   let microBatches = 8
@@ -58,9 +75,9 @@ final class GradientReducerTests: XCTestCase {
       let reducer = GradientReducer(layout: layout, mode: mode, totalMicroBatches: microBatches)
       // The buffers must outlive the raw pointers the reducer reads.
       let step = withExtendedLifetime(buffers) {
-        try! reducer.reduce(
+        try! reducer.reduceScanning(
           gradients: buffers.map(\.pointer), losses: Array(allLosses[mine]), into: output.pointer,
-          communicator: InProcessCommunicator(group: group, rank: rank), phase: "test")
+          communicator: InProcessCommunicator(group: group, rank: rank))
       }
       XCTAssertTrue(step.isFinite)
       results[rank] = output.array
@@ -105,9 +122,9 @@ final class GradientReducerTests: XCTestCase {
     gradient.pointer.update(repeating: 0, count: layout.totalCount)
     for (i, value) in entries.enumerated() { gradient.pointer[layout.tensors[0].offset + i] = value }
     let reducer = GradientReducer(layout: layout, mode: .deterministic, totalMicroBatches: 1)
-    let step = try! reducer.reduce(
+    let step = try! reducer.reduceScanning(
       gradients: [gradient.pointer], losses: [LossSums(reconstruction: 1, kl: 1, count: 1)], into: output.pointer,
-      communicator: InProcessCommunicator(group: InProcessGroup(size: 1), rank: 0), phase: "test")
+      communicator: InProcessCommunicator(group: InProcessGroup(size: 1), rank: 0))
     XCTAssertTrue(step.isFinite)
     let got = (0..<entries.count).map { output.pointer[layout.tensors[0].offset + $0] }
     XCTAssertEqual(got.map(\.bitPattern), expected.map(\.bitPattern), "\(got) against \(expected)")
@@ -131,9 +148,9 @@ final class GradientReducerTests: XCTestCase {
       let reducer = GradientReducer(layout: layout, mode: .deterministic, totalMicroBatches: 2)
       let output = ScalarBuffer<Float>(count: layout.totalCount)
       let step = withExtendedLifetime((buffer, output)) {
-        try! reducer.reduce(
+        try! reducer.reduceScanning(
           gradients: [buffer.pointer], losses: [LossSums(reconstruction: 1, kl: 1, count: 1)],
-          into: output.pointer, communicator: InProcessCommunicator(group: group, rank: rank), phase: "test")
+          into: output.pointer, communicator: InProcessCommunicator(group: group, rank: rank))
       }
       flags[rank] = step.isFinite
     }
