@@ -30,6 +30,12 @@ public func adamUpdate(
 ) {
   precondition(t >= 1)
   let alpha = Float(c.learningRate * (1 - pow(c.beta2, Double(t))).squareRoot() / (1 - pow(c.beta1, Double(t))))
-  vdk_adam(
-    parameters, gradients, m, v, count, gradientDivisor, alpha, Float(c.beta1), Float(c.beta2), Float(c.epsilon))
+  // In pieces on the threads (each element's update is its own, so any split gives the same bits).
+  let piece = 16_384
+  concurrentForEach((count + piece - 1) / piece) { k in
+    let i = k * piece
+    vdk_adam(
+      parameters + i, gradients + i, m + i, v + i, min(piece, count - i), gradientDivisor, alpha, Float(c.beta1),
+      Float(c.beta2), Float(c.epsilon))
+  }
 }

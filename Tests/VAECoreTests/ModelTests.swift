@@ -192,8 +192,9 @@ final class LossTests: XCTestCase {
   func testAdamKernelRoundsEveryOperationAsWritten() {
     // vdk_adam (vectorized, every width the CPU has, plus a tail) against the update written out in
     // Swift one element at a time, each operation rounded to Float in order: the same bits, over
-    // gradients from 2^-100 to 2^9 with either sign, zeros, and steps whose moments start at zero.
-    let count = 1_003, divisor: Float = 96
+    // gradients from 2^-100 to 2^9 with either sign, zeros, and steps whose moments start at zero;
+    // three of adamUpdate's pieces of 16 Ki, run on the threads, the last one partial.
+    let count = 2 * 16_384 + 1_003, divisor: Float = 96
     var random = CounterRandomStream(seed: 11, purpose: .priorSamples, 7, 0)
     var p = (0..<count).map { _ in Float.random(in: -2...2, using: &random) }
     var m = [Float](repeating: 0, count: count), v = m
