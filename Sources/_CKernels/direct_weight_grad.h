@@ -115,9 +115,12 @@ void VDK_FN(vdk_conv_weight_grad)(const VDKWindow *g, const float *small, const 
 #endif
       // Weight w = l·9 + t reads large[l] from row stride·i + kh, column kw, then stride·j on.
       const ELEM *row = grid + (b + st * i * lw * n) / PER;
+      // Tiles of weights of even sizes (9 = 5 + 4, not 6 + 3: a tile needs its chains to hide the
+      // FMA latency).
+      const long tiles = (weights + QB - 1) / QB;
       for (long s0 = 0; s0 < sp; s0 += SB)
-        for (long w0 = 0; w0 < weights; w0 += QB) {
-          const long nq = weights - w0 < QB ? weights - w0 : QB;
+        for (long tile = 0; tile < tiles; tile++) {
+          const long w0 = vdk_part(tile, weights, tiles), nq = vdk_part(tile + 1, weights, tiles) - w0;
           const ELEM *at[QB];
           for (long q = 0; q < nq; q++) {
             const long l = (w0 + q) / 9, t = (w0 + q) % 9;
