@@ -24,7 +24,7 @@ public final class StepEngine {
   let reducer: GradientReducer
   /// Per local micro-batch, its gradient's `pieceMaxima` (deterministic reduction only), found by the
   /// thread that computed the gradient.
-  let microMaxima: ScalarBuffer<Float>
+  let microMaxima: [ScalarBuffer<Float>]
   let microMaximaPointers: [UnsafeMutablePointer<Float>]?
   /// Per worker thread: seconds in data, forward, backward and the reduction's scan of the gradients
   /// (`pieceMaxima`) during the current step.
@@ -53,10 +53,8 @@ public final class StepEngine {
     reducer = GradientReducer(
       layout: model.layout, mode: c.reduction, totalMicroBatches: c.batchSize / c.microBatchSize)
     let pieces = reducer.pieceCount
-    let maxima = ScalarBuffer<Float>(count: max(1, data.localStreams.count * pieces))
-    microMaxima = maxima
-    microMaximaPointers =
-      c.reduction == .deterministic ? data.localStreams.indices.map { maxima.pointer + $0 * pieces } : nil
+    microMaxima = data.localStreams.map { _ in ScalarBuffer(count: pieces) }
+    microMaximaPointers = c.reduction == .deterministic ? microMaxima.map(\.pointer) : nil
     dataSeconds = .allocate(capacity: threads)
     forwardSeconds = .allocate(capacity: threads)
     backwardSeconds = .allocate(capacity: threads)
