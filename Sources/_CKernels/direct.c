@@ -8,6 +8,7 @@
 
 #pragma STDC FP_CONTRACT OFF
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,12 +64,25 @@ static inline __attribute__((always_inline)) void vdk_transpose8(const vdk_v8 *r
 /// the bf16 pair kernels' large grid in pairs.
 enum { VDK_BUFFER_PANEL, VDK_BUFFER_OPERAND_A, VDK_BUFFER_OPERAND_B, VDK_BUFFER_PAIRS, VDK_BUFFERS };
 
+/// Frees a thread's buffers when it exits (Dispatch retires idle workers, and the tests' ranks are
+/// threads of their own): the key's value is the thread's array of buffers.
+static pthread_key_t vdk_buffers_key;
+static pthread_once_t vdk_buffers_once = PTHREAD_ONCE_INIT;
+static void vdk_free_buffers(void *buffers) {
+  for (int slot = 0; slot < VDK_BUFFERS; slot++) free(((float **)buffers)[slot]);
+}
+static void vdk_make_buffers_key(void) {
+  if (pthread_key_create(&vdk_buffers_key, vdk_free_buffers)) abort();
+}
+
 /// This thread's buffer `slot` of at least `floats` floats, 64-byte aligned, grown as needed and kept
 /// for the thread's life (the workers are few and long-lived). Aborts if memory runs out.
 static float *vdk_thread_buffer(int slot, long floats) {
   static _Thread_local float *buffer[VDK_BUFFERS];
   static _Thread_local long capacity[VDK_BUFFERS];
   if (floats > capacity[slot]) {
+    pthread_once(&vdk_buffers_once, vdk_make_buffers_key);
+    if (pthread_setspecific(vdk_buffers_key, buffer)) abort();
     free(buffer[slot]);
     buffer[slot] = aligned_alloc(64, (size_t)(floats + 15) / 16 * 64);
     if (!buffer[slot]) abort();
