@@ -60,7 +60,7 @@ let package = Package(
 
     .testTarget(name: "VAECoreTests", dependencies: ["VAECore", "CounterRNG", "_CKernels"]),
     .testTarget(name: "VAEDataTests", dependencies: ["VAEData", "_CZlib"]),
-    .testTarget(name: "VAEDistributedTests", dependencies: ["VAEDistributed", "VAECore", "_CKernels"]),
+    .testTarget(name: "VAEDistributedTests", dependencies: ["VAEDistributed", "VAECore", "CounterRNG", "_CKernels"]),
     .testTarget(name: "VAEFilesTests", dependencies: ["VAEFiles", "VAECore", "VAEData"]),
     .testTarget(
       name: "VAETrainingTests", dependencies: ["VAETraining", "VAECore", "VAEData", "VAEDistributed", "VAEFiles", "VAEPictures"]),

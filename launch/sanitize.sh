@@ -22,10 +22,12 @@ if ((status != 0)); then
 fi
 echo "sanitize: running the unit tests under AddressSanitizer"
 ASAN_OPTIONS=detect_leaks=0 swift test -c release --skip-build --sanitize=address --scratch-path "$scratch" \
-  --skip EndToEndTests "$@" 2>&1 | tee "$scratch/test.log" | grep -E -A12 "ERROR: AddressSanitizer|error: "
+  --skip EndToEndTests "$@" 2>&1 | tee "$scratch/test.log" | grep -E -A12 "ERROR: AddressSanitizer|Fatal error|error: "
 status=${PIPESTATUS[0]}
-set -e
 summary=$(grep -E "Executed [0-9]+ tests" "$scratch/test.log" | tail -1 | sed 's/^[[:space:]]*//')
-echo "sanitize: ${summary:-no XCTest summary: the run ended early}"
-((status == 0)) || echo "sanitize: FAILED (exit $status); the whole log is $scratch/test.log" >&2
+if ((status == 0)); then
+  echo "sanitize: $summary"
+else
+  echo "sanitize: FAILED (exit $status); the whole log is $scratch/test.log" >&2
+fi
 exit "$status"

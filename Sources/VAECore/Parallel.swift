@@ -2,7 +2,7 @@ import Dispatch
 
 /// Runs `body(i)` for every `i` in `0..<count` on Dispatch's worker threads and returns when all
 /// have ended: the one parallel loop of the project (the micro-batches of a step, the pieces of the
-/// gradient reduction, the benchmarks' threads).
+/// gradient reduction and of Adam, the benchmarks' threads).
 ///
 /// The contract, which the type system cannot state for raw pointers: iteration `i` writes only
 /// memory that no other iteration reads or writes (its own micro-batch's workspace and gradient, its

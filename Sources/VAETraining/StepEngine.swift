@@ -53,7 +53,7 @@ public final class StepEngine {
     reducer = GradientReducer(
       layout: model.layout, mode: c.reduction, totalMicroBatches: c.batchSize / c.microBatchSize)
     let pieces = reducer.pieceCount
-    microMaxima = data.localStreams.map { _ in ScalarBuffer(count: pieces) }
+    microMaxima = c.reduction == .deterministic ? data.localStreams.map { _ in ScalarBuffer(count: pieces) } : []
     microMaximaPointers = c.reduction == .deterministic ? microMaxima.map(\.pointer) : nil
     dataSeconds = .allocate(capacity: threads)
     forwardSeconds = .allocate(capacity: threads)

@@ -64,12 +64,23 @@ static inline __attribute__((always_inline)) void vdk_transpose8(const vdk_v8 *r
 /// the bf16 pair kernels' large grid in pairs.
 enum { VDK_BUFFER_PANEL, VDK_BUFFER_OPERAND_A, VDK_BUFFER_OPERAND_B, VDK_BUFFER_PAIRS, VDK_BUFFERS };
 
+/// A thread's buffers and their sizes in floats.
+typedef struct {
+  float *buffer[VDK_BUFFERS];
+  long capacity[VDK_BUFFERS];
+} VDKThreadBuffers;
+
 /// Frees a thread's buffers when it exits (Dispatch retires idle workers, and the tests' ranks are
-/// threads of their own): the key's value is the thread's array of buffers.
+/// threads of their own), and leaves them empty: the key's value is the thread's VDKThreadBuffers.
 static pthread_key_t vdk_buffers_key;
 static pthread_once_t vdk_buffers_once = PTHREAD_ONCE_INIT;
-static void vdk_free_buffers(void *buffers) {
-  for (int slot = 0; slot < VDK_BUFFERS; slot++) free(((float **)buffers)[slot]);
+static void vdk_free_buffers(void *p) {
+  VDKThreadBuffers *buffers = p;
+  for (int slot = 0; slot < VDK_BUFFERS; slot++) {
+    free(buffers->buffer[slot]);
+    buffers->buffer[slot] = 0;
+    buffers->capacity[slot] = 0;
+  }
 }
 static void vdk_make_buffers_key(void) {
   if (pthread_key_create(&vdk_buffers_key, vdk_free_buffers)) abort();
@@ -78,17 +89,16 @@ static void vdk_make_buffers_key(void) {
 /// This thread's buffer `slot` of at least `floats` floats, 64-byte aligned, grown as needed and kept
 /// for the thread's life (the workers are few and long-lived). Aborts if memory runs out.
 static float *vdk_thread_buffer(int slot, long floats) {
-  static _Thread_local float *buffer[VDK_BUFFERS];
-  static _Thread_local long capacity[VDK_BUFFERS];
-  if (floats > capacity[slot]) {
+  static _Thread_local VDKThreadBuffers buffers;
+  if (floats > buffers.capacity[slot]) {
     pthread_once(&vdk_buffers_once, vdk_make_buffers_key);
-    if (pthread_setspecific(vdk_buffers_key, buffer)) abort();
-    free(buffer[slot]);
-    buffer[slot] = aligned_alloc(64, (size_t)(floats + 15) / 16 * 64);
-    if (!buffer[slot]) abort();
-    capacity[slot] = floats;
+    if (pthread_setspecific(vdk_buffers_key, &buffers)) abort();
+    free(buffers.buffer[slot]);
+    buffers.buffer[slot] = aligned_alloc(64, (size_t)(floats + 15) / 16 * 64);
+    if (!buffers.buffer[slot]) abort();
+    buffers.capacity[slot] = floats;
   }
-  return buffer[slot];
+  return buffers.buffer[slot];
 }
 
 static float *vdk_thread_scratch(long floats) { return vdk_thread_buffer(VDK_BUFFER_PANEL, floats); }

@@ -115,8 +115,8 @@ void VDK_FN(vdk_conv_weight_grad)(const VDKWindow *g, const float *small, const 
 #endif
       // Weight w = l·9 + t reads large[l] from row stride·i + kh, column kw, then stride·j on.
       const ELEM *row = grid + (b + st * i * lw * n) / PER;
-      // Tiles of weights of even sizes (9 = 5 + 4, not 6 + 3: a tile needs its chains to hide the
-      // FMA latency).
+      // Tiles of weights of near-equal sizes (9 = 4 + 5, not 6 + 3: a tile needs its chains to hide
+      // the FMA latency).
       const long tiles = (weights + QB - 1) / QB;
       for (long s0 = 0; s0 < sp; s0 += SB)
         for (long tile = 0; tile < tiles; tile++) {
