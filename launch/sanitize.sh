@@ -28,6 +28,7 @@ summary=$(grep -E "Executed [0-9]+ tests" "$scratch/test.log" | tail -1 | sed 's
 if ((status == 0)); then
   echo "sanitize: $summary"
 else
-  echo "sanitize: FAILED (exit $status); the whole log is $scratch/test.log" >&2
+  echo "sanitize: FAILED (exit $status); the whole log is $scratch/test.log. The report above names the line;" \
+    "rerun the one test with: launch/sanitize.sh --filter TEST_NAME" >&2
 fi
 exit "$status"
