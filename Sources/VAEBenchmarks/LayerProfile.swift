@@ -31,7 +31,6 @@ extension StepEngine {
     let perThread = Double((data.localStreams.count + threads - 1) / threads)  // micro-batches per thread per step
     let views = ParameterViews(layout: layout, base: parameters.pointer)
     let orders = self.orders(epoch: 0)
-    let loop = MicroBatchLoop(workspaces: workspaces, images: data.train, latentDim: configuration.latentDim)
     /// The whole forward and backward of one micro-batch on worker `worker`'s workspace.
     func forwardBackward(_ worker: Int) {
       let workspace = workspaces[worker]
@@ -40,11 +39,14 @@ extension StepEngine {
         views, gradients: ParameterViews(layout: layout, base: microGradientPointers[worker]), batch: n,
         beta: Float(configuration.beta), workspace: workspace)
     }
-    // One real micro-batch per thread leaves real activations and gradients in every workspace.
-    loop.run(
-      count: threads, batch: { self.schedule.microBatch(order: orders[$0 % orders.count], step: 0) },
-      noise: .init(seed: configuration.seed, purpose: .trainingNoise, step: 0)
-    ) { worker, _, _, _ in forwardBackward(worker) }
+    // One real micro-batch per workspace (one at a time: the loop would give them to whichever thread
+    // came first) leaves real activations and gradients in every workspace.
+    for worker in 0..<threads {
+      MicroBatchLoop(workspaces: [workspaces[worker]], images: data.train, latentDim: configuration.latentDim).run(
+        count: 1, batch: { _ in self.schedule.microBatch(order: orders[worker % orders.count], step: 0) },
+        noise: .init(seed: configuration.seed, purpose: .trainingNoise, step: 0)
+      ) { _, _, _, _ in forwardBackward(worker) }
+    }
     let d = configuration.latentDim
     let passes = Pass.allCases.filter { $0.multiplyAddsPerImage(latentDim: d) > 0 }
     let gradients = (0..<threads).map { ParameterViews(layout: layout, base: microGradientPointers[$0]) }

@@ -1,13 +1,20 @@
 import CounterRNG
 import Dispatch
+import Synchronization
 import VAECore
 import VAEData
 import VAEDistributed
 
 /// The one loop that runs micro-batches on the worker threads, for training, evaluation and the
-/// likelihood estimate alike: worker w takes micro-batches w, w + T, w + 2T, … (a fixed assignment,
-/// so nothing depends on scheduling), fills its workspace's input rows with the images and, when
-/// asked, its noise rows with ε keyed by (seed, purpose, step, image), then runs `body`.
+/// likelihood estimate alike: each worker claims the next unclaimed micro-batch from a shared
+/// counter, fills its workspace's input rows with the images and, when asked, its noise rows with ε
+/// keyed by (seed, purpose, step, image), runs `body`, and claims again until none is left.
+///
+/// Which worker runs micro-batch j depends on the threads' timing, and nothing else does: micro-batch
+/// j's results depend only on j (its images, its noise, the parameters), never on the workspace that
+/// held it or on what that workspace held before. So a thread that the host slows down (a busy
+/// neighbour on a virtual machine) runs fewer micro-batches instead of holding the step back, and the
+/// bits stay those of every other layout (`TrainerTests`, `testEveryLayoutEndsOnTheSameBits`).
 package struct MicroBatchLoop {
   let workspaces: [VAEWorkspace<Float>]
   let images: ImageStore
@@ -31,10 +38,10 @@ package struct MicroBatchLoop {
     count: Int, batch: (Int) -> ArraySlice<Int>, noise: Noise?, fillSeconds: UnsafeMutablePointer<Double>? = nil,
     _ body: (_ worker: Int, _ index: Int, _ batch: ArraySlice<Int>, _ workspace: VAEWorkspace<Float>) -> Void
   ) {
-    let threads = workspaces.count
-    concurrentForEach(threads) { worker in
+    let next = Atomic<Int>(0)
+    concurrentForEach(workspaces.count) { worker in
       let workspace = workspaces[worker]
-      for j in stride(from: worker, to: count, by: threads) {
+      while case let j = next.wrappingAdd(1, ordering: .relaxed).oldValue, j < count {
         let indices = batch(j)
         if !indices.isEmpty {
           let start = fillSeconds == nil ? 0 : monotonicSeconds()
@@ -61,7 +68,7 @@ package struct MicroBatchLoop {
 
 /// ε for each image, rows of `noise`, keyed by (seed, purpose, step, image index): the same whichever
 /// rank or thread draws it.
-func fillNoise(
+package func fillNoise(
   _ noise: UnsafeMutablePointer<Float>, latentDim d: Int, seed: UInt64, purpose: RandomPurpose, step: Int,
   fileIndices: some Collection<Int>
 ) {
