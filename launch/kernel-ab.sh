@@ -71,7 +71,8 @@ for pid in "${pids[@]}"; do
     exit 1
   fi
 done
-# Every vdk_* symbol B defines (functions, ifuncs of its target_clones and their resolvers) becomes
+# Every vdk_* symbol B defines (functions; at revisions before 2026-12-03 also the ifuncs of its
+# target_clones and their resolvers) becomes
 # B_vdk_*, and so do B's calls to them: no call of B may reach A's code.
 nm --defined-only "$out"/b/*.o | awk '$3 ~ /^vdk_/ {print $3 " B_" $3}' | sort -u >"$out/b/symbols"
 for object in "$out"/b/*.o; do objcopy --redefine-syms="$out/b/symbols" "$object"; done

@@ -140,7 +140,9 @@ extension Float {
   }
 }
 
-/// The instruction set the elementwise Float kernels run with here ("x86-64-v4" is AVX-512, "x86-64-v3" AVX2).
+/// The build of the elementwise Float kernels (ReLU, the loss, the reduction's conversions, Adam) that
+/// runs with the active `KernelVariant`: "x86-64-v4" (AVX-512) with avx512, "baseline" (SSE2) with
+/// portable, "x86-64-v3" (AVX2) with the others. Every build gives the same bits.
 public func kernelInstructionSet() -> String { String(cString: vdk_instruction_set()) }
 
 /// The convolution kernels' variants, widest first. `avx512_on_avx2` is the avx512 variant's code
@@ -151,6 +153,12 @@ public enum KernelVariant: String, CaseIterable, Sendable {
 
   /// Whether this CPU has the variant's instructions.
   public var isSupported: Bool { vdk_kernels_supported(rawValue) != 0 }
+
+  /// The variants this CPU has, widest first.
+  public static var supported: [KernelVariant] { allCases.filter(\.isSupported) }
+
+  /// Goes back to the default, the widest variant this CPU has.
+  public static func selectDefault() { try! supported[0].select() }
 
   /// The variant in use: the widest this CPU has, unless `select` chose one.
   public static var active: KernelVariant { KernelVariant(rawValue: String(cString: vdk_kernels_name())) ?? .portable }

@@ -7,14 +7,14 @@ import _CKernels
 final class KernelTests: XCTestCase {
   override func tearDown() {
     // Back to the default, the widest variant this CPU has.
-    try? KernelVariant.allCases.first(where: \.isSupported)!.select()
+    KernelVariant.selectDefault()
   }
 
   func testConvolutionKernelsMatchTheReferenceWithTheSameBitsInEveryVariant() throws {
     for g in KernelCases.windows {
       let reference = KernelCases.passes(g, Double.self)
       var first: (KernelVariant, [[Float]])?
-      for variant in KernelVariant.allCases where variant.isSupported {
+      for variant in KernelVariant.supported {
         try variant.select()
         let got = KernelCases.passes(g, Float.self)
         for (k, name) in KernelCases.names.enumerated() {
@@ -36,7 +36,7 @@ final class KernelTests: XCTestCase {
   func testDenseKernelsMatchTheReferenceWithTheSameBitsInEveryVariant() throws {
     let reference = KernelCases.dense(Double.self)
     var first: [[Float]]?
-    for variant in KernelVariant.allCases where variant.isSupported {
+    for variant in KernelVariant.supported {
       try variant.select()
       let got = KernelCases.dense(Float.self)
       for (k, name) in KernelCases.denseNames.enumerated() {
@@ -120,14 +120,34 @@ final class KernelTests: XCTestCase {
     XCTAssertTrue(KernelVariant.portable.isSupported)
   }
 
-  func testReLUBackward() {
+  /// The elementwise kernels below run in the build that goes with each variant (baseline with
+  /// portable, x86-64-v3 with avx2, x86-64-v4 with avx512), so each build this CPU has is checked.
+  func testReLUBackward() throws {
     let y = randomValues(1_000, seed: 74).map { Float($0) }, dy = randomValues(1_000, seed: 75).map { Float($0) }
-    var got = dy
-    y.withUnsafeBufferPointer { Float.reluBackward(dy: &got, output: $0.baseAddress!, count: y.count) }
-    for i in 0..<dy.count { XCTAssertEqual(got[i], y[i] > 0 ? dy[i] : 0) }
+    for variant in KernelVariant.supported {
+      try variant.select()
+      var got = dy
+      y.withUnsafeBufferPointer { Float.reluBackward(dy: &got, output: $0.baseAddress!, count: y.count) }
+      let wrong = (0..<dy.count).filter { got[$0].bitPattern != (y[$0] > 0 ? dy[$0] : 0).bitPattern }
+      XCTAssertEqual(wrong, [], "\(kernelInstructionSet())")
+    }
   }
 
-  func testLossAndItsGradientInOnePass() {
+  func testLossAndItsGradientInOnePass() throws {
+    var first: (build: String, bits: [UInt64])?
+    for variant in KernelVariant.supported {
+      try variant.select()
+      let bits = try lossAndItsGradientInOnePass()
+      if let first {
+        XCTAssertEqual(bits, first.bits, "\(kernelInstructionSet()) against \(first.build)")
+      } else {
+        first = (kernelInstructionSet(), bits)
+      }
+    }
+  }
+
+  /// The loss per image and its gradient against the Double reference; their bits.
+  func lossAndItsGradientInOnePass() throws -> [UInt64] {
     let batch = 3, pixels = 784
     // Logits up to ±40 reach the saturated ends of the sigmoid.
     let logits = randomValues(batch * pixels, seed: 76, scale: 40)
@@ -149,7 +169,7 @@ final class KernelTests: XCTestCase {
       logits: floatLogits, targets: floatTargets, dLogits: &gradient, batch: batch, pixels: pixels, perImage: &perImage)
     let lossError = maxRelativeError(perImage, referencePerImage)
     let gradientDifference = maxAbsoluteDifference(gradient.map { Double($0) }, referenceGradient)
-    print("loss: max relative difference per image \(lossError); gradient: max difference \(gradientDifference)")
+    print("loss (\(kernelInstructionSet())): max relative difference per image \(lossError); gradient: max difference \(gradientDifference)")
     XCTAssertLessThan(lossError, 1e-6)
     XCTAssertLessThan(gradientDifference, 1e-6)
     XCTAssertEqual(total, perImage.reduce(0, +), accuracy: 1e-9 * abs(total))
@@ -164,11 +184,19 @@ final class KernelTests: XCTestCase {
     }
     XCTAssertEqual(alone.bitPattern, total.bitPattern)
     XCTAssertEqual(alonePerImage.map(\.bitPattern), perImage.map(\.bitPattern))
+    return perImage.map(\.bitPattern) + gradient.map { UInt64($0.bitPattern) }
   }
 
   /// The loss's own e^−|v| and log(1 + e^−|v|) (no libm) at the ends of their range, against the
   /// Double reference on the same float inputs; NaN stays NaN.
-  func testLossAtExtremeLogits() {
+  func testLossAtExtremeLogits() throws {
+    for variant in KernelVariant.supported {
+      try variant.select()
+      lossAtExtremeLogits()
+    }
+  }
+
+  func lossAtExtremeLogits() {
     let logits: [Float] = [0, 1e-30, -1e-30, 0.5, -3, 17, -17, 87.5, -87.5, 103.9, -103.9, 150, -150, 700, -701, 1e30, -1e30]
     let targets: [Float] = [0.5, 1, 0, 0.25, 1, 0, 1, 1, 0, 0.5, 0.5, 1, 0, 1, 0, 1, 0]
     let n = logits.count
@@ -179,7 +207,7 @@ final class KernelTests: XCTestCase {
     _ = bceWithLogitsForward(logits: doubleLogits, targets: doubleTargets, batch: n, pixels: 1, perImage: &referencePerImage)
     for i in 0..<n {
       let referenceGradient = sigmoid(doubleLogits[i]) - doubleTargets[i]
-      print("logit \(logits[i]) target \(targets[i]): loss \(perImage[i]) (Double \(referencePerImage[i])), gradient \(gradient[i]) (Double \(referenceGradient))")
+      print("\(kernelInstructionSet()): logit \(logits[i]) target \(targets[i]): loss \(perImage[i]) (Double \(referencePerImage[i])), gradient \(gradient[i]) (Double \(referenceGradient))")
       XCTAssertEqual(perImage[i], referencePerImage[i], accuracy: 1e-13 * max(1, abs(referencePerImage[i])), "logit \(logits[i])")
       XCTAssertEqual(Double(gradient[i]), referenceGradient, accuracy: max(1e-7 * abs(referenceGradient), Double(Float.leastNonzeroMagnitude)), "logit \(logits[i])")
     }

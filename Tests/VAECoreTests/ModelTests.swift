@@ -189,7 +189,16 @@ final class LossTests: XCTestCase {
     XCTAssertEqual(rp[0], 1.0 - 0.01 * 3 + 0, accuracy: 0.02)
   }
 
-  func testAdamKernelRoundsEveryOperationAsWritten() {
+  func testAdamKernelRoundsEveryOperationAsWritten() throws {
+    // In every build of the kernel this CPU has (the one that goes with each kernel variant).
+    defer { KernelVariant.selectDefault() }
+    for variant in KernelVariant.supported {
+      try variant.select()
+      adamKernelRoundsEveryOperationAsWritten()
+    }
+  }
+
+  func adamKernelRoundsEveryOperationAsWritten() {
     // vdk_adam (vectorized, every width the CPU has, plus a tail) against the update written out in
     // Swift one element at a time, each operation rounded to Float in order: the same bits, over
     // gradients from 2^-100 to 2^9 with either sign, zeros, and steps whose moments start at zero;

@@ -1,4 +1,5 @@
 import CounterRNG
+import VAECore
 import XCTest
 import _CKernels
 
@@ -7,7 +8,12 @@ import _CKernels
 /// kernels split each value into 32-bit halves (AVX2 has no vector conversion between double and
 /// int64), so the cases include what a split gets wrong first: ties, values whose low half crosses
 /// 2^32, negative values just below a tie, and the ends of the range.
+///
+/// Each test runs every build of the conversions this CPU has (baseline with the portable kernels,
+/// x86-64-v3 with avx2, x86-64-v4 with avx512).
 final class FixedPointTests: XCTestCase {
+  override func tearDown() { KernelVariant.selectDefault() }
+
   /// Floats of every exponent and sign whose product with `scale` stays under 2^62, and the edges.
   func floats(scale: Double, random: inout CounterRandomStream) -> [Float] {
     var values: [Float] = []
@@ -33,7 +39,14 @@ final class FixedPointTests: XCTestCase {
     return values
   }
 
-  func testFixedPointSumsAreTheRoundedProducts() {
+  func testFixedPointSumsAreTheRoundedProducts() throws {
+    for variant in KernelVariant.supported {
+      try variant.select()
+      fixedPointSumsAreTheRoundedProducts()
+    }
+  }
+
+  func fixedPointSumsAreTheRoundedProducts() {
     var random = CounterRandomStream(seed: 5, purpose: .priorSamples, 3, 0)
     var checked = 0
     for exponent in stride(from: -70, through: 130, by: 7) {
@@ -46,16 +59,23 @@ final class FixedPointTests: XCTestCase {
       for i in x.indices {
         let expected = start[i] &+ Int64((Double(x[i]) * scale).rounded(.toNearestOrEven))
         if sums[i] != expected {
-          XCTFail("x = \(x[i]) (\(x[i].bitPattern)), scale 2^\(exponent): \(sums[i]) against \(expected)")
+          XCTFail("\(kernelInstructionSet()): x = \(x[i]) (\(x[i].bitPattern)), scale 2^\(exponent): \(sums[i]) against \(expected)")
           return
         }
       }
       checked += x.count
     }
-    print("fixed point: \(checked) products, every one the rounded product")
+    print("fixed point (\(kernelInstructionSet())): \(checked) products, every one the rounded product")
   }
 
-  func testFloatsFromFixedPointAreTheRoundedQuotients() {
+  func testFloatsFromFixedPointAreTheRoundedQuotients() throws {
+    for variant in KernelVariant.supported {
+      try variant.select()
+      floatsFromFixedPointAreTheRoundedQuotients()
+    }
+  }
+
+  func floatsFromFixedPointAreTheRoundedQuotients() {
     var random = CounterRandomStream(seed: 5, purpose: .priorSamples, 4, 0)
     var sums: [Int64] = [0, 1, -1, .max, .min + 1, .min, (1 << 53) + 1, -(1 << 53) - 1, (1 << 62) - 1, -(1 << 62) + 1]
     sums += [0xffff_ffff, -0xffff_ffff, 1 << 32, -(1 << 32), (1 << 32) + 1, (1 << 54) + 3, (1 << 54) + 2]
@@ -71,12 +91,33 @@ final class FixedPointTests: XCTestCase {
       for i in sums.indices {
         let expected = Float(Double(sums[i]) * inverse)
         if out[i].bitPattern != expected.bitPattern {
-          XCTFail("\(sums[i]) · 2^\(exponent): \(out[i]) against \(expected)")
+          XCTFail("\(kernelInstructionSet()): \(sums[i]) · 2^\(exponent): \(out[i]) against \(expected)")
           return
         }
       }
       checked += sums.count
     }
-    print("fixed point: \(checked) conversions back, every one the rounded quotient")
+    print("fixed point (\(kernelInstructionSet())): \(checked) conversions back, every one the rounded quotient")
+  }
+
+  /// The largest magnitude (vdk_max_abs, which sets each tensor's scale): every float of every
+  /// exponent and sign, with the largest at each place in the vectors and the tail, and +∞ for any
+  /// NaN or infinity, in every build.
+  func testLargestMagnitudeAndNonFiniteValues() throws {
+    var random = CounterRandomStream(seed: 5, purpose: .priorSamples, 5, 0)
+    let base = (0..<67).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: random.next()) & 0xbe7f_ffff) }
+    for variant in KernelVariant.supported {
+      try variant.select()
+      for place in base.indices {
+        var x = base
+        x[place] = -3.5e37
+        XCTAssertEqual(vdk_max_abs(x, x.count), 3.5e37, "\(kernelInstructionSet()): the largest at \(place)")
+        for bad: Float in [.nan, .infinity, -.infinity] {
+          x[place] = bad
+          XCTAssertEqual(vdk_max_abs(x, x.count), .infinity, "\(kernelInstructionSet()): \(bad) at \(place)")
+        }
+      }
+      XCTAssertEqual(vdk_max_abs(base, 0), 0)
+    }
   }
 }

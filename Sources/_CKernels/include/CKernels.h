@@ -33,8 +33,9 @@ void vdk_from_fixed_point(const int64_t *sums, float *out, long count, double in
 void vdk_adam(float *parameters, const float *gradient_sum, float *m, float *v, long count, float divisor, float alpha,
               float beta1, float beta2, float epsilon);
 
-/// The instruction set the kernels run with on this CPU: "x86-64-v4" (AVX-512), "x86-64-v3" (AVX2,
-/// FMA), or "baseline".
+/// The build the elementwise kernels above run with, the one that goes with the convolutions' variant
+/// (vdk_select_kernels): "x86-64-v4" (AVX-512) with avx512, "baseline" (SSE2) with portable,
+/// "x86-64-v3" (AVX2, FMA) with the others.
 const char *vdk_instruction_set(void);
 
 // Direct convolution on grids stored with a one-pixel zero border: [C, side+2, side+2, lanes], lanes a
