@@ -140,9 +140,9 @@ extension Float {
   }
 }
 
-/// The build of the elementwise Float kernels (ReLU, the loss, the reduction's conversions, Adam) that
-/// runs with the active `KernelVariant`: "x86-64-v4" (AVX-512) with avx512, "baseline" (SSE2) with
-/// portable, "x86-64-v3" (AVX2) with the others. Every build gives the same bits.
+/// The build of the elementwise Float kernels (ReLU, the loss, the reduction's conversions, Adam, the
+/// bf16 rounding) that runs with the active `KernelVariant`: "avx512" with avx512, "avx2" with avx2
+/// and avx512_on_avx2, "baseline" (SSE2) with portable. Every build gives the same bits.
 public func kernelInstructionSet() -> String { String(cString: vdk_instruction_set()) }
 
 /// The convolution kernels' variants, widest first. `avx512_on_avx2` is the avx512 variant's code
@@ -157,11 +157,28 @@ public enum KernelVariant: String, CaseIterable, Sendable {
   /// The variants this CPU has, widest first.
   public static var supported: [KernelVariant] { allCases.filter(\.isSupported) }
 
+  /// One variant this CPU has for each build of the elementwise kernels, widest first: what a test of
+  /// those kernels selects in turn.
+  public static var elementwiseBuilds: [KernelVariant] {
+    supported.reduce(into: []) { chosen, v in
+      if !chosen.contains(where: { $0.elementwiseBuild == v.elementwiseBuild }) { chosen.append(v) }
+    }
+  }
+
   /// Goes back to the default, the widest variant this CPU has.
   public static func selectDefault() { try! supported[0].select() }
 
   /// The variant in use: the widest this CPU has, unless `select` chose one.
   public static var active: KernelVariant { KernelVariant(rawValue: String(cString: vdk_kernels_name())) ?? .portable }
+
+  /// The build of the elementwise kernels that runs with this variant (`kernelInstructionSet()`).
+  public var elementwiseBuild: String {
+    switch self {
+    case .avx512: "avx512"
+    case .avx2, .avx512OnAVX2: "avx2"
+    case .portable: "baseline"
+    }
+  }
 
   /// Uses this variant from now on; call before any kernel runs. Every variant gives the same bits.
   public func select() throws {
@@ -180,7 +197,7 @@ public enum KernelVariantError: Error, CustomStringConvertible, Equatable {
     switch self {
     case .unsupported(let v):
       return "VAE_DIST_KERNELS=\(v.rawValue): this CPU lacks the instructions of the \(v.rawValue) kernels; "
-        + "choose one of \(KernelVariant.allCases.filter(\.isSupported).map(\.rawValue).joined(separator: ", ")) or unset it."
+        + "choose one of \(KernelVariant.supported.map(\.rawValue).joined(separator: ", ")) or unset it."
     case .unknown(let name):
       return "VAE_DIST_KERNELS=\(name) is not a kernel variant; choose one of "
         + "\(KernelVariant.allCases.map(\.rawValue).joined(separator: ", ")) or unset it."

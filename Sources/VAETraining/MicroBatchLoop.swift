@@ -41,7 +41,9 @@ package struct MicroBatchLoop {
     let next = Atomic<Int>(0)
     concurrentForEach(workspaces.count) { worker in
       let workspace = workspaces[worker]
-      while case let j = next.wrappingAdd(1, ordering: .relaxed).oldValue, j < count {
+      while true {
+        let j = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        guard j < count else { break }
         let indices = batch(j)
         if !indices.isEmpty {
           let start = fillSeconds == nil ? 0 : monotonicSeconds()

@@ -5,6 +5,7 @@
 // portable one computes the same fused operations exactly in double arithmetic (direct_portable.h).
 #include "CKernels.h"
 #include "bf16_round.h"
+#include "elementwise_builds.h"
 
 #pragma STDC FP_CONTRACT OFF
 
@@ -168,7 +169,8 @@ const char *vdk_bf16_check_difference(void) { return ""; }
 
 typedef struct {
   const char *name;
-  int pairs;  // the bf16 pair kernels: the windows' grids come unrounded (see direct_body.h)
+  int pairs;        // the bf16 pair kernels: the windows' grids come unrounded (see direct_body.h)
+  int elementwise;  // the build of kernels.c's elementwise kernels that runs with it (vdk_elementwise_build)
   void (*weight_grad)(const VDKWindow *, const float *, const float *, float *);
   void (*gather)(const VDKWindow *, const float *, const float *, int, const float *, const float *, float *, float *);
   void (*scatter)(const VDKWindow *, const float *, const float *, int, const float *, const float *, float *, float *);
@@ -178,27 +180,27 @@ typedef struct {
                             const long *, long, long);
 } VDKVariant;
 
-#define VDK_KERNELS(s, pairs)                                                                             \
+#define VDK_KERNELS(s, pairs, elementwise)                                                                \
   {                                                                                                    \
-    #s, pairs, vdk_conv_weight_grad_##s, vdk_conv_gather_##s, vdk_conv_scatter_##s, vdk_dense_##s,     \
-        vdk_dense_weight_grad_##s                                                                      \
+    #s, pairs, elementwise, vdk_conv_weight_grad_##s, vdk_conv_gather_##s, vdk_conv_scatter_##s,        \
+        vdk_dense_##s, vdk_dense_weight_grad_##s                                                       \
   }
-#define VDK_VARIANT(s) VDK_KERNELS(s, 0)
+#define VDK_VARIANT(s, elementwise) VDK_KERNELS(s, 0, elementwise)
 // Widest first: with no choice made, the first this CPU has runs (avx512_on_avx2 is for checking).
 static const VDKVariant vdk_variants[] = {
 #if defined(__x86_64__) && defined(__clang__)
-    VDK_VARIANT(avx512),
-    VDK_VARIANT(avx2),
-    VDK_VARIANT(avx512_on_avx2),
+    VDK_VARIANT(avx512, VDK_ELEMENTWISE_AVX512),
+    VDK_VARIANT(avx2, VDK_ELEMENTWISE_AVX2),
+    VDK_VARIANT(avx512_on_avx2, VDK_ELEMENTWISE_AVX2),
 #endif
-    VDK_VARIANT(portable),
+    VDK_VARIANT(portable, VDK_ELEMENTWISE_BASELINE),
 };
 enum { VDK_VARIANT_COUNT = sizeof vdk_variants / sizeof vdk_variants[0] };
 // The bf16 kernels of a variant that has its own (direct_bf16.h picks them).
-static const VDKVariant vdk_portable_bf16 = VDK_VARIANT(portable_bf16);
+static const VDKVariant vdk_portable_bf16 = VDK_VARIANT(portable_bf16, VDK_ELEMENTWISE_BASELINE);
 #if defined(__x86_64__) && defined(__clang__)
-static const VDKVariant vdk_avx512_bf16 = VDK_KERNELS(avx512_bf16, 1);
-static const VDKVariant vdk_avx512_on_avx2_bf16 = VDK_KERNELS(avx512_on_avx2_bf16, 1);
+static const VDKVariant vdk_avx512_bf16 = VDK_KERNELS(avx512_bf16, 1, VDK_ELEMENTWISE_AVX512);
+static const VDKVariant vdk_avx512_on_avx2_bf16 = VDK_KERNELS(avx512_on_avx2_bf16, 1, VDK_ELEMENTWISE_AVX2);
 #endif
 
 static int vdk_cpu_has(const char *name) {
@@ -213,18 +215,18 @@ static int vdk_cpu_has(const char *name) {
   return !strcmp(name, "portable");
 }
 
-// Set once, before any worker thread runs a kernel (vdk_select_kernels), else the widest on first use.
+// Set before any worker thread runs a kernel (vdk_select_kernels), else the widest on first use, which
+// threads may reach together: atomic, so each reads a whole pointer (they all store the same one).
 static const VDKVariant *vdk_active;
 
 static const VDKVariant *vdk_kernels(void) {
-  if (!vdk_active) {
-    for (int i = 0; i < VDK_VARIANT_COUNT; i++)
-      if (vdk_cpu_has(vdk_variants[i].name)) {
-        vdk_active = &vdk_variants[i];
-        break;
-      }
+  const VDKVariant *active = __atomic_load_n(&vdk_active, __ATOMIC_ACQUIRE);
+  if (!active) {
+    for (int i = 0; i < VDK_VARIANT_COUNT && !active; i++)
+      if (vdk_cpu_has(vdk_variants[i].name)) active = &vdk_variants[i];
+    __atomic_store_n(&vdk_active, active, __ATOMIC_RELEASE);
   }
-  return vdk_active;
+  return active;
 }
 
 static void vdk_bf16_choose(void);  // direct_bf16.h
@@ -233,7 +235,7 @@ int vdk_select_kernels(const char *name) {
   for (int i = 0; i < VDK_VARIANT_COUNT; i++) {
     if (strcmp(vdk_variants[i].name, name)) continue;
     if (!vdk_cpu_has(name)) return -2;
-    vdk_active = &vdk_variants[i];
+    __atomic_store_n(&vdk_active, &vdk_variants[i], __ATOMIC_RELEASE);
     vdk_bf16_choose();
     return 0;
   }
@@ -247,6 +249,8 @@ int vdk_kernels_supported(const char *name) {
 }
 
 const char *vdk_kernels_name(void) { return vdk_kernels()->name; }
+
+int vdk_elementwise_build(void) { return vdk_kernels()->elementwise; }
 
 #include "direct_bf16.h"
 

@@ -1,5 +1,5 @@
 // The elementwise kernels of one build (included by kernels.c once per build, with the build's target
-// attribute in force and VDK_EW(name) giving the build's names): ReLU backward, the loss, the largest
+// attribute in force and VDK_EW(name) giving the build's names: baseline, avx2, avx512): ReLU backward, the loss, the largest
 // magnitude, the fixed-point conversions of the gradient reduction, Adam and the bf16 rounding. Every
 // build does the same IEEE operations in the same order (contraction into FMAs is off in kernels.c),
 // so every build gives the same bits; the tests run each build the CPU has.

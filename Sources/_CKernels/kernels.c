@@ -1,19 +1,20 @@
 // The elementwise kernels (the convolutions and dense products are in direct.c). See
 // include/CKernels.h for what each function computes and README.md for why it is C.
 //
-// Every kernel (elementwise_body.h) is compiled three times: x86-64-v4 (AVX-512), x86-64-v3 (AVX2) and
-// the baseline, and each call runs the build that goes with the convolutions' variant (vdk_build,
-// below), so a test can run every build the CPU has. Contraction into FMAs is off (the pragma below),
-// no fast-math flag is used, and reductions keep explicit lane accumulators, so the three builds do
-// the same IEEE operations in the same order and produce the same bits. The flags live here rather
-// than in Package.swift, which then needs no unsafeFlags.
+// Every kernel (elementwise_body.h) is compiled three times, for the instruction sets of the
+// convolutions' variants: AVX-512 (avx512), AVX2 + FMA (avx2, avx512_on_avx2) and the baseline
+// (portable), and each call runs the build that goes with the active variant (vdk_elementwise_build),
+// so a test can run every build the CPU has. Contraction into FMAs is off (the pragma below), no
+// fast-math flag is used, and reductions keep explicit lane accumulators, so the three builds do the
+// same IEEE operations in the same order and produce the same bits. The flags live here rather than
+// in Package.swift, which then needs no unsafeFlags.
 #include "CKernels.h"
 #include "bf16_round.h"
+#include "elementwise_builds.h"
 
 #pragma STDC FP_CONTRACT OFF
 
 #include <math.h>
-#include <string.h>
 
 typedef union {
   double d;
@@ -22,8 +23,7 @@ typedef union {
 
 enum { LANES = 16, BCE_CHUNK = 256 };
 
-// The builds: x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the baseline (SSE2). no_builtin: a copy of
-// a 16-float run stays inline vector moves, not a call to memcpy or memset.
+/// One build's kernels, named after the variant's instruction set.
 typedef struct {
   const char *name;
   void (*relu_backward)(float *, const float *, long);
@@ -35,12 +35,13 @@ typedef struct {
   void (*round_bf16)(const float *, float *, long);
 } VDKElementwise;
 
-#define VDK_ELEMENTWISE(s, label)                                                                          \
-  {                                                                                                   \
-    label, relu_backward_##s, bce_with_logits_##s, max_abs_##s, add_fixed_point_##s, from_fixed_point_##s, \
-        adam_##s, round_bf16_##s                                                                     \
+#define VDK_ELEMENTWISE(s)                                                                                  \
+  {                                                                                                      \
+    #s, relu_backward_##s, bce_with_logits_##s, max_abs_##s, add_fixed_point_##s, from_fixed_point_##s,  \
+        adam_##s, round_bf16_##s                                                                        \
   }
 
+// no_builtin: a copy of a 16-float run stays inline vector moves, not a call to memcpy or memset.
 #define VDK_EW(name) name##_baseline
 #pragma clang attribute push(__attribute__((no_builtin("memcpy", "memset"))), apply_to = function)
 #include "elementwise_body.h"
@@ -48,41 +49,29 @@ typedef struct {
 #undef VDK_EW
 
 #if defined(__x86_64__) && defined(__clang__)
-#define VDK_EW(name) name##_v3
-#pragma clang attribute push(__attribute__((target("arch=x86-64-v3"), no_builtin("memcpy", "memset"))), apply_to = function)
+// The targets of direct.c's avx2 and avx512 variants, which vdk_cpu_has checks.
+#define VDK_EW(name) name##_avx2
+#pragma clang attribute push(__attribute__((target("avx2,fma"), no_builtin("memcpy", "memset"))), apply_to = function)
 #include "elementwise_body.h"
 #pragma clang attribute pop
 #undef VDK_EW
 
-#define VDK_EW(name) name##_v4
-#pragma clang attribute push(__attribute__((target("arch=x86-64-v4"), no_builtin("memcpy", "memset"))), apply_to = function)
+#define VDK_EW(name) name##_avx512
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"), no_builtin("memcpy", "memset"))), apply_to = function)
 #include "elementwise_body.h"
 #pragma clang attribute pop
 #undef VDK_EW
 #endif
 
 static const VDKElementwise vdk_builds[] = {
-    VDK_ELEMENTWISE(baseline, "baseline"),
+    [VDK_ELEMENTWISE_BASELINE] = VDK_ELEMENTWISE(baseline),
 #if defined(__x86_64__) && defined(__clang__)
-    VDK_ELEMENTWISE(v3, "x86-64-v3"),
-    VDK_ELEMENTWISE(v4, "x86-64-v4"),
+    [VDK_ELEMENTWISE_AVX2] = VDK_ELEMENTWISE(avx2),
+    [VDK_ELEMENTWISE_AVX512] = VDK_ELEMENTWISE(avx512),
 #endif
 };
 
-/// The build that goes with the convolutions' variant (direct.c): the portable variant runs with the
-/// baseline, avx2 and avx512_on_avx2 with x86-64-v3, avx512 with x86-64-v4 where the CPU has all of
-/// it. So VAE_DIST_KERNELS=portable runs the whole step as a CPU without AVX2 would.
-static const VDKElementwise *vdk_build(void) {
-#if defined(__x86_64__) && defined(__clang__)
-  const char *variant = vdk_kernels_name();
-  if (!strcmp(variant, "portable")) return &vdk_builds[0];
-  __builtin_cpu_init();
-  if (!strcmp(variant, "avx512") && __builtin_cpu_supports("x86-64-v4")) return &vdk_builds[2];
-  return &vdk_builds[1];
-#else
-  return &vdk_builds[0];
-#endif
-}
+static const VDKElementwise *vdk_build(void) { return &vdk_builds[vdk_elementwise_build()]; }
 
 void vdk_relu_backward(float *dy, const float *output, long count) { vdk_build()->relu_backward(dy, output, count); }
 

@@ -34,8 +34,8 @@ void vdk_adam(float *parameters, const float *gradient_sum, float *m, float *v, 
               float beta1, float beta2, float epsilon);
 
 /// The build the elementwise kernels above run with, the one that goes with the convolutions' variant
-/// (vdk_select_kernels): "x86-64-v4" (AVX-512) with avx512, "baseline" (SSE2) with portable,
-/// "x86-64-v3" (AVX2, FMA) with the others.
+/// (vdk_select_kernels): "avx512" with avx512, "avx2" (AVX2 + FMA) with avx2 and avx512_on_avx2,
+/// "baseline" (SSE2) with portable.
 const char *vdk_instruction_set(void);
 
 // Direct convolution on grids stored with a one-pixel zero border: [C, side+2, side+2, lanes], lanes a
