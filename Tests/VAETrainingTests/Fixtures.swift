@@ -1,8 +1,22 @@
 import VAECore
 import VAEData
+import VAETraining
 
 /// What several test cases of this target share: a small image set and initialized parameters.
 enum Fixtures {
+  /// Synthetic training images (512 unless told), batch 32 = 4 micro-batches (streams) of 8, one
+  /// thread, seed 11: 16 steps an epoch at 512 images.
+  static func smallRun(images: Int = 512) -> TrainingConfiguration {
+    var c = TrainingConfiguration()
+    c.syntheticData = true
+    c.syntheticTrainImages = images
+    c.batchSize = 32
+    c.microBatchSize = 8
+    c.threads = 1
+    c.seed = 11
+    return c
+  }
+
   /// 96 synthetic images: bright blobs at places that depend on the image.
   static func images() -> ImageStore {
     var pixels: [UInt8] = []

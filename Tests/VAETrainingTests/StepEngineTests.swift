@@ -11,13 +11,8 @@ final class StepEngineTests: XCTestCase {
   /// are zeroed, and the summed gradient is that of the two images alone.
   func testEmptyMicroBatchesAddNothing() throws {
     for reduction in ReductionMode.allCases {
-      var c = TrainingConfiguration()
-      c.syntheticData = true
-      c.syntheticTrainImages = 514
-      c.batchSize = 32
-      c.microBatchSize = 8
+      var c = Fixtures.smallRun(images: 514)
       c.threads = 2
-      c.seed = 11
       c.reduction = reduction
       let configuration = c
       let failures = InProcessGroup(size: 1).run { communicator -> String? in

@@ -11,15 +11,9 @@ import XCTest
 final class TrainerTests: XCTestCase {
   /// 512 synthetic training images, batch 32 = 4 micro-batches of 8: 16 steps an epoch.
   func configuration(_ out: String, steps: Int? = nil) -> TrainingConfiguration {
-    var c = TrainingConfiguration()
-    c.syntheticData = true
-    c.syntheticTrainImages = 512
-    c.batchSize = 32
-    c.microBatchSize = 8
+    var c = Fixtures.smallRun()
     c.epochs = 3
     c.maxSteps = steps
-    c.threads = 1
-    c.seed = 11
     c.outputDirectory = out
     c.progress = .none
     c.checkpointEvery = 5
