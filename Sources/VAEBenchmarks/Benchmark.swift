@@ -13,7 +13,8 @@ public struct BenchmarkResult: Codable, Sendable {
   public var microBatchSize: Int
   public var reduction: String
   public var blasKernel: String
-  /// The instruction set the C kernels run with ("x86-64-v4" is AVX-512).
+  /// The convolution kernels' variant (avx512, avx2, avx512_on_avx2 or portable; the elementwise
+  /// kernels run the build that goes with it). The name is older than the variants.
   public var kernelInstructionSet: String
   /// The arithmetic of the convolutions and dense products ("fp32", "bf16").
   public var precision: String
