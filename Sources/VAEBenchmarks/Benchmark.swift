@@ -28,6 +28,9 @@ public struct BenchmarkResult: Codable, Sendable {
   public var imagesPerSecondInterval95: Double
   /// Wall-clock seconds per step in each phase, averaged over the timed steps (rank zero's view).
   public var secondsPerStep: [String: Double]
+  /// Of those, the seconds per step a worker thread waited in the micro-batches' parallel region
+  /// (`PhaseTimes.threadsIdle`, rank zero's).
+  public var threadsIdleSecondsPerStep: Double
   /// Work per image (forward ≈ 6.66 M multiply-adds, backward ≈ twice that) and the rate it implies.
   public var flopsPerImage: Double
   public var gigaflopsPerSecond: Double
@@ -108,7 +111,8 @@ extension StepEngine {
       precision: Precision.active.rawValue, bf16Mode: Precision.active == .bf16 ? BF16Mode.active.description : nil,
       synthetic: configuration.syntheticData, warmupSteps: warmup, timedSteps: steps,
       imagesPerSecond: mean, imagesPerSecondInterval95: 1.96 * (variance / Double(rates.count)).squareRoot(),
-      secondsPerStep: perStep, flopsPerImage: flops, gigaflopsPerSecond: mean * flops / 1e9,
+      secondsPerStep: perStep, threadsIdleSecondsPerStep: phases.threadsIdle / Double(max(1, phases.steps)),
+      flopsPerImage: flops, gigaflopsPerSecond: mean * flops / 1e9,
       peakThreads: peaks?.threadsInAll, gemmPeakGigaflopsPerSecond: peak, fractionOfGemmPeak: peak.map { mean * flops / 1e9 / $0 },
       fmaPeakGigaflopsPerSecond: fmaPeak, fmaInstructionSet: fmaInstructionSet(),
       fractionOfFmaPeak: fmaPeak.map { mean * flops / 1e9 / $0 }, bf16PeakGigaflopsPerSecond: bf16Peak,

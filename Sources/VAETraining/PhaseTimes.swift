@@ -10,6 +10,10 @@ public struct PhaseTimes: Sendable, Codable {
   /// Time blocked in collectives, waiting for the other ranks or the network.
   public var waiting = 0.0
   public var optimizer = 0.0
+  /// Of the micro-batches' parallel region, the time a worker thread ran none (waiting for the
+  /// step's last micro-batch, or not yet started), averaged over the threads: part of the compute
+  /// phases above, not added to them. A host that slows one thread down raises it.
+  public var threadsIdle = 0.0
   public var steps = 0
   public var images = 0
 

@@ -170,6 +170,7 @@ public final class StepEngine {
     phases.forward += regionSeconds * total.1 / busy
     phases.backward += regionSeconds * total.2 / busy
     phases.reduction += regionSeconds * total.3 / busy
+    phases.threadsIdle += max(0, regionSeconds - busy / Double(workspaces.count))
   }
 
   /// The stream orders of every local stream in `epoch`.

@@ -12,7 +12,8 @@ struct Bench: ParsableCommand {
       Runs the training step exactly as `train` does (same data path, threads, reduction), without \
       evaluation or checkpoints, alone or under mpirun. Prints images/s with its 95% interval, the \
       rate in GFLOP/s, the time per step in each phase (data, forward, backward, reduction, waiting \
-      in MPI, optimizer), peak memory per rank and the time from start-up to the first step; --json \
+      in MPI, optimizer), how long each worker thread sat idle waiting for the step's last \
+      micro-batch, peak memory per rank and the time from start-up to the first step; --json \
       prints the same as one JSON object.
       """)
 
@@ -92,6 +93,12 @@ struct Bench: ParsableCommand {
         print("  bf16 peak   none: a CPU here lacks AVX512_BF16, so bf16 runs on the FMA units and the FMA peak bounds it")
       }
       print("  per step    " + perStep.joined(separator: " · ") + " (total \(fixed(total, 1)) ms)")
+      if result.threadsPerRank > 1 {
+        let idle = result.threadsIdleSecondsPerStep * 1000
+        print(
+          "  threads     each idle \(fixed(idle, 2)) ms a step (\(fixed(100 * idle / max(total, 1e-9), 1))%) inside the compute phases: "
+            + "waiting for the step's last micro-batch")
+      }
       if let layers = result.layers {
         print("  layers      rank zero's passes, each alone on its \(result.threadsPerRank) thread\(result.threadsPerRank == 1 ? "" : "s") at once;")
         print("              B/FLOP: the bytes a pass must read and write per FLOP; need: the GB/s that takes at the FMA peak;")

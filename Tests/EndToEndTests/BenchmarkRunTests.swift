@@ -25,6 +25,10 @@ final class BenchmarkRunTests: XCTestCase {
     print("bench alone: \(rate) images/s, \(gflops) GFLOP/s, GEMM peak \(peak), fraction \(fraction), step \(step) s, kernels \(r["kernelInstructionSet"]!)")
     XCTAssertEqual(Set(phases.keys), ["data", "forward", "backward", "reduction", "waiting", "optimizer"])
     XCTAssertGreaterThan(rate, 0)
+    // A thread's idle time lies inside the compute phases, not beside them.
+    let idle = r["threadsIdleSecondsPerStep"] as! Double
+    XCTAssertGreaterThanOrEqual(idle, 0)
+    XCTAssertLessThanOrEqual(idle, phases["data"]! + phases["forward"]! + phases["backward"]! + phases["reduction"]!)
     // The mean of per-step rates is at least the rate of the mean step (Jensen), and not far above.
     XCTAssertGreaterThanOrEqual(rate * 1.001, 128 / step)
     XCTAssertLessThan(rate, 1.5 * 128 / step)
