@@ -255,7 +255,7 @@ int vdk_elementwise_build(void) { return vdk_kernels()->elementwise; }
 #include "direct_bf16.h"
 
 void vdk_conv_weight_grad(const VDKWindow *g, const float *small, const float *large, float *dweight) {
-  if (!vdk_bf16_on) {
+  if (!VDK_BF16_ON()) {
     vdk_kernels()->weight_grad(g, small, large, dweight);
     return;
   }
@@ -269,7 +269,7 @@ void vdk_conv_weight_grad(const VDKWindow *g, const float *small, const float *l
 
 void vdk_conv_gather(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
                      const float *large, float *small, float *scratch) {
-  if (!vdk_bf16_on) {
+  if (!VDK_BF16_ON()) {
     vdk_kernels()->gather(g, weight, bias, relu, mask, large, small, scratch);
     return;
   }
@@ -284,7 +284,7 @@ void vdk_conv_gather(const VDKWindow *g, const float *weight, const float *bias,
 
 void vdk_conv_scatter(const VDKWindow *g, const float *weight, const float *bias, int relu, const float *mask,
                       const float *small, float *large, float *scratch) {
-  if (!vdk_bf16_on) {
+  if (!VDK_BF16_ON()) {
     vdk_kernels()->scatter(g, weight, bias, relu, mask, small, large, scratch);
     return;
   }
@@ -299,7 +299,7 @@ void vdk_conv_scatter(const VDKWindow *g, const float *weight, const float *bias
 
 void vdk_dense(const float *weight, long w_out, long w_in, const float *bias, int relu, const float *mask, int accumulate,
                const float *in, const long *in_off, long nin, float *out, const long *out_off, long nout, long lanes) {
-  if (!vdk_bf16_on) {
+  if (!VDK_BF16_ON()) {
     vdk_kernels()->dense(weight, w_out, w_in, bias, relu, mask, accumulate, in, in_off, nin, out, out_off, nout, lanes);
     return;
   }
@@ -312,7 +312,7 @@ void vdk_dense(const float *weight, long w_out, long w_in, const float *bias, in
 
 void vdk_dense_weight_grad(float *dweight, long w_out, long w_in, float *dbias, const float *dy, const long *dy_off,
                            long nout, const float *x, const long *x_off, long nin, long lanes) {
-  if (!vdk_bf16_on) {
+  if (!VDK_BF16_ON()) {
     vdk_kernels()->dense_weight_grad(dweight, w_out, w_in, dbias, dy, dy_off, nout, x, x_off, nin, lanes);
     return;
   }

@@ -6,7 +6,12 @@
 // product of two bf16 values is exact in fp32, so each step of a chain is the instruction's: one
 // rounding of sum + product), or the avx512 pair kernels, native or modelled (direct_avx512_builds.h),
 // which round the grids they pack themselves.
+//
+// The switch and the choice are set before any worker runs a kernel, by every rank alike; the tests'
+// ranks are threads of one process, which set them together (to the same values): so they are read
+// and written atomically.
 static int vdk_bf16_on;
+#define VDK_BF16_ON() __atomic_load_n(&vdk_bf16_on, __ATOMIC_ACQUIRE)
 
 int vdk_cpu_has_bf16(void) {
 #if defined(__x86_64__) && defined(__clang__)
@@ -23,36 +28,41 @@ static const VDKVariant *vdk_bf16_variant;
 static int vdk_bf16_how = VDK_BF16_EMULATED;
 
 static void vdk_bf16_choose(void) {
-  const VDKVariant *v = vdk_kernels();
-  vdk_bf16_variant = v, vdk_bf16_how = VDK_BF16_EMULATED;
-  if (!strcmp(v->name, "portable")) vdk_bf16_variant = &vdk_portable_bf16;
+  const VDKVariant *v = vdk_kernels(), *variant = v;
+  int how = VDK_BF16_EMULATED;
+  if (!strcmp(v->name, "portable")) variant = &vdk_portable_bf16;
 #if defined(__x86_64__) && defined(__clang__)
-  static int native_matches = -1;  // asked once
+  static int native_matches = -1;  // asked once (the same answer whoever asks)
   if (!strcmp(v->name, "avx512_on_avx2")) {
-    vdk_bf16_variant = &vdk_avx512_on_avx2_bf16, vdk_bf16_how = VDK_BF16_MODELLED;
+    variant = &vdk_avx512_on_avx2_bf16, how = VDK_BF16_MODELLED;
   } else if (!strcmp(v->name, "avx512") && vdk_cpu_has_bf16()) {
-    if (native_matches < 0) native_matches = vdk_bf16_native_matches();
-    if (native_matches) vdk_bf16_variant = &vdk_avx512_bf16, vdk_bf16_how = VDK_BF16_NATIVE;
-    else vdk_bf16_how = VDK_BF16_EMULATED_DIFFERS;
+    if (__atomic_load_n(&native_matches, __ATOMIC_ACQUIRE) < 0)
+      __atomic_store_n(&native_matches, vdk_bf16_native_matches(), __ATOMIC_RELEASE);
+    if (__atomic_load_n(&native_matches, __ATOMIC_ACQUIRE)) variant = &vdk_avx512_bf16, how = VDK_BF16_NATIVE;
+    else how = VDK_BF16_EMULATED_DIFFERS;
   }
 #endif
+  __atomic_store_n(&vdk_bf16_how, how, __ATOMIC_RELAXED);
+  __atomic_store_n(&vdk_bf16_variant, variant, __ATOMIC_RELEASE);
 }
 
 void vdk_set_bf16(int on) {
-  vdk_bf16_on = on != 0;
-  if (vdk_bf16_on) vdk_bf16_choose();
+  if (on) vdk_bf16_choose();
+  __atomic_store_n(&vdk_bf16_on, on != 0, __ATOMIC_RELEASE);
 }
-int vdk_bf16(void) { return vdk_bf16_on; }
-
-int vdk_bf16_mode(void) {
-  if (!vdk_bf16_variant) vdk_bf16_choose();
-  return vdk_bf16_how;
-}
+int vdk_bf16(void) { return VDK_BF16_ON(); }
 
 /// The active variant's kernels for bf16 operands.
 static const VDKVariant *vdk_bf16_kernels(void) {
-  if (!vdk_bf16_variant) vdk_bf16_choose();
-  return vdk_bf16_variant;
+  const VDKVariant *variant = __atomic_load_n(&vdk_bf16_variant, __ATOMIC_ACQUIRE);
+  if (variant) return variant;
+  vdk_bf16_choose();
+  return __atomic_load_n(&vdk_bf16_variant, __ATOMIC_ACQUIRE);
+}
+
+int vdk_bf16_mode(void) {
+  vdk_bf16_kernels();
+  return __atomic_load_n(&vdk_bf16_how, __ATOMIC_RELAXED);
 }
 
 /// `src`'s first `count` floats rounded to bf16 in this thread's buffer `slot`.
