@@ -1,34 +1,49 @@
 #!/usr/bin/env bash
-# The unit tests again, built with AddressSanitizer (release optimizations, its own build folder):
-# the kernels, the reducer and the step engine work on raw pointers, where an index past a buffer's
-# end corrupts the heap without a crash and can even leave the results right. Under ASan it fails
-# at the line. (A 2026-12-03 bug did exactly that on rank 1 and up: docs/kernels.md.) Leak checking
-# is off: XCTest keeps every test case alive to the end. About 3 minutes on 2 cores.
+# The unit tests again, built with a sanitizer (release optimizations, its own build folder).
 #
-#   launch/sanitize.sh [swift test options, e.g. --filter GradientReducerTests]
+#   launch/sanitize.sh [--thread] [swift test options, e.g. --filter GradientReducerTests]
+#
+# AddressSanitizer (the default; .build/asan; about 3 minutes on 2 cores): the kernels, the reducer
+# and the step engine work on raw pointers, where an index past a buffer's end corrupts the heap
+# without a crash and can even leave the results right. Under ASan it fails at the line. (A
+# 2026-12-03 bug did exactly that on rank 1 and up: docs/kernels.md.) Leak checking is off: XCTest
+# keeps every test case alive to the end.
+#
+# --thread, ThreadSanitizer (.build/tsan; about 5 minutes): the tests of the threaded code, unless
+# --filter names others: the worker threads claiming micro-batches, the reducer's and Adam's pieces,
+# trainers whose ranks are threads of one process, the kernels' process-wide switches. It found the
+# ranks setting the bf16 switch together (docs/kernels.md). Any race it reports fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
-scratch=.build/asan
+sanitizer=address name=AddressSanitizer scratch=.build/asan again=""
+tests=(--skip EndToEndTests)
+if [[ "${1:-}" == --thread ]]; then
+  shift
+  sanitizer=thread name=ThreadSanitizer scratch=.build/tsan again="--thread "
+  tests=(--filter 'MicroBatchLoopTests|StepEngineTests|GradientReducerTests|EvaluationTests|BF16KernelTests|TrainerTests.testEveryLayoutEndsOnTheSameBits|TrainerTests.testFastReductionAgreesAcrossThreadsAndRanks|TrainerTests.testRankZeroOnlyErrorEndsEveryRankPromptly')
+fi
+[[ " $* " == *" --filter "* ]] && tests=()
 mkdir -p "$scratch"
-echo "sanitize: building the tests with AddressSanitizer in $scratch"
+echo "sanitize: building the tests with $name in $scratch"
 set +e
-swift build -c release --build-tests --sanitize=address --scratch-path "$scratch" 2>&1 |
+swift build -c release --build-tests --sanitize="$sanitizer" --scratch-path "$scratch" 2>&1 |
   grep -vE "^\[[0-9]+/[0-9]+\]|Cannot export local symbol|^Compiling|^Building|^Write swift-version"
 status=${PIPESTATUS[0]}
 if ((status != 0)); then
-  echo "sanitize: the AddressSanitizer build failed (above)" >&2
+  echo "sanitize: the $name build failed (above)" >&2
   exit "$status"
 fi
-echo "sanitize: running the unit tests under AddressSanitizer"
-ASAN_OPTIONS=detect_leaks=0 swift test -c release --skip-build --sanitize=address --scratch-path "$scratch" \
-  --skip EndToEndTests "$@" 2>&1 | tee "$scratch/test.log" | grep -E -A12 "ERROR: AddressSanitizer|Fatal error|error: "
+echo "sanitize: running the unit tests under $name"
+ASAN_OPTIONS=detect_leaks=0 TSAN_OPTIONS=halt_on_error=0 \
+  swift test -c release --skip-build --sanitize="$sanitizer" --scratch-path "$scratch" "${tests[@]}" "$@" 2>&1 |
+  tee "$scratch/test.log" | grep -E -A12 "ERROR: AddressSanitizer|WARNING: ThreadSanitizer|Fatal error|error: "
 status=${PIPESTATUS[0]}
 summary=$(grep -E "Executed [0-9]+ tests" "$scratch/test.log" | tail -1 | sed 's/^[[:space:]]*//')
 if ((status == 0)); then
-  echo "sanitize: $summary"
+  echo "sanitize: $name: $summary"
 else
-  echo "sanitize: FAILED (exit $status); the whole log is $scratch/test.log. The report above names the line;" \
-    "rerun the one test with: launch/sanitize.sh --filter TEST_NAME" >&2
+  echo "sanitize: $name FAILED (exit $status); the whole log is $scratch/test.log. The report above names the line;" \
+    "rerun the one test with: launch/sanitize.sh ${again}--filter TEST_NAME" >&2
 fi
 exit "$status"

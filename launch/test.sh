@@ -13,8 +13,10 @@ set +e
 swift test -c release 2>&1 | tee .build/test.log | grep -vE "^\[[0-9]+/[0-9]+\]|^Test Case .* started|^Compiling|^Building"
 status=${PIPESTATUS[0]}
 set -e
-# The unit tests under AddressSanitizer: an index past a buffer's end fails there, not later.
+# The unit tests under AddressSanitizer: an index past a buffer's end fails there, not later; the
+# threaded code's under ThreadSanitizer: a data race fails the run.
 launch/sanitize.sh || status=1
+launch/sanitize.sh --thread || status=1
 # The readers of user-supplied files, fuzzed for a bounded time (FUZZ_SECONDS per target).
 launch/fuzz.sh "${FUZZ_SECONDS:-30}" || status=1
 summary=$(grep -E "Executed [0-9]+ tests" .build/test.log | tail -1 || true)
