@@ -11,8 +11,9 @@ public struct PhaseTimes: Sendable, Codable {
   public var waiting = 0.0
   public var optimizer = 0.0
   /// Of the micro-batches' parallel region, the time a worker thread ran none (waiting for the
-  /// step's last micro-batch, or not yet started), averaged over the threads: part of the compute
-  /// phases above, not added to them. A host that slows one thread down raises it.
+  /// step's last micro-batch, or not yet started; with more threads than cores, some start only
+  /// when others end), averaged over the threads: part of the compute phases above, not added to
+  /// them. A host that slows one thread down raises it. 0 with one thread.
   public var threadsIdle = 0.0
   public var steps = 0
   public var images = 0

@@ -170,7 +170,8 @@ public final class StepEngine {
     phases.forward += regionSeconds * total.1 / busy
     phases.backward += regionSeconds * total.2 / busy
     phases.reduction += regionSeconds * total.3 / busy
-    phases.threadsIdle += max(0, regionSeconds - busy / Double(workspaces.count))
+    // (One thread has no one to wait for: what its timers leave out is the loop's own bookkeeping.)
+    if workspaces.count > 1 { phases.threadsIdle += max(0, regionSeconds - busy / Double(workspaces.count)) }
   }
 
   /// The stream orders of every local stream in `epoch`.

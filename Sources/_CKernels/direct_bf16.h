@@ -27,18 +27,24 @@ int vdk_cpu_has_bf16(void) {
 static const VDKVariant *vdk_bf16_variant;
 static int vdk_bf16_how = VDK_BF16_EMULATED;
 
+#if defined(__x86_64__) && defined(__clang__)
+// Whether the CPU's instructions give the models' bits: checked once per process, whichever rank (or
+// test thread) asks first; the check writes vdk_check_difference, so it must not run twice at once.
+static int vdk_native_matches;
+static pthread_once_t vdk_native_once = PTHREAD_ONCE_INIT;
+static void vdk_native_check(void) { vdk_native_matches = vdk_bf16_native_matches(); }
+#endif
+
 static void vdk_bf16_choose(void) {
   const VDKVariant *v = vdk_kernels(), *variant = v;
   int how = VDK_BF16_EMULATED;
   if (!strcmp(v->name, "portable")) variant = &vdk_portable_bf16;
 #if defined(__x86_64__) && defined(__clang__)
-  static int native_matches = -1;  // asked once (the same answer whoever asks)
   if (!strcmp(v->name, "avx512_on_avx2")) {
     variant = &vdk_avx512_on_avx2_bf16, how = VDK_BF16_MODELLED;
   } else if (!strcmp(v->name, "avx512") && vdk_cpu_has_bf16()) {
-    if (__atomic_load_n(&native_matches, __ATOMIC_ACQUIRE) < 0)
-      __atomic_store_n(&native_matches, vdk_bf16_native_matches(), __ATOMIC_RELEASE);
-    if (__atomic_load_n(&native_matches, __ATOMIC_ACQUIRE)) variant = &vdk_avx512_bf16, how = VDK_BF16_NATIVE;
+    pthread_once(&vdk_native_once, vdk_native_check);
+    if (vdk_native_matches) variant = &vdk_avx512_bf16, how = VDK_BF16_NATIVE;
     else how = VDK_BF16_EMULATED_DIFFERS;
   }
 #endif

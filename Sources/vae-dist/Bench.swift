@@ -96,7 +96,7 @@ struct Bench: ParsableCommand {
       if result.threadsPerRank > 1 {
         let idle = result.threadsIdleSecondsPerStep * 1000
         print(
-          "  threads     each idle \(fixed(idle, 2)) ms a step (\(fixed(100 * idle / max(total, 1e-9), 1))%) inside the compute phases: "
+          "  threads     idle \(fixed(idle, 2)) ms a step on average (\(fixed(100 * idle / max(total, 1e-9), 1))%) inside the compute phases: "
             + "waiting for the step's last micro-batch")
       }
       if let layers = result.layers {

@@ -9,7 +9,7 @@ import XCTest
 /// small synthetic data: the protocol between ranks, stops, resumes, early stopping and failures,
 /// in seconds and without the binary.
 final class TrainerTests: XCTestCase {
-  /// 512 synthetic training images, batch 32 = 4 micro-batches of 8: 16 steps an epoch.
+  /// `Fixtures.smallRun` for 3 epochs (or `steps`), writing into `out`.
   func configuration(_ out: String, steps: Int? = nil) -> TrainingConfiguration {
     var c = Fixtures.smallRun()
     c.epochs = 3
@@ -73,7 +73,8 @@ final class TrainerTests: XCTestCase {
       c.syntheticTrainImages = 514
       return c
     }
-    let schedule = BatchSchedule(examples: Array(0..<514), batchSize: 32, microBatchSize: 8, seed: 11)
+    let c = uneven("")
+    let schedule = BatchSchedule(examples: Array(0..<514), batchSize: c.batchSize, microBatchSize: c.microBatchSize, seed: c.seed)
     XCTAssertEqual(schedule.stepsPerEpoch, 17)
     XCTAssertEqual((0..<4).map { schedule.microBatch(order: schedule.order(stream: $0, epoch: 0), step: 16).count }, [1, 1, 0, 0])
     let reference = train(uneven(temporaryDirectory()), ranks: 1)
