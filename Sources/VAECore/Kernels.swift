@@ -168,6 +168,16 @@ public enum KernelVariant: String, CaseIterable, Sendable {
   /// Goes back to the default, the widest variant this CPU has.
   public static func selectDefault() { try! supported[0].select() }
 
+  /// Runs `body` once with each of `elementwiseBuilds` selected, then goes back to the default: how a
+  /// test runs every build of the elementwise kernels this CPU has.
+  public static func withEachElementwiseBuild(_ body: () throws -> Void) rethrows {
+    defer { selectDefault() }
+    for variant in elementwiseBuilds {
+      try! variant.select()  // supported, so it cannot fail
+      try body()
+    }
+  }
+
   /// The variant in use: the widest this CPU has, unless `select` chose one.
   public static var active: KernelVariant { KernelVariant(rawValue: String(cString: vdk_kernels_name())) ?? .portable }
 

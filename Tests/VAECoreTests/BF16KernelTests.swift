@@ -38,8 +38,7 @@ final class BF16KernelTests: XCTestCase {
     }
     // All at once (vectors of 16 and a tail of 4) in every build of the kernel this CPU has.
     let values = cases.map { Float(bitPattern: $0) }, expected = cases.map(reference)
-    for variant in KernelVariant.elementwiseBuilds {
-      try variant.select()
+    KernelVariant.withEachElementwiseBuild {
       var out = [Float](repeating: 0, count: values.count)
       vdk_round_bf16(values, &out, values.count)
       let wrong = values.indices.filter { out[$0].bitPattern != expected[$0] }

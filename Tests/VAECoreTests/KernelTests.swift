@@ -125,8 +125,7 @@ final class KernelTests: XCTestCase {
   /// checked.
   func testReLUBackward() throws {
     let y = randomValues(1_000, seed: 74).map { Float($0) }, dy = randomValues(1_000, seed: 75).map { Float($0) }
-    for variant in KernelVariant.elementwiseBuilds {
-      try variant.select()
+    KernelVariant.withEachElementwiseBuild {
       var got = dy
       y.withUnsafeBufferPointer { Float.reluBackward(dy: &got, output: $0.baseAddress!, count: y.count) }
       let wrong = (0..<dy.count).filter { got[$0].bitPattern != (y[$0] > 0 ? dy[$0] : 0).bitPattern }
@@ -136,8 +135,7 @@ final class KernelTests: XCTestCase {
 
   func testLossAndItsGradientInOnePass() throws {
     var first: (build: String, bits: [UInt64])?
-    for variant in KernelVariant.elementwiseBuilds {
-      try variant.select()
+    try KernelVariant.withEachElementwiseBuild {
       let bits = try lossAndItsGradientInOnePass()
       if let first {
         XCTAssertEqual(bits, first.bits, "\(kernelInstructionSet()) against \(first.build)")
@@ -191,8 +189,7 @@ final class KernelTests: XCTestCase {
   /// The loss's own e^−|v| and log(1 + e^−|v|) (no libm) at the ends of their range, against the
   /// Double reference on the same float inputs; NaN stays NaN.
   func testLossAtExtremeLogits() throws {
-    for variant in KernelVariant.elementwiseBuilds {
-      try variant.select()
+    KernelVariant.withEachElementwiseBuild {
       lossAtExtremeLogits()
     }
   }

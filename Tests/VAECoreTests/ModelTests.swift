@@ -191,9 +191,7 @@ final class LossTests: XCTestCase {
 
   func testAdamKernelRoundsEveryOperationAsWritten() throws {
     // In every build of the kernel this CPU has (the one that goes with each kernel variant).
-    defer { KernelVariant.selectDefault() }
-    for variant in KernelVariant.elementwiseBuilds {
-      try variant.select()
+    KernelVariant.withEachElementwiseBuild {
       adamKernelRoundsEveryOperationAsWritten()
     }
   }

@@ -12,8 +12,6 @@ import _CKernels
 /// Each test runs every build of these kernels this CPU has (baseline with the portable kernels,
 /// avx2 with avx2, avx512 with avx512).
 final class FixedPointTests: XCTestCase {
-  override func tearDown() { KernelVariant.selectDefault() }
-
   /// Floats of every exponent and sign whose product with `scale` stays under 2^62, and the edges.
   func floats(scale: Double, random: inout CounterRandomStream) -> [Float] {
     var values: [Float] = []
@@ -40,8 +38,7 @@ final class FixedPointTests: XCTestCase {
   }
 
   func testFixedPointSumsAreTheRoundedProducts() throws {
-    for variant in KernelVariant.elementwiseBuilds {
-      try variant.select()
+    KernelVariant.withEachElementwiseBuild {
       fixedPointSumsAreTheRoundedProducts()
     }
   }
@@ -69,8 +66,7 @@ final class FixedPointTests: XCTestCase {
   }
 
   func testFloatsFromFixedPointAreTheRoundedQuotients() throws {
-    for variant in KernelVariant.elementwiseBuilds {
-      try variant.select()
+    KernelVariant.withEachElementwiseBuild {
       floatsFromFixedPointAreTheRoundedQuotients()
     }
   }
@@ -106,8 +102,7 @@ final class FixedPointTests: XCTestCase {
   func testLargestMagnitudeAndNonFiniteValues() throws {
     var random = CounterRandomStream(seed: 5, purpose: .priorSamples, 5, 0)
     let base = (0..<67).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: random.next()) & 0xbe7f_ffff) }
-    for variant in KernelVariant.elementwiseBuilds {
-      try variant.select()
+    KernelVariant.withEachElementwiseBuild {
       for place in base.indices {
         var x = base
         x[place] = -3.5e37
