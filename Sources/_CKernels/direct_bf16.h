@@ -23,9 +23,13 @@ int vdk_cpu_has_bf16(void) {
 }
 
 // The bf16 kernels of the active variant and how they compute (vdk_bf16_mode), chosen by vdk_set_bf16
-// and vdk_select_kernels, before any worker runs a kernel.
-static const VDKVariant *vdk_bf16_variant;
-static int vdk_bf16_how = VDK_BF16_EMULATED;
+// and vdk_select_kernels, before any worker runs a kernel. Published as one word, so no reader pairs
+// one choice's kernels with another's mode: the kernels' address with the mode in its low bits (0: not
+// chosen yet).
+static uintptr_t vdk_bf16_choice;
+_Static_assert(_Alignof(VDKVariant) >= 4 && VDK_BF16_EMULATED_DIFFERS < 4, "the mode fits below the address");
+static const VDKVariant *vdk_bf16_choice_kernels(uintptr_t choice) { return (const VDKVariant *)(choice & ~(uintptr_t)3); }
+static int vdk_bf16_choice_how(uintptr_t choice) { return (int)(choice & 3); }
 
 #if defined(__x86_64__) && defined(__clang__)
 // Whether the CPU's instructions give the models' bits: checked once per process, whichever rank (or
@@ -48,8 +52,7 @@ static void vdk_bf16_choose(void) {
     else how = VDK_BF16_EMULATED_DIFFERS;
   }
 #endif
-  __atomic_store_n(&vdk_bf16_how, how, __ATOMIC_RELAXED);
-  __atomic_store_n(&vdk_bf16_variant, variant, __ATOMIC_RELEASE);
+  __atomic_store_n(&vdk_bf16_choice, (uintptr_t)variant | (uintptr_t)how, __ATOMIC_RELEASE);
 }
 
 void vdk_set_bf16(int on) {
@@ -58,18 +61,18 @@ void vdk_set_bf16(int on) {
 }
 int vdk_bf16(void) { return VDK_BF16_ON(); }
 
-/// The active variant's kernels for bf16 operands.
-static const VDKVariant *vdk_bf16_kernels(void) {
-  const VDKVariant *variant = __atomic_load_n(&vdk_bf16_variant, __ATOMIC_ACQUIRE);
-  if (variant) return variant;
+/// The active variant's bf16 choice: its kernels and their mode.
+static uintptr_t vdk_bf16_chosen(void) {
+  const uintptr_t choice = __atomic_load_n(&vdk_bf16_choice, __ATOMIC_ACQUIRE);
+  if (choice) return choice;
   vdk_bf16_choose();
-  return __atomic_load_n(&vdk_bf16_variant, __ATOMIC_ACQUIRE);
+  return __atomic_load_n(&vdk_bf16_choice, __ATOMIC_ACQUIRE);
 }
 
-int vdk_bf16_mode(void) {
-  vdk_bf16_kernels();
-  return __atomic_load_n(&vdk_bf16_how, __ATOMIC_RELAXED);
-}
+/// The active variant's kernels for bf16 operands.
+static const VDKVariant *vdk_bf16_kernels(void) { return vdk_bf16_choice_kernels(vdk_bf16_chosen()); }
+
+int vdk_bf16_mode(void) { return vdk_bf16_choice_how(vdk_bf16_chosen()); }
 
 /// `src`'s first `count` floats rounded to bf16 in this thread's buffer `slot`.
 static const float *vdk_rounded(int slot, const float *src, long count) {
