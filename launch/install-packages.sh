@@ -13,6 +13,12 @@ done
 ((${#missing[@]})) || exit 0
 echo "$caller: installing ${missing[*]}"
 sudo=""
-[[ $(id -u) -ne 0 ]] && sudo="sudo"
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || {
+    echo "$caller: ${missing[*]} must be installed, which needs root: run this as root, or install sudo" >&2
+    exit 1
+  }
+  sudo="sudo"
+fi
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libopenblas-dev libopenmpi-dev openmpi-bin zlib1g-dev dataset-fashion-mnist)
+# pkg-config finds Open MPI's headers for the build (Package.swift's ompi-c), git fetches the Swift
+# packages; a Swift install from swift.org usually brings both, a bare one may not.
+packages=(libopenblas-dev libopenmpi-dev openmpi-bin zlib1g-dev dataset-fashion-mnist pkg-config git)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3 python3-pip procps iproute2 util-linux nftables iputils-ping binutils git)
+  packages+=(python3 python3-pip procps iproute2 util-linux nftables iputils-ping binutils)
 fi
 
 launch/install-packages.sh setup "${packages[@]}"

@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -31,6 +33,44 @@ public enum AtomicFile {
     guard rename(temporary, path) == 0 else { throw failure("rename failed") }
     let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
     syncDirectory(directory.isEmpty ? "/" : directory)
+  }
+
+  /// Puts `replacement` (a file or a directory, complete) at `path`, whose old copy, if any, goes.
+  /// An existing `path` is swapped with `replacement` in one step (Linux's renameat2 with
+  /// RENAME_EXCHANGE), so a crash leaves the old copy or the new one there, never neither; the old
+  /// one, now at `replacement`, is then removed. A file system that cannot swap gets the old copy
+  /// moved aside first: a short window in which `path` is missing.
+  public static func replace(_ path: String, with replacement: String) throws {
+    func failure(_ what: String) -> FileError {
+      .writeFailed(path: path, reason: "\(what): \(String(cString: strerror(errno)))")
+    }
+    var old = replacement
+    if access(path, F_OK) == 0 {
+      if exchange(replacement, path) != 0 {
+        old = replacement + ".old"
+        guard rename(path, old) == 0 else { throw failure("cannot move the earlier copy aside") }
+        guard rename(replacement, path) == 0 else { throw failure("rename failed") }
+      }
+      try? FileManager.default.removeItem(atPath: old)
+    } else {
+      guard rename(replacement, path) == 0 else { throw failure("rename failed") }
+    }
+    let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+    syncDirectory(directory.isEmpty ? "/" : directory)
+  }
+
+  /// renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE): 0 when `a` and `b` swapped, else −1
+  /// (errno says why; EINVAL where the file system cannot). Looked up at run time: Swift's Glibc
+  /// module does not declare it (glibc 2.28 and later export it).
+  public static func exchange(_ a: String, _ b: String) -> Int32 {
+    typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+    guard let symbol = dlsym(nil, "renameat2") else {
+      errno = ENOSYS
+      return -1
+    }
+    let renameat2 = unsafeBitCast(symbol, to: RenameAt2.self)
+    let renameExchange: UInt32 = 2  // <linux/fs.h>
+    return renameat2(AT_FDCWD, a, AT_FDCWD, b, renameExchange)
   }
 
   /// Makes renames and creations inside `directory` durable.

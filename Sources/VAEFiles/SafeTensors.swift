@@ -98,7 +98,13 @@ public enum SafeTensors {
       guard let offsetValues = entry["data_offsets"] as? [Any], let offsets = integers(offsetValues), offsets.count == 2,
         offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= bytes.count - dataStart
       else { throw fail("tensor \(name): data_offsets are missing or outside the file's data") }
-      let elements = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
+      // The product of the dimensions, or nil past Int's range (each is at most 2³¹, the product of 8 is not).
+      let product = shape.reduce(Int?.some(1)) { product, size in
+        product.flatMap { let (value, overflow) = $0.multipliedReportingOverflow(by: size); return overflow ? nil : value }
+      }
+      guard let elements = product, elements <= Int.max / 4 else {
+        throw fail("tensor \(name): shape \(shape) needs more data than the file holds")
+      }
       guard elements <= (bytes.count - dataStart) / 4, offsets[1] - offsets[0] == elements * 4 else {
         throw fail("tensor \(name): data_offsets span \(offsets[1] - offsets[0]) bytes but shape \(shape) needs \(elements * 4)")
       }

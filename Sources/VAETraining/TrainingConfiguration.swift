@@ -99,7 +99,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     func require(_ condition: Bool, _ message: @autoclosure () -> String) { if !condition { found.append(message()) } }
     require((1...1024).contains(latentDim), "--latent-dim must be between 1 and 1024 (got \(latentDim)).")
     require(beta >= 0 && beta.isFinite, "--beta must be a non-negative number (got \(beta)).")
-    require(epochs >= 1, "--epochs must be at least 1 (got \(epochs)).")
+    require((1...1_000_000).contains(epochs), "--epochs must be between 1 and 1000000 (got \(epochs)).")
     require((1...65536).contains(batchSize), "--batch-size must be between 1 and 65536 (got \(batchSize)).")
     require(
       (1...max(1, batchSize)).contains(microBatchSize),
@@ -115,7 +115,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     }
     require(earlyStoppingMinDelta >= 0 && earlyStoppingMinDelta.isFinite, "--min-delta must be 0 or more (got \(earlyStoppingMinDelta)).")
     require(validationSize >= 0, "--val-size must be 0 or more (got \(validationSize)).")
-    require((1...256).contains(threads), "--threads must be between 1 and 256 (got \(threads)).")
+    require((1...Self.maximumThreads).contains(threads), "--threads must be between 1 and \(Self.maximumThreads) (got \(threads)).")
     require(syncCheckEvery >= 0, "--check-sync must be 0 or more (got \(syncCheckEvery)).")
     require(checkpointEvery >= 0, "--checkpoint-every must be 0 or more (got \(checkpointEvery)).")
     require(keepCheckpoints >= 1, "--keep must be at least 1 (got \(keepCheckpoints)).")
@@ -143,6 +143,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
           + "--micro-batch, or fewer ranks.")
     }
   }
+
+  /// The most worker threads a rank runs (the default on a larger host).
+  public static let maximumThreads = 256
 
   /// The largest divisor of `batchSize` not above 16: the default micro-batch.
   public static func defaultMicroBatch(forBatch batchSize: Int) -> Int {

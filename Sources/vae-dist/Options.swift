@@ -124,7 +124,8 @@ struct ThreadOptions: ParsableArguments {
     let online = onlineCPUCount()
     let allowed = allowedCPUCount() ?? online
     let localRanks = getenv("OMPI_COMM_WORLD_LOCAL_SIZE").flatMap { Int(String(cString: $0)) } ?? 1
-    return allowed < online ? max(1, allowed) : max(1, allowed / max(1, localRanks))
+    let share = allowed < online ? allowed : allowed / max(1, localRanks)
+    return min(max(1, share), TrainingConfiguration.maximumThreads)
   }
 }
 
@@ -146,7 +147,11 @@ struct ParallelOptions: ParsableArguments {
   var skipNonfinite = false
 
   func validate() throws {
-    guard stallTimeout > 0 else { throw ValidationError("--stall-timeout must be positive (got \(stallTimeout)).") }
+    // Rank zero tells the others it is alive every second while it writes or decides alone.
+    guard stallTimeout >= 2, stallTimeout.isFinite else {
+      throw ValidationError(
+        "--stall-timeout must be at least 2 seconds: while rank zero writes checkpoints the others hear from it only once a second (got \(stallTimeout)).")
+    }
   }
 }
 

@@ -21,6 +21,8 @@ final class CommandLineTests: XCTestCase {
       (["--lr", "nan"], "--lr"),
       (["--latent-dim", "0"], "--latent-dim"),
       (["--epochs", "0"], "--epochs"),
+      (["--epochs", "20000000000000000"], "--epochs must be between 1 and 1000000"),  // its step count overflowed
+      (["--stall-timeout", "0.5"], "--stall-timeout must be at least 2 seconds"),
       (["--micro-batch", "7"], "--micro-batch"),
       (["--threads", "0"], "--threads"),
       (["--max-steps", "0"], "--max-steps"),

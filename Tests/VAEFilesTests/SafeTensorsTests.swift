@@ -62,6 +62,9 @@ final class SafeTensorsTests: XCTestCase {
       (file(header: #"{"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, dataBytes: 4), "outside"),
       (file(header: #"{"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, dataBytes: 8), "needs 12"),
       (file(header: #"{"t":{"dtype":"F32","shape":[1000000,1000000],"data_offsets":[0,8]}}"#, dataBytes: 8), "needs"),
+      // Products past Int's range: wrapped, the first is 0 (and matched an empty span), the second 2⁶³.
+      (file(header: #"{"t":{"dtype":"F32","shape":[2147483648,2147483648,4],"data_offsets":[0,0]}}"#, dataBytes: 0), "needs more data"),
+      (file(header: #"{"t":{"dtype":"F32","shape":[3,2147483648,2147483648],"data_offsets":[0,0]}}"#, dataBytes: 0), "needs more data"),
       (file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, dataBytes: 8), "overlaps"),
       (file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, dataBytes: 8), "gap"),
       (file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, dataBytes: 8), "after the last tensor"),

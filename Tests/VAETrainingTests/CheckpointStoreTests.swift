@@ -75,13 +75,21 @@ final class CheckpointStoreTests: XCTestCase {
         data[data.count - 100] ^= 0x40
         try data.write(to: URL(fileURLWithPath: file))
       }),
+      ("a digit of the step changed in the metadata", { path in
+        let file = path + "/optimizer.safetensors"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+        let from = Array(#"step\":20"#.utf8), to = Array(#"step\":29"#.utf8)
+        let at = try XCTUnwrap((0...(bytes.count - from.count)).first { Array(bytes[$0..<($0 + from.count)]) == from })
+        bytes.replaceSubrange(at..<(at + to.count), with: to)
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
+      }),
       ("missing optimizer file", { path in try FileManager.default.removeItem(atPath: path + "/optimizer.safetensors") }),
       ("empty directory", { path in
         try FileManager.default.removeItem(atPath: path + "/optimizer.safetensors")
         try FileManager.default.removeItem(atPath: path + "/model.safetensors")
       }),
     ]
-    let expectations = ["model.safetensors", "CRC-32", "CRC-32", "optimizer.safetensors", "model.safetensors"]
+    let expectations = ["model.safetensors", "CRC-32", "CRC-32", "metadata's CRC-32", "optimizer.safetensors", "model.safetensors"]
     for ((name, damage), expected) in zip(damages, expectations) {
       setUp()
       let store = CheckpointStore(outputDirectory: directory, keep: 5)
@@ -95,6 +103,50 @@ final class CheckpointStoreTests: XCTestCase {
       XCTAssertTrue(warnings.first?.contains(expected) ?? false, "\(name): \(warnings)")
       XCTAssertTrue(warnings.first?.contains("step-00000020") ?? false, "\(name): \(warnings)")
     }
+  }
+
+  /// A checkpoint whose settings disagree with its own model (another latent size) is damaged, not
+  /// loaded: a resume would copy the model into buffers of the settings' size.
+  func testModelOfAnotherLatentSizeThanItsSettingsIsDamaged() throws {
+    let store = CheckpointStore(outputDirectory: directory, keep: 5)
+    try write(store, step: 10)
+    var configuration = TrainingConfiguration()
+    configuration.latentDim = 3
+    try write(store, step: 20, configuration: configuration)
+    var warnings: [String] = []
+    XCTAssertEqual(try store.newestComplete { warnings.append($0) }?.state.step, 10)
+    XCTAssertTrue(warnings.first?.contains("latent size 2, but its run's settings say 3") ?? false, "\(warnings)")
+  }
+
+  /// States no run can reach are named.
+  func testImpossibleStatesAreNamed() {
+    var state = TrainingState()
+    XCTAssertNil(state.problem)
+    state.step = -1
+    XCTAssertEqual(state.problem, "step -1 is negative")
+    state.step = 5
+    state.bestStep = 6
+    XCTAssertEqual(state.problem, "the best step 6 is not in 0…5")
+    state.bestStep = 5
+    state.epochSeconds = -.infinity
+    XCTAssertNotNil(state.problem)
+  }
+
+  /// Writing a name again (`best`) swaps the new copy in whole, and leaves nothing beside it.
+  func testWritingANameAgainReplacesItWhole() throws {
+    let store = CheckpointStore(outputDirectory: directory, keep: 5)
+    var state = TrainingState()
+    for step in [10, 20] {
+      state.step = step
+      try store.write(
+        parameters: values(Float(step)), firstMoment: values(0.25), secondMoment: values(0.125).map(abs), layout: layout,
+        state: state, configuration: TrainingConfiguration(), data: DataFingerprint(trainImages: 60_000, trainFileCRC32: 42),
+        name: "best")
+    }
+    let best = try store.load(store.directory + "/best")
+    XCTAssertEqual(best.state.step, 20)
+    XCTAssertEqual(best.parameters, values(20))
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: store.directory), ["best"])
   }
 
   func testIncompatibleFormatIsRefusedNotSkipped() throws {
@@ -149,6 +201,7 @@ extension CheckpointStoreTests {
     stored.removeValue(forKey: "iwSamples")
     stored.removeValue(forKey: "earlyStoppingMinDelta")
     file.metadata["configuration"] = String(decoding: try JSONSerialization.data(withJSONObject: stored), as: UTF8.self)
+    file.metadata.removeValue(forKey: "metadata_crc32")  // nor had the checkpoints of those versions this
     try SafeTensors.write(file, to: optimizerPath)
     let loaded = try store.load(path)
     XCTAssertEqual(loaded.configuration.seed, 31)

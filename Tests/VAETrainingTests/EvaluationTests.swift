@@ -29,6 +29,12 @@ final class EarlyStoppingTests: XCTestCase {
     XCTAssertTrue(nan.recordValidation(10, step: 1, minDelta: 0))
     XCTAssertFalse(nan.recordValidation(.nan, step: 2, minDelta: 0))
     XCTAssertEqual(nan.bestValidationLoss, 10)
+    // An infinite loss first (a held-out image whose KL overflows) is no best either: the
+    // checkpoint's JSON could not hold it.
+    var infinite = TrainingState()
+    XCTAssertFalse(infinite.recordValidation(.infinity, step: 1, minDelta: 0))
+    XCTAssertNil(infinite.bestValidationLoss)
+    XCTAssertEqual(infinite.epochsWithoutImprovement, 1)
   }
 }
 

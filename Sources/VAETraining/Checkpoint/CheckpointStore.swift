@@ -91,6 +91,7 @@ public final class CheckpointStore {
       "model_crc32": String(crc32(model)),
     ]
     metadata["moments_crc32"] = String(crc32(momentBytes(moments)))
+    metadata["metadata_crc32"] = String(crc32(Self.describedBytes(metadata)))
     let optimizer = SafeTensors.encode(SafeTensors.File(metadata: metadata, tensors: moments))
 
     do {
@@ -100,14 +101,8 @@ public final class CheckpointStore {
       try? FileManager.default.removeItem(atPath: temporary)  // a full disk leaves no half checkpoint
       throw error
     }
-    if FileManager.default.fileExists(atPath: final) {
-      // The same step written again (a resume that stops at once): replace it whole.
-      let old = temporary + ".old"
-      guard rename(final, old) == 0 else { throw writeError(final, "cannot move the earlier copy aside") }
-      try? FileManager.default.removeItem(atPath: old)
-    }
-    guard rename(temporary, final) == 0 else { throw writeError(final, "rename failed") }
-    AtomicFile.syncDirectory(directory)
+    // A name written again (`best`, or a step a resume stops at at once) is replaced whole.
+    try AtomicFile.replace(final, with: temporary)
     prune()
     return final
   }
@@ -179,6 +174,12 @@ public final class CheckpointStore {
     else {
       throw FileError.invalid(path: optimizerPath, reason: "its CRC-32 does not match the one recorded when it was written")
     }
+    // Checkpoints from before 2026-12-03 have no metadata_crc32: their JSON is checked only as below.
+    if let recorded = metadata["metadata_crc32"] {
+      guard UInt32(recorded) == crc32(Self.describedBytes(metadata)) else {
+        throw FileError.invalid(path: optimizerPath, reason: "its metadata's CRC-32 does not match the one recorded when it was written")
+      }
+    }
     // Keys a later version adds take their defaults, so older checkpoints stay readable.
     func decode<T: Codable>(_ type: T.Type, _ key: String, defaults: T) throws -> T {
       guard let text = metadata[key],
@@ -206,11 +207,22 @@ public final class CheckpointStore {
       }
       return values
     }
+    let state = try decode(TrainingState.self, "state", defaults: TrainingState())
+    if let problem = state.problem { throw FileError.invalid(path: optimizerPath, reason: "its training state is impossible: \(problem)") }
+    let configuration = try decode(TrainingConfiguration.self, "configuration", defaults: TrainingConfiguration())
+    guard configuration.latentDim == layout.latentDim else {
+      throw FileError.invalid(
+        path: modelPath, reason: "holds a model of latent size \(layout.latentDim), but its run's settings say \(configuration.latentDim)")
+    }
     return Checkpoint(
       path: path, layout: layout, parameters: parameters.array, firstMoment: try moments("adam.m."),
-      secondMoment: try moments("adam.v."), state: try decode(TrainingState.self, "state", defaults: TrainingState()),
-      configuration: try decode(TrainingConfiguration.self, "configuration", defaults: TrainingConfiguration()),
+      secondMoment: try moments("adam.v."), state: state, configuration: configuration,
       data: try decode(DataFingerprint.self, "data", defaults: DataFingerprint(trainImages: -1, trainFileCRC32: 0)))
+  }
+
+  /// The metadata's JSON entries (state, configuration, data), each key with its text, in one byte string.
+  private static func describedBytes(_ metadata: [String: String]) -> [UInt8] {
+    ["state", "configuration", "data"].flatMap { Array("\($0)=\(metadata[$0] ?? "")\n".utf8) }
   }
 
   /// Keeps the newest `keep` checkpoints of the owner's run and removes leftovers of interrupted
@@ -230,10 +242,6 @@ public final class CheckpointStore {
     } catch {
       throw FileError.writeFailed(path: path, reason: "cannot create the directory")
     }
-  }
-
-  private func writeError(_ path: String, _ what: String) -> FileError {
-    .writeFailed(path: path, reason: "\(what): \(String(cString: strerror(errno)))")
   }
 }
 

@@ -41,7 +41,7 @@ public struct TrainingState: Codable, Sendable, Equatable {
       epochsWithoutImprovement += 1
       return false
     }
-    guard !loss.isNaN else {
+    guard loss.isFinite else {  // NaN, or an infinite loss (a checkpoint's JSON cannot hold it)
       epochsWithoutImprovement += 1
       return false
     }
@@ -49,6 +49,16 @@ public struct TrainingState: Codable, Sendable, Equatable {
     bestStep = step
     epochsWithoutImprovement = 0
     return true
+  }
+
+  /// What is impossible in this state (a damaged or hand-edited checkpoint), or nil.
+  public var problem: String? {
+    if step < 0 { return "step \(step) is negative" }
+    if epochImages < 0 || skippedSteps < 0 || epochsWithoutImprovement < 0 { return "a count is negative" }
+    if !(epochSeconds >= 0 && epochSeconds.isFinite) { return "the epoch's time \(epochSeconds) is not a duration" }
+    if let bestValidationLoss, !bestValidationLoss.isFinite { return "the best validation loss is not finite" }
+    if let bestStep, !(0...step).contains(bestStep) { return "the best step \(bestStep) is not in 0…\(step)" }
+    return nil
   }
 
   public func shouldStopEarly(patience: Int?) -> Bool {
