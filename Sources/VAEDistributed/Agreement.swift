@@ -7,7 +7,8 @@ import VAECore
 // training run (VAETraining's Trainer.run) is:
 //
 //    1. rootDecides  "the output directory"      rank 0 claims --out (or refuses, or moves a run aside)
-//    2. together     "loading the data"          every rank loads its shard; rank 0 also the test set
+//    2. together     "loading the data"          every rank loads its shard, the test and validation sets
+//       allreduce    the files' counts and CRCs  every rank must have read the same data
 //    3. gather       shard sizes, host names     for the banner
 //    4. rootDecides  "the resume checkpoint"     with --resume: rank 0 picks the checkpoint; then
 //       broadcast    parameters and moments      three broadcasts of the flat buffers
@@ -32,6 +33,14 @@ import VAECore
 // works alone it says so every second (a heartbeat broadcast), so that time never counts as a stall.
 
 extension Communicator {
+  /// Every rank's `values`' smallest and largest entries over all ranks, on every rank (one MAX
+  /// allreduce of the values and their negations).
+  public func extremes(of values: [Int64], phase: @autoclosure () -> String) throws -> (low: [Int64], high: [Int64]) {
+    var both = values + values.map { 0 &- $0 }
+    try both.withUnsafeMutableBufferPointer { try allreduce($0, .max, phase: phase()) }
+    return (both.suffix(values.count).map { 0 &- $0 }, Array(both.prefix(values.count)))
+  }
+
   /// Every rank runs `body`. If it throws on any rank, every rank throws the same RunFailure: the
   /// one of the lowest rank that failed.
   public func together<T>(_ phase: String, _ body: () throws -> T) throws -> T {

@@ -64,13 +64,15 @@ public final class StepEngine {
   /// Checks the settings and loads this rank's data (and, when `evaluationSets`, the test and
   /// validation sets, whose evaluation every rank shares); an error on any rank ends every rank alike.
   public convenience init(configuration c: TrainingConfiguration, communicator: Communicator, evaluationSets: Bool = true) throws {
-    let data = try communicator.together("loading the data") { () -> TrainingData in
+    let (data, identity) = try communicator.together("loading the data") { () -> (TrainingData, SameData) in
       try c.validate(ranks: communicator.size)
-      return try TrainingData(
+      let data = try TrainingData(
         source: c.dataSource, validationSize: c.validationSize, batchSize: c.batchSize, microBatchSize: c.microBatchSize,
         seed: c.seed, rank: communicator.rank, ranks: communicator.size,
         evaluationSets: evaluationSets)
+      return (data, try SameData(c.dataSource, data: data))
     }
+    try identity.requireSameOnEveryRank(communicator)
     self.init(configuration: c, communicator: communicator, data: data)
   }
 

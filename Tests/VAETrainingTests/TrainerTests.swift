@@ -221,6 +221,30 @@ final class TrainerTests: XCTestCase {
     }
   }
 
+  /// Ranks that read different data (here: one rank's training file holds 16 more images) all refuse
+  /// together, with one message and the data error's status, instead of training apart or calling
+  /// different collectives.
+  func testRanksWithDifferentDataRefuseTogether() throws {
+    let c = configuration(temporaryDirectory() + "/run", steps: 2)
+    let results = InProcessGroup(size: 3).run { communicator -> RunFailure? in
+      var c = c
+      if communicator.rank == 1 { c.syntheticTrainImages += 16 }
+      do {
+        _ = try Trainer(configuration: c, communicator: communicator).run()
+        return nil
+      } catch {
+        return error as? RunFailure
+      }
+    }
+    for (rank, failure) in results.enumerated() {
+      XCTAssertEqual(failure?.kind, .data, "rank \(rank)")
+      XCTAssertEqual(failure?.agreed, true, "rank \(rank)")
+      XCTAssertTrue(
+        failure?.message.contains("synthetic training images has image count 512 on some ranks and 528 on others") ?? false,
+        failure?.message ?? "rank \(rank) trained")
+    }
+  }
+
   /// A non-finite step: every rank ends with the same failure; the last good state is a checkpoint
   /// that resumes.
   func testNonFiniteStepEndsEveryRankAndKeepsTheLastGoodState() throws {
