@@ -40,7 +40,7 @@ public struct Plot {
     let legendWidth = 24 + Canvas.characterWidth * (series.map(\.name.count).max() ?? 0) + 24
     let left = 84, right = legendWidth + 16, top = 44, bottom = 58
     let plotWidth = width - left - right, plotHeight = height - top - bottom
-    let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
+    let all = series.flatMap(\.points).filter(Self.plottable)
     let xs = Self.niceRange(all.map(\.x), integer: integerX), ys = Self.niceRange(all.map(\.y), integer: false)
     func px(_ x: Double) -> Int { left + Int(((x - xs.low) / (xs.high - xs.low) * Double(plotWidth - 1)).rounded()) }
     func py(_ y: Double) -> Int { top + plotHeight - 1 - Int(((y - ys.low) / (ys.high - ys.low) * Double(plotHeight - 1)).rounded()) }
@@ -65,7 +65,7 @@ public struct Plot {
     // Data, clipped to the plot area.
     for s in series {
       var previous: (Int, Int)?
-      for point in s.points where point.x.isFinite && point.y.isFinite {
+      for point in s.points where Self.plottable(point) {
         let x = px(point.x), y = py(point.y)
         switch s.style {
         case .line:
@@ -102,25 +102,27 @@ public struct Plot {
     return canvas
   }
 
-  /// Axis limits on round numbers and ticks between them, 4 to 10 of them.
-  static func niceRange(_ values: [Double], integer: Bool) -> (low: Double, high: Double, step: Double, ticks: [Double]) {
+  /// Points the axes can hold: finite, and within ±1e300, so that the span of any two is finite.
+  static func plottable(_ point: (x: Double, y: Double)) -> Bool { abs(point.x) <= 1e300 && abs(point.y) <= 1e300 }
+
+  /// Axis limits on round numbers and ticks between them, 4 to 10 of them, for values within ±1e300.
+  public static func niceRange(_ values: [Double], integer: Bool) -> (low: Double, high: Double, step: Double, ticks: [Double]) {
     var low = values.min() ?? 0, high = values.max() ?? 1
-    if high - low < 1e-12 {
-      low -= 1
-      high += 1
+    // A span too narrow to tell the values apart (one value; or 1e20 and its neighbour, whose ticks
+    // would not differ) is widened around them, by 1 or a billionth of their size.
+    let size = max(abs(low), abs(high))
+    if high - low < max(1e-12, size * 1e-9) {
+      let pad = max(1, size * 1e-9)
+      low -= pad
+      high += pad
     }
     let raw = (high - low) / 6
     let magnitude = pow10(floor(log10(raw)))
     var step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
     if integer { step = max(1, step.rounded()) }
     let first = floor(low / step) * step, last = ceil(high / step) * step
-    var ticks: [Double] = []
-    var t = first
-    while t <= last + step / 2 {
-      ticks.append(t)
-      t += step
-    }
-    return (first, last, step, ticks)
+    let count = Int(((last - first) / step).rounded())
+    return (first, last, step, (0...count).map { first + Double($0) * step })
   }
 
   static func label(_ value: Double, step: Double) -> String {

@@ -104,4 +104,26 @@ extension PNGTests {
     ])
     XCTAssertGreaterThan(plot.render().png.count, 100)
   }
+
+  /// Values a user's CSV can hold that once hung or trapped the axes: a span that overflows
+  /// (±1e300 and beyond), and values too close for their ticks to differ (1e20 and its neighbour, or
+  /// one value of 1e20). Each draws, with a handful of distinct ticks.
+  func testAxesOfExtremeValuesDraw() throws {
+    let cases: [[(x: Double, y: Double)]] = [
+      [(0, 0), (1, 1.7e308)],
+      [(-1e300, 0), (1e300, 1)],
+      [(0, 1e20), (1, 1e20.nextUp)],
+      [(0, 1e20), (1, 1e20)],
+      [(5, 5)],
+    ]
+    for points in cases {
+      let plot = Plot(title: "t", xLabel: "x", yLabel: "y", series: [Plot.Series(name: "s", color: .black, points: points, style: .line)])
+      XCTAssertGreaterThan(plot.render().png.count, 100, "\(points)")
+      for values in [points.map(\.x), points.map(\.y)] where values.allSatisfy({ abs($0) <= 1e300 }) {
+        let ticks = Plot.niceRange(values, integer: false).ticks
+        XCTAssertTrue((3...12).contains(ticks.count), "\(values): \(ticks)")
+        XCTAssertEqual(Set(ticks).count, ticks.count, "\(values): \(ticks)")
+      }
+    }
+  }
 }
