@@ -65,6 +65,7 @@ let package = Package(
     .testTarget(
       name: "VAETrainingTests", dependencies: ["VAETraining", "VAECore", "VAEData", "VAEDistributed", "VAEFiles", "VAEPictures"]),
     .testTarget(name: "VAEImagesTests", dependencies: ["VAEImages"]),
+    .testTarget(name: "VAESupervisorTests", dependencies: ["VAESupervisor"]),
     .testTarget(name: "TensorBoardLogTests", dependencies: ["TensorBoardLog"]),
     .testTarget(name: "EndToEndTests", dependencies: []),
   ]

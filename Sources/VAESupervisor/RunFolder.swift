@@ -25,10 +25,21 @@ extension Supervisor {
 
   // MARK: - Hosts
 
-  /// The command with --hostfile pointing at the hosts of `hostfile` that answer now.
-  func withReachableHosts(_ hostfile: String, _ command: [String]) -> [String] {
-    let lines = ((try? String(contentsOfFile: hostfile, encoding: .utf8)) ?? "").split(separator: "\n")
-      .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") }
+  /// The hostfile's host lines (no blanks, no comments), or nil when it cannot be read.
+  public static func hostLines(_ hostfile: String) -> [Substring]? {
+    guard let text = try? String(contentsOfFile: hostfile, encoding: .utf8) else { return nil }
+    return text.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") }
+  }
+
+  /// The ranks a hostfile line holds: its `slots=N`, else 1.
+  package static func slots(_ line: Substring) -> Int {
+    line.split(separator: " ").first { $0.hasPrefix("slots=") }.flatMap { Int($0.dropFirst(6)) } ?? 1
+  }
+
+  /// The command with --hostfile pointing at the hosts of `hostfile` that answer now, and -n at most
+  /// `ranks` and at most their slots; nil when none answers.
+  func withReachableHosts(_ hostfile: String, ranks: Int?, _ command: [String]) -> [String]? {
+    let lines = Self.hostLines(hostfile) ?? []
     let reachable = lines.filter { line in
       let host = String(line.split(separator: " ").first ?? "")
       let probe = Process()
@@ -43,14 +54,16 @@ extension Supervisor {
     let hosts = reachable.map { String($0.split(separator: " ").first ?? "") }
     if hosts != activeHosts, !activeHosts.isEmpty || hosts.count != lines.count {
       let left = lines.map { String($0.split(separator: " ").first ?? "") }.filter { !hosts.contains($0) }
-      say("hosts: \(hosts.joined(separator: ", "))\(left.isEmpty ? "" : "; left out (unreachable): \(left.joined(separator: ", "))")")
+      say("hosts: \(hosts.isEmpty ? "none" : hosts.joined(separator: ", "))\(left.isEmpty ? "" : "; left out (unreachable): \(left.joined(separator: ", "))")")
     }
     activeHosts = hosts
+    guard !hosts.isEmpty else { return nil }
     let path = output + "/hosts.active"
     try? FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
     try? (reachable.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
     var command = Self.replacing("--hostfile", with: path, in: command)
-    if Self.value(of: "-n", in: command) != nil { command = Self.replacing("-n", with: "\(hosts.count)", in: command) }
+    let capacity = reachable.map(Self.slots).reduce(0, +)
+    if Self.value(of: "-n", in: command) != nil { command = Self.replacing("-n", with: "\(min(ranks ?? capacity, capacity))", in: command) }
     return command
   }
 
@@ -85,14 +98,18 @@ extension Supervisor {
     return "the job ended with status \(status)"
   }
 
-  static func value(of flag: String, in command: [String]) -> String? {
-    guard let index = command.lastIndex(of: flag), index + 1 < command.count else { return nil }
-    return command[index + 1]
+  /// The value of the command's last `flag value` or `flag=value`.
+  package static func value(of flag: String, in command: [String]) -> String? {
+    guard let index = command.lastIndex(where: { $0 == flag || $0.hasPrefix(flag + "=") }) else { return nil }
+    if command[index] != flag { return String(command[index].dropFirst(flag.count + 1)) }
+    return index + 1 < command.count ? command[index + 1] : nil
   }
 
-  static func replacing(_ flag: String, with value: String, in command: [String]) -> [String] {
+  /// The command with every `flag value` or `flag=value` set to `value`.
+  package static func replacing(_ flag: String, with value: String, in command: [String]) -> [String] {
     var command = command
-    if let index = command.firstIndex(of: flag), index + 1 < command.count { command[index + 1] = value }
+    for index in command.indices where command[index].hasPrefix(flag + "=") { command[index] = flag + "=" + value }
+    for index in command.indices.dropLast() where command[index] == flag { command[index + 1] = value }
     return command
   }
 

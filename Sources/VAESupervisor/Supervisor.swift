@@ -66,9 +66,27 @@ public final class Supervisor {
     var command = settings.command
     var restarts = 0, redone = 0
     var previousFailure: (status: Int32, cause: String, step: Int?)?
+    // The ranks the job asks for (its -n), fewer after --min-ranks steps; the hosts that answer may
+    // hold fewer still.
+    var ranks = Self.value(of: "-n", in: command).flatMap(Int.init)
     while true {
       let before = activeHosts
-      if let hostfile = settings.hostfile { command = withReachableHosts(hostfile, command) }
+      if let hostfile = settings.hostfile {
+        guard let reachable = withReachableHosts(hostfile, ranks: ranks, command) else {
+          let status = FailureKind.peerLost.exitStatus
+          guard previousFailure != nil, restarts < settings.maxRestarts else {
+            say("no host of \(hostfile) answers through \(settings.rshAgent); giving up")
+            return status
+          }
+          restarts += 1
+          say("restart \(restarts)/\(settings.maxRestarts): no host of \(hostfile) answers; trying again")
+          usleep(UInt32(settings.backoff * Double(min(restarts + 1, 5)) * 1e6))
+          continue
+        }
+        command = reachable
+      } else if let ranks {
+        command = Self.replacing("-n", with: "\(ranks)", in: command)
+      }
       // A host of the failed job that no longer answers is the likely lost peer: say so first.
       let lost = before.enumerated().filter { !activeHosts.contains($0.element) }
         .map { "rank \($0.offset) on \($0.element)" }
@@ -113,7 +131,7 @@ public final class Supervisor {
       if let minRanks = settings.minRanks, !progressed, monotonicSeconds() - started < 60,
         let n = Self.value(of: "-n", in: command).flatMap(Int.init), n > minRanks
       {
-        command = Self.replacing("-n", with: "\(n - 1)", in: command)
+        ranks = n - 1
         say("the job failed before its first step: trying \(n - 1) ranks (--min-ranks \(minRanks))")
       }
       let reached = max(progressStep() ?? 0, newestCheckpoint()?.step ?? 0)

@@ -41,6 +41,10 @@ struct Supervise: ParsableCommand {
     guard maxRestarts >= 0 else { throw ValidationError("--max-restarts must be 0 or more (got \(maxRestarts)).") }
     guard backoff >= 0 && backoff <= 600 else { throw ValidationError("--backoff must be between 0 and 600 seconds.") }
     if let minRanks, minRanks < 1 { throw ValidationError("--min-ranks must be at least 1 (got \(minRanks)).") }
+    if let hostfile {
+      guard let lines = Supervisor.hostLines(hostfile) else { throw ValidationError("--hostfile: cannot read \(hostfile)") }
+      guard !lines.isEmpty else { throw ValidationError("--hostfile: \(hostfile) names no host") }
+    }
     guard !command.filter({ $0 != "--" }).isEmpty else {
       throw ValidationError("give the job's command after --, e.g. -- launch/mpirun-local.sh -n 4 train --out run1")
     }

@@ -47,6 +47,18 @@ final class CommandLineTests: XCTestCase {
     }
   }
 
+  /// A supervisor's hostfile it cannot read, or that names no host, is refused before any job starts
+  /// (it once became an empty hosts.active and `-n 0`).
+  func testSupervisorRefusesAnUnusableHostfile() throws {
+    let empty = temporaryDirectory() + "/hosts"
+    _ = FileManager.default.createFile(atPath: empty, contents: Data("# no hosts yet\n".utf8))
+    for (hostfile, reason) in [("/nonexistent/hosts", "cannot read /nonexistent/hosts"), (empty, "names no host")] {
+      let result = try Harness.vaeDist(["supervise", "--hostfile", hostfile, "--", "true"], timeout: 30)
+      XCTAssertNotEqual(result.status, 0)
+      XCTAssertTrue(result.error.contains("--hostfile: ") && result.error.contains(reason), result.error)
+    }
+  }
+
   func testMissingDataSaysWhatToDo() throws {
     let result = try Harness.vaeDist(["--data", "/nonexistent/fmnist", "--out", temporaryDirectory()], timeout: 30)
     XCTAssertEqual(result.status, 4)

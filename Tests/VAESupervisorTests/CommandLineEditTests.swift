@@ -1,0 +1,32 @@
+import Foundation
+import VAESupervisor
+import XCTest
+
+/// How the supervisor reads and edits the job's command line and hostfile (the restarts themselves
+/// run end to end in ChaosRunTests and NetworkChaosTests).
+final class CommandLineEditTests: XCTestCase {
+  /// `--out DIR` and `--out=DIR` alike (ArgumentParser takes both): the supervisor once read the
+  /// second as no --out and watched vae-dist-run/ instead.
+  func testFlagsWithAndWithoutEquals() {
+    XCTAssertEqual(Supervisor.value(of: "--out", in: ["train", "--out", "run1"]), "run1")
+    XCTAssertEqual(Supervisor.value(of: "--out", in: ["train", "--out=run2"]), "run2")
+    XCTAssertEqual(Supervisor.value(of: "--out", in: ["train", "--out=a", "--out", "b"]), "b")
+    XCTAssertNil(Supervisor.value(of: "--out", in: ["train", "--output", "x", "--out"]))
+    XCTAssertEqual(Supervisor.value(of: "-n", in: ["mpirun", "-n", "4", "vae-dist"]), "4")
+    XCTAssertEqual(
+      Supervisor.replacing("--hostfile", with: "active", in: ["--hostfile=all", "-n", "4"]), ["--hostfile=active", "-n", "4"])
+    XCTAssertEqual(Supervisor.replacing("-n", with: "3", in: ["-n", "4", "x"]), ["-n", "3", "x"])
+    XCTAssertEqual(Supervisor.replacing("-n", with: "3", in: ["x", "-n"]), ["x", "-n"])
+  }
+
+  /// A hostfile's lines and their slots (1 where none is given).
+  func testHostfileLinesAndSlots() throws {
+    let path = NSTemporaryDirectory() + "hosts-" + UUID().uuidString
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    try "# nodes\nnode01 slots=4\n\nnode02\nnode03 slots=2 max_slots=2\n".write(toFile: path, atomically: true, encoding: .utf8)
+    let lines = try XCTUnwrap(Supervisor.hostLines(path))
+    XCTAssertEqual(lines.map(String.init), ["node01 slots=4", "node02", "node03 slots=2 max_slots=2"])
+    XCTAssertEqual(lines.map(Supervisor.slots), [4, 1, 2])
+    XCTAssertNil(Supervisor.hostLines(path + "-missing"))
+  }
+}
