@@ -81,7 +81,9 @@ public enum AtomicFile {
     close(fd)
   }
 
-  /// Appends one line to a text file (metrics.jsonl): a single write of the whole line.
+  /// Appends one line to a text file (metrics.jsonl, restarts.jsonl): a single write of the whole
+  /// line, flushed to the disk before it returns, so a line is never lost behind a later checkpoint
+  /// that survives a power cut (a resume does not write that line again); one line an epoch.
   public static func appendLine(_ line: String, to path: String) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
     guard fd >= 0 else {
@@ -93,5 +95,6 @@ public enum AtomicFile {
     guard n == bytes.count else {
       throw FileError.writeFailed(path: path, reason: n < 0 ? String(cString: strerror(errno)) : "short write")
     }
+    guard fdatasync(fd) == 0 else { throw FileError.writeFailed(path: path, reason: "fdatasync: \(String(cString: strerror(errno)))") }
   }
 }

@@ -208,7 +208,8 @@ extension Evaluator {
         }
         let logK = log(Double(k))
         sums[chunk] = ((0..<n).reduce(0.0) { $0 + largest[$1] + log(total[$1]) - logK }, elbo)
-        progress?(done.add(n), myImages)
+        // Under the counter's lock: the report (a clock, the console) runs on one worker at a time.
+        _ = done.add(n) { progress?($0, myImages) }
       }
     }
     withExtendedLifetime(parameters) {}
@@ -220,6 +221,7 @@ extension Evaluator {
 final class ProgressCounter: @unchecked Sendable {
   private var count = 0
   private let lock = NSLock()
-  func add(_ n: Int) -> Int { lock.withLock { count += n; return count } }
+  /// Adds `n`; `report`, given the new count, runs before the lock is let go, so reports never overlap.
+  func add(_ n: Int, report: ((Int) -> Void)? = nil) -> Int { lock.withLock { count += n; report?(count); return count } }
   var value: Int { lock.withLock { count } }
 }

@@ -216,15 +216,18 @@ static int vdk_cpu_has(const char *name) {
 }
 
 // Set before any worker thread runs a kernel (vdk_select_kernels), else the widest on first use, which
-// threads may reach together: atomic, so each reads a whole pointer (they all store the same one).
+// threads may reach together: atomic, and the default only where nothing is set yet, so it never
+// overrides a choice made meanwhile.
 static const VDKVariant *vdk_active;
 
 static const VDKVariant *vdk_kernels(void) {
   const VDKVariant *active = __atomic_load_n(&vdk_active, __ATOMIC_ACQUIRE);
   if (!active) {
-    for (int i = 0; i < VDK_VARIANT_COUNT && !active; i++)
-      if (vdk_cpu_has(vdk_variants[i].name)) active = &vdk_variants[i];
-    __atomic_store_n(&vdk_active, active, __ATOMIC_RELEASE);
+    const VDKVariant *widest = 0;
+    for (int i = 0; i < VDK_VARIANT_COUNT && !widest; i++)
+      if (vdk_cpu_has(vdk_variants[i].name)) widest = &vdk_variants[i];
+    // On failure `active` (NULL, expected) becomes the choice another thread made meanwhile.
+    if (__atomic_compare_exchange_n(&vdk_active, &active, widest, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) active = widest;
   }
   return active;
 }
