@@ -33,12 +33,13 @@ import VAECore
 // works alone it says so every second (a heartbeat broadcast), so that time never counts as a stall.
 
 extension Communicator {
-  /// Every rank's `values`' smallest and largest entries over all ranks, on every rank (one MAX
-  /// allreduce of the values and their negations).
+  /// Every rank's `values`' smallest and largest entries over all ranks, on every rank: one MAX
+  /// allreduce of the values and their complements (~v = −v − 1 reverses the order of every Int64,
+  /// Int64.min included, which negation would leave as it is).
   public func extremes(of values: [Int64], phase: @autoclosure () -> String) throws -> (low: [Int64], high: [Int64]) {
-    var both = values + values.map { 0 &- $0 }
+    var both = values + values.map { ~$0 }
     try both.withUnsafeMutableBufferPointer { try allreduce($0, .max, phase: phase()) }
-    return (both.suffix(values.count).map { 0 &- $0 }, Array(both.prefix(values.count)))
+    return (both.suffix(values.count).map { ~$0 }, Array(both.prefix(values.count)))
   }
 
   /// Every rank runs `body`. If it throws on any rank, every rank throws the same RunFailure: the

@@ -31,8 +31,13 @@ public enum AtomicFile {
     }
     close(fd)
     guard rename(temporary, path) == 0 else { throw failure("rename failed") }
-    let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-    syncDirectory(directory.isEmpty ? "/" : directory)
+    syncDirectory(parent(of: path))
+  }
+
+  /// The directory `path` lies in.
+  static func parent(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
   }
 
   /// Puts `replacement` (a file or a directory, complete) at `path`, whose old copy, if any, goes.
@@ -55,8 +60,7 @@ public enum AtomicFile {
     } else {
       guard rename(replacement, path) == 0 else { throw failure("rename failed") }
     }
-    let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-    syncDirectory(directory.isEmpty ? "/" : directory)
+    syncDirectory(parent(of: path))
   }
 
   /// renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE): 0 when `a` and `b` swapped, else −1
@@ -85,6 +89,7 @@ public enum AtomicFile {
   /// line, flushed to the disk before it returns, so a line is never lost behind a later checkpoint
   /// that survives a power cut (a resume does not write that line again); one line an epoch.
   public static func appendLine(_ line: String, to path: String) throws {
+    let created = access(path, F_OK) != 0
     let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
     guard fd >= 0 else {
       throw FileError.writeFailed(path: path, reason: String(cString: strerror(errno)))
@@ -96,5 +101,6 @@ public enum AtomicFile {
       throw FileError.writeFailed(path: path, reason: n < 0 ? String(cString: strerror(errno)) : "short write")
     }
     guard fdatasync(fd) == 0 else { throw FileError.writeFailed(path: path, reason: "fdatasync: \(String(cString: strerror(errno)))") }
+    if created { syncDirectory(parent(of: path)) }  // the new file's name, too
   }
 }

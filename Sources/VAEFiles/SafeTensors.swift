@@ -102,7 +102,7 @@ public enum SafeTensors {
       let product = shape.reduce(Int?.some(1)) { product, size in
         product.flatMap { let (value, overflow) = $0.multipliedReportingOverflow(by: size); return overflow ? nil : value }
       }
-      guard let elements = product, elements <= Int.max / 4 else {
+      guard let elements = shape.contains(0) ? 0 : product, elements <= Int.max / 4 else {
         throw fail("tensor \(name): shape \(shape) needs more data than the file holds")
       }
       guard elements <= (bytes.count - dataStart) / 4, offsets[1] - offsets[0] == elements * 4 else {

@@ -56,8 +56,8 @@ extension Supervisor {
       let left = lines.map { String($0.split(separator: " ").first ?? "") }.filter { !hosts.contains($0) }
       say("hosts: \(hosts.isEmpty ? "none" : hosts.joined(separator: ", "))\(left.isEmpty ? "" : "; left out (unreachable): \(left.joined(separator: ", "))")")
     }
+    guard !hosts.isEmpty else { return nil }  // activeHosts stay those of the last start, to name the lost
     activeHosts = hosts
-    guard !hosts.isEmpty else { return nil }
     let path = output + "/hosts.active"
     try? FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
     try? (reachable.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)

@@ -76,7 +76,7 @@ public final class Supervisor {
           let status = FailureKind.peerLost.exitStatus
           guard previousFailure != nil, restarts < settings.maxRestarts else {
             say("no host of \(hostfile) answers through \(settings.rshAgent); giving up")
-            return status
+            return previousFailure?.status ?? status
           }
           restarts += 1
           say("restart \(restarts)/\(settings.maxRestarts): no host of \(hostfile) answers; trying again")
@@ -95,6 +95,11 @@ public final class Supervisor {
       }
       let resumeStep = previousFailure == nil ? nil : newestCheckpoint()
       if let failure = previousFailure {
+        // Waits for an answering host above count as restarts too.
+        guard restarts < settings.maxRestarts else {
+          say("the job failed (status \(failure.status)) and \(restarts) restarts are used up (--max-restarts \(settings.maxRestarts)); giving up")
+          return failure.status
+        }
         restarts += 1
         let steps = failure.step.flatMap { step in resumeStep.map { max(0, step - $0.step) } }
         redone += steps ?? 0

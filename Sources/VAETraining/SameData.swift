@@ -1,7 +1,9 @@
 import VAEData
 import VAEDistributed
 
-/// What every rank must read alike: the training and test image files' counts and CRC-32s. A host
+/// What every rank must read alike: the training and test image files' counts and CRC-32s (of the
+/// files as stored: the same files, gzip or plain alike, on every host; the test file only where
+/// the run loads it). A host
 /// whose copy under --data differs would train on other images without a word, or, with another
 /// count, another number of steps, and the ranks would then call different collectives. So the
 /// ranks compare them right after loading, and all refuse together.
@@ -14,10 +16,9 @@ struct SameData {
     switch source {
     case .files(let directory):
       let train = try FashionMNIST.files(in: directory, split: .train).images
-      let test = try FashionMNIST.files(in: directory, split: .test).images
-      let testCount = try FashionMNIST.imageCount(directory: directory, split: .test)
-      values = [Int64(data.fileCount), Int64(try fileCRC32(train)), Int64(testCount), Int64(try fileCRC32(test))]
-      paths = (train, test)
+      let test = try data.test.map { [Int64($0.count), Int64(try fileCRC32(try FashionMNIST.files(in: directory, split: .test).images))] }
+      values = [Int64(data.fileCount), Int64(try fileCRC32(train))] + (test ?? [0, 0])
+      paths = (train, "the test images")
     case .synthetic(let train):
       values = [Int64(train), 0, 0, 0]
       paths = ("synthetic training images", "synthetic test images")
@@ -33,7 +34,7 @@ struct SameData {
       let (a, b) = index % 2 == 0 ? ("\(low[index])", "\(high[index])") : (hex(low[index]), hex(high[index]))
       let error = DataError.mismatch(
         reason: "the ranks read different data: \(path) has \(what) \(a) on some ranks and \(b) on others. "
-          + "Every host needs the same Fashion-MNIST files under --data.")
+          + "Every host needs the same Fashion-MNIST files under --data, byte for byte (gzip or plain alike).")
       var failure = RunFailure(error, rank: 0)
       failure.agreed = true
       throw failure

@@ -203,10 +203,7 @@ public final class StepEngine {
     UnsafeRawBufferPointer(start: parameters.pointer, count: layout.totalCount * 4).forEach {
       hash = (hash ^ UInt64($0)) &* 0x0000_0100_0000_01b3
     }
-    var range = [Int64(bitPattern: hash), 0 &- Int64(bitPattern: hash)]
-    try range.withUnsafeMutableBufferPointer {
-      try communicator.allreduce($0, .max, phase: "the parameter check at step \(step)")
-    }
-    if range[0] != 0 &- range[1] { throw TrainingError.parametersDiverged(step: step) }
+    let (low, high) = try communicator.extremes(of: [Int64(bitPattern: hash)], phase: "the parameter check at step \(step)")
+    if low != high { throw TrainingError.parametersDiverged(step: step) }
   }
 }

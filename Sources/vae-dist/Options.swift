@@ -33,7 +33,7 @@ struct ModelOptions: ParsableArguments {
 }
 
 struct OptimizationOptions: ParsableArguments {
-  @Option(help: "Passes over the training set.")
+  @Option(help: "Passes over the training set (1 to 1,000,000).")
   var epochs = defaults.epochs
 
   @Option(help: "Global batch size: images per optimizer step over all ranks.")
@@ -106,7 +106,7 @@ struct OptimizationOptions: ParsableArguments {
 /// --threads, for training (per rank) and for the single-process commands.
 struct ThreadOptions: ParsableArguments {
   @Option(help: ArgumentHelp(
-    "Worker threads per process (default: the cores this process may use, shared with the other ranks on its node).",
+    "Worker threads per process, 1 to 256 (default: the cores this process may use, shared with the other ranks on its node, at most 256).",
     valueName: "t"))
   var threads: Int?
 
@@ -137,7 +137,7 @@ struct ParallelOptions: ParsableArguments {
     valueName: "mode"))
   var reduction = defaults.reduction
 
-  @Option(help: ArgumentHelp("Seconds a rank waits for the others in a collective before ending the job.", valueName: "seconds"))
+  @Option(help: ArgumentHelp("Seconds a rank waits for the others in a collective before ending the job (at least 2).", valueName: "seconds"))
   var stallTimeout = 60.0
 
   @Option(help: ArgumentHelp("Every k steps, verify that all ranks hold identical parameters (0: never).", valueName: "k"))

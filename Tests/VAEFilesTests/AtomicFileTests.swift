@@ -37,7 +37,8 @@ final class AtomicFileTests: XCTestCase {
     XCTAssertEqual(AtomicFile.exchange(a, b), 0, String(cString: strerror(errno)))
     XCTAssertEqual(try contents(a), "B")
     XCTAssertEqual(try contents(b), "A")
-    XCTAssertEqual(AtomicFile.exchange(a, directory + "/missing"), -1)
-    XCTAssertEqual(errno, ENOENT)
+    let status = AtomicFile.exchange(a, directory + "/missing"), error = errno
+    XCTAssertEqual(status, -1)
+    XCTAssertEqual(error, ENOENT)
   }
 }
