@@ -12,7 +12,7 @@ public enum SafeTensors {
     public let values: [Float]
 
     public init(name: String, shape: [Int], values: [Float]) {
-      precondition(shape.reduce(1, *) == values.count, "\(name): shape \(shape) does not match \(values.count) values")
+      precondition(SafeTensors.elementCount(shape) == values.count, "\(name): shape \(shape) does not match \(values.count) values")
       self.name = name
       self.shape = shape
       self.values = values
@@ -29,6 +29,15 @@ public enum SafeTensors {
     }
 
     public func tensor(named name: String) -> Tensor? { tensors.first { $0.name == name } }
+  }
+
+  /// The elements of a tensor of `shape`: the product of its dimensions, 0 if any is 0, nil past
+  /// Int's range (a header's dimensions may each be 2³¹; eight of them are not a size).
+  public static func elementCount(_ shape: [Int]) -> Int? {
+    if shape.contains(0) { return 0 }
+    return shape.reduce(Int?.some(1)) { product, size in
+      product.flatMap { let (value, overflow) = $0.multipliedReportingOverflow(by: size); return overflow ? nil : value }
+    }
   }
 
   /// Largest header this reader accepts (the reference implementation's limit is 100 MB).
@@ -98,11 +107,7 @@ public enum SafeTensors {
       guard let offsetValues = entry["data_offsets"] as? [Any], let offsets = integers(offsetValues), offsets.count == 2,
         offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= bytes.count - dataStart
       else { throw fail("tensor \(name): data_offsets are missing or outside the file's data") }
-      // The product of the dimensions, or nil past Int's range (each is at most 2³¹, the product of 8 is not).
-      let product = shape.reduce(Int?.some(1)) { product, size in
-        product.flatMap { let (value, overflow) = $0.multipliedReportingOverflow(by: size); return overflow ? nil : value }
-      }
-      guard let elements = shape.contains(0) ? 0 : product, elements <= Int.max / 4 else {
+      guard let elements = elementCount(shape), elements <= Int.max / 4 else {
         throw fail("tensor \(name): shape \(shape) needs more data than the file holds")
       }
       guard elements <= (bytes.count - dataStart) / 4, offsets[1] - offsets[0] == elements * 4 else {

@@ -41,6 +41,21 @@ final class AgreementTests: XCTestCase {
     XCTAssertEqual((0..<3).map { values[$0] }, [1, 2, 3])
   }
 
+  /// Each entry's smallest and largest over the ranks, on every rank, the ends of Int64 included
+  /// (negating Int64.min gives Int64.min: a MAX of negations missed it as a low).
+  func testExtremesOverTheRanksIncludeTheEndsOfInt64() {
+    let group = InProcessGroup(size: 3)
+    let inputs: [[Int64]] = [[5, .min, 7, 0], [5, 3, .max, 0], [5, -2, 7, -1]]
+    let results = PerRank<(low: [Int64], high: [Int64])?>(3, nil)
+    onThreads(3) { rank in
+      results[rank] = try? InProcessCommunicator(group: group, rank: rank).extremes(of: inputs[rank], phase: "a test")
+    }
+    for rank in 0..<3 {
+      XCTAssertEqual(results[rank]?.low, [5, .min, 7, -1], "rank \(rank)")
+      XCTAssertEqual(results[rank]?.high, [5, 3, .max, 0], "rank \(rank)")
+    }
+  }
+
   /// Rank zero's answer reaches every rank, also when rank zero works longer than many heartbeats.
   func testRootDecidesSendsTheResultAndHeartbeatsWhileWorking() {
     let group = InProcessGroup(size: 3)

@@ -51,6 +51,13 @@ final class SafeTensorsTests: XCTestCase {
     return bytes + Array(header.utf8) + [UInt8](repeating: 0, count: dataBytes)
   }
 
+  /// A tensor with a zero dimension holds nothing, however large the others (their product alone overflows).
+  func testEmptyTensorWithHugeDimensionsLoads() throws {
+    let decoded = try SafeTensors.decode(
+      file(header: #"{"e":{"dtype":"F32","shape":[2147483648,2147483648,4,0],"data_offsets":[0,0]}}"#, dataBytes: 0), path: "e.safetensors")
+    XCTAssertEqual(decoded.tensors.first?.values.count, 0)
+  }
+
   func testCorruptFilesAreRejected() {
     let cases: [([UInt8], String)] = [
       ([1, 2, 3], "too short"),
