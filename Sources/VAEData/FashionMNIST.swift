@@ -69,12 +69,7 @@ public enum FashionMNIST {
   /// reads the whole stream but holds only its shard.
   public static func load(directory: String, split: Split, keep: ((Int) -> Bool)? = nil) throws -> LabeledImages {
     let (imagesPath, labelsPath) = try files(in: directory, split: split)
-    let images = try IDXFile.read(path: imagesPath, rank: 3, keep: keep)
-    guard images.dimensions[1] == 28, images.dimensions[2] == 28 else {
-      throw DataError.corrupt(
-        path: imagesPath,
-        reason: "holds \(images.dimensions[1])×\(images.dimensions[2]) images; the model takes 28×28")
-    }
+    let images = try IDXFile.read(path: imagesPath, rank: 3, itemShape: [28, 28], keep: keep)
     let labels = try IDXFile.read(path: labelsPath, rank: 1, keep: keep)
     guard labels.dimensions[0] == images.dimensions[0] else {
       throw DataError.mismatch(

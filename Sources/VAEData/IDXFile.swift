@@ -13,9 +13,10 @@ public struct IDXContents: Sendable {
 }
 
 public enum IDXFile {
-  /// Largest values a header may claim before anything is allocated: far beyond any MNIST-like set,
-  /// far below what would exhaust memory.
-  public static let maximumItems = 1 << 26
+  /// Largest values a header may claim before anything is allocated: far beyond any MNIST-like set
+  /// (Fashion-MNIST has 60,000 items, EMNIST 814,255), far below what would exhaust memory (4 Mi
+  /// images of 28 × 28: 3.3 GB).
+  public static let maximumItems = 1 << 22
   public static let maximumItemSize = 1 << 20
 
   /// The dimensions in the header of the IDX file at `path`, validated, without reading the data.
@@ -24,11 +25,18 @@ public enum IDXFile {
   }
 
   /// Reads the unsigned-byte IDX file at `path` with `rank` dimensions, keeping only the items whose
-  /// index satisfies `keep` (all when nil). Sizes are validated before anything is allocated; the data
-  /// must end exactly where the header says.
-  public static func read(path: String, rank: Int, keep: ((Int) -> Bool)? = nil) throws -> IDXContents {
+  /// index satisfies `keep` (all when nil). Sizes are validated before anything is allocated, and
+  /// with `itemShape` (e.g. [28, 28]) an item of another shape is refused before any data is read (a
+  /// gzip file can stand for far more data than it takes on disk); the data must end exactly where
+  /// the header says.
+  public static func read(path: String, rank: Int, itemShape: [Int]? = nil, keep: ((Int) -> Bool)? = nil) throws -> IDXContents {
     let reader = try GzipReader(path: path)
     let dimensions = try readHeader(reader, rank: rank)
+    if let itemShape, Array(dimensions.dropFirst()) != itemShape {
+      throw DataError.corrupt(
+        path: path,
+        reason: "holds items of shape \(dimensions.dropFirst().map(String.init).joined(separator: "×")); expected \(itemShape.map(String.init).joined(separator: "×"))")
+    }
     let itemSize = dimensions.dropFirst().reduce(1, *)
     let count = dimensions[0]
     var data: [UInt8] = []

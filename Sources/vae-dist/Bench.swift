@@ -36,8 +36,8 @@ struct Bench: ParsableCommand {
   var allreduce = false
 
   func validate() throws {
-    guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more (got \(warmup)).") }
-    guard steps >= 2 else { throw ValidationError("--steps must be at least 2 (got \(steps)).") }
+    guard (0...1_000_000).contains(warmup) else { throw ValidationError("--warmup must be between 0 and 1000000 (got \(warmup)).") }
+    guard (2...1_000_000).contains(steps) else { throw ValidationError("--steps must be between 2 and 1000000 (got \(steps)).") }
     guard layerSeconds > 0 && layerSeconds <= 60 else {
       throw ValidationError("--layer-seconds must be above 0 and at most 60 (got \(layerSeconds)).")
     }

@@ -117,12 +117,18 @@ struct PlotMetrics: ParsableCommand {
   }
 }
 
+/// --dims i,j: two latent dimensions below `latentDim`, different unless the model has one (then 0,0;
+/// the default 0,1 stands for it, as training's own pictures do).
 func parseDimensions(_ text: String, latentDim: Int) throws -> (Int, Int) {
-  let parts = text.split(separator: ",").compactMap { Int($0) }
-  guard parts.count == 2, parts.allSatisfy({ (0..<latentDim).contains($0) }), latentDim == 1 || parts[0] != parts[1] else {
-    throw ValidationError("--dims takes two different latent dimensions below \(latentDim), as i,j (got \(text))")
+  if latentDim == 1 && text == "0,1" { return (0, 0) }
+  let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+  guard parts.count == 2, let i = parts[0], let j = parts[1], (0..<latentDim).contains(i), (0..<latentDim).contains(j),
+    latentDim == 1 || i != j
+  else {
+    let wanted = latentDim == 1 ? "0,0 (the model has one latent dimension)" : "two different latent dimensions below \(latentDim), as i,j"
+    throw ValidationError("--dims takes \(wanted) (got \(text))")
   }
-  return (parts[0], parts[1])
+  return (i, j)
 }
 
 struct PlotCSV: ParsableCommand {
@@ -159,6 +165,10 @@ struct PlotCSV: ParsableCommand {
           return (px, py)
         }
         return Plot.Series(name: name, color: Color.categorical[index % 10], points: points, style: .line)
+      }
+      guard series.contains(where: { !$0.points.isEmpty }) else {
+        throw ValidationError(
+          "--y \(y)\(only.map { " --only \($0)" } ?? ""): no row of \(csv) has numbers in those columns and in --x \(x); nothing to plot")
       }
       return Plot(title: title, xLabel: xLabel ?? x, yLabel: yLabel, series: series).render()
     }

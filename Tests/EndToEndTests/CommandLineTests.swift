@@ -47,6 +47,25 @@ final class CommandLineTests: XCTestCase {
     }
   }
 
+  /// bench's step counts are bounded (a huge --warmup trapped on an overflow); plot-csv with nothing to
+  /// plot is an error, not an empty chart.
+  func testBenchAndPlotValuesAreChecked() throws {
+    for (arguments, flag) in [(["--warmup", "9223372036854775807"], "--warmup must be between"), (["--steps", "1"], "--steps must be between")] {
+      let result = try Harness.vaeDist(["bench"] + arguments, timeout: 30)
+      XCTAssertEqual(result.status, 2, result.error)
+      XCTAssertTrue(result.error.contains(flag), result.error)
+    }
+    let csv = temporaryDirectory() + "/t.csv"
+    _ = FileManager.default.createFile(atPath: csv, contents: Data("ranks,images\n1,100\n2,190\n".utf8))
+    let output = temporaryDirectory() + "/t.png"
+    let plotted = try Harness.vaeDist(["plot-csv", "--csv", csv, "--x", "ranks", "--y", "images", "--output", output], timeout: 30)
+    XCTAssertEqual(plotted.status, 0, plotted.error)
+    let empty = try Harness.vaeDist(
+      ["plot-csv", "--csv", csv, "--x", "ranks", "--y", "images", "--only", "ranks=3", "--output", output], timeout: 30)
+    XCTAssertNotEqual(empty.status, 0)
+    XCTAssertTrue(empty.error.contains("nothing to plot"), empty.error)
+  }
+
   /// A supervisor's hostfile it cannot read, or that names no host, is refused before any job starts
   /// (it once became an empty hosts.active and `-n 0`).
   func testSupervisorRefusesAnUnusableHostfile() throws {

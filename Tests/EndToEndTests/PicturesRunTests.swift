@@ -51,6 +51,8 @@ final class PicturesRunTests: XCTestCase {
     var bad = try Harness.vaeDist(["manifold", "--checkpoint", model, "--output", curves, "--dims", "0,5"])
     XCTAssertNotEqual(bad.status, 0)
     XCTAssertTrue(bad.error.contains("--dims"), bad.error)
+    bad = try Harness.vaeDist(["manifold", "--checkpoint", model, "--output", curves, "--dims", "0,x,1"])
+    XCTAssertTrue(bad.status != 0 && bad.error.contains("--dims"), "0,x,1 was read as 0,1: \(bad.all)")
     bad = try Harness.vaeDist(["sample", "--checkpoint", out + "/nope.safetensors", "--output", curves])
     XCTAssertEqual(bad.status, 4)
     XCTAssertTrue(bad.error.contains("nope.safetensors"), bad.error)
@@ -61,6 +63,22 @@ final class PicturesRunTests: XCTestCase {
     let json = try JSONSerialization.jsonObject(with: Data(evaluated.output.utf8)) as! [String: Any]
     XCTAssertEqual(json["test_elbo"] as! Double, elbo, accuracy: 1e-9 * abs(elbo))
     XCTAssertEqual(json["test_log_likelihood_iw"] as! Double, iw, accuracy: 1e-9 * abs(iw))
+  }
+
+  /// A model with one latent dimension: the picture commands' default --dims 0,1 stands for 0,0, as
+  /// in training's own pictures (it was refused, with a message asking for two different dimensions).
+  func testPicturesOfAOneDimensionalModel() throws {
+    let data = try Harness.smallRealDataset()
+    let out = temporaryDirectory()
+    let trained = try Harness.vaeDist(
+      ["--data", data, "--latent-dim", "1", "--max-steps", "3", "--out", out, "--progress", "none", "--iw-samples", "0"])
+    XCTAssertEqual(trained.status, 0, trained.all)
+    for command in [["manifold", "--grid", "4"], ["latent-scatter"]] {
+      let picture = temporaryDirectory() + "/\(command[0]).png"
+      let run = try Harness.vaeDist(command + ["--checkpoint", out + "/model.safetensors", "--data", data, "--output", picture])
+      XCTAssertEqual(run.status, 0, "\(command): \(run.all)")
+      XCTAssertGreaterThan(try pngSize(picture).0, 0)
+    }
   }
 
   /// With a learning rate high enough to make the validation loss stall and rise, early stopping

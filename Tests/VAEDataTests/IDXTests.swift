@@ -98,6 +98,7 @@ final class IDXTests: XCTestCase {
     expectError(IDXWriter.header(rank: 3, dimensions: [2, 0, 28]) + good.dropFirst(16), contains: "empty dimension")
     expectError(IDXWriter.header(rank: 3, dimensions: [0x7fff_ffff, 28, 28]), contains: "implausible size")
     expectError(IDXWriter.header(rank: 3, dimensions: [10, 4096, 4096]), contains: "implausible size")
+    expectError(IDXWriter.header(rank: 3, dimensions: [IDXFile.maximumItems + 1, 28, 28]), contains: "implausible size")
   }
 
   func testCorruptGzipIsRejected() throws {
@@ -144,6 +145,12 @@ final class IDXTests: XCTestCase {
                     to: directory + "/t10k-images-idx3-ubyte", gzip: false)
     XCTAssertThrowsError(try FashionMNIST.load(directory: directory, split: .test)) { error in
       XCTAssertTrue("\(error)".contains("32×32"), "\(error)")
+    }
+    // Millions of items of another shape, and no data: refused for the shape, before any data is read
+    // (gzip can stand for gigabytes in megabytes; a later check found it only after reading them all).
+    IDXWriter.write(IDXWriter.header(rank: 3, dimensions: [4_000_000, 28, 27]), to: directory + "/t10k-images-idx3-ubyte", gzip: true)
+    XCTAssertThrowsError(try FashionMNIST.load(directory: directory, split: .test)) { error in
+      XCTAssertTrue("\(error)".contains("holds items of shape 28×27; expected 28×28"), "\(error)")
     }
   }
 }
