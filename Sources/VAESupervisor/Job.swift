@@ -117,8 +117,12 @@ extension Supervisor {
     }
   }
 
+  /// SIGINT, SIGTERM and SIGUSR1 (Slurm's warning before a time limit, `--signal=B:USR1@120`, reaches
+  /// this process when a batch script runs under it) stop the job cleanly: SIGTERM to the launcher,
+  /// which asks its ranks to checkpoint and exit. Unhandled, SIGUSR1 would end the supervisor and the
+  /// job with it, without a checkpoint.
   func installSignalForwarding() {
-    for number in [SIGINT, SIGTERM] {
+    for number in [SIGINT, SIGTERM, SIGUSR1] {
       signal(number, SIG_IGN)
       let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
       source.setEventHandler { [weak self] in

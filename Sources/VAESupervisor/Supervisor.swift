@@ -11,7 +11,7 @@ import VAEDistributed
 /// Runs a training job (a launcher command line) and starts it again with --resume when it ends by
 /// a fault a restart can fix — a killed or stalled rank, a lost host, a killed mpirun — up to
 /// `maxRestarts` times. Errors no restart fixes (settings, data, output, non-finite loss, a refused
-/// --out or resume) end it at once with the job's status; SIGINT/SIGTERM to the supervisor is passed
+/// --out or resume) end it at once with the job's status; SIGINT/SIGTERM/SIGUSR1 to the supervisor is passed
 /// to the job as a clean stop (a checkpoint) and never restarts it. Since any rank count resumes to
 /// the same bits, the job may come back smaller: hosts that fail a reachability check are left out
 /// of the hostfile, and with `minRanks` a job that failed before getting anywhere comes back with one

@@ -77,6 +77,23 @@ final class CheckpointRunTests: XCTestCase {
     try assertSameRun(out, as: expected, "stopped by SIGTERM, resumed with 2 ranks")
   }
 
+  /// SIGUSR1 (Slurm's warning before a time limit) to a job under `supervise`: passed on as a clean
+  /// stop, like SIGTERM; the supervisor used to die of it, and the job with it, without a checkpoint.
+  func testSlurmsWarningToASupervisedJobStopsCleanly() throws {
+    let out = temporaryDirectory()
+    let launcher = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("launch/mpirun-local.sh").path
+    let slow = common(out) + ["--max-steps", "\(steps)", "--threads", "1"]
+    let result = try Harness.run(launcher, ["--max-restarts", "1", "-n", "2"] + slow, timeout: 120) { process in
+      for _ in 0..<600 where !FileManager.default.fileExists(atPath: out + "/checkpoints") { usleep(20_000) }
+      kill(process.processIdentifier, SIGUSR1)  // the launcher has become `vae-dist supervise` (exec)
+    }
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.output.contains("stopped by a signal after step"), result.all)
+    XCTAssertTrue(result.all.contains("stopped on request"), result.all)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+  }
+
   /// kill -9 of a rank: the job ends with an error; --resume from the last complete checkpoint (with
   /// another rank count) finishes the same as the uninterrupted run.
   func testKilledRankThenResumeLosesNothing() throws {
