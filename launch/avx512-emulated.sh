@@ -26,8 +26,8 @@ while (($#)); do
         *) echo "avx512-emulated: --cpu must be sapphire-rapids, skylake-x or both, not '${2:-}'" >&2; exit 2 ;;
       esac
       shift 2 ;;
-    --out) out="$2"; shift 2 ;;
-    --timeout) timeout="$2"; shift 2 ;;
+    --out) out="${2:?$1 needs a value}"; shift 2 ;;
+    --timeout) timeout="${2:?$1 needs a value}"; shift 2 ;;
     -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
     *) echo "avx512-emulated: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac

@@ -33,7 +33,8 @@ grep -qF 'op1.vmm32u(n - DWORD_ELEMENTS(len))' cpu/avx/avx512_bf16.cc || { echo 
 echo "bochs-build: building Bochs 3.0 (about 2 minutes on 2 cores; log: $work/build.log)" >&2
 ./configure --enable-x86-64 --enable-cpu-level=6 --enable-avx --enable-evex --enable-all-optimizations --enable-pci \
   --enable-cdrom --enable-fpu --enable-a20-pin --with-nogui --without-term --without-x11 --without-wx --without-sdl2 \
-  --without-rfb --disable-docbook --disable-plugins >"$work/build.log" 2>&1
+  --without-rfb --disable-docbook --disable-plugins >"$work/build.log" 2>&1 ||
+  { echo "bochs-build: configure failed; see $work/build.log" >&2; exit 1; }
 make -j"$(nproc)" >>"$work/build.log" 2>&1 || { echo "bochs-build: the build failed; see $work/build.log" >&2; exit 1; }
 mkdir -p "$target" && cp bochs "$target/bochs"
 rm -rf "$work"

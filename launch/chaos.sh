@@ -18,11 +18,11 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 faults=4 seed=1 ranks=2 steps="" work="${TMPDIR:-/tmp}/vae-dist-chaos"
 while (($#)); do
   case "$1" in
-    --faults) faults="$2"; shift 2 ;;
-    --seed) seed="$2"; shift 2 ;;
-    --ranks) ranks="$2"; shift 2 ;;
-    --steps) steps="$2"; shift 2 ;;
-    --work) work="$2"; shift 2 ;;
+    --faults) faults="${2:?$1 needs a value}"; shift 2 ;;
+    --seed) seed="${2:?$1 needs a value}"; shift 2 ;;
+    --ranks) ranks="${2:?$1 needs a value}"; shift 2 ;;
+    --steps) steps="${2:?$1 needs a value}"; shift 2 ;;
+    --work) work="${2:?$1 needs a value}"; shift 2 ;;
     -h | --help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
     *) echo "chaos: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -31,6 +31,8 @@ done
 steps="${steps:-$((80 + 45 * faults))}"
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
 [[ -x "$binary" ]] || { echo "chaos: $binary is not built; run launch/setup.sh first" >&2; exit 1; }
+# pgrep and pkill find the ranks and mpirun; python3 cuts the data and compares the results.
+"$root/launch/install-packages.sh" chaos procps python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 VAE_DIST_BINARY="$binary"
 RANDOM=$seed
 
@@ -56,11 +58,24 @@ echo "chaos: $faults faults, seed $seed, $ranks ranks, $steps steps; work in $wo
 started=$(date +%s)
 "$binary" "${common[@]}" --out "$reference" >"$work/reference.log" 2>&1 || { echo "chaos: the reference run failed (see $work/reference.log)" >&2; exit 1; }
 
+job=""
 start_job() {  # $@: extra arguments (--resume)
   "$root/launch/mpirun-local.sh" -n "$ranks" "${common[@]}" --out "$chaos" --max-restarts $((faults + 2)) --backoff 1 "$@" \
     >>"$work/chaos.log" 2>&1 &
   job=$!
 }
+# Ctrl-C or an early exit: the job runs in the background (where Ctrl-C does not reach it), so it
+# is stopped here, as term-supervisor stops it, and waited for.
+stop_job() {
+  if [[ -n "$job" ]] && kill -0 "$job" 2>/dev/null; then
+    kill -TERM "$job" 2>/dev/null || true
+    wait "$job" 2>/dev/null || true
+  fi
+}
+trap stop_job EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 step() { sed -n 's/.*"step":\([0-9]*\).*/\1/p' "$chaos/progress.json" 2>/dev/null || echo 0; }
 ranks_pids() {  # the vae-dist ranks of the chaos job
   for pid in $(pgrep -f "vae-dist train --data $data" || true); do
@@ -87,6 +102,11 @@ for ((f = 0; f < faults; f++)); do
   running || { echo "chaos: the job ended before fault $((f + 1))" >&2; break; }
   at=$(step)
   pids=($(ranks_pids))
+  if [[ "$kind" == kill-rank || "$kind" == stop-rank ]] && ((${#pids[@]} == 0)); then
+    echo "chaos: fault $((f + 1))/$faults at step $at: $kind skipped, no rank process found"
+    last=$at
+    continue
+  fi
   case "$kind" in
     kill-rank)
       victim=${pids[RANDOM % ${#pids[@]}]}
@@ -107,6 +127,7 @@ for ((f = 0; f < faults; f++)); do
   last=$at
 done
 wait "$job" && status=0 || status=$?
+job=""  # ended; the exit trap has nothing left to stop
 restarts=$(wc -l <"$chaos/restarts.jsonl" 2>/dev/null || echo 0)
 redone=$(python3 -c "import json,sys; print(sum((json.loads(l).get('steps_redone') or 0) for l in open(sys.argv[1])))" "$chaos/restarts.jsonl" 2>/dev/null || echo 0)
 echo "chaos: $injected faults injected; the supervisor restarted the job $restarts times, $manual manual resumes; $redone steps redone; status $status; $(($(date +%s) - started)) s"

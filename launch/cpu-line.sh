@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Prints this CPU as the launch scripts name it beside their figures: its model name, family and
 # model, and the vector flags that decide the kernels, e.g. "AMD EPYC (family 25, model 17), avx2 fma".
+# (awk, not python3: the scripts call this before or without installing python3.)
 #   launch/cpu-line.sh
 set -euo pipefail
-python3 - <<'PY'
-import re
-cpu = open("/proc/cpuinfo").read()
-field = lambda name: re.search(rf"^{name}\s*: (.*)$", cpu, re.M).group(1)
-isa = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16") if f in field("flags").split()]
-print(f"{field('model name')} (family {field('cpu family')}, model {field('model')}), {' '.join(isa)}")
-PY
+awk '
+  {
+    key = $0; sub(/[ \t]*:.*/, "", key)     # "model name\t: AMD EPYC: x" → "model name", "AMD EPYC: x"
+    value = $0; sub(/^[^:]*: ?/, "", value)
+  }
+  key == "model name" && name == "" { name = value }
+  key == "cpu family" && family == "" { family = value }
+  key == "model" && model == "" { model = value }
+  key == "flags" && flags == "" { flags = " " value " " }
+  END {
+    n = split("avx2 fma avx512f avx512_bf16", wanted, " ")
+    for (i = 1; i <= n; i++) if (index(flags, " " wanted[i] " ")) isa = isa (isa == "" ? "" : " ") wanted[i]
+    printf "%s (family %s, model %s), %s\n", name, family, model, isa
+  }' /proc/cpuinfo

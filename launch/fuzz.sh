@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
+# libFuzzer reads a -max_total_time it cannot parse as no limit at all.
+[[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz: the seconds per target must be a positive integer, not '$seconds'" >&2; exit 2; }
 export PATH="/opt/swift/usr/bin:$PATH"
 build=.build/fuzz
 mkdir -p "$build"
@@ -14,6 +16,7 @@ compile() {  # target, sources…
   local target=$1
   shift
   echo "fuzz: building $target"
+  rm -f "$build/fuzz-$target"  # a failed build must not leave the last one to pass the check below
   # -Onone keeps every check the sanitizers can see; gold's "cannot export local symbol" notes are noise.
   swiftc -sanitize=fuzzer,address -parse-as-library -module-name "Fuzz_$target" -I Sources/_CZlib \
     "$@" -o "$build/fuzz-$target" 2>&1 | grep -v "Cannot export local symbol" || true

@@ -4,6 +4,7 @@
 # one way to install what they need.
 #   launch/install-packages.sh CALLER PACKAGE...
 set -euo pipefail
+(($# >= 1)) || { echo "usage: $0 CALLER PACKAGE..." >&2; exit 2; }
 caller="$1"
 shift
 missing=()
@@ -21,4 +22,6 @@ if [[ $(id -u) -ne 0 ]]; then
   sudo="sudo"
 fi
 $sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Through env: sudo's env_reset would drop a DEBIAN_FRONTEND set in front of it (env alone runs
+# apt-get as is when sudo is "").
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

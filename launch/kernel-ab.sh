@@ -16,24 +16,27 @@
 # be the same at both (the script says so when the headers differ). --out defaults to a new directory.
 #
 #   launch/kernel-ab.sh [--base HEAD] [--rounds 200] [--evict-mib 2] [--kernels NAME] [--precision fp32|bf16] [--core N] [--out DIR]
+# Any failed step ends the script: the program it links must never be an earlier run's.
+set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 base=HEAD rounds=200 evict_mib=2 kernels="" precision=fp32 core="" out=""
 while (($#)); do
   case "$1" in
-    --base) base="$2"; shift 2 ;;
-    --rounds) rounds="$2"; shift 2 ;;
-    --evict-mib) evict_mib="$2"; shift 2 ;;
-    --kernels) kernels="$2"; shift 2 ;;
-    --precision) precision="$2"; shift 2 ;;
-    --core) core="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
+    --base) base="${2:?$1 needs a value}"; shift 2 ;;
+    --rounds) rounds="${2:?$1 needs a value}"; shift 2 ;;
+    --evict-mib) evict_mib="${2:?$1 needs a value}"; shift 2 ;;
+    --kernels) kernels="${2:?$1 needs a value}"; shift 2 ;;
+    --precision) precision="${2:?$1 needs a value}"; shift 2 ;;
+    --core) core="${2:?$1 needs a value}"; shift 2 ;;
+    --out) out="${2:?$1 needs a value}"; shift 2 ;;
     -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
     *) echo "kernel-ab: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "kernel-ab: --rounds must be a positive integer, not '$rounds'" >&2; exit 2; }
 [[ "$evict_mib" =~ ^[0-9]+$ ]] || { echo "kernel-ab: --evict-mib must be a whole number of MiB, not '$evict_mib'" >&2; exit 2; }
-core="${core:-$(python3 -c 'import os; print(min(os.sched_getaffinity(0)))')}"
+# The lowest processor this process may use (the list is in ascending order; no python3 needed).
+core="${core:-$(awk '/^Cpus_allowed_list:/ {split($2, first, /[-,]/); print first[1]}' /proc/self/status)}"
 [[ "$core" =~ ^[0-9]+$ ]] || { echo "kernel-ab: --core must be a processor number, not '$core'" >&2; exit 2; }
 [[ "$precision" == fp32 || "$precision" == bf16 ]] || { echo "kernel-ab: --precision must be fp32 or bf16, not '$precision'" >&2; exit 2; }
 git -C "$root" rev-parse --verify "$base^{commit}" >/dev/null ||
@@ -53,7 +56,8 @@ elif [[ -d "$out" && -n "$(ls -A "$out")" && ! -f "$out/.kernel-ab" ]]; then
 fi
 rm -rf "${out:?}/a" "${out:?}/b" && mkdir -p "$out/a" "$out/b" && touch "$out/.kernel-ab"
 cp -R "$root/Sources/_CKernels/." "$out/a/"
-git -C "$root" archive "$base" Sources/_CKernels | tar -x -C "$out/b" --strip-components=2
+git -C "$root" archive "$base" Sources/_CKernels | tar -x -C "$out/b" --strip-components=2 ||
+  { echo "kernel-ab: could not unpack Sources/_CKernels of $base into $out/b (git or tar says why above)" >&2; exit 1; }
 cmp -s "$out/a/include/CKernels.h" "$out/b/include/CKernels.h" ||
   echo "kernel-ab: CKernels.h differs at $base; B is called through the working tree's declarations" >&2
 # The two builds compile at once (direct.c takes about 20 s each), before anything is timed.
@@ -66,7 +70,7 @@ for build in a b; do
 done
 for pid in "${pids[@]}"; do
   if ! wait "$pid"; then
-    kill "${pids[@]}" 2>/dev/null
+    kill "${pids[@]}" 2>/dev/null || true  # some have ended already
     echo "kernel-ab: a build failed: fix what clang reports above (in the working tree, or pick another --base)" >&2
     exit 1
   fi
@@ -75,11 +79,16 @@ done
 # target_clones and their resolvers) becomes
 # B_vdk_*, and so do B's calls to them: no call of B may reach A's code.
 nm --defined-only "$out"/b/*.o | awk '$3 ~ /^vdk_/ {print $3 " B_" $3}' | sort -u >"$out/b/symbols"
-for object in "$out"/b/*.o; do objcopy --redefine-syms="$out/b/symbols" "$object"; done
+for object in "$out"/b/*.o; do
+  objcopy --redefine-syms="$out/b/symbols" "$object" ||
+    { echo "kernel-ab: objcopy could not rename B's symbols in $object" >&2; exit 1; }
+done
 if nm -u "$out"/b/*.o | awk '$2 ~ /^vdk_/ {found = 1; print "kernel-ab: B still calls " $2 > "/dev/stderr"} END {exit !found}'; then
   exit 1
 fi
-"$clang" -O2 -I "$out/a/include" "$root/launch/kernel-ab.c" "$out"/a/*.o "$out"/b/*.o -o "$out/kernel-ab" -lm
+rm -f "$out/kernel-ab"
+"$clang" -O2 -I "$out/a/include" "$root/launch/kernel-ab.c" "$out"/a/*.o "$out"/b/*.o -o "$out/kernel-ab" -lm ||
+  { echo "kernel-ab: linking A and B failed (clang says why above)" >&2; exit 1; }
 
 echo "kernel-ab: $("$root/launch/cpu-line.sh"); core $core; A = the working tree, B = $base ($(git -C "$root" rev-parse --short "$base")); $rounds rounds, caches flushed with $evict_mib MiB before each call"
 taskset -c "$core" "$out/kernel-ab" "$rounds" $((evict_mib * 1048576)) "${kernels:-default}" "$precision"

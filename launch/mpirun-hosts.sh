@@ -26,14 +26,14 @@ hostfile="" ranks="" network="" agent="" dry_run=0 threads="" restarts=""
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
 while (($#)); do
   case "$1" in
-    --hostfile) hostfile="$2"; shift 2 ;;
-    -n | --ranks) ranks="$2"; shift 2 ;;
-    --network) network="$2"; shift 2 ;;
-    --rsh-agent) agent="$2"; shift 2 ;;
-    --binary) binary="$2"; shift 2 ;;
-    --threads) threads="$2"; shift 2 ;;
+    --hostfile) hostfile="${2:?$1 needs a value}"; shift 2 ;;
+    -n | --ranks) ranks="${2:?$1 needs a value}"; shift 2 ;;
+    --network) network="${2:?$1 needs a value}"; shift 2 ;;
+    --rsh-agent) agent="${2:?$1 needs a value}"; shift 2 ;;
+    --binary) binary="${2:?$1 needs a value}"; shift 2 ;;
+    --threads) threads="${2:?$1 needs a value}"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    --max-restarts) restarts="$2"; shift 2 ;;
+    --max-restarts) restarts="${2:?$1 needs a value}"; shift 2 ;;
     *) break ;;
   esac
 done

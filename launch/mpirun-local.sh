@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs vae-dist under Open MPI on this machine with the settings it needs, and says what it runs.
 #
-#   launch/mpirun-local.sh [-n RANKS] [--dry-run] [--max-restarts K [--min-ranks M]] [vae-dist arguments…]
+#   launch/mpirun-local.sh [-n RANKS] [--dry-run] [--max-restarts K [--min-ranks M] [--backoff S]] [vae-dist arguments…]
 #
 # With --max-restarts K (anywhere in the arguments) the job runs under `vae-dist supervise`, which
-# restarts it with --resume when a rank or mpirun fails (see docs/checkpoints.md).
+# restarts it with --resume when a rank or mpirun fails (see docs/checkpoints.md), waiting --backoff S
+# seconds before a restart (times the restart's number).
 #
 # Why each setting:
 #   --allow-run-as-root  Open MPI refuses to start as root without it (only added when root).
@@ -19,7 +20,7 @@ supervise=()
 kept=()
 while (($#)); do
   case "$1" in
-    --max-restarts | --min-ranks | --backoff) supervise+=("$1" "$2"); shift 2 ;;
+    --max-restarts | --min-ranks | --backoff) supervise+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
     *) kept+=("$1"); shift ;;
   esac
 done
@@ -31,7 +32,7 @@ ranks=4
 dry_run=0
 while (($#)); do
   case "$1" in
-    -n | --ranks) ranks="$2"; shift 2 ;;
+    -n | --ranks) ranks="${2:?$1 needs a value}"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     *) break ;;
   esac
@@ -55,22 +56,24 @@ command -v mpirun >/dev/null || { echo "mpirun-local: mpirun not found; run laun
 [[ -x "$binary" ]] || { echo "mpirun-local: $binary not built; run launch/setup.sh first." >&2; exit 1; }
 export OPENBLAS_NUM_THREADS=1
 
-# Ctrl-C or SIGTERM: ask the ranks to stop cleanly through SIGUSR1, which mpirun forwards without
-# aborting the job (they finish the step, checkpoint, exit 0). A second one aborts at once.
-# mpirun runs in its own session so the terminal's Ctrl-C reaches only this script.
+# Ctrl-C, SIGTERM or a hang-up (the terminal closed): ask the ranks to stop cleanly through SIGUSR1,
+# which mpirun forwards without aborting the job (they finish the step, checkpoint, exit 0). A second
+# one aborts at once. mpirun runs in its own session so the terminal's Ctrl-C (and its hang-up)
+# reaches only this script.
 setsid "${command[@]}" &
 job=$!
 stops=0
 stop() {
   stops=$((stops + 1))
   if ((stops == 1)); then
-    echo "mpirun-local: stopping after the current step (again to abort)" >&2
     kill -USR1 "$job" 2>/dev/null || true
+    # After a hang-up the terminal may refuse the line; that must not end this script.
+    echo "mpirun-local: stopping after the current step (again to abort)" >&2 || true
   else
     kill -TERM "$job" 2>/dev/null || true
   fi
 }
-trap stop INT TERM
+trap stop INT TERM HUP
 status=0
 while true; do
   wait "$job" && status=0 || status=$?

@@ -11,6 +11,8 @@ action="${1:-up}"
 count="${2:-2}"
 subnet=10.213.0
 bridge=vae-br0
+# bridge-nf-call-iptables before the first `up` turned it off, for `down` to put back.
+knob=/proc/sys/net/bridge/bridge-nf-call-iptables saved=/run/vae-dist-netns-bridge-nf-call-iptables
 
 address() { echo "$subnet.$((10 + $1))"; }
 
@@ -26,18 +28,27 @@ case "$action" in
       ip addr add "$subnet.1/24" dev "$bridge"
     fi
     ip link set "$bridge" up
-    # Bridged frames must not be filtered by a host firewall that drops forwarding.
-    if [[ -w /proc/sys/net/bridge/bridge-nf-call-iptables ]]; then echo 0 >/proc/sys/net/bridge/bridge-nf-call-iptables; fi
+    # Bridged frames must not be filtered by a host firewall that drops forwarding. (A second `up`
+    # keeps the value saved by the first.)
+    if [[ -w "$knob" ]]; then
+      [[ -f "$saved" ]] || cat "$knob" >"$saved"
+      echo 0 >"$knob"
+    fi
     for i in $(seq 1 "$count"); do
       ns="vae-h$i"
-      ip netns list | grep -qw "$ns" || ip netns add "$ns"
-      if ! ip link show "$ns-a" >/dev/null 2>&1; then
+      # A host is made once its eth0 has its address; one that setup left half-made (stopped
+      # part-way) is removed and made again.
+      made=$(ip netns exec "$ns" ip -o -4 addr show dev eth0 2>/dev/null || true)
+      if [[ "$made" != *" inet $(address "$i")/"* ]]; then
+        ip netns del "$ns" 2>/dev/null || true
+        ip link del "$ns-a" 2>/dev/null || true
+        ip netns add "$ns"
         ip link add "$ns-a" type veth peer name "$ns-b"
         ip link set "$ns-b" netns "$ns"
-        ip link set "$ns-a" master "$bridge"
         ip netns exec "$ns" ip link set "$ns-b" name eth0
         ip netns exec "$ns" ip addr add "$(address "$i")/24" dev eth0
       fi
+      ip link set "$ns-a" master "$bridge"  # also after the bridge itself was made again
       ip link set "$ns-a" up
       ip netns exec "$ns" ip link set lo up
       ip netns exec "$ns" ip link set eth0 up
@@ -50,6 +61,10 @@ case "$action" in
       ip link del "vae-h$i-a" 2>/dev/null || true
     done
     ip link del "$bridge" 2>/dev/null || true
+    if [[ -f "$saved" ]]; then
+      cat "$saved" >"$knob" 2>/dev/null || true
+      rm -f "$saved"
+    fi
     ;;
   *)
     echo "usage: $0 up|down [N] | check" >&2

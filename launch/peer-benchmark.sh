@@ -25,13 +25,13 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 epochs=3 rounds=2 out=/tmp/vae-dist-peers docs=0 peers=1 precision=fp32 data=/usr/share/datasets/fashion-mnist
 while (($#)); do
   case "$1" in
-    --epochs) epochs="$2"; shift 2 ;;
-    --rounds) rounds="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
+    --epochs) epochs="${2:?$1 needs a value}"; shift 2 ;;
+    --rounds) rounds="${2:?$1 needs a value}"; shift 2 ;;
+    --out) out="${2:?$1 needs a value}"; shift 2 ;;
     --docs) docs=1; shift ;;
     --skip-peers) peers=0; shift ;;
-    --precision) precision="$2"; shift 2 ;;
-    --data) data="$2"; shift 2 ;;
+    --precision) precision="${2:?$1 needs a value}"; shift 2 ;;
+    --data) data="${2:?$1 needs a value}"; shift 2 ;;
     -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
     *) echo "peer-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -40,6 +40,7 @@ done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "peer-benchmark: --rounds must be a positive integer" >&2; exit 2; }
 [[ "$precision" == fp32 || "$precision" == bf16 ]] || { echo "peer-benchmark: --precision must be fp32 or bf16 (got $precision)" >&2; exit 2; }
 precisions=fp32; [[ "$precision" == bf16 ]] && precisions="fp32 bf16"
+"$root/launch/install-packages.sh" peer-benchmark python3  # the runs' records (setup.sh installs it only with --test)
 "$root/launch/setup.sh" >/dev/null
 mkdir -p "$out"
 source "$root/launch/peers/envs.sh"

@@ -14,11 +14,11 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 pairs=3 threads=1 steps=40 layer_seconds=0.5 out=/tmp/vae-dist-precision
 while (($#)); do
   case "$1" in
-    --pairs) pairs="$2"; shift 2 ;;
-    --threads) threads="$2"; shift 2 ;;
-    --steps) steps="$2"; shift 2 ;;
-    --layer-seconds) layer_seconds="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
+    --pairs) pairs="${2:?$1 needs a value}"; shift 2 ;;
+    --threads) threads="${2:?$1 needs a value}"; shift 2 ;;
+    --steps) steps="${2:?$1 needs a value}"; shift 2 ;;
+    --layer-seconds) layer_seconds="${2:?$1 needs a value}"; shift 2 ;;
+    --out) out="${2:?$1 needs a value}"; shift 2 ;;
     -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
     *) echo "precision-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -26,6 +26,7 @@ done
 for v in pairs threads steps; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "precision-benchmark: --$v must be a positive integer, not '${!v}'" >&2; exit 2; }
 done
+"$root/launch/install-packages.sh" precision-benchmark python3  # the report (setup.sh installs it only with --test)
 [[ -n "${VAE_DIST_BINARY:-}" ]] || "$root/launch/setup.sh" >/dev/null
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
 mkdir -p "$out"

@@ -8,6 +8,7 @@
 #   launch/quality-benchmark.sh [--epochs 30] [--seeds "0 1 2"] [--ranks 2] [--out quality-results]
 #                               [--batch-size B] [--lr R] [--lr-schedule constant|cosine|step]
 #                               [--warmup-steps K] [--scale-lr none|linear|sqrt] [--lr-final F]
+#                               [--lr-decay-steps K] [--lr-step-every K] [--lr-gamma G]
 #                               [--precision fp32|bf16]
 #                               (vae-dist's settings; the defaults are the seeds' model and settings)
 #                               [--peers] (also train Keras on the same seeds; installs it once)
@@ -22,11 +23,11 @@ epochs=30 seeds="0 1 2" ranks=2 out=quality-results docs=0 peers=0 train_args=()
 while (($#)); do
   case "$1" in
     --batch-size | --lr | --lr-schedule | --warmup-steps | --scale-lr | --lr-final | --lr-decay-steps | --lr-step-every | --lr-gamma | --precision)
-      train_args+=("$1" "$2"); shift 2 ;;
-    --epochs) epochs="$2"; shift 2 ;;
-    --seeds) seeds="$2"; shift 2 ;;
-    --ranks) ranks="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
+      train_args+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
+    --epochs) epochs="${2:?$1 needs a value}"; shift 2 ;;
+    --seeds) seeds="${2:?$1 needs a value}"; shift 2 ;;
+    --ranks) ranks="${2:?$1 needs a value}"; shift 2 ;;
+    --out) out="${2:?$1 needs a value}"; shift 2 ;;
     --peers) peers=1; shift ;;
     --docs) docs=1; shift ;;
     -h | --help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
@@ -34,6 +35,7 @@ while (($#)); do
   esac
 done
 [[ "$epochs" =~ ^[0-9]+$ && "$epochs" -ge 1 ]] || { echo "quality-benchmark: --epochs must be a whole number of at least 1 (got $epochs)" >&2; exit 2; }
+"$root/launch/install-packages.sh" quality-benchmark python3  # the reports (setup.sh installs it only with --test)
 "$root/launch/setup.sh" >/dev/null
 if ((peers)); then
   source "$root/launch/peers/envs.sh"

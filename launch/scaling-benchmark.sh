@@ -24,14 +24,14 @@ out="$root/scaling-results"
 rounds=7 steps=20 warmup=5 data=() hostfile="" agent="" network=""
 while (($#)); do
   case "$1" in
-    --out) out="$2"; shift 2 ;;
-    --rounds) rounds="$2"; shift 2 ;;
-    --steps) steps="$2"; shift 2 ;;
-    --warmup) warmup="$2"; shift 2 ;;
+    --out) out="${2:?$1 needs a value}"; shift 2 ;;
+    --rounds) rounds="${2:?$1 needs a value}"; shift 2 ;;
+    --steps) steps="${2:?$1 needs a value}"; shift 2 ;;
+    --warmup) warmup="${2:?$1 needs a value}"; shift 2 ;;
     --synthetic) data=(--synthetic); shift ;;
-    --hostfile) hostfile="$2"; shift 2 ;;
-    --rsh-agent) agent="$2"; shift 2 ;;
-    --network) network="$2"; shift 2 ;;
+    --hostfile) hostfile="${2:?$1 needs a value}"; shift 2 ;;
+    --rsh-agent) agent="${2:?$1 needs a value}"; shift 2 ;;
+    --network) network="${2:?$1 needs a value}"; shift 2 ;;
     *) echo "scaling-benchmark: unknown argument $1 (see the header of this script)" >&2; exit 2 ;;
   esac
 done
@@ -46,7 +46,9 @@ cores=$(nproc)
 
 if [[ -n "$hostfile" ]]; then
   [[ -r "$hostfile" ]] || { echo "scaling-benchmark: cannot read the hostfile $hostfile" >&2; exit 2; }
-  hosts=$(grep -cvE '^[[:space:]]*(#|$)' "$hostfile")
+  # grep -c exits 1 when it counts 0 lines: that case gets its own message.
+  hosts=$(grep -cvE '^[[:space:]]*(#|$)' "$hostfile" || true)
+  ((hosts > 0)) || { echo "scaling-benchmark: the hostfile $hostfile names no hosts" >&2; exit 2; }
   strong_layouts=() weak_layouts=()
   for ((n = 1; n <= hosts; n++)); do strong_layouts+=("$n 1"); weak_layouts+=("$n 1"); done
   cores=$hosts  # one thread per host: every worker has a core of its own
@@ -97,7 +99,9 @@ done
 
 if [[ -z "$hostfile" ]]; then
   echo "scaling-benchmark: allreduce, 2 ranks" >&2
-  mpirun -n 2 --bind-to none "$binary" bench --allreduce --json --steps 50 >"$out/allreduce-2.json"
+  extra=()
+  ((cores < 2)) && extra+=(--oversubscribe)  # as in run(): 2 ranks on 1 core are refused without it
+  mpirun -n 2 --bind-to none "${extra[@]}" "$binary" bench --allreduce --json --steps 50 >"$out/allreduce-2.json"
 fi
 
 # Tables, projection and plots: matplotlib from PyPI in its own environment (once).

@@ -31,5 +31,10 @@ if [[ "${1:-}" == "--test" ]] && ! python3 -c "import torch, safetensors, numpy,
 fi
 
 echo "setup: building vae-dist (release)"
-swift build -c release --product vae-dist 2>&1 | grep -E "error|warning: |Compiling vae|Build complete" || true
-test -x .build/release/vae-dist || { echo "setup: the build failed; see the errors above." >&2; exit 1; }
+# The build's own status decides (an older binary would pass a test for the file), not grep's
+# (which finds nothing to show in a quiet build).
+set +e
+swift build -c release --product vae-dist 2>&1 | grep -E "error|warning: |Compiling vae|Build complete"
+status=${PIPESTATUS[0]}
+set -e
+((status == 0)) && test -x .build/release/vae-dist || { echo "setup: the build failed; see the errors above." >&2; exit 1; }

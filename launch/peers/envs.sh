@@ -3,16 +3,22 @@
 # from PyPI once; later calls only check that the imports work.
 envs="${VAE_DIST_PEER_ENVS:-$HOME/.cache/vae-dist}"
 mkdir -p "$envs"
+# launch/, found from this file (sourced: $0 is the caller), for install-packages.sh.
+peers_launch="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+make_venv() {  # make_venv DIR: a venv counts as made once it has its pip; a creation that failed
+  # part-way leaves bin/python without bin/pip, and is made again from scratch.
+  local venv="$1"
+  [[ -x "$venv/bin/pip" ]] && return 0
+  "$peers_launch/install-packages.sh" peers python3-venv || return 1
+  python3 -m venv --clear "$venv"
+}
 
 ensure_venv() {  # ensure_venv DIR IMPORT PACKAGE...
   local venv="$1" import="$2"; shift 2
   "$venv/bin/python" -c "import $import" 2>/dev/null && return 0
-  dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "install ok installed" || {
-    local sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
-    $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-  }
   echo "peers: installing $* into $venv (once)" >&2
-  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  make_venv "$venv" || return 1
   "$venv/bin/pip" install --quiet "$@"
 }
 
@@ -24,7 +30,7 @@ ensure_torch() {
   # PyTorch's CPU-only wheels live on download.pytorch.org; where only PyPI is reachable, PyPI's
   # wheel (which also runs on CPUs) is taken instead.
   "$envs/torch-venv/bin/python" -c "import torch" 2>/dev/null || {
-    [[ -x "$envs/torch-venv/bin/python" ]] || python3 -m venv "$envs/torch-venv"
+    make_venv "$envs/torch-venv" || return 1
     timeout 120 "$envs/torch-venv/bin/pip" install --quiet --index-url https://download.pytorch.org/whl/cpu torch 2>/dev/null \
       || ensure_venv "$envs/torch-venv" torch torch
   }
