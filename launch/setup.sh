@@ -33,8 +33,16 @@ fi
 echo "setup: building vae-dist (release)"
 # The build's own status decides (an older binary would pass a test for the file), not grep's
 # (which finds nothing to show in a quiet build).
+# The whole output goes to .build/setup-build.log; on failure its errors also go to stderr, which
+# the benchmarks (that run this with stdout to /dev/null) still show.
+mkdir -p .build
 set +e
-swift build -c release --product vae-dist 2>&1 | grep -E "error|warning: |Compiling vae|Build complete"
-status=${PIPESTATUS[0]}
+swift build -c release --product vae-dist >.build/setup-build.log 2>&1
+status=$?
 set -e
-((status == 0)) && test -x .build/release/vae-dist || { echo "setup: the build failed; see the errors above." >&2; exit 1; }
+grep -E "error|warning: |Compiling vae|complete!" .build/setup-build.log || true
+if ((status != 0)) || ! test -x .build/release/vae-dist; then
+  grep -E "error" .build/setup-build.log >&2 || true
+  echo "setup: the build failed (status $status); the errors are above, the whole log in .build/setup-build.log." >&2
+  exit 1
+fi
