@@ -75,7 +75,7 @@ public final class Supervisor {
         guard let reachable = withReachableHosts(hostfile, ranks: ranks, command) else {
           let status = FailureKind.peerLost.exitStatus
           guard previousFailure != nil, restarts < settings.maxRestarts else {
-            say("no host of \(hostfile) answers through \(settings.rshAgent); giving up")
+            say("no host of \(hostfile) answers through \(settings.rshAgent) (`\(settings.rshAgent) HOST true` fails for each); giving up")
             return previousFailure?.status ?? status
           }
           restarts += 1
@@ -97,7 +97,7 @@ public final class Supervisor {
       if let failure = previousFailure {
         // Waits for an answering host above count as restarts too.
         guard restarts < settings.maxRestarts else {
-          say("the job failed (status \(failure.status)) and \(restarts) restarts are used up (--max-restarts \(settings.maxRestarts)); giving up")
+          sayRestartsUsedUp(status: failure.status, restarts: restarts)
           return failure.status
         }
         restarts += 1
@@ -129,7 +129,7 @@ public final class Supervisor {
         return status
       }
       guard restarts < settings.maxRestarts else {
-        say("the job failed (status \(status)) and \(restarts) restarts are used up (--max-restarts \(settings.maxRestarts)); giving up")
+        sayRestartsUsedUp(status: status, restarts: restarts)
         return status
       }
       let progressed = (progressStep() ?? 0) > (resumeStep?.step ?? 0)
@@ -143,5 +143,9 @@ public final class Supervisor {
       previousFailure = (status, Self.cause(status: status, transcript: transcript), reached)
       usleep(UInt32(settings.backoff * Double(min(restarts + 1, 5)) * 1e6))
     }
+  }
+
+  private func sayRestartsUsedUp(status: Int32, restarts: Int) {
+    say("the job failed (status \(status)) and \(restarts) restarts are used up (--max-restarts \(settings.maxRestarts)); giving up")
   }
 }
