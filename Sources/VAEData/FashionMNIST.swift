@@ -65,6 +65,13 @@ public enum FashionMNIST {
     try IDXFile.dimensions(path: files(in: directory, split: split).images, rank: 3)[0]
   }
 
+  /// The CRC-32s of a split's images and labels files as they read uncompressed
+  /// (`IDXFile.contentCRC32`): what identifies its data, stored either way.
+  public static func contentCRC32s(directory: String, split: Split) throws -> (images: UInt32, labels: UInt32) {
+    let (images, labels) = try files(in: directory, split: split)
+    return (try IDXFile.contentCRC32(path: images, rank: 3), try IDXFile.contentCRC32(path: labels, rank: 1))
+  }
+
   /// Loads a split, keeping only the images whose file index satisfies `keep` (all when nil): a rank
   /// reads the whole stream but holds only its shard.
   public static func load(directory: String, split: Split, keep: ((Int) -> Bool)? = nil) throws -> LabeledImages {

@@ -1,3 +1,9 @@
+import _CZlib
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// The IDX format of MNIST-style data sets: a big-endian header — two zero bytes, a type code
 /// (0x08 = unsigned byte), the number of dimensions — then one big-endian UInt32 per dimension, then
 /// the data, row-major. The first dimension counts items (images or labels).
@@ -61,6 +67,40 @@ public enum IDXFile {
     }
     try reader.expectEnd(describing: "\(count) items")
     return IDXContents(dimensions: dimensions, data: data, itemIndices: indices)
+  }
+
+  /// The CRC-32 of the IDX bytes (header and data) of the file at `path` as they read uncompressed,
+  /// so a gzip and a plain copy of the same data give the same number. A gzip file whose trailer
+  /// records exactly the length its header implies (one member, nothing after it: the files Debian
+  /// and Zalando ship) gives its trailer's CRC without inflating anything; a reader that loads the
+  /// file reads it to the end, where zlib checks that CRC against the data. (Bytes after the member,
+  /// which zlib passes over, could fake such a trailer: then that file and a plain copy differ, a
+  /// refusal rather than a silent mix.) Any other file is read through and its bytes summed.
+  public static func contentCRC32(path: String, rank: Int) throws -> UInt32 {
+    let dimensions = try self.dimensions(path: path, rank: rank)
+    let length = 4 + 4 * rank + dimensions.reduce(1, *)  // below 2^43: the header's bounds are checked
+    if let trailer = gzipTrailer(path: path), trailer.length == UInt32(truncatingIfNeeded: length) { return trailer.crc }
+    let reader = try GzipReader(path: path)
+    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    var crc: UInt = 0
+    while true {
+      let got = try buffer.withUnsafeMutableBytes { try reader.read(into: $0.baseAddress!, count: $0.count) }
+      if got == 0 { return UInt32(crc) }
+      crc = buffer.withUnsafeBufferPointer { _CZlib.crc32(crc, $0.baseAddress, UInt32(got)) }
+    }
+  }
+
+  /// A gzip file's trailer: the CRC-32 and the length (mod 2^32) of its last member's data; nil for a
+  /// file that does not start as gzip, or cannot be read.
+  private static func gzipTrailer(path: String) -> (crc: UInt32, length: UInt32)? {
+    guard let file = fopen(path, "rb") else { return nil }
+    defer { fclose(file) }
+    var magic: [UInt8] = [0, 0], trailer = [UInt8](repeating: 0, count: 8)
+    guard fread(&magic, 1, 2, file) == 2, magic == [0x1f, 0x8b], fseek(file, -8, SEEK_END) == 0,
+      fread(&trailer, 1, 8, file) == 8
+    else { return nil }
+    let word = { (at: Int) in (0..<4).reduce(UInt32(0)) { $0 | UInt32(trailer[at + $1]) << (8 * $1) } }
+    return (word(0), word(4))
   }
 
   private static func readHeader(_ reader: GzipReader, rank: Int) throws -> [Int] {

@@ -138,7 +138,7 @@ extension RunDirectory.Record {
         "--resume: \(holder) is a different run: this one asks for " + conflicts.joined(separator: ", ")
           + ". Use that run's settings, or a new --out.")
     }
-    if self.data != data {
+    if self.data != data && !isEarlierForm(self.data, of: data, configuration) {
       return .refused(
         "--resume: \(holder) was trained on different data (\(self.data.trainImages) training images, "
           + "CRC-32 \(self.data.trainFileCRC32)) than --data \(configuration.dataDirectory) holds "

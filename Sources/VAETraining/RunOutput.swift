@@ -183,11 +183,22 @@ public struct EvaluationReport: Encodable {
   }
 }
 
-/// What identifies the data of a run (the training images after the hold-out, and the training
-/// file's CRC-32), from the files' headers and bytes: rank zero computes it before loading anything.
+/// What identifies the data of a run (the training images after the hold-out, and the CRC-32 of the
+/// training images file as it reads uncompressed), from the file's header and, for gzip, its
+/// trailer: rank zero computes it before loading anything.
 func dataFingerprint(_ c: TrainingConfiguration) throws -> DataFingerprint {
   if c.syntheticData { return DataFingerprint(trainImages: c.syntheticTrainImages - c.validationSize, trainFileCRC32: 0) }
   let path = try FashionMNIST.files(in: c.dataDirectory, split: .train).images
   let count = try FashionMNIST.imageCount(directory: c.dataDirectory, split: .train)
-  return DataFingerprint(trainImages: count - c.validationSize, trainFileCRC32: try fileCRC32(path))
+  return DataFingerprint(trainImages: count - c.validationSize, trainFileCRC32: try IDXFile.contentCRC32(path: path, rank: 3))
+}
+
+/// Whether `recorded`, which differs from `current`, is of the same data in its earlier form: runs
+/// and checkpoints written before 2026-12-03 hold the CRC-32 of the training images file as stored
+/// (gzip or not), and still resume.
+func isEarlierForm(_ recorded: DataFingerprint, of current: DataFingerprint, _ c: TrainingConfiguration) -> Bool {
+  guard !c.syntheticData, recorded.trainImages == current.trainImages,
+    let path = try? FashionMNIST.files(in: c.dataDirectory, split: .train).images
+  else { return false }
+  return (try? fileCRC32(path)) == recorded.trainFileCRC32
 }

@@ -240,7 +240,7 @@ final class TrainerTests: XCTestCase {
       XCTAssertEqual(failure?.kind, .data, "rank \(rank)")
       XCTAssertEqual(failure?.agreed, true, "rank \(rank)")
       XCTAssertTrue(
-        failure?.message.contains("synthetic training images has image count 512 on some ranks and 528 on others") ?? false,
+        failure?.message.contains("the synthetic training set has image count 512 on some ranks and 528 on others") ?? false,
         failure?.message ?? "rank \(rank) trained")
     }
   }

@@ -5,7 +5,10 @@ import _CZlib
 
 /// What identifies the data a run trained on: resuming against other data is refused.
 public struct DataFingerprint: Codable, Sendable, Equatable {
+  /// The training images after the hold-out.
   public var trainImages: Int
+  /// The CRC-32 of the training images file as it reads uncompressed (`IDXFile.contentCRC32`); before
+  /// 2026-12-03, of the file as stored (`isEarlierForm`).
   public var trainFileCRC32: UInt32
 
   public init(trainImages: Int, trainFileCRC32: UInt32) {
