@@ -37,14 +37,19 @@ extension Supervisor {
       say("cannot start \(command.joined(separator: " ")): \(error)")
       return (FailureKind.configuration.exitStatus, "")
     }
-    childPID.store(process.processIdentifier, ordering: .releasing)
+    childPID.store(process.processIdentifier, ordering: .sequentiallyConsistent)
+    // A stop that came before the pid was published: the handler saw no child, so signal it here.
+    if stopRequested.load(ordering: .sequentiallyConsistent) { kill(process.processIdentifier, SIGTERM) }
     let hung = watchLauncher(process)
     process.waitUntilExit()
-    childPID.store(0, ordering: .releasing)
-    out.fileHandleForReading.readabilityHandler = nil
-    err.fileHandleForReading.readabilityHandler = nil
-    tail.append(out.fileHandleForReading.readDataToEndOfFile())
-    tail.append(err.fileHandleForReading.readDataToEndOfFile())
+    childPID.store(0, ordering: .sequentiallyConsistent)
+    // What the handlers had not read yet goes through too (only into the tail, it would be lost).
+    for (pipe, console) in [(out, FileHandle.standardOutput), (err, FileHandle.standardError)] {
+      pipe.fileHandleForReading.readabilityHandler = nil
+      let rest = pipe.fileHandleForReading.readDataToEndOfFile()
+      console.write(rest)
+      tail.append(rest)
+    }
     if hung {
       // A lost peer, as far as the run is concerned: its checkpoints resume it.
       return (FailureKind.peerLost.exitStatus, tail.text + "\nvae-dist supervise: the launcher hung after its ranks ended\n")
@@ -127,9 +132,9 @@ extension Supervisor {
       let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
       source.setEventHandler { [weak self] in
         guard let self else { return }
-        self.stopRequested.store(true, ordering: .releasing)
+        self.stopRequested.store(true, ordering: .sequentiallyConsistent)
         self.say("stopping the job cleanly (a checkpoint); no restart follows")
-        let child = self.childPID.load(ordering: .acquiring)
+        let child = self.childPID.load(ordering: .sequentiallyConsistent)
         if child != 0 { kill(child, SIGTERM) }
       }
       source.resume()

@@ -48,7 +48,10 @@ public final class Supervisor {
   let output: String
   let token = UUID().uuidString
   /// Set by the signal handler (on a Dispatch queue), read by the restart loop: atomics, so the two
-  /// threads never race. The child is kept as its pid (0: none) for the same reason.
+  /// threads never race. The child is kept as its pid (0: none) for the same reason. Each side
+  /// stores one and then loads the other (sequentially consistent), so a stop that comes while a
+  /// job starts is seen by one of them at least: the handler signals the new child, or the loop
+  /// signals it.
   let stopRequested = Atomic<Bool>(false)
   let childPID = Atomic<Int32>(0)
   /// The hosts of the hostfile that answered at the last start.
@@ -70,6 +73,12 @@ public final class Supervisor {
     // hold fewer still.
     var ranks = Self.value(of: "-n", in: command).flatMap(Int.init)
     while true {
+      // A stop during a back-off or a host check: no (re)start follows.
+      if stopRequested.load(ordering: .sequentiallyConsistent) {
+        say("stopped on request before " + (previousFailure == nil ? "the job started" : "restart \(restarts + 1)")
+          + (previousFailure.map { "; the last attempt ended with status \($0.status)" } ?? ""))
+        return previousFailure?.status ?? 0
+      }
       let before = activeHosts
       if let hostfile = settings.hostfile {
         guard let reachable = withReachableHosts(hostfile, ranks: ranks, command) else {
@@ -80,7 +89,7 @@ public final class Supervisor {
           }
           restarts += 1
           say("restart \(restarts)/\(settings.maxRestarts): no host of \(hostfile) answers; trying again")
-          usleep(UInt32(settings.backoff * Double(min(restarts + 1, 5)) * 1e6))
+          backOff(restarts: restarts)
           continue
         }
         command = reachable
@@ -119,7 +128,7 @@ public final class Supervisor {
       let started = monotonicSeconds()
       let (status, transcript) = runOnce(command)
       killLeftovers()
-      let stopped = stopRequested.load(ordering: .acquiring)
+      let stopped = stopRequested.load(ordering: .sequentiallyConsistent)
       if status == 0 || stopped {
         say("finished\(stopped ? " (stopped on request)" : "") with status \(status) after \(restarts) restart\(restarts == 1 ? "" : "s"); \(redone) step\(redone == 1 ? "" : "s") recomputed")
         return status
@@ -141,7 +150,16 @@ public final class Supervisor {
       }
       let reached = max(progressStep() ?? 0, newestCheckpoint()?.step ?? 0)
       previousFailure = (status, Self.cause(status: status, transcript: transcript), reached)
-      usleep(UInt32(settings.backoff * Double(min(restarts + 1, 5)) * 1e6))
+      backOff(restarts: restarts)
+    }
+  }
+
+  /// Waits before restart `restarts + 1` (--backoff seconds times the restart number, at most 5
+  /// times), in tenths of a second, until a stop is requested.
+  private func backOff(restarts: Int) {
+    let end = monotonicSeconds() + settings.backoff * Double(min(restarts + 1, 5))
+    while monotonicSeconds() < end && !stopRequested.load(ordering: .sequentiallyConsistent) {
+      usleep(UInt32(min(0.1, max(0, end - monotonicSeconds())) * 1e6))
     }
   }
 

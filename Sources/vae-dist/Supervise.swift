@@ -16,7 +16,8 @@ struct Supervise: ParsableCommand {
       --max-restarts times; since any rank count resumes to the same bits, the run still ends on the \
       bits of one that never failed. Errors a restart cannot fix (exit statuses 2 settings, 4 data, \
       5 output, 6 non-finite loss, 7 refused) end it at once. SIGINT, SIGTERM or SIGUSR1 (Slurm's \
-      warning before a time limit) is passed on as a clean stop and never restarts. Each restart is a line and a record in DIR/restarts.jsonl (DIR: the \
+      warning before a time limit) is passed on as a clean stop and never restarts; during a back-off, \
+      it ends the supervisor with the failed attempt's status. Each restart is a line and a record in DIR/restarts.jsonl (DIR: the \
       job's --out). The launchers take --max-restarts K and run themselves under this command.
 
       Example: vae-dist supervise --max-restarts 5 -- launch/mpirun-local.sh -n 4 train --out run1

@@ -54,6 +54,26 @@ final class SuperviseRunTests: XCTestCase {
     XCTAssertLessThan(seconds, 60)
   }
 
+  /// A stop that comes while the supervisor waits to restart (no job running) ends it there: no
+  /// restart follows, and it exits with the failed attempt's status at once, not after the back-off.
+  func testStopDuringTheBackOffStartsNoRestart() throws {
+    let start = Date()
+    let result = try Harness.run(
+      try Harness.requireBinary(), ["supervise", "--max-restarts", "3", "--backoff", "30", "--", "/bin/sh", "-c", "echo attempt; exit 3"],
+      timeout: 60
+    ) { process in
+      usleep(1_500_000)  // the attempt has failed: the supervisor waits 30 s before the restart
+      kill(process.processIdentifier, SIGTERM)
+    }
+    let seconds = Date().timeIntervalSince(start)
+    print("stop during the back-off: supervise ended with status \(result.status) after \(seconds) s")
+    XCTAssertEqual(result.status, 3, result.all)
+    XCTAssertTrue(result.error.contains("stopped on request before restart 1; the last attempt ended with status 3"), result.error)
+    XCTAssertFalse(result.error.contains("restart 1/3"), result.error)
+    XCTAssertEqual(result.output.components(separatedBy: "attempt").count - 1, 1, result.output)
+    XCTAssertLessThan(seconds, 10)
+  }
+
   func testGivesUpAfterMaxRestarts() throws {
     let result = try Harness.vaeDist(["supervise", "--max-restarts", "2", "--backoff", "0", "--", "/bin/sh", "-c", "exit 3"], timeout: 60)
     XCTAssertEqual(result.status, 3, result.all)
