@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -11,34 +13,28 @@
 /// cleanly and checkpoint) but makes mpirun report the job as aborted. launch/mpirun-local.sh turns
 /// Ctrl-C and SIGTERM into SIGUSR1 for that reason.
 public enum StopSignal {
-  // Written from the signal handler: a plain word, no allocation, no locks (a handler may use none).
-  // Unsafe but sound: an aligned 32-bit store and load are atomic on x86-64, the flag only ever goes
-  // 0 → 1 while a run lasts, and a reader that sees the old value sees the new one a step later.
-  nonisolated(unsafe) private static let flag: UnsafeMutablePointer<Int32> = {
-    let pointer = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-    pointer.initialize(to: 0)
-    return pointer
-  }()
+  // Written from the signal handler: a lock-free atomic word (no allocation, no locks: a handler may
+  // use none), created by install() before any handler can run. It only goes 0 → 1 while a run lasts.
+  private static let flag = Atomic<Int32>(0)
 
-  public static var requested: Bool { flag.pointee != 0 }
+  public static var requested: Bool { flag.load(ordering: .relaxed) != 0 }
 
   /// What a signal does, without one: for in-process ranks (tests), where a signal would reach all.
-  public static func request() { flag.pointee = 1 }
-  public static func clear() { flag.pointee = 0 }
+  public static func request() { flag.store(1, ordering: .relaxed) }
+  public static func clear() { flag.store(0, ordering: .relaxed) }
 
   public static func install() {
-    _ = flag
+    _ = requested  // creates the flag here, not in a handler
     // A full disk or a file-size limit must surface as a failed write (and an error naming the
     // file), not as SIGXFSZ killing the process half-way through.
     signal(SIGXFSZ, SIG_IGN)
     for number in [SIGINT, SIGTERM, SIGUSR1] {
       signal(number) { _ in
-        if StopSignal.flag.pointee != 0 {
+        if StopSignal.flag.exchange(1, ordering: .relaxed) != 0 {
           let message = "\nvae-dist: second signal, exiting at once\n"
           _ = message.withCString { write(STDERR_FILENO, $0, strlen($0)) }
           _exit(130)
         }
-        StopSignal.flag.pointee = 1
       }
     }
   }
