@@ -28,12 +28,17 @@ extension Supervisor {
   /// The hostfile's host lines (no blanks, no comments), or nil when it cannot be read.
   public static func hostLines(_ hostfile: String) -> [Substring]? {
     guard let text = try? String(contentsOfFile: hostfile, encoding: .utf8) else { return nil }
-    return text.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") }
+    return text.split(whereSeparator: \.isNewline).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") }
   }
 
-  /// The ranks a hostfile line holds: its `slots=N`, else 1.
-  package static func slots(_ line: Substring) -> Int {
-    line.split(separator: " ").first { $0.hasPrefix("slots=") }.flatMap { Int($0.dropFirst(6)) } ?? 1
+  /// The most slots a hostfile line may give (far beyond any node's cores).
+  package static let maximumSlots = 1 << 16
+
+  /// The ranks a hostfile line holds: its `slots=N`, else 1; nil when N is not a number from 1 to
+  /// `maximumSlots`.
+  package static func slots(_ line: Substring) -> Int? {
+    guard let field = line.split(whereSeparator: \.isWhitespace).first(where: { $0.hasPrefix("slots=") }) else { return 1 }
+    return Int(field.dropFirst(6)).flatMap { (1...maximumSlots).contains($0) ? $0 : nil }
   }
 
   /// The command with --hostfile pointing at the hosts of `hostfile` that answer now, and -n at most
@@ -62,7 +67,7 @@ extension Supervisor {
     try? FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
     try? (reachable.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
     var command = Self.replacing("--hostfile", with: path, in: command)
-    let capacity = reachable.map(Self.slots).reduce(0, +)
+    let capacity = reachable.map { Self.slots($0) ?? 1 }.reduce(0, +)  // checked up front
     if Self.value(of: "-n", in: command) != nil { command = Self.replacing("-n", with: "\(min(ranks ?? capacity, capacity))", in: command) }
     return command
   }
@@ -70,7 +75,7 @@ extension Supervisor {
   // MARK: - Pieces
 
   /// Which rank or host failed and how, from the job's last output (our own messages and mpirun's).
-  static func cause(status: Int32, transcript: String) -> String {
+  package static func cause(status: Int32, transcript: String) -> String {
     let lines = transcript.split(separator: "\n").map(String.init)
     if let stall = lines.last(where: { $0.contains("waited") && $0.contains("vae-dist: rank") }),
       let range = stall.range(of: "vae-dist: ")
@@ -80,8 +85,9 @@ extension Supervisor {
     // mpirun: "mpirun noticed that process rank 1 with PID 0 on node vm exited on signal 9 (Killed)."
     if let noticed = lines.last(where: { $0.contains("noticed that process rank") }) {
       let words = noticed.split(separator: " ").map(String.init)
-      let rank = words.firstIndex(of: "rank").map { words[$0 + 1] } ?? "?"
-      let node = words.firstIndex(of: "node").map { words[$0 + 1] }
+      let after = { (word: String) in words.firstIndex(of: word).flatMap { $0 + 1 < words.count ? words[$0 + 1] : nil } }
+      let rank = after("rank") ?? "?"
+      let node = after("node")
       let how = noticed.range(of: "exited on ").map { String(noticed[$0.upperBound...]).trimmingCharacters(in: CharacterSet(charactersIn: ". ")) }
       return "rank \(rank)\(node.map { " on \($0)" } ?? "") ended (\(how ?? "status \(status)"))"
     }

@@ -133,6 +133,10 @@ public final class Supervisor {
         say("finished\(stopped ? " (stopped on request)" : "") with status \(status) after \(restarts) restart\(restarts == 1 ? "" : "s"); \(redone) step\(redone == 1 ? "" : "s") recomputed")
         return status
       }
+      if status == 126 || status == 127 {
+        say("the command could not be run (status \(status): not found, or not executable); not restarting")
+        return status
+      }
       if let kind = FailureKind(rawValue: status), !kind.restartable {
         say("the job ended with status \(status) (\(kind)): a restart would not fix it; not restarting")
         return status

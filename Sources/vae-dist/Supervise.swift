@@ -15,7 +15,7 @@ struct Supervise: ParsableCommand {
       host, a killed mpirun — it is started again with --resume after a short back-off, up to \
       --max-restarts times; since any rank count resumes to the same bits, the run still ends on the \
       bits of one that never failed. Errors a restart cannot fix (exit statuses 2 settings, 4 data, \
-      5 output, 6 non-finite loss, 7 refused) end it at once. SIGINT, SIGTERM or SIGUSR1 (Slurm's \
+      5 output, 6 non-finite loss, 7 refused; 126 and 127, a command that cannot run) end it at once. SIGINT, SIGTERM or SIGUSR1 (Slurm's \
       warning before a time limit) is passed on as a clean stop and never restarts; during a back-off, \
       it ends the supervisor with the failed attempt's status. Each restart is a line and a record in DIR/restarts.jsonl (DIR: the \
       job's --out). The launchers take --max-restarts K and run themselves under this command.
@@ -45,6 +45,9 @@ struct Supervise: ParsableCommand {
     if let hostfile {
       guard let lines = Supervisor.hostLines(hostfile) else { throw ValidationError("--hostfile: cannot read \(hostfile)") }
       guard !lines.isEmpty else { throw ValidationError("--hostfile: \(hostfile) names no host") }
+      if let line = lines.first(where: { Supervisor.slots($0) == nil }) {
+        throw ValidationError("--hostfile: \(hostfile): the line '\(line)' needs slots=N with N from 1 to \(Supervisor.maximumSlots)")
+      }
     }
     guard !command.filter({ $0 != "--" }).isEmpty else {
       throw ValidationError("give the job's command after --, e.g. -- launch/mpirun-local.sh -n 4 train --out run1")

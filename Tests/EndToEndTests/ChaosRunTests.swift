@@ -74,6 +74,13 @@ final class SuperviseRunTests: XCTestCase {
     XCTAssertLessThan(seconds, 10)
   }
 
+  func testALauncherThatCannotRunIsNotRestarted() throws {
+    let result = try Harness.vaeDist(["supervise", "--max-restarts", "2", "--backoff", "0", "--", "/nonexistent/launcher"], timeout: 60)
+    XCTAssertEqual(result.status, 127, result.all)
+    XCTAssertTrue(result.error.contains("could not be run (status 127"), result.error)
+    XCTAssertFalse(result.error.contains("restart 1/2"), result.error)
+  }
+
   func testGivesUpAfterMaxRestarts() throws {
     let result = try Harness.vaeDist(["supervise", "--max-restarts", "2", "--backoff", "0", "--", "/bin/sh", "-c", "exit 3"], timeout: 60)
     XCTAssertEqual(result.status, 3, result.all)

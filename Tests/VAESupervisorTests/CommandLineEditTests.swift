@@ -27,6 +27,22 @@ final class CommandLineEditTests: XCTestCase {
     let lines = try XCTUnwrap(Supervisor.hostLines(path))
     XCTAssertEqual(lines.map(String.init), ["node01 slots=4", "node02", "node03 slots=2 max_slots=2"])
     XCTAssertEqual(lines.map(Supervisor.slots), [4, 1, 2])
+    for bad in ["a slots=0", "a slots=-3", "a slots=x", "a slots=9223372036854775807", "a slots=65537"] {
+      XCTAssertNil(Supervisor.slots(Substring(bad)), bad)
+    }
+    // Lines ended by CRLF (a hostfile written on Windows) are lines too.
+    try "node01 slots=2\r\nnode02\r\n".write(toFile: path, atomically: true, encoding: .utf8)
+    XCTAssertEqual(Supervisor.hostLines(path)?.map(Supervisor.slots), [2, 1])
     XCTAssertNil(Supervisor.hostLines(path + "-missing"))
+  }
+
+  /// What failed, from the job's output: mpirun's line read whole, or cut short after "rank" or
+  /// "node" (any text a job prints reaches this parser).
+  func testCauseFromMpirunsLine() {
+    XCTAssertEqual(
+      Supervisor.cause(status: 137, transcript: "mpirun noticed that process rank 1 with PID 0 on node vm exited on signal 9 (Killed).\n"),
+      "rank 1 on vm ended (signal 9 (Killed))")
+    XCTAssertEqual(Supervisor.cause(status: 1, transcript: "mpirun noticed that process rank"), "rank ? ended (status 1)")
+    XCTAssertEqual(Supervisor.cause(status: 1, transcript: "noticed that process rank 2 on node"), "rank 2 ended (status 1)")
   }
 }
