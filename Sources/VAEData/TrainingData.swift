@@ -36,10 +36,7 @@ public struct TrainingData: Sendable {
     case .synthetic(let train): fileCount = train
     }
     self.fileCount = fileCount
-    guard validationSize < fileCount else {
-      throw DataError.setting(
-        "--val-size \(validationSize) leaves no training images (the training file holds \(fileCount))")
-    }
+    try Self.requireTrainingImages(fileCount: fileCount, validationSize: validationSize)
     // The validation images are a seeded choice from the training file, held out of training.
     var pool = Array(0..<fileCount)
     var random = CounterRandomStream(seed: seed, purpose: .validationSplit)
@@ -67,6 +64,16 @@ public struct TrainingData: Sendable {
       self.validation =
         evaluationSets && !validation.isEmpty
         ? ImageStore(syntheticImages(fileIndices: validation.sorted(), fileCount: fileCount, seed: seed)) : nil
+    }
+  }
+}
+
+extension TrainingData {
+  /// Throws unless the validation hold-out leaves training images.
+  public static func requireTrainingImages(fileCount: Int, validationSize: Int) throws {
+    guard validationSize < fileCount else {
+      throw DataError.setting(
+        "--val-size \(validationSize) leaves no training images (the training file holds \(fileCount))")
     }
   }
 }

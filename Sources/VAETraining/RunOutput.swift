@@ -78,7 +78,7 @@ final class RunOutput {
   func trimMetrics(afterStep step: Int, stepsPerEpoch: Int) throws {
     guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else { return }
     let completedEpochs = step / stepsPerEpoch
-    let kept = text.split(separator: "\n").filter { line in
+    let kept = text.split(whereSeparator: \.isNewline).filter { line in
       guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
         let epoch = object["epoch"] as? Int, let lineStep = object["step"] as? Int
       else { return false }
@@ -187,9 +187,12 @@ public struct EvaluationReport: Encodable {
 /// training images file as it reads uncompressed), from the file's header and, for gzip, its
 /// trailer: rank zero computes it before loading anything.
 func dataFingerprint(_ c: TrainingConfiguration) throws -> DataFingerprint {
-  if c.syntheticData { return DataFingerprint(trainImages: c.syntheticTrainImages - c.validationSize, trainFileCRC32: 0) }
+  let count = c.syntheticData ? c.syntheticTrainImages : try FashionMNIST.imageCount(directory: c.dataDirectory, split: .train)
+  // Before the claim of --out (an --overwrite moves the earlier run aside): a hold-out that leaves
+  // nothing to train on must not cost that.
+  try TrainingData.requireTrainingImages(fileCount: count, validationSize: c.validationSize)
+  if c.syntheticData { return DataFingerprint(trainImages: count - c.validationSize, trainFileCRC32: 0) }
   let path = try FashionMNIST.files(in: c.dataDirectory, split: .train).images
-  let count = try FashionMNIST.imageCount(directory: c.dataDirectory, split: .train)
   return DataFingerprint(trainImages: count - c.validationSize, trainFileCRC32: try IDXFile.contentCRC32(path: path, rank: 3))
 }
 

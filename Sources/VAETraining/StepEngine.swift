@@ -94,8 +94,9 @@ public final class StepEngine {
   }
 
   /// Step `globalStep + 1` (the `stepInEpoch`-th of its epoch, whose stream orders are `orders`).
-  /// Applies Adam only when everything was finite; every rank returns the same outcome.
-  public func step(globalStep: Int, stepInEpoch: Int, orders: [[Int]], stopFlag: Bool) throws -> Outcome {
+  /// Applies Adam only when everything was finite; every rank returns the same outcome. `stopFlag` is
+  /// read as the reduction starts, so a stop asked for during the step's compute travels with it.
+  public func step(globalStep: Int, stepInEpoch: Int, orders: [[Int]], stopFlag: @autoclosure () -> Bool) throws -> Outcome {
     // The phases' clocks run back to back from here to the end, so they add up to the step's time
     // (a preemption between two of them would otherwise fall in no phase).
     let regionStart = monotonicSeconds()
@@ -135,7 +136,7 @@ public final class StepEngine {
     chargeComputePhases(regionSeconds: reductionStart - regionStart)
 
     let reduced = try reducer.reduce(
-      gradients: microGradientPointers, maxima: microMaximaPointers, losses: microLosses, flag: stopFlag,
+      gradients: microGradientPointers, maxima: microMaximaPointers, losses: microLosses, flag: stopFlag(),
       into: gradient.pointer, communicator: communicator, phase: "the gradient allreduce of step \(globalStep + 1)")
     let waited = communicator.waitingSeconds - waitedBefore
     let optimizerStart = monotonicSeconds()

@@ -11,6 +11,9 @@ public enum TrainingError: Error, CustomStringConvertible, ClassifiedError {
   case output(String)
   /// The loss or its gradient became non-finite at `step`; the last good state is `checkpoint`.
   case nonFinite(step: Int, what: String, checkpoint: String?)
+  /// The state to checkpoint after `step` holds NaN or ∞ (`what`: the parameters or a moment),
+  /// though the step's loss and gradient were finite: Adam's update overflowed.
+  case nonFiniteState(step: Int, what: String)
   case parametersDiverged(step: Int)
 
   public var description: String {
@@ -20,6 +23,9 @@ public enum TrainingError: Error, CustomStringConvertible, ClassifiedError {
       return "\(what) became NaN or infinite at step \(step); the step was not applied. "
         + (checkpoint.map { "The last good state (step \(step - 1)) is kept in \($0); " } ?? "")
         + "lower --lr (or pass --skip-nonfinite) and check the input data."
+    case .nonFiniteState(let step, let what):
+      return "the \(what) hold NaN or infinite values after step \(step), from finite gradients: the update overflowed. "
+        + "Not checkpointed; lower --lr."
     case .parametersDiverged(let step):
       return "ranks hold different parameters at step \(step): the synchronized step is broken. "
         + "This is a bug in vae-dist; please report it with the command line."
@@ -31,7 +37,7 @@ public enum TrainingError: Error, CustomStringConvertible, ClassifiedError {
     case .configuration: return .configuration
     case .refused: return .refused
     case .output: return .output
-    case .nonFinite: return .nonFinite
+    case .nonFinite, .nonFiniteState: return .nonFinite
     case .parametersDiverged: return .internalError
     }
   }

@@ -130,6 +130,16 @@ final class CheckpointStoreTests: XCTestCase {
     state.bestStep = 5
     state.epochSeconds = -.infinity
     XCTAssertNotNil(state.problem)
+    state.epochSeconds = 1
+    XCTAssertNil(state.problem)
+    // Counts beyond any run (an edited state): they would overflow the epoch's sums on resume.
+    state.step = Int.max
+    XCTAssertEqual(state.problem, "a count is beyond any run (2^40 or more)")
+    state.step = 5
+    state.epochLosses = LossSums(reconstruction: 1, kl: 0, count: Int.max)
+    XCTAssertEqual(state.problem, "a count is beyond any run (2^40 or more)")
+    state.epochLosses = LossSums(reconstruction: .nan, kl: 0, count: 3)
+    XCTAssertEqual(state.problem, "the epoch's loss sums are not finite")
   }
 
   /// Writing a name again (`best`) swaps the new copy in whole, and leaves nothing beside it.

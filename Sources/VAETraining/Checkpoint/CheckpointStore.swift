@@ -66,8 +66,7 @@ public final class CheckpointStore {
   ) throws -> String {
     for (name, buffer) in [("parameters", parameters), ("first moment", firstMoment), ("second moment", secondMoment)] {
       for i in 0..<layout.totalCount where !buffer[i].isFinite {
-        throw FileError.writeFailed(
-          path: directory, reason: "refusing to checkpoint step \(state.step): the \(name) hold NaN or infinite values")
+        throw TrainingError.nonFiniteState(step: state.step, what: name)
       }
     }
     try createDirectory(directory)

@@ -55,6 +55,13 @@ public struct TrainingState: Codable, Sendable, Equatable {
   public var problem: String? {
     if step < 0 { return "step \(step) is negative" }
     if epochImages < 0 || skippedSteps < 0 || epochsWithoutImprovement < 0 { return "a count is negative" }
+    // No run comes near 2^40 steps or images (a million epochs of Fashion-MNIST is 2^35 images):
+    // a larger count is damage, and would overflow the sums it enters.
+    let limit = 1 << 40
+    if [step, epochImages, skippedSteps, epochsWithoutImprovement].contains(where: { $0 >= limit }) {
+      return "a count is beyond any run (2^40 or more)"
+    }
+    if !(epochReconstruction.isFinite && epochKL.isFinite) { return "the epoch's loss sums are not finite" }
     if !(epochSeconds >= 0 && epochSeconds.isFinite) { return "the epoch's time \(epochSeconds) is not a duration" }
     if let bestValidationLoss, !bestValidationLoss.isFinite { return "the best validation loss is not finite" }
     if let bestStep, !(0...step).contains(bestStep) { return "the best step \(bestStep) is not in 0…\(step)" }
