@@ -13,6 +13,11 @@ final class GzipReader {
 
   init(path: String) throws {
     self.path = path
+    // A fifo would block the open until some writer came; a device could stream forever.
+    var info = stat()
+    if stat(path, &info) == 0 && info.st_mode & S_IFMT != S_IFREG {
+      throw DataError.unreadable(path: path, reason: "not a regular file (a fifo, a device or a directory)")
+    }
     guard let file = gzopen(path, "rb") else {
       throw DataError.unreadable(path: path, reason: String(cString: strerror(errno)))
     }

@@ -6,7 +6,11 @@ import Foundation
 
 /// Whole-file writes that either complete or leave the old file untouched.
 public enum AtomicFile {
+  /// Writes `bytes` to `path` whole: a temporary file beside it, synced, renamed over it. A `path`
+  /// that exists as anything but a regular file (a device such as /dev/null, a fifo, a directory) is
+  /// refused: the rename would replace it.
   public static func write(_ bytes: [UInt8], to path: String) throws {
+    try requireRegularOrAbsent(path)
     let temporary = "\(path).tmp-\(getpid())"
     func failure(_ what: String) -> FileError {
       let reason = "\(what): \(String(cString: strerror(errno)))"
@@ -32,6 +36,15 @@ public enum AtomicFile {
     close(fd)
     guard rename(temporary, path) == 0 else { throw failure("rename failed") }
     syncDirectory(parent(of: path))
+  }
+
+  /// Throws unless `path` is absent or (behind any links) a regular file.
+  public static func requireRegularOrAbsent(_ path: String) throws {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return }
+    guard info.st_mode & S_IFMT == S_IFREG else {
+      throw FileError.invalid(path: path, reason: "exists and is not a regular file (a device, a fifo or a directory): it cannot be written in place; give the path of a file")
+    }
   }
 
   /// The directory `path` lies in.

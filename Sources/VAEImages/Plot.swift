@@ -12,7 +12,8 @@ public struct Plot {
     public var style: Style
 
     public init(name: String, color: Color, points: [(x: Double, y: Double)], style: Style) {
-      self.name = name
+      // The legend holds at most 40 characters a name, so the plot keeps its width.
+      self.name = name.count > 40 ? String(name.prefix(37)) + "..." : name
       self.color = color
       self.points = points
       self.style = style
@@ -103,7 +104,7 @@ public struct Plot {
   }
 
   /// Points the axes can hold: finite, and within ±1e300, so that the span of any two is finite.
-  static func plottable(_ point: (x: Double, y: Double)) -> Bool { abs(point.x) <= 1e300 && abs(point.y) <= 1e300 }
+  public static func plottable(_ point: (x: Double, y: Double)) -> Bool { abs(point.x) <= 1e300 && abs(point.y) <= 1e300 }
 
   /// Axis limits on round numbers and ticks between them, 4 to 10 of them, for values within ±1e300.
   public static func niceRange(_ values: [Double], integer: Bool) -> (low: Double, high: Double, step: Double, ticks: [Double]) {

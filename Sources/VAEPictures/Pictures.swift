@@ -200,7 +200,7 @@ public final class Pictures {
       throw FileError.unreadable(path: metricsPath)
     }
     var columns: [String: [(x: Double, y: Double)]] = [:]
-    for line in text.split(separator: "\n") {
+    for line in text.split(whereSeparator: \.isNewline) {
       guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
         let epoch = object["epoch"] as? Int
       else { throw FileError.invalid(path: metricsPath, reason: "has a line that is not a metrics object") }

@@ -6,6 +6,10 @@ import VAEData
 import VAEImages
 import VAETraining
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// What every picture command needs: a saved model and where to write.
 struct PictureOptions: ParsableArguments {
   @Option(help: ArgumentHelp("A model.safetensors or checkpoint written by vae-dist.", valueName: "file"))
@@ -32,7 +36,7 @@ struct PictureOptions: ParsableArguments {
   /// Runs `draw` and writes its picture; errors go the one way every command's go.
   func write(_ draw: () throws -> Canvas) throws {
     configureBLASForWorkerThreads()
-    try writePNG(to: output, draw)
+    try writePNG(to: output, readingFrom: ["--checkpoint": checkpoint], draw)
   }
 }
 
@@ -113,7 +117,7 @@ struct PlotMetrics: ParsableCommand {
   @Option(help: ArgumentHelp("The metrics.jsonl of a run.", valueName: "file")) var metrics: String
   @Option(name: .customLong("output"), help: ArgumentHelp("The PNG file to write.", valueName: "file")) var output: String
   func run() throws {
-    try writePNG(to: output) { try Pictures.lossCurves(metricsPath: metrics) }
+    try writePNG(to: output, readingFrom: ["--metrics": metrics]) { try Pictures.lossCurves(metricsPath: metrics) }
   }
 }
 
@@ -144,9 +148,9 @@ struct PlotCSV: ParsableCommand {
   @Option(name: .customLong("output"), help: ArgumentHelp("The PNG file to write.", valueName: "file")) var output: String
 
   func run() throws {
-    try writePNG(to: output) {
+    try writePNG(to: output, readingFrom: ["--csv": csv]) {
       guard let text = try? String(contentsOfFile: csv, encoding: .utf8) else { throw ValidationError("--csv: cannot read \(csv)") }
-      let lines = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+      let lines = text.split(whereSeparator: \.isNewline).map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
       guard let header = lines.first, let xColumn = header.firstIndex(of: x) else {
         throw ValidationError("--x: \(csv) has no column \(x)")
       }
@@ -161,7 +165,9 @@ struct PlotCSV: ParsableCommand {
       let series = try y.split(separator: ",").map(String.init).enumerated().map { index, name -> Plot.Series in
         guard let column = header.firstIndex(of: name) else { throw ValidationError("--y: \(csv) has no column \(name)") }
         let points = rows.compactMap { row -> (x: Double, y: Double)? in
-          guard row.count > max(column, xColumn), let px = Double(row[xColumn]), let py = Double(row[column]) else { return nil }
+          guard row.count > max(column, xColumn), let px = Double(row[xColumn]), let py = Double(row[column]),
+            Plot.plottable((px, py))  // NaN, ∞ and beyond ±1e300 are not drawn
+          else { return nil }
           return (px, py)
         }
         return Plot.Series(name: name, color: Color.categorical[index % 10], points: points, style: .line)
@@ -175,9 +181,22 @@ struct PlotCSV: ParsableCommand {
   }
 }
 
-/// Draws a picture and writes it as PNG to `path`, reporting errors the one way.
-func writePNG(to path: String, _ draw: () throws -> Canvas) throws {
+/// The absolute path of an existing file, links resolved; nil when it does not exist.
+func resolved(_ path: String) -> String? {
+  guard let pointer = realpath(path, nil) else { return nil }
+  defer { free(pointer) }
+  return String(cString: pointer)
+}
+
+/// Draws a picture and writes it as PNG to `path`, reporting errors the one way. `path` must not be
+/// one of the command's input files (`inputs`, by flag): the picture would replace it.
+func writePNG(to path: String, readingFrom inputs: [String: String], _ draw: () throws -> Canvas) throws {
   try reportingFailures {
+    for (flag, input) in inputs.sorted(by: { $0.key < $1.key }) {
+      if let output = resolved(path), output == resolved(input) {
+        throw ValidationError("--output \(path) is the \(flag) file; the picture would replace it: give another --output")
+      }
+    }
     let canvas = try draw()
     try AtomicFile.write(canvas.png, to: path)
     print("wrote \(path) (\(canvas.width)×\(canvas.height))")

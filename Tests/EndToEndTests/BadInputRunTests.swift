@@ -1,0 +1,100 @@
+import Foundation
+import XCTest
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Inputs a review found mishandled (2026-12-03), each now a clear error or a right result: outputs
+/// that are not files or are the command's own input, a fifo among the data, plot inputs with
+/// nothing drawable, CRLF lines or long names, an update that overflows, and a hold-out that leaves
+/// nothing to train on given with --overwrite.
+final class BadInputRunTests: XCTestCase {
+  /// A model of 2 steps on the small real set, trained once for the tests that need one.
+  static let trained: (data: String, model: String)? = {
+    guard let data = try? Harness.smallRealDataset() else { return nil }
+    let out = Harness.temporaryDirectory()
+    let run = try? Harness.vaeDist(["--data", data, "--max-steps", "2", "--out", out, "--progress", "none", "--iw-samples", "0"])
+    return run?.status == 0 ? (data, out + "/model.safetensors") : nil
+  }()
+
+  func model() throws -> (data: String, model: String) {
+    try Harness.requireRealData()
+    return try XCTUnwrap(Self.trained, "training the model for these tests failed")
+  }
+
+  func isFifo(_ path: String) -> Bool {
+    var info = stat()
+    return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFIFO
+  }
+
+  func testOutputsThatAreNotFilesOrAreTheInputAreRefused() throws {
+    let (data, model) = try model()
+    let directory = temporaryDirectory(), fifo = directory + "/fifo"
+    XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+    var result = try Harness.vaeDist(["sample", "--checkpoint", model, "--data", data, "--output", fifo], timeout: 30)
+    XCTAssertNotEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.error.contains("\(fifo): exists and is not a regular file"), result.error)
+    XCTAssertTrue(isFifo(fifo), "the fifo was replaced")
+
+    let copy = directory + "/model.safetensors"
+    try FileManager.default.copyItem(atPath: model, toPath: copy)
+    let before = try Data(contentsOf: URL(fileURLWithPath: copy))
+    result = try Harness.vaeDist(["sample", "--checkpoint", copy, "--data", data, "--output", directory + "/./model.safetensors"])
+    XCTAssertEqual(result.status, 2, result.all)
+    XCTAssertTrue(result.error.contains("is the --checkpoint file; the picture would replace it"), result.error)
+    XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: copy)), before)
+
+    let csv = directory + "/t.csv"
+    try "a,b\n1,2\n2,3\n".write(toFile: csv, atomically: true, encoding: .utf8)
+    result = try Harness.vaeDist(["plot-csv", "--csv", csv, "--x", "a", "--y", "b", "--output", csv])
+    XCTAssertEqual(result.status, 2, result.all)
+    XCTAssertTrue(result.error.contains("is the --csv file"), result.error)
+  }
+
+  func testPlotsOfCRLFFilesLongNamesAndNothingDrawable() throws {
+    let directory = temporaryDirectory(), csv = directory + "/t.csv", png = directory + "/t.png"
+    let long = String(repeating: "throughput_", count: 20)
+    try "a,b,\(long)\r\n1,2,5\r\n2,3,6\r\n".write(toFile: csv, atomically: true, encoding: .utf8)
+    var result = try Harness.vaeDist(["plot-csv", "--csv", csv, "--x", "a", "--y", "b,\(long)", "--output", png])
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.output.contains("(960×680)"), result.output)
+    try "a,b\n1,nan\n2,inf\n".write(toFile: csv, atomically: true, encoding: .utf8)
+    result = try Harness.vaeDist(["plot-csv", "--csv", csv, "--x", "a", "--y", "b", "--output", png])
+    XCTAssertEqual(result.status, 2, result.all)
+    XCTAssertTrue(result.error.contains("nothing to plot"), result.error)
+  }
+
+  func testAFifoAmongTheDataIsRefusedNotWaitedOn() throws {
+    let (data, model) = try model()
+    let directory = temporaryDirectory()
+    for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"] {
+      try FileManager.default.copyItem(atPath: data + "/" + name, toPath: directory + "/" + name)
+    }
+    XCTAssertEqual(mkfifo(directory + "/t10k-images-idx3-ubyte", 0o600), 0)
+    let result = try Harness.vaeDist(["evaluate", "--checkpoint", model, "--data", directory, "--iw-samples", "0"], timeout: 30)
+    XCTAssertEqual(result.status, 4, result.all)
+    XCTAssertTrue(result.error.contains("t10k-images-idx3-ubyte: cannot be read: not a regular file"), result.error)
+    XCTAssertLessThan(result.seconds, 10)
+  }
+
+  func testAnUpdateThatOverflowsIsANonFiniteFailure() throws {
+    let (data, _) = try model()
+    let out = temporaryDirectory()
+    let result = try Harness.vaeDist(["--data", data, "--lr", "1e308", "--max-steps", "1", "--out", out, "--progress", "none", "--iw-samples", "0"])
+    XCTAssertEqual(result.status, 6, result.all)
+    XCTAssertTrue(result.error.contains("from finite gradients: the update overflowed"), result.error)
+  }
+
+  func testOverwriteWithAHoldOutOfEverythingMovesNothing() throws {
+    let (data, _) = try model()
+    let out = temporaryDirectory()
+    let common = ["--data", data, "--max-steps", "2", "--out", out, "--progress", "none", "--iw-samples", "0"]
+    XCTAssertEqual(try Harness.vaeDist(common).status, 0)
+    let result = try Harness.vaeDist(common + ["--overwrite", "--val-size", "3000"])
+    XCTAssertNotEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.error.contains("--val-size 3000 leaves no training images"), result.error)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: out + ".previous-1"), "the earlier run was moved aside")
+    XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+  }
+}
