@@ -23,7 +23,8 @@ import VAECore
 //                                                early-stopping decision
 //    7. gather       peak memory
 //    8. rootDecides  "the final files"           rank 0 writes the model and the pictures
-//    9. allreduce    the likelihood estimate     each rank a share (+ the stop flag), then
+//    9. allreduce    the likelihood estimate     each rank a share, in rounds of 8 micro-batches each
+//                                                ended by a MAX of the stop flags; then the sums
 //       rootDecides  "the estimate's record"     rank 0 prints it and writes evaluation.json
 //
 // A rank that meets an error inside `together` or `rootDecides` does not leave the protocol: the

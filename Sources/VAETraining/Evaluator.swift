@@ -120,29 +120,49 @@ extension Evaluator {
     parameters: ScalarBuffer<Float>, images: ImageStore, samples k: Int, progress: ((Int, Int) -> Void)? = nil,
     shouldStop: () -> Bool = { false }
   ) -> LikelihoodEstimate? {
-    let (sums, stopped) = chunkEstimates(
+    let (sums, stopped, _) = chunkEstimates(
       parameters: parameters, images: images, samples: k, part: (0, 1), progress: progress, shouldStop: shouldStop)
     guard !stopped else { return nil }
     return Self.estimate(sums, samples: k, images: images.count)
   }
 
+  /// Micro-batches a rank estimates between two checks of the ranks' stop flags: about 2 s at k = 100.
+  static let estimateRoundChunks = 8
+
   /// The same estimate, shared out over the ranks of `communicator` as `evaluate(…over:…)` is, with the
-  /// same bits for any layout. A stop on any rank ends it on every rank (nil everywhere).
+  /// same bits for any layout. It runs in rounds of `estimateRoundChunks` micro-batches a rank, each
+  /// ended by a MAX of the ranks' stop flags, so a stop on any rank ends it on every rank (nil
+  /// everywhere) within a round, and no rank waits longer than a round's difference in speed (the
+  /// whole estimate takes minutes, past the stall timeout).
   public func importanceWeighted(
     parameters: ScalarBuffer<Float>, images: ImageStore, samples k: Int, over communicator: Communicator,
     progress: ((Int, Int) -> Void)? = nil, shouldStop: () -> Bool = { false }
   ) throws -> LikelihoodEstimate? {
-    let (sums, stopped) = chunkEstimates(
-      parameters: parameters, images: images, samples: k, part: (communicator.rank, communicator.size), progress: progress,
-      shouldStop: shouldStop)
+    let chunks = MicroBatchLoop.chunks(of: images, size: microBatchSize).count
+    let perRound = Self.estimateRoundChunks * communicator.size
+    var sums = [(logLikelihood: Double, elbo: Double)](repeating: (0, 0), count: chunks)
+    var done = 0
+    for start in stride(from: 0, to: chunks, by: perRound) {
+      let round = start..<min(start + perRound, chunks)
+      let (part, stopped, images) = chunkEstimates(
+        parameters: parameters, images: images, samples: k, part: (communicator.rank, communicator.size), within: round,
+        progress: progress, progressBase: done, shouldStop: shouldStop)
+      for chunk in round { sums[chunk] = part[chunk] }
+      done += images
+      var flag = [stopped ? 1.0 : 0]
+      if communicator.size > 1 {
+        try flag.withUnsafeMutableBufferPointer {
+          try communicator.allreduce($0, .max, phase: "the importance-weighted estimate's stop check")
+        }
+      }
+      guard flag[0] == 0 else { return nil }
+    }
     var flat: [Double] = sums.flatMap { [$0.logLikelihood, $0.elbo] }
-    flat.append(stopped ? 1 : 0)
     if communicator.size > 1 {
       try flat.withUnsafeMutableBufferPointer {
         try communicator.allreduce($0, .sum, phase: "the importance-weighted estimate")
       }
     }
-    guard flat.last == 0 else { return nil }
     let reduced: [(logLikelihood: Double, elbo: Double)] = (0..<sums.count).map { (flat[2 * $0], flat[2 * $0 + 1]) }
     return Self.estimate(reduced, samples: k, images: images.count)
   }
@@ -154,17 +174,19 @@ extension Evaluator {
       samples: k, images: images)
   }
 
-  /// Per chunk: the sums of log p̂(x) and of the ELBO over its images (zeros outside `part`), and
-  /// whether `shouldStop` ended the passes early.
+  /// Per chunk: the sums of log p̂(x) and of the ELBO over its images (zeros outside `part` and
+  /// `range`), whether `shouldStop` ended the passes early, and the images done. Progress reports
+  /// count `progressBase` images done before, of all the images of `part`.
   func chunkEstimates(
-    parameters: ScalarBuffer<Float>, images: ImageStore, samples k: Int, part: (Int, Int), progress: ((Int, Int) -> Void)?,
-    shouldStop: () -> Bool
-  ) -> (sums: [(logLikelihood: Double, elbo: Double)], stopped: Bool) {
+    parameters: ScalarBuffer<Float>, images: ImageStore, samples k: Int, part: (Int, Int), within range: Range<Int>? = nil,
+    progress: ((Int, Int) -> Void)?, progressBase: Int = 0, shouldStop: () -> Bool
+  ) -> (sums: [(logLikelihood: Double, elbo: Double)], stopped: Bool, images: Int) {
     precondition(k >= 1)
     let size = microBatchSize, d = model.latentDim
     let (chunks, batch) = MicroBatchLoop.chunks(of: images, size: size)
-    let mine = Array(stride(from: part.0, to: chunks, by: part.1))
-    let myImages = mine.reduce(0) { $0 + batch($1).count }
+    let all = Array(stride(from: part.0, to: chunks, by: part.1))
+    let myImages = all.reduce(0) { $0 + batch($1).count }
+    let mine = range.map { range in all.filter(range.contains) } ?? all
     var sums = [(logLikelihood: Double, elbo: Double)](repeating: (0, 0), count: chunks)
     let views = ParameterViews(layout: model.layout, base: parameters.pointer)
     let done = ProgressCounter()
@@ -209,11 +231,11 @@ extension Evaluator {
         let logK = log(Double(k))
         sums[chunk] = ((0..<n).reduce(0.0) { $0 + largest[$1] + log(total[$1]) - logK }, elbo)
         // Under the counter's lock: the report (a clock, the console) runs on one worker at a time.
-        _ = done.add(n) { progress?($0, myImages) }
+        _ = done.add(n) { progress?(progressBase + $0, myImages) }
       }
     }
     withExtendedLifetime(parameters) {}
-    return (sums, stopped.value != 0)
+    return (sums, stopped.value != 0, done.value)
   }
 }
 

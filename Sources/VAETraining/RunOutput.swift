@@ -76,7 +76,11 @@ final class RunOutput {
   /// Keeps the lines of metrics.jsonl for the epochs the checkpoint completed: the resumed run logs
   /// the epoch in progress (and any logged after the checkpoint, before a crash) again.
   func trimMetrics(afterStep step: Int, stepsPerEpoch: Int) throws {
-    guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else { return }
+    guard FileManager.default.fileExists(atPath: metricsPath) else { return }
+    // Unreadable, it would be appended to untrimmed, and epochs logged twice.
+    guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else {
+      throw FileError.invalid(path: metricsPath, reason: "cannot be read as text to trim it to the checkpoint's epochs; move it aside to resume")
+    }
     let completedEpochs = step / stepsPerEpoch
     let kept = text.split(whereSeparator: \.isNewline).filter { line in
       guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],

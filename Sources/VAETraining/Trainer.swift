@@ -205,6 +205,9 @@ public final class Trainer {
     let stepStart = monotonicSeconds()
     let outcome = try engine.step(globalStep: step, stepInEpoch: stepInEpoch, orders: orders, stopFlag: StopSignal.requested)
     if !outcome.applied { try nonFiniteStep(outcome) }
+    // The stop the ranks agreed on in this reduction is every rank's from here: the final work asks
+    // the local flag, and a rank that never got the signal must skip what the others skip.
+    if outcome.stopRequested { StopSignal.request() }
     state.step += 1
     trace?.recordStep(
       step, epoch: epoch, stepInEpoch: stepInEpoch, losses: outcome.losses, learningRate: learningRate(ofStep: step), engine: engine)
@@ -235,7 +238,11 @@ public final class Trainer {
   }
 
   func stopOnSignal(epoch: Int, last: EpochMetrics?) throws -> TrainingSummary {
-    let path = try atRoot("the checkpoint on a stop") { try $0.writeCheckpoint(self.engine, state: self.state) }
+    let path = try atRoot("the checkpoint on a stop") { output -> String in
+      let path = try output.writeCheckpoint(self.engine, state: self.state)
+      try output.throwDeferredError()  // a failed log write since the last epoch end, after the checkpoint
+      return path
+    }
     console.line(
       "stopped by a signal after step \(step) (epoch \(epoch + 1), \(step % schedule.stepsPerEpoch) of its steps); "
         + "checkpoint \(path)\ncontinue with the same command and --resume (same --out)")

@@ -208,7 +208,8 @@ static int vdk_cpu_has(const char *name) {
   __builtin_cpu_init();
   if (!strcmp(name, "avx512"))
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma");  // its functions are built with avx2 too
   if (!strcmp(name, "avx2") || !strcmp(name, "avx512_on_avx2"))
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif

@@ -96,6 +96,33 @@ final class ImportanceWeightedTests: XCTestCase {
   }
 }
 
+final class SharedEstimateTests: XCTestCase {
+  /// Shared over two ranks the estimate keeps one rank's bits; a stop on one rank ends it on both
+  /// after the round in progress (8 micro-batches a rank), not after every rank's whole share (the
+  /// default job's shares take 75 s, past the 60 s stall timeout).
+  func testAStopOnOneRankEndsTheSharedEstimateWithinARound() {
+    let (parameters, _) = Fixtures.parameters(zeroing: [])
+    let store = Fixtures.images()  // 96 images: 48 micro-batches of 2, 3 rounds on 2 ranks
+    @Sendable func evaluator() -> Evaluator { Evaluator(latentDim: 2, seed: 9, threads: 1, microBatchSize: 2) }
+    let single = evaluator().importanceWeighted(parameters: parameters, images: store, samples: 4)!
+    let shared = InProcessGroup(size: 2).run { communicator in
+      try! evaluator().importanceWeighted(parameters: parameters, images: store, samples: 4, over: communicator)!
+    }
+    XCTAssertEqual(shared.map(\.logLikelihood.bitPattern), [single.logLikelihood.bitPattern, single.logLikelihood.bitPattern])
+    XCTAssertEqual(shared.map(\.elbo.bitPattern), [single.elbo.bitPattern, single.elbo.bitPattern])
+    let stopped = InProcessGroup(size: 2).run { communicator -> (stopped: Bool, images: Int) in
+      var images = 0  // one worker thread: the reports come one at a time
+      let estimate = try! evaluator().importanceWeighted(
+        parameters: parameters, images: store, samples: 4, over: communicator,
+        progress: { done, _ in images = done }, shouldStop: { communicator.rank == 1 })
+      return (estimate == nil, images)
+    }
+    print("a stop on rank 1: images estimated by rank 0 \(stopped[0].images), by rank 1 \(stopped[1].images)")
+    XCTAssertEqual(stopped.map(\.stopped), [true, true])
+    XCTAssertEqual(stopped.map(\.images), [16, 0], "rank 0 ends after its first round, rank 1 at once")
+  }
+}
+
 final class HiddenActivityTests: XCTestCase {
   /// Dead hidden units: units 3, 7 and 12 get a bias no input can overcome, unit 5 a zero row and a
   /// zero bias (never positive); the count must be those 4, whether one rank or two share the passes,

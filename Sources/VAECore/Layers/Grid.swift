@@ -44,8 +44,14 @@ public struct ConvWindow: Sendable, Equatable {
   public let large: GridShape
   public let stride: Int
 
+  /// The most positions (side × side) a grid of a window may have: the kernels' position tables
+  /// (direct.c's VDK_MAX_POSITIONS) hold 28 × 28.
+  public static let maximumPositions = 28 * 28
+
   @inlinable public init(small: GridShape, large: GridShape, stride: Int) {
     precondition(small.lanes == large.lanes && (stride == 1 || stride == 2) && large.side == stride * small.side)
+    precondition(small.side * small.side <= Self.maximumPositions && (stride == 2 || large.side * large.side <= Self.maximumPositions),
+                 "a window's grids hold at most 28 × 28 positions (the kernels' tables)")
     (self.small, self.large, self.stride) = (small, large, stride)
   }
 
