@@ -16,7 +16,7 @@ final class GzipReader {
     // A fifo would block the open until some writer came; a device could stream forever.
     var info = stat()
     if stat(path, &info) == 0 && info.st_mode & S_IFMT != S_IFREG {
-      throw DataError.unreadable(path: path, reason: "not a regular file (a fifo, a device or a directory)")
+      throw DataError.unreadable(path: path, reason: "not a regular file (a fifo, a device or a directory); --data needs IDX files, plain or gzip")
     }
     guard let file = gzopen(path, "rb") else {
       throw DataError.unreadable(path: path, reason: String(cString: strerror(errno)))

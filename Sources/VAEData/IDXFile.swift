@@ -81,10 +81,23 @@ public enum IDXFile {
     let length = 4 + 4 * rank + dimensions.reduce(1, *)  // below 2^43: the header's bounds are checked
     if let trailer = gzipTrailer(path: path), trailer.length == UInt32(truncatingIfNeeded: length) { return trailer.crc }
     let reader = try GzipReader(path: path)
+    return try crc32 { try reader.read(into: $0, count: $1) }
+  }
+
+  /// The CRC-32 of the file's bytes as stored (a gzip file's compressed bytes): how runs recorded
+  /// their data before 2026-12-03.
+  public static func storedCRC32(path: String) throws -> UInt32 {
+    guard let file = fopen(path, "rb") else { throw DataError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+    defer { fclose(file) }
+    return crc32 { fread($0, 1, $1, file) }
+  }
+
+  /// The CRC-32 of what `read(buffer, capacity)` gives, 1 MiB at a time, until it gives nothing.
+  private static func crc32(reading read: (UnsafeMutableRawPointer, Int) throws -> Int) rethrows -> UInt32 {
     var buffer = [UInt8](repeating: 0, count: 1 << 20)
     var crc: UInt = 0
     while true {
-      let got = try buffer.withUnsafeMutableBytes { try reader.read(into: $0.baseAddress!, count: $0.count) }
+      let got = try buffer.withUnsafeMutableBytes { try read($0.baseAddress!, $0.count) }
       if got == 0 { return UInt32(crc) }
       crc = buffer.withUnsafeBufferPointer { _CZlib.crc32(crc, $0.baseAddress, UInt32(got)) }
     }

@@ -134,7 +134,7 @@ public final class Supervisor {
         return status
       }
       if status == 126 || status == 127 {
-        say("the command could not be run (status \(status): not found, or not executable); not restarting")
+        say("the command could not be run (status \(status): not found, or not executable); not restarting: check the command after --")
         return status
       }
       if let kind = FailureKind(rawValue: status), !kind.restartable {

@@ -144,11 +144,11 @@ extension Evaluator {
     var done = 0
     for start in stride(from: 0, to: chunks, by: perRound) {
       let round = start..<min(start + perRound, chunks)
-      let (part, stopped, images) = chunkEstimates(
+      let (roundSums, stopped, imagesDone) = chunkEstimates(
         parameters: parameters, images: images, samples: k, part: (communicator.rank, communicator.size), within: round,
         progress: progress, progressBase: done, shouldStop: shouldStop)
-      for chunk in round { sums[chunk] = part[chunk] }
-      done += images
+      for chunk in round { sums[chunk] = roundSums[chunk] }
+      done += imagesDone
       var flag = [stopped ? 1.0 : 0]
       if communicator.size > 1 {
         try flag.withUnsafeMutableBufferPointer {

@@ -207,5 +207,5 @@ func isEarlierForm(_ recorded: DataFingerprint, of current: DataFingerprint, _ c
   guard !c.syntheticData, recorded.trainImages == current.trainImages,
     let path = try? FashionMNIST.files(in: c.dataDirectory, split: .train).images
   else { return false }
-  return (try? fileCRC32(path)) == recorded.trainFileCRC32
+  return (try? IDXFile.storedCRC32(path: path)) == recorded.trainFileCRC32
 }

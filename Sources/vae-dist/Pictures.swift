@@ -192,10 +192,8 @@ func resolved(_ path: String) -> String? {
 /// one of the command's input files (`inputs`, by flag): the picture would replace it.
 func writePNG(to path: String, readingFrom inputs: [String: String], _ draw: () throws -> Canvas) throws {
   try reportingFailures {
-    for (flag, input) in inputs.sorted(by: { $0.key < $1.key }) {
-      if let output = resolved(path), output == resolved(input) {
-        throw ValidationError("--output \(path) is the \(flag) file; the picture would replace it: give another --output")
-      }
+    if let output = resolved(path), let flag = inputs.keys.sorted().first(where: { resolved(inputs[$0]!) == output }) {
+      throw ValidationError("--output \(path) is the \(flag) file; the picture would replace it: give another --output")
     }
     let canvas = try draw()
     try AtomicFile.write(canvas.png, to: path)

@@ -259,17 +259,3 @@ private func momentBytes(_ tensors: [SafeTensors.Tensor]) -> [UInt8] {
 func crc32(_ bytes: [UInt8]) -> UInt32 {
   bytes.withUnsafeBufferPointer { UInt32(_CZlib.crc32(0, $0.baseAddress, UInt32($0.count))) }
 }
-
-/// CRC-32 of a file's bytes, read in 1 MiB pieces.
-func fileCRC32(_ path: String) throws -> UInt32 {
-  guard let file = fopen(path, "rb") else { throw FileError.unreadable(path: path) }
-  defer { fclose(file) }
-  var buffer = [UInt8](repeating: 0, count: 1 << 20)
-  var crc: UInt = 0
-  while true {
-    let count = fread(&buffer, 1, buffer.count, file)
-    if count == 0 { break }
-    crc = buffer.withUnsafeBufferPointer { _CZlib.crc32(crc, $0.baseAddress, UInt32(count)) }
-  }
-  return UInt32(crc)
-}
