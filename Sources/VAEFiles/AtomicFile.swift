@@ -35,7 +35,7 @@ public enum AtomicFile {
     }
     close(fd)
     guard rename(temporary, path) == 0 else { throw failure("rename failed") }
-    syncDirectory(parent(of: path))
+    try syncDirectory(parent(of: path), for: path)
   }
 
   /// Throws unless `path` is absent or (behind any links) a regular file.
@@ -48,7 +48,7 @@ public enum AtomicFile {
   }
 
   /// The directory `path` lies in.
-  static func parent(of path: String) -> String {
+  public static func parent(of path: String) -> String {
     guard let slash = path.lastIndex(of: "/") else { return "." }
     return slash == path.startIndex ? "/" : String(path[..<slash])
   }
@@ -65,15 +65,32 @@ public enum AtomicFile {
     var old = replacement
     if access(path, F_OK) == 0 {
       if exchange(replacement, path) != 0 {
-        old = replacement + ".old"
+        old = replacement + Self.asideSuffix
         guard rename(path, old) == 0 else { throw failure("cannot move the earlier copy aside") }
-        guard rename(replacement, path) == 0 else { throw failure("rename failed") }
+        guard rename(replacement, path) == 0 else {
+          let error = failure("rename failed")
+          rename(old, path)  // the earlier copy goes back
+          throw error
+        }
       }
       try? FileManager.default.removeItem(atPath: old)
     } else {
       guard rename(replacement, path) == 0 else { throw failure("rename failed") }
     }
-    syncDirectory(parent(of: path))
+    try syncDirectory(parent(of: path), for: path)
+  }
+
+  /// The name `replace` gives the earlier copy it moves aside (`replacement` + this) where it cannot
+  /// swap: after a crash in that window the earlier copy is there, complete, and `path` is missing
+  /// (`restoreAside` puts it back).
+  public static let asideSuffix = ".old"
+
+  /// After a crash inside `replace` on a file system that cannot swap: puts the earlier copy that
+  /// was moved aside to `aside` back at `path`, if `path` is missing. True when it did.
+  @discardableResult
+  public static func restoreAside(_ aside: String, to path: String) -> Bool {
+    guard access(path, F_OK) != 0, access(aside, F_OK) == 0 else { return false }
+    return rename(aside, path) == 0
   }
 
   /// renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE): 0 when `a` and `b` swapped, else −1
@@ -90,12 +107,18 @@ public enum AtomicFile {
     return renameat2(AT_FDCWD, a, AT_FDCWD, b, renameExchange)
   }
 
-  /// Makes renames and creations inside `directory` durable.
-  public static func syncDirectory(_ directory: String) {
-    let fd = open(directory, O_RDONLY | O_DIRECTORY)
-    guard fd >= 0 else { return }
-    fsync(fd)
-    close(fd)
+  /// Makes renames and creations inside `directory` durable. A failed fsync (EIO: the disk lost the
+  /// write) is an error naming `path`, the file whose name was to be made durable; a file system that
+  /// cannot sync a directory (EINVAL) is taken at its word.
+  public static func syncDirectory(_ directory: String, for path: String) throws {
+    let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else {
+      throw FileError.writeFailed(path: path, reason: "cannot open its directory to sync it: \(String(cString: strerror(errno)))")
+    }
+    defer { close(fd) }
+    guard fsync(fd) == 0 || errno == EINVAL else {
+      throw FileError.writeFailed(path: path, reason: "written, but its directory's fsync failed: \(String(cString: strerror(errno)))")
+    }
   }
 
   /// Appends one line to a text file (metrics.jsonl, restarts.jsonl): a single write of the whole
@@ -114,6 +137,6 @@ public enum AtomicFile {
       throw FileError.writeFailed(path: path, reason: n < 0 ? String(cString: strerror(errno)) : "short write")
     }
     guard fdatasync(fd) == 0 else { throw FileError.writeFailed(path: path, reason: "fdatasync: \(String(cString: strerror(errno)))") }
-    if created { syncDirectory(parent(of: path)) }  // the new file's name, too
+    if created { try syncDirectory(parent(of: path), for: path) }  // the new file's name, too
   }
 }

@@ -55,7 +55,9 @@ public struct RunDirectory {
       try create()
       lock = try RunLock(directory: path)  // the moved run's lock goes with it
     }
-    removeLeftovers()
+    // What a run that died in a checkpoint write left behind. Only the lock holder gets here, so no
+    // live run is writing them.
+    CheckpointStore(outputDirectory: path, keep: 1).removeLeftovers()
     let record = Record(configuration: configuration, data: data)
     if (try? readRecord()) != record {
       let encoder = JSONEncoder()
@@ -63,17 +65,6 @@ public struct RunDirectory {
       try AtomicFile.write(Array(try encoder.encode(record)) + [10], to: recordPath)
     }
     return (lock, movedTo)
-  }
-
-  /// Temporary checkpoint directories (`checkpoints/.tmp-*`) that a run which died in a checkpoint
-  /// write left behind. Only a lock holder calls this, so no live run is writing them; nothing
-  /// outside this --out's checkpoints directory is touched.
-  func removeLeftovers() {
-    let directory = path + "/checkpoints"
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-    for name in names where name.hasPrefix(".tmp-") {
-      try? FileManager.default.removeItem(atPath: directory + "/" + name)
-    }
   }
 
   func readRecord() throws -> Record {
@@ -122,7 +113,12 @@ func makeDirectories(_ path: String) -> String? {
       if (info.st_mode & S_IFMT) != S_IFDIR { return "\(prefix) is a file, not a directory" }
       continue
     }
-    if mkdir(prefix, 0o755) != 0 && errno != EEXIST { return "\(prefix): \(String(cString: strerror(errno)))" }
+    if mkdir(prefix, 0o755) != 0 {
+      if errno == EEXIST { continue }
+      return "\(prefix): \(String(cString: strerror(errno)))"
+    }
+    // The new directory's name, durable before anything is written into it.
+    do { try AtomicFile.syncDirectory(AtomicFile.parent(of: prefix), for: prefix) } catch { return "\(error)" }
   }
   return nil
 }

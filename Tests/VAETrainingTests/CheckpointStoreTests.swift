@@ -54,6 +54,26 @@ final class CheckpointStoreTests: XCTestCase {
     XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: store.directory).sorted(), ["step-00000020", "step-00000030"])
   }
 
+  /// Where the file system cannot swap, `AtomicFile.replace` moves the earlier copy aside
+  /// (`.tmp-NAME-PID.old`) before renaming the new one in. A crash between the two leaves NAME
+  /// missing: the next run's clean-up puts the earlier copy back instead of deleting both; after the
+  /// second rename the aside copy is only a leftover.
+  func testACopyMovedAsideByACrashedReplaceGoesBack() throws {
+    let store = CheckpointStore(outputDirectory: directory, keep: 2)
+    let fm = FileManager.default
+    try write(store, step: 10)
+    let kept = try Data(contentsOf: URL(fileURLWithPath: store.directory + "/step-00000010/model.safetensors"))
+    try fm.moveItem(atPath: store.directory + "/step-00000010", toPath: store.directory + "/.tmp-step-00000010-999999.old")
+    try fm.createDirectory(atPath: store.directory + "/.tmp-step-00000010-999999", withIntermediateDirectories: true)
+    store.removeLeftovers()
+    XCTAssertEqual(try fm.contentsOfDirectory(atPath: store.directory), ["step-00000010"])
+    XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: store.directory + "/step-00000010/model.safetensors")), kept)
+    try fm.createDirectory(atPath: store.directory + "/.tmp-step-00000010-999999.old", withIntermediateDirectories: true)
+    store.removeLeftovers()
+    XCTAssertEqual(try fm.contentsOfDirectory(atPath: store.directory), ["step-00000010"])
+    XCTAssertEqual(store.candidates().map(\.step), [10])
+  }
+
   /// Each way a checkpoint can be damaged: the newest is skipped with a warning naming the problem,
   /// and the one before it is used.
   func testDamagedNewestFallsBackToThePreviousOne() throws {

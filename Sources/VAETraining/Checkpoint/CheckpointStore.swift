@@ -232,17 +232,30 @@ public final class CheckpointStore {
   func prune() {
     let own = candidates().filter { owner == nil || belongsToOwner($0.path) }
     for old in own.dropFirst(keep) { try? FileManager.default.removeItem(atPath: old.path) }
+    removeLeftovers(sparing: getpid())
+  }
+
+  /// Removes what interrupted writes left in the checkpoints directory (`.tmp-NAME-PID`), except the
+  /// writes of process `sparing`. An earlier copy that `AtomicFile.replace` had moved aside
+  /// (`.tmp-NAME-PID.old`, where the file system cannot swap) while NAME is missing goes back to NAME:
+  /// a crash between its two renames loses neither copy.
+  public func removeLeftovers(sparing pid: Int32? = nil) {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-    for name in names where name.hasPrefix(".tmp-") && !name.hasSuffix("-\(getpid())") {
+    for name in names where name.hasPrefix(".tmp-") {
+      let write = name.hasSuffix(AtomicFile.asideSuffix) ? String(name.dropLast(AtomicFile.asideSuffix.count)) : name
+      if let pid, write.hasSuffix("-\(pid)") { continue }
+      if write != name, let dash = write.lastIndex(of: "-") {
+        let target = String(write[write.index(write.startIndex, offsetBy: 5)..<dash])
+        if !target.isEmpty, AtomicFile.restoreAside(directory + "/" + name, to: directory + "/" + target) { continue }
+      }
       try? FileManager.default.removeItem(atPath: directory + "/" + name)
     }
   }
 
+  /// Creates `path` (and its parents) if missing, its name made durable in its parent.
   private func createDirectory(_ path: String) throws {
-    do {
-      try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    } catch {
-      throw FileError.writeFailed(path: path, reason: "cannot create the directory")
+    if let problem = makeDirectories(path) {
+      throw FileError.writeFailed(path: path, reason: "cannot create the directory: \(problem)")
     }
   }
 }
