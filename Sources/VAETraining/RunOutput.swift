@@ -15,8 +15,12 @@ final class RunOutput {
   let data: DataFingerprint
   var tensorBoard: TensorBoardOutput?
   /// A failure of a write made between steps (TensorBoard's step scalars), kept for the next
-  /// exchange rank zero leads, so every rank learns of it in the protocol.
+  /// exchange rank zero leads, so every rank learns of it in the protocol. It also asks the run to
+  /// stop, as a signal does: the next step's reduction carries the stop, rank zero writes a
+  /// checkpoint, and then every rank ends with this error (Trainer.stopOnSignal, endEpoch).
   var deferredError: Error?
+  /// The TensorBoard log until one of its writes failed; the files in --out are still written after.
+  var liveTensorBoard: TensorBoardOutput? { deferredError == nil ? tensorBoard : nil }
   var directory: String { configuration.outputDirectory }
   var metricsPath: String { directory + "/metrics.jsonl" }
 
@@ -55,12 +59,14 @@ final class RunOutput {
   /// Called by rank zero's loop after each step: never throws (see deferredError).
   func logStep(_ step: Int, losses: LossSums, seconds: Double, learningRate: Double) {
     noteProgress(step)
-    guard let tensorBoard, deferredError == nil else { return }
+    guard let tensorBoard = liveTensorBoard else { return }
     do {
       try tensorBoard.step(
         step, losses: losses, seconds: seconds, learningRate: learningRate, every: configuration.logEvery, configuration: configuration)
     } catch {
       deferredError = error
+      console.line("step \(step): \(error); stopping after the next step with a checkpoint")
+      StopSignal.request()
     }
   }
 
@@ -70,7 +76,7 @@ final class RunOutput {
 
   func append(_ metrics: EpochMetrics) throws {
     try AtomicFile.appendLine(metrics.json, to: metricsPath)
-    try tensorBoard?.epoch(metrics)
+    try liveTensorBoard?.epoch(metrics)
   }
 
   /// Keeps the lines of metrics.jsonl for the epochs the checkpoint completed: the resumed run logs
@@ -137,7 +143,7 @@ final class RunOutput {
     let folder = directory + "/images"
     let result = try pictures.writeAll(into: folder, test: test, metricsPath: metricsPath) { StopSignal.requested }
     console.line("wrote \(result.written.count) pictures into \(folder)/ at step \(step)")
-    try tensorBoard?.pictures(result.written, step: step)
+    try liveTensorBoard?.pictures(result.written, step: step)
     if !result.skipped.isEmpty {
       console.line("stopped by a signal: skipped \(result.skipped.joined(separator: ", "))")
     }
@@ -158,7 +164,7 @@ final class RunOutput {
       step: step, images: estimate.images, iw_samples: k, test_elbo: Number(estimate.elbo),
       test_log_likelihood_iw: Number(estimate.logLikelihood))
     try AtomicFile.write(Array((JSONLine.encode(record) + "\n").utf8), to: directory + "/evaluation.json")
-    try tensorBoard?.final(elbo: estimate.elbo, logLikelihood: estimate.logLikelihood, step: step)
+    try liveTensorBoard?.final(elbo: estimate.elbo, logLikelihood: estimate.logLikelihood, step: step)
   }
 }
 

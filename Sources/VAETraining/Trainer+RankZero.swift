@@ -14,15 +14,20 @@ extension Trainer {
   /// Rank zero's work at an epoch end: log, checkpoint, draw, and decide on early stopping.
   func endEpoch(_ metrics: inout EpochMetrics, output: RunOutput) throws -> EpochDecision {
     let c = configuration, data = engine.data
-    try output.throwDeferredError()
     if hooks.rootEpochEndDelay > 0 { usleep(UInt32(min(hooks.rootEpochEndDelay, 3600) * 1e6)) }
-    if let validation = metrics.validation {
+    // Early stopping counts whole epochs: a run that --max-steps ends inside one records nothing
+    // (a resume with a larger --max-steps records that epoch when it is whole).
+    if let validation = metrics.validation, step % schedule.stepsPerEpoch == 0 {
       metrics.isBest = state.recordValidation(validation.meanLoss(beta: c.beta), step: step, minDelta: c.earlyStoppingMinDelta)
     }
     console.line(epochLine(metrics))
     try output.append(metrics)
-    try output.writeCheckpoint(engine, state: state)
+    // `best` before the step checkpoint whose state names it: a crash between the two leaves the
+    // epoch to be done again, never a state that points at an older `best`.
     if metrics.isBest == true { try output.writeCheckpoint(engine, state: state, name: "best") }
+    try output.writeCheckpoint(engine, state: state)
+    // A failed log write since the last exchange (TensorBoard's step scalars), after the checkpoint.
+    try output.throwDeferredError()
     if c.plotEvery > 0, metrics.epoch % c.plotEvery == 0, step < totalSteps, let test = data.test {
       try output.writePictures(parameters: engine.parameters, test: test, step: step)
     }
@@ -32,13 +37,13 @@ extension Trainer {
   /// Rank zero's work after the last step: the model file and the pictures. A stop signal here
   /// skips the pictures left (the model is written first).
   func writeFinalFiles(_ output: RunOutput, memory: [Int]) throws -> String {
-    try output.throwDeferredError()
     let path = try output.writeModel(engine, step: step)
     console.line("wrote \(path) (\(grouped(engine.layout.totalCount)) parameters, step \(step))")
     console.line("peak resident memory per rank during training: \(memory.map { "\(fixed(Double($0) / 1024, 1)) MiB" }.joined(separator: " · "))")
     if let test = engine.data.test {
       try output.writePictures(parameters: engine.parameters, test: test, step: step)
     }
+    try output.throwDeferredError()  // a failed log write in the last steps, after the model
     return path
   }
 

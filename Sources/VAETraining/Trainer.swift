@@ -111,6 +111,11 @@ public final class Trainer {
     defer { outputLock?.release() }  // the run has ended, however it ended
     try setUp()
     var last: EpochMetrics?
+    // A run that early stopping had ended (and that died in its final work) finishes, trains no more.
+    if state.shouldStopEarly(patience: configuration.earlyStoppingPatience) {
+      console.line("early stopping had ended this run at step \(step); writing its final files")
+      return try finish(last: nil)
+    }
     while step < totalSteps {
       let (end, metrics) = try runEpoch()
       last = metrics ?? last

@@ -137,6 +137,36 @@ final class CheckpointRunTests: XCTestCase {
     XCTAssertTrue(result.output.contains("checkpoints/step-00000020 at step 20"), result.output)
   }
 
+  /// A TensorBoard log on a full file system (a real one: an 8 KiB tmpfs in a private mount
+  /// namespace) stops a 2-rank run within a step of the failed write, as a signal would: rank zero
+  /// writes the checkpoint of the step the stop came with, every rank exits with the output status
+  /// (5) naming the event file, and --resume without the log reaches the uninterrupted run's bits.
+  func testAFullTensorBoardDiskStopsTheRunWithACheckpoint() throws {
+    let expected = try reference()
+    let out = temporaryDirectory(), logs = out + "-tensorboard"
+    try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: logs) }
+    let probe = try Harness.run("/usr/bin/unshare", ["--mount", "sh", "-c", "mount -t tmpfs -o size=8k none \(logs)"], timeout: 30)
+    guard probe.status == 0 else { throw XCTSkip("cannot mount a tmpfs in a mount namespace here: \(probe.error)") }
+    let launch = try Harness.mpirunArguments(
+      ranks: 2, common(out) + ["--max-steps", "\(steps)", "--tensorboard", logs, "--log-every", "1", "--plot-every", "0"])
+    let command = "mount -t tmpfs -o size=8k none \(logs) && exec \(([Harness.mpirun] + launch).joined(separator: " "))"
+    let result = try Harness.run("/usr/bin/unshare", ["--mount", "sh", "-c", command], timeout: 300)
+    XCTAssertEqual(result.status, 5, result.all)
+    XCTAssertTrue(result.error.contains("events.out.tfevents"), result.error)
+    XCTAssertTrue(result.all.contains("No space left on device"), result.all)
+    // The failed write is at step k; the stop rides on step k + 1's reduction, whose checkpoint is kept.
+    guard let failedAt = result.output.firstMatch(of: /step (\d+): .*stopping after the next step/).flatMap({ Int($0.1) }) else {
+      return XCTFail("no line names the failed step: \(result.output)")
+    }
+    XCTAssertTrue(
+      FileManager.default.fileExists(atPath: out + String(format: "/checkpoints/step-%08d", failedAt + 1)), "no checkpoint at step \(failedAt + 1)")
+    let resumed = try Harness.vaeDist(common(out) + ["--max-steps", "\(steps)", "--resume", "--tensorboard", "none"])
+    XCTAssertEqual(resumed.status, 0, resumed.all)
+    XCTAssertTrue(resumed.output.contains("at step \(failedAt + 1)"), resumed.output)
+    try assertSameRun(out, as: expected, "stopped by a full TensorBoard disk, resumed")
+  }
+
   func testResumeRefusesAnotherRun() throws {
     let out = temporaryDirectory()
     var result = try Harness.vaeDist(common(out) + ["--resume", "--max-steps", "5"])

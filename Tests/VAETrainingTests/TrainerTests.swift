@@ -184,6 +184,47 @@ final class TrainerTests: XCTestCase {
     XCTAssertTrue(FileManager.default.fileExists(atPath: c.outputDirectory + "/checkpoints/best/model.safetensors"))
   }
 
+  /// A run that early stopping ended and that died before its final files (here: the model file
+  /// removed) finishes on --resume without training another epoch: the same step and bits.
+  func testAnEarlyStoppedRunResumesToItsEndNotAnotherEpoch() throws {
+    var c = configuration(temporaryDirectory())
+    c.validationSize = 64
+    c.earlyStoppingPatience = 1
+    c.earlyStoppingMinDelta = 1e9
+    let first = train(c, ranks: 2)
+    XCTAssertEqual(first[0].summary?.steps, 2 * 14)
+    try FileManager.default.removeItem(atPath: c.outputDirectory + "/model.safetensors")
+    let resumed = train(c, ranks: 2, start: .resume)
+    XCTAssertNil(resumed[0].failure, resumed[0].failure?.message ?? "")
+    XCTAssertEqual(resumed[0].summary?.steps, 2 * 14, "the resume trained on after early stopping")
+    XCTAssertEqual(bits(resumed[0].parameters), bits(first[0].parameters))
+    XCTAssertTrue(FileManager.default.fileExists(atPath: c.outputDirectory + "/model.safetensors"))
+  }
+
+  /// Early stopping counts whole epochs: a run that --max-steps ends half-way through epoch 2 records
+  /// no validation for it, so the resumed run's early stopping (and its bits) are the uninterrupted
+  /// run's.
+  func testARunEndedInsideAnEpochRecordsNoValidation() throws {
+    var c = configuration(temporaryDirectory())
+    c.validationSize = 64
+    c.earlyStoppingPatience = 1
+    c.earlyStoppingMinDelta = 1e9
+    let whole = train(c, ranks: 1)
+    XCTAssertEqual(whole[0].summary?.steps, 2 * 14)
+    var cut = c
+    cut.outputDirectory = temporaryDirectory()
+    cut.maxSteps = 14 + 7
+    XCTAssertEqual(train(cut, ranks: 1)[0].summary?.steps, 21)
+    let state = try XCTUnwrap(try CheckpointStore(outputDirectory: cut.outputDirectory, keep: 1).newestComplete { _ in }).state
+    XCTAssertEqual(state.step, 21)
+    XCTAssertEqual(state.bestStep, 14)
+    XCTAssertEqual(state.epochsWithoutImprovement, 0, "half an epoch was counted as one without improvement")
+    cut.maxSteps = nil
+    let resumed = train(cut, ranks: 1, start: .resume)
+    XCTAssertEqual(resumed[0].summary?.steps, 2 * 14)
+    XCTAssertEqual(bits(resumed[0].parameters), bits(whole[0].parameters))
+  }
+
   /// --check-sync: ranks whose parameters differ (rank 1's perturbed here before the first step) end
   /// together at the first check, with the internal-error kind and the step in the message. Without
   /// this test, a check that never fires would pass every other one: healthy ranks never differ.
