@@ -1,3 +1,4 @@
+import Foundation
 import VAECore
 import VAEData
 import VAEDistributed
@@ -132,8 +133,11 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     return found
   }
 
-  /// Throws when these settings cannot work on `ranks` ranks (every rank finds the same).
-  public func validate(ranks: Int) throws {
+  /// Throws when these settings cannot work on `ranks` ranks (every rank finds the same, but for the
+  /// memory, which is each host's).
+  /// Also refuses a batch whose per-micro-batch gradient buffers would not fit in half of
+  /// `physicalMemory` bytes (this host's).
+  public func validate(ranks: Int, physicalMemory: Double = hostMemoryBytes()) throws {
     if let problem = problems().first { throw TrainingError.configuration(problem) }
     let microBatches = batchSize / microBatchSize
     guard microBatches >= ranks else {
@@ -142,7 +146,19 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
           + "\(ranks) ranks: every rank needs at least one. Use a larger --batch-size, a smaller "
           + "--micro-batch, or fewer ranks.")
     }
+    // Each rank keeps one gradient buffer per micro-batch it computes (the fixed-order reduction
+    // needs them all at once): refused here, not by the out-of-memory killer half-way through start-up.
+    let perRank = (microBatches + ranks - 1) / ranks
+    let bytes = Double(perRank) * Double(ParameterLayout(latentDim: latentDim).totalCount) * 4
+    if bytes > physicalMemory / 2 {
+      throw TrainingError.configuration(
+        "--batch-size \(batchSize) with --micro-batch \(microBatchSize) puts \(perRank) micro-batches on each of "
+          + "\(ranks) rank\(ranks == 1 ? "" : "s"), whose gradient buffers take \(gibibytes(bytes)) GiB: more than half this host's memory "
+          + "(\(gibibytes(physicalMemory)) GiB). Use a larger --micro-batch, a smaller --batch-size, or more ranks.")
+    }
   }
+
+  private func gibibytes(_ bytes: Double) -> String { String(format: "%.1f", bytes / 1_073_741_824) }
 
   /// The most worker threads a rank runs (the default on a larger host).
   public static let maximumThreads = 256
@@ -151,4 +167,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
   public static func defaultMicroBatch(forBatch batchSize: Int) -> Int {
     (1...min(16, max(1, batchSize))).last { batchSize % $0 == 0 } ?? 1
   }
+}
+
+/// This host's physical memory in bytes.
+public func hostMemoryBytes() -> Double {
+  Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
 }

@@ -97,4 +97,23 @@ final class BadInputRunTests: XCTestCase {
     XCTAssertFalse(FileManager.default.fileExists(atPath: out + ".previous-1"), "the earlier run was moved aside")
     XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
   }
+
+  /// A batch whose per-micro-batch gradient buffers cannot fit (65,536 of 0.5 MB: 33 GiB on one
+  /// rank) is refused at once with the flags to change, not killed by the kernel after minutes of
+  /// allocating; under mpirun every rank ends with it. The library's check at a given memory size is
+  /// the bound, either side of it.
+  func testABatchWhoseGradientsCannotFitIsRefused() throws {
+    let memory = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+    guard memory < 2 * 32768 * 134_165 * 4 else { throw XCTSkip("this host's memory would hold the buffers") }
+    let out = temporaryDirectory()
+    let started = Date()
+    let result = try Harness.run(
+      Harness.mpirun,
+      try Harness.mpirunArguments(ranks: 2, ["--batch-size", "65536", "--micro-batch", "1", "--out", out, "--max-steps", "1"]),
+      timeout: 60)
+    XCTAssertEqual(result.status, 2, result.all)
+    XCTAssertTrue(result.error.contains("puts 32768 micro-batches on each of 2 ranks"), result.error)
+    XCTAssertTrue(result.error.contains("Use a larger --micro-batch"), result.error)
+    XCTAssertLessThan(Date().timeIntervalSince(started), 20)
+  }
 }

@@ -225,6 +225,20 @@ final class TrainerTests: XCTestCase {
     XCTAssertEqual(bits(resumed[0].parameters), bits(whole[0].parameters))
   }
 
+  /// The gradient buffers' bound, either side of it: 512 micro-batches of 134,165 floats on one rank
+  /// are 275 MB, refused with 512 MB of memory and accepted with 600 MB; two ranks halve it.
+  func testABatchWhoseGradientBuffersCannotFitIsRefused() throws {
+    var c = Fixtures.smallRun()
+    c.batchSize = 512
+    c.microBatchSize = 1
+    let megabyte = 1_000_000.0
+    XCTAssertThrowsError(try c.validate(ranks: 1, physicalMemory: 512 * megabyte)) { error in
+      XCTAssertTrue("\(error)".contains("puts 512 micro-batches on each of 1 rank,"), "\(error)")
+    }
+    XCTAssertNoThrow(try c.validate(ranks: 1, physicalMemory: 600 * megabyte))
+    XCTAssertNoThrow(try c.validate(ranks: 2, physicalMemory: 300 * megabyte))
+  }
+
   /// --check-sync: ranks whose parameters differ (rank 1's perturbed here before the first step) end
   /// together at the first check, with the internal-error kind and the step in the message. Without
   /// this test, a check that never fires would pass every other one: healthy ranks never differ.
