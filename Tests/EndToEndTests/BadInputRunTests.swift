@@ -92,7 +92,7 @@ final class BadInputRunTests: XCTestCase {
     let common = ["--data", data, "--max-steps", "2", "--out", out, "--progress", "none", "--iw-samples", "0"]
     XCTAssertEqual(try Harness.vaeDist(common).status, 0)
     let result = try Harness.vaeDist(common + ["--overwrite", "--val-size", "3000"])
-    XCTAssertNotEqual(result.status, 0, result.all)
+    XCTAssertEqual(result.status, 2, result.all)
     XCTAssertTrue(result.error.contains("--val-size 3000 leaves no training images"), result.error)
     XCTAssertFalse(FileManager.default.fileExists(atPath: out + ".previous-1"), "the earlier run was moved aside")
     XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"))

@@ -41,7 +41,7 @@ final class CommandLineTests: XCTestCase {
     ]
     for (arguments, flag) in cases {
       let result = try Harness.vaeDist(arguments + ["--out", temporaryDirectory()], timeout: 30)
-      XCTAssertNotEqual(result.status, 0, "\(arguments) was accepted")
+      XCTAssertEqual(result.status, 2, "\(arguments): not refused as a configuration error")
       XCTAssertTrue(result.error.contains(flag), "\(arguments): error does not name \(flag): \(result.error)")
       XCTAssertFalse(result.output.contains("epoch 1/"), "\(arguments) started training")
     }

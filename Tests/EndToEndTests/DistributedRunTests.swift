@@ -73,7 +73,7 @@ final class DistributedRunTests: XCTestCase {
       Harness.mpirun,
       try Harness.mpirunArguments(ranks: 4, ["--batch-size", "2", "--micro-batch", "1", "--out", temporaryDirectory()]),
       timeout: 60)
-    XCTAssertNotEqual(result.status, 0)
+    XCTAssertEqual(result.status, 2, "the configuration status")
     XCTAssertEqual(result.error.components(separatedBy: "fewer than the 4 ranks").count, 2, result.error)
   }
 
@@ -111,7 +111,7 @@ final class DistributedRunTests: XCTestCase {
     let (result, seconds) = try disturbOneRank(["--stall-timeout", "3"]) { stopped = $0; kill($0, SIGSTOP) }
     kill(stopped, SIGKILL)
     print("stalled rank: job ended \(seconds) s after SIGSTOP, status \(result.status)")
-    XCTAssertNotEqual(result.status, 0)
+    XCTAssertEqual(result.status, 3, "the peer-lost status, which the supervisor restarts")
     XCTAssertLessThan(seconds, 15)
     XCTAssertTrue(result.error.contains("rank 0"), result.error)
     XCTAssertTrue(result.error.contains("waited 3 s in the gradient allreduce of step"), result.error)

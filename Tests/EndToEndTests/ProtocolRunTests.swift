@@ -63,4 +63,28 @@ final class ProtocolRunTests: XCTestCase {
     XCTAssertLessThan(result.seconds - signalled, 10, "the first signal must end the final work")
     XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
   }
+
+  /// A second signal ends the process at once with status 130 (docs/checkpoints.md), whatever the
+  /// run is doing (here: the long final estimate, which the first would end within 64 samples). Two
+  /// different signals, so the kernel cannot merge them into one pending signal.
+  func testASecondSignalExitsAtOnceWith130() throws {
+    let binary = try Harness.requireBinary()
+    let out = temporaryDirectory()
+    let arguments = ["--data", data, "--out", out, "--max-steps", "2", "--iw-samples", "20000", "--progress", "none"]
+    var signalled = 0.0
+    let result = try Harness.run(binary, arguments, timeout: 120) { process in
+      let started = Date()
+      while !FileManager.default.fileExists(atPath: out + "/images/interpolation.png") && Date().timeIntervalSince(started) < 60 {
+        usleep(20_000)
+      }
+      usleep(300_000)
+      signalled = Date().timeIntervalSince(started)
+      kill(process.processIdentifier, SIGINT)
+      kill(process.processIdentifier, SIGTERM)
+    }
+    XCTAssertEqual(result.status, 130, result.all)
+    XCTAssertTrue(result.error.contains("second signal, exiting at once"), result.error)
+    XCTAssertFalse(result.output.contains("skipped the importance-weighted"), "the first signal's orderly end ran: \(result.output)")
+    XCTAssertLessThan(result.seconds - signalled, 5)
+  }
 }

@@ -100,14 +100,17 @@ final class GradientReducerTests: XCTestCase {
   func testDeterministicSumIsTheCorrectlyRoundedSum() {
     let all = microBatchGradients()
     let reduced = reduce(ranks: 3, mode: .deterministic).gradient
-    var worst = 0.0
+    var worst = 0.0, wrong = 0
     for i in 0..<layout.totalCount {
-      let exact = all.reduce(0.0) { $0 + Double($1[i]) }  // Double is exact enough here to judge
-      let error = abs(Double(reduced[i]) - exact) / max(abs(exact), 1e-30)
-      worst = max(worst, error)
+      // The entries lie within 2^-14 … 2^7 and have 24 bits each, so their Double sum is exact, and
+      // every bit of them is a whole fixed-point unit (the unit is ~2^-60 of a tensor's largest):
+      // the reduction's one rounding, to Float at the end, must give Float(exact) bit for bit.
+      let exact = all.reduce(0.0) { $0 + Double($1[i]) }
+      if reduced[i].bitPattern != Float(exact).bitPattern { wrong += 1 }
+      worst = max(worst, abs(Double(reduced[i]) - exact) / max(abs(exact), 1e-30))
     }
-    print("deterministic reduction: max relative error against the Double sum \(worst)")
-    XCTAssertLessThan(worst, 1.2e-7)  // at most about half a Float ulp (2^-24 ≈ 6e-8), plus the tiny-entry cut
+    print("deterministic reduction: \(wrong) of \(layout.totalCount) entries not the correctly rounded sum; max relative error \(worst)")
+    XCTAssertEqual(wrong, 0)
   }
 
   /// Entries far below a tensor's largest (under 2⁻³⁴ of it) are not whole fixed-point units: each
@@ -135,7 +138,6 @@ final class GradientReducerTests: XCTestCase {
     let one = reduce(ranks: 1, mode: .fast).gradient
     let four = reduce(ranks: 4, mode: .fast).gradient
     XCTAssertNotEqual(one.map(\.bitPattern), four.map(\.bitPattern))
-    XCTAssertEqual(one.count, four.count)
   }
 
   func testNonFiniteGradientIsReportedOnEveryRank() {

@@ -215,6 +215,32 @@ final class CheckpointStoreTests: XCTestCase {
     asked.batchSize = 256
     let conflicts = asked.resumeConflicts(with: saved)
     XCTAssertEqual(conflicts, ["--latent-dim 3 (the checkpoint has 2)", "--batch-size 256 (the checkpoint has 128)"])
+    // Each setting docs/checkpoints.md lists, one at a time.
+    let one: [(String, (inout TrainingConfiguration) -> Void)] = [
+      ("--micro-batch 8 (the checkpoint has 16)", { $0.microBatchSize = 8 }),
+      ("--seed 9 (the checkpoint has 0)", { $0.seed = 9 }),
+      ("--beta 0.5 (the checkpoint has 1.0)", { $0.beta = 0.5 }),
+      ("--precision bf16 (the checkpoint has fp32)", { $0.precision = .bf16 }),
+      ("--lr 0.002 (the checkpoint has 0.001)", { $0.adam.learningRate = 0.002 }),
+      ("--val-size 100 (the checkpoint has 0)", { $0.validationSize = 100 }),
+      ("the learning-rate schedule", { $0.learningRateSchedule = { var s = LearningRateSchedule(); s.warmupSteps = 10; return s }() }),
+    ]
+    for (expected, change) in one {
+      var asked = saved
+      change(&asked)
+      let found = asked.resumeConflicts(with: saved)
+      XCTAssertEqual(found.count, 1, "\(expected): \(found)")
+      XCTAssertTrue(found.first?.hasPrefix(expected) ?? false, "\(expected): \(found)")
+    }
+    // --epochs matters only to a cosine decay over the whole run (--lr-decay-steps 0).
+    var cosine = saved
+    cosine.learningRateSchedule = { var s = LearningRateSchedule(); s.shape = .cosine; return s }()
+    var longer = cosine
+    longer.epochs = 50
+    XCTAssertEqual(longer.resumeConflicts(with: cosine), ["--epochs 50 (the checkpoint has 30)"])
+    cosine.learningRateSchedule?.decaySteps = 20
+    longer.learningRateSchedule?.decaySteps = 20
+    XCTAssertEqual(longer.resumeConflicts(with: cosine), [])
   }
 }
 
