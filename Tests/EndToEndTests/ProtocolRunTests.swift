@@ -44,19 +44,8 @@ final class ProtocolRunTests: XCTestCase {
   /// The first SIGINT during the final estimate ends it promptly, saying what was skipped; the
   /// model is already written.
   func testSignalDuringFinalWorkSkipsTheRest() throws {
-    let binary = try Harness.requireBinary()
     let out = temporaryDirectory()
-    let arguments = ["--data", data, "--out", out, "--max-steps", "2", "--iw-samples", "20000", "--progress", "none"]
-    var signalled = 0.0
-    let result = try Harness.run(binary, arguments, timeout: 120) { process in
-      let started = Date()
-      while !FileManager.default.fileExists(atPath: out + "/images/interpolation.png") && Date().timeIntervalSince(started) < 60 {
-        usleep(20_000)
-      }
-      usleep(300_000)
-      signalled = Date().timeIntervalSince(started)
-      kill(process.processIdentifier, SIGINT)
-    }
+    let (result, signalled) = try signalDuringTheEstimate(out) { kill($0, SIGINT) }
     print("SIGINT after \(signalled) s; exit after \(result.seconds) s")
     XCTAssertEqual(result.status, 0, result.all)
     XCTAssertTrue(result.output.contains("stopped by a signal: skipped the importance-weighted log-likelihood estimate"), result.output)
@@ -68,8 +57,20 @@ final class ProtocolRunTests: XCTestCase {
   /// run is doing (here: the long final estimate, which the first would end within 64 samples). Two
   /// different signals, so the kernel cannot merge them into one pending signal.
   func testASecondSignalExitsAtOnceWith130() throws {
+    let (result, signalled) = try signalDuringTheEstimate(temporaryDirectory()) {
+      kill($0, SIGINT)
+      kill($0, SIGTERM)
+    }
+    XCTAssertEqual(result.status, 130, result.all)
+    XCTAssertTrue(result.error.contains("second signal, exiting at once"), result.error)
+    XCTAssertFalse(result.output.contains("skipped the importance-weighted"), "the first signal's orderly end ran: \(result.output)")
+    XCTAssertLessThan(result.seconds - signalled, 5)
+  }
+
+  /// Trains 2 steps into `out`, then, 0.3 s into the long final estimate (k = 20,000), does `signal`
+  /// to the process; returns how it ended and when the signal went, in seconds from the start.
+  func signalDuringTheEstimate(_ out: String, signal: @escaping (pid_t) -> Void) throws -> (Harness.Result, Double) {
     let binary = try Harness.requireBinary()
-    let out = temporaryDirectory()
     let arguments = ["--data", data, "--out", out, "--max-steps", "2", "--iw-samples", "20000", "--progress", "none"]
     var signalled = 0.0
     let result = try Harness.run(binary, arguments, timeout: 120) { process in
@@ -79,12 +80,8 @@ final class ProtocolRunTests: XCTestCase {
       }
       usleep(300_000)
       signalled = Date().timeIntervalSince(started)
-      kill(process.processIdentifier, SIGINT)
-      kill(process.processIdentifier, SIGTERM)
+      signal(process.processIdentifier)
     }
-    XCTAssertEqual(result.status, 130, result.all)
-    XCTAssertTrue(result.error.contains("second signal, exiting at once"), result.error)
-    XCTAssertFalse(result.output.contains("skipped the importance-weighted"), "the first signal's orderly end ran: \(result.output)")
-    XCTAssertLessThan(result.seconds - signalled, 5)
+    return (result, signalled)
   }
 }

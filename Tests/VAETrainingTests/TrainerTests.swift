@@ -170,11 +170,18 @@ final class TrainerTests: XCTestCase {
     XCTAssertEqual(try lines(out).count, 3)
   }
 
-  func testEarlyStoppingEndsEveryRankAtTheSameEpoch() throws {
-    var c = configuration(temporaryDirectory())
+  /// A run that early stopping ends after its second epoch: nothing counts as an improvement after
+  /// the first.
+  func earlyStopping(_ out: String) -> TrainingConfiguration {
+    var c = configuration(out)
     c.validationSize = 64
     c.earlyStoppingPatience = 1
-    c.earlyStoppingMinDelta = 1e9  // nothing counts as an improvement after the first epoch
+    c.earlyStoppingMinDelta = 1e9
+    return c
+  }
+
+  func testEarlyStoppingEndsEveryRankAtTheSameEpoch() throws {
+    let c = earlyStopping(temporaryDirectory())
     let results = train(c, ranks: 3)
     for result in results {
       XCTAssertNil(result.failure, result.failure?.message ?? "")
@@ -187,10 +194,7 @@ final class TrainerTests: XCTestCase {
   /// A run that early stopping ended and that died before its final files (here: the model file
   /// removed) finishes on --resume without training another epoch: the same step and bits.
   func testAnEarlyStoppedRunResumesToItsEndNotAnotherEpoch() throws {
-    var c = configuration(temporaryDirectory())
-    c.validationSize = 64
-    c.earlyStoppingPatience = 1
-    c.earlyStoppingMinDelta = 1e9
+    let c = earlyStopping(temporaryDirectory())
     let first = train(c, ranks: 2)
     XCTAssertEqual(first[0].summary?.steps, 2 * 14)
     try FileManager.default.removeItem(atPath: c.outputDirectory + "/model.safetensors")
@@ -205,10 +209,7 @@ final class TrainerTests: XCTestCase {
   /// no validation for it, so the resumed run's early stopping (and its bits) are the uninterrupted
   /// run's.
   func testARunEndedInsideAnEpochRecordsNoValidation() throws {
-    var c = configuration(temporaryDirectory())
-    c.validationSize = 64
-    c.earlyStoppingPatience = 1
-    c.earlyStoppingMinDelta = 1e9
+    let c = earlyStopping(temporaryDirectory())
     let whole = train(c, ranks: 1)
     XCTAssertEqual(whole[0].summary?.steps, 2 * 14)
     var cut = c
