@@ -53,17 +53,10 @@ extension StepEngine {
     /// Wall-clock seconds of one round of `body` on every thread at once: the best of five windows of
     /// repeated rounds (a virtual machine's neighbours add noise that only ever slows a window down).
     func time(_ body: @escaping (Int) -> Void) -> Double {
-      var best = Double.infinity
-      for _ in 0..<5 {
-        var rounds = 0
-        let start = monotonicSeconds()
-        repeat {
-          concurrentForEach(threads) { body($0) }
-          rounds += 1
-        } while monotonicSeconds() - start < seconds / 5 || rounds < 2
-        best = min(best, (monotonicSeconds() - start) / Double(rounds))
+      1 / bestOfFiveWindows(seconds: seconds) {
+        concurrentForEach(threads) { body($0) }
+        return 1
       }
-      return best
     }
     var timings: [LayerTiming] = []
     var passSeconds = 0.0

@@ -13,7 +13,9 @@ import VAECore
 //    4. rootDecides  "the resume checkpoint"     with --resume: rank 0 picks the checkpoint; then
 //       broadcast    parameters and moments      three broadcasts of the flat buffers
 //       rootDecides  "opening the logs"          metrics.jsonl (afresh or trimmed), TensorBoard
-//    5. per step:    GradientReducer.reduce      MAX of magnitudes (+ the stop flag), SUM in fixed point
+//    5. per step:    GradientReducer.reduce      MAX of magnitudes (+ the stop flag), SUM in fixed point;
+//                                                with --reduction fast: a float SUM of the gradient,
+//                                                then a SUM of the losses (+ the stop flag)
 //                    allreduce (--check-sync)    the parameter hash, every K steps
 //                    rootDecides "checkpoint"    every --checkpoint-every steps, on a stop, and before
 //                                                a non-finite step ends the run
@@ -26,6 +28,13 @@ import VAECore
 //    9. allreduce    the likelihood estimate     each rank a share, in rounds of 8 micro-batches each
 //                                                ended by a MAX of the stop flags; then the sums
 //       rootDecides  "the estimate's record"     rank 0 prints it and writes evaluation.json
+//
+// A resumed run whose checkpoint early stopping had already ended goes from 4 straight to 7.
+//
+// `vae-dist bench` (VAEBenchmarks) runs its own short sequence: the data as in 2, gathers of the
+// hosts and threads of the peak samples, then its steps (5, without checkpoints) with one SUM of the
+// peak samples between some of them, and a gather of the memory report; `bench --allreduce` runs only
+// its timed allreduces.
 //
 // A rank that meets an error inside `together` or `rootDecides` does not leave the protocol: the
 // error travels to every rank in the same exchange, every rank throws the same RunFailure, and every
@@ -78,16 +87,14 @@ extension Communicator {
         header = [2, Int64(payload.count)]
       }
       try header.withUnsafeMutableBytes { try broadcast($0, root: 0, phase: phase) }
-      var bytes = payload
-      try bytes.withUnsafeMutableBytes { try broadcast($0, root: 0, phase: phase) }
+      _ = try broadcastBytes(payload, count: payload.count, root: 0, phase: phase)
       if case .failure(let error) = outcome { throw Self.agreed(RunFailure(error, rank: 0)) }
       return try outcome.get()
     }
     repeat {
       try header.withUnsafeMutableBytes { try broadcast($0, root: 0, phase: phase + " (rank 0 at work)") }
     } while header[0] == 0
-    var bytes = [UInt8](repeating: 0, count: Int(header[1]))
-    try bytes.withUnsafeMutableBytes { try broadcast($0, root: 0, phase: phase) }
+    let bytes = try broadcastBytes([], count: Int(header[1]), root: 0, phase: phase)
     if header[0] == 2 { throw Self.agreed(Self.decodeFailure(bytes)) }
     return try JSONDecoder().decode(Box<T>.self, from: Data(bytes)).value
   }
@@ -127,9 +134,14 @@ extension Communicator {
   private func exchangeFailure(_ report: [UInt8], root: Int, phase: String) throws -> RunFailure {
     var length: [Int64] = [Int64(report.count)]
     try length.withUnsafeMutableBytes { try broadcast($0, root: root, phase: phase) }
-    var bytes = rank == root ? report : [UInt8](repeating: 0, count: Int(length[0]))
-    try bytes.withUnsafeMutableBytes { try broadcast($0, root: root, phase: phase) }
-    return Self.agreed(Self.decodeFailure(bytes))
+    return Self.agreed(Self.decodeFailure(try broadcastBytes(report, count: Int(length[0]), root: root, phase: phase)))
+  }
+
+  /// `root`'s `count` bytes on every rank (`bytes` is read on `root` only): the payload after its length.
+  private func broadcastBytes(_ bytes: [UInt8], count: Int, root: Int, phase: String) throws -> [UInt8] {
+    var buffer = rank == root ? bytes : [UInt8](repeating: 0, count: count)
+    try buffer.withUnsafeMutableBytes { try broadcast($0, root: root, phase: phase) }
+    return buffer
   }
 
   /// Runs `body` on a thread of its own and broadcasts "busy" from this (the calling, MPI) thread
