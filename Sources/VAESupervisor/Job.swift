@@ -39,7 +39,7 @@ extension Supervisor {
     }
     childPID.store(process.processIdentifier, ordering: .sequentiallyConsistent)
     // A stop that came before the pid was published: the handler saw no child, so signal it here.
-    if stopRequested.load(ordering: .sequentiallyConsistent) { kill(process.processIdentifier, SIGTERM) }
+    if stopRequested.load(ordering: .sequentiallyConsistent) { kill(process.processIdentifier, stopSignal) }
     let hung = watchLauncher(process)
     process.waitUntilExit()
     childPID.store(0, ordering: .sequentiallyConsistent)
@@ -123,8 +123,8 @@ extension Supervisor {
   }
 
   /// SIGINT, SIGTERM and SIGUSR1 (Slurm's warning before a time limit, `--signal=B:USR1@120`, reaches
-  /// this process when a batch script runs under it) stop the job cleanly: SIGTERM to the launcher,
-  /// which asks its ranks to checkpoint and exit. Unhandled, SIGUSR1 would end the supervisor and the
+  /// this process when a batch script runs under it) stop the job cleanly: `stopSignal` to the
+  /// launcher, which asks its ranks to checkpoint and exit. Unhandled, SIGUSR1 would end the supervisor and the
   /// job with it, without a checkpoint.
   func installSignalForwarding() {
     for number in [SIGINT, SIGTERM, SIGUSR1] {
@@ -135,7 +135,7 @@ extension Supervisor {
         self.stopRequested.store(true, ordering: .sequentiallyConsistent)
         self.say("stopping the job cleanly (a checkpoint); no restart follows")
         let child = self.childPID.load(ordering: .sequentiallyConsistent)
-        if child != 0 { kill(child, SIGTERM) }
+        if child != 0 { kill(child, self.stopSignal) }
       }
       source.resume()
       signalSources.append(source)

@@ -58,9 +58,16 @@ public final class Supervisor {
   var activeHosts: [String] = []
   var signalSources: [DispatchSourceSignal] = []
 
+  /// What asks the launcher to stop cleanly: SIGUSR1 for mpirun itself (Open MPI forwards it to the
+  /// ranks and lets the job end normally; a SIGTERM it would pass on, then kill the ranks a second
+  /// later, checkpoint or not), SIGTERM for a launch script or vae-dist itself.
+  let stopSignal: Int32
+
   public init(settings: Settings) {
     self.settings = settings
     output = Self.value(of: "--out", in: settings.command) ?? TrainingConfiguration().outputDirectory
+    let launcher = settings.command.first.map { URL(fileURLWithPath: $0).lastPathComponent } ?? ""
+    stopSignal = ["mpirun", "mpiexec", "orterun", "prterun"].contains(launcher) ? SIGUSR1 : SIGTERM
   }
 
   /// Runs the job to its end; returns the exit status to leave with.

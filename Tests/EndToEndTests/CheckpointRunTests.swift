@@ -94,6 +94,23 @@ final class CheckpointRunTests: XCTestCase {
     XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
   }
 
+  /// `supervise -- mpirun …` (plain mpirun as the launcher) stopped with SIGTERM: the supervisor
+  /// passes SIGUSR1 to mpirun, which forwards it and lets the job end normally, so the ranks
+  /// checkpoint and everything exits 0. (SIGTERM to mpirun made it report the job as aborted, and
+  /// kill the ranks a second later, checkpoint or not.)
+  func testStopToASupervisedPlainMpirunStopsCleanly() throws {
+    let out = temporaryDirectory()
+    let launch = [Harness.mpirun] + (try Harness.mpirunArguments(ranks: 2, common(out) + ["--max-steps", "\(steps)", "--threads", "1"]))
+    let result = try Harness.run(try Harness.requireBinary(), ["supervise", "--max-restarts", "1", "--"] + launch, timeout: 120) { process in
+      for _ in 0..<600 where !FileManager.default.fileExists(atPath: out + "/checkpoints") { usleep(20_000) }
+      kill(process.processIdentifier, SIGTERM)
+    }
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.output.contains("stopped by a signal after step"), result.all)
+    XCTAssertTrue(result.all.contains("stopped on request"), result.all)
+    XCTAssertFalse(result.all.contains("restart 1/1"), result.all)
+  }
+
   /// kill -9 of a rank: the job ends with an error; --resume from the last complete checkpoint (with
   /// another rank count) finishes the same as the uninterrupted run.
   func testKilledRankThenResumeLosesNothing() throws {
