@@ -25,8 +25,10 @@ import VAECore
 //                                                early-stopping decision
 //    7. gather       peak memory
 //    8. rootDecides  "the final files"           rank 0 writes the model and the pictures
-//    9. allreduce    the likelihood estimate     each rank a share, in rounds of 8 micro-batches each
-//                                                ended by a MAX of the stop flags; then the sums
+//    9. allreduce    the likelihood estimate     each rank a share, in rounds of ~800 decoder passes
+//                                                (8 micro-batches at k = 100; part of one's samples
+//                                                above k = 800) each ended by a MAX of the stop
+//                                                flags; then the sums
 //       rootDecides  "the estimate's record"     rank 0 prints it and writes evaluation.json
 //
 // A resumed run whose checkpoint early stopping had already ended goes from 4 straight to 7.

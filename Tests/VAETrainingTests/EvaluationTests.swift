@@ -98,8 +98,8 @@ final class ImportanceWeightedTests: XCTestCase {
 
 final class SharedEstimateTests: XCTestCase {
   /// Shared over two ranks the estimate keeps one rank's bits; a stop on one rank ends it on both
-  /// after the round in progress (8 micro-batches a rank), not after every rank's whole share (the
-  /// default job's shares take 75 s, past the 60 s stall timeout).
+  /// after the round in progress (here 32 passes: 8 micro-batches a rank at k = 4), not after every
+  /// rank's whole share (the default job's shares take 75 s, past the 60 s stall timeout).
   func testAStopOnOneRankEndsTheSharedEstimateWithinARound() {
     let (parameters, _) = Fixtures.parameters(zeroing: [])
     let store = Fixtures.images()  // 96 images: 48 micro-batches of 2, 3 rounds on 2 ranks
@@ -113,13 +113,42 @@ final class SharedEstimateTests: XCTestCase {
     let stopped = InProcessGroup(size: 2).run { communicator -> (stopped: Bool, images: Int) in
       var images = 0  // one worker thread: the reports come one at a time
       let estimate = try! evaluator().importanceWeighted(
-        parameters: parameters, images: store, samples: 4, over: communicator,
+        parameters: parameters, images: store, samples: 4, over: communicator, roundPasses: 32,
         progress: { done, _ in images = done }, shouldStop: { communicator.rank == 1 })
       return (estimate == nil, images)
     }
     print("a stop on rank 1: images estimated by rank 0 \(stopped[0].images), by rank 1 \(stopped[1].images)")
     XCTAssertEqual(stopped.map(\.stopped), [true, true])
     XCTAssertEqual(stopped.map(\.images), [16, 0], "rank 0 ends after its first round, rank 1 at once")
+  }
+
+  /// With more samples than a round's passes (k = 40, rounds of 16), each micro-batch's samples are
+  /// cut into rounds (16, 16, 8) whose running log-sum-exp goes on from one to the next: the same
+  /// bits as the estimate in one go, on 1 and 3 ranks; a stop on one rank ends the first round of
+  /// samples on every rank, before any micro-batch is whole.
+  func testRoundsOfSamplesKeepTheBitsAndStopWithinARound() {
+    let (parameters, _) = Fixtures.parameters(zeroing: [])
+    let store = Fixtures.images()
+    @Sendable func evaluator() -> Evaluator { Evaluator(latentDim: 2, seed: 9, threads: 2, microBatchSize: 8) }
+    let whole = evaluator().importanceWeighted(parameters: parameters, images: store, samples: 40)!
+    for ranks in [1, 3] {
+      let cut = InProcessGroup(size: ranks).run { communicator in
+        try! evaluator().importanceWeighted(parameters: parameters, images: store, samples: 40, over: communicator, roundPasses: 16)!
+      }
+      for estimate in cut {
+        XCTAssertEqual(estimate.logLikelihood.bitPattern, whole.logLikelihood.bitPattern, "\(ranks) ranks: \(estimate.logLikelihood) against \(whole.logLikelihood)")
+        XCTAssertEqual(estimate.elbo.bitPattern, whole.elbo.bitPattern, "\(ranks) ranks")
+      }
+    }
+    let stopped = InProcessGroup(size: 2).run { communicator -> (stopped: Bool, images: Int) in
+      var images = 0  // reports come one at a time, under the evaluator's lock
+      let estimate = try! evaluator().importanceWeighted(
+        parameters: parameters, images: store, samples: 40, over: communicator, roundPasses: 16,
+        progress: { done, _ in images = done }, shouldStop: { communicator.rank == 1 })
+      return (estimate == nil, images)
+    }
+    XCTAssertEqual(stopped.map(\.stopped), [true, true])
+    XCTAssertEqual(stopped.map(\.images), [0, 0], "a micro-batch was finished after the stop")
   }
 }
 
