@@ -15,6 +15,7 @@
   import Darwin
 #endif
 import Foundation
+import Synchronization
 
 /// What went wrong, and with which file.
 public struct EventWriterError: Error, CustomStringConvertible {
@@ -46,9 +47,8 @@ public final class EventWriter {
   public let path: String
   private var file: UnsafeMutablePointer<FILE>?
 
-  private static let counterLock = NSLock()
-  // Unsafe but sound: every read and write holds counterLock.
-  nonisolated(unsafe) private static var openedCount = 0
+  /// The writers this process has opened (the n of the file name).
+  private static let openedCount = Atomic<Int>(0)
 
   /// Creates `directory` (and its parents) if needed, and a new event file in it whose first
   /// record is `file_version: "brain.Event:2"`.
@@ -57,10 +57,7 @@ public final class EventWriter {
     var host = [CChar](repeating: 0, count: 256)
     var hostname = gethostname(&host, host.count - 1) == 0 ? host.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } : "localhost"
     if hostname.isEmpty { hostname = "localhost" }
-    Self.counterLock.lock()
-    let n = Self.openedCount
-    Self.openedCount += 1
-    Self.counterLock.unlock()
+    let n = Self.openedCount.add(1, ordering: .relaxed).oldValue
     var name = "events.out.tfevents.\(time(nil)).\(hostname).\(getpid()).\(n)"
     if !fileSuffix.isEmpty { name += fileSuffix.hasPrefix(".") ? fileSuffix : "." + fileSuffix }
     path = directory.hasSuffix("/") ? directory + name : directory + "/" + name

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import VAEDistributed
 import VAEFiles
 
@@ -143,16 +144,15 @@ extension Supervisor {
   }
 }
 
-/// The last 64 KiB of a job's output, for telling what failed. Unchecked Sendable: the pipes'
-/// handlers append on Dispatch's threads, and every access holds `lock`.
-final class TranscriptTail: @unchecked Sendable {
-  private var data = Data()
-  private let lock = NSLock()
+/// The last 64 KiB of a job's output, for telling what failed (the pipes' handlers append on
+/// Dispatch's threads).
+final class TranscriptTail: Sendable {
+  private let data = Mutex(Data())
   func append(_ more: Data) {
-    lock.withLock {
+    data.withLock { data in
       data.append(more)
       if data.count > 1 << 16 { data = data.suffix(1 << 16) }
     }
   }
-  var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+  var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
 }

@@ -1,6 +1,7 @@
 import CounterRNG
 import Dispatch
 import Foundation
+import Synchronization
 import VAECore
 import VAEData
 import VAEDistributed
@@ -261,11 +262,16 @@ extension Evaluator {
   }
 }
 
-/// A count shared by worker threads (for progress reports). Unchecked Sendable: every access holds `lock`.
-final class ProgressCounter: @unchecked Sendable {
-  private var count = 0
-  private let lock = NSLock()
+/// A count shared by worker threads (for progress reports).
+final class ProgressCounter: Sendable {
+  private let count = Mutex(0)
   /// Adds `n`; `report`, given the new count, runs before the lock is let go, so reports never overlap.
-  func add(_ n: Int, report: ((Int) -> Void)? = nil) -> Int { lock.withLock { count += n; report?(count); return count } }
-  var value: Int { lock.withLock { count } }
+  func add(_ n: Int, report: ((Int) -> Void)? = nil) -> Int {
+    count.withLock { count in
+      count += n
+      report?(count)
+      return count
+    }
+  }
+  var value: Int { count.withLock { $0 } }
 }
