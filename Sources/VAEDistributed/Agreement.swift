@@ -42,7 +42,8 @@ import VAECore
 // error travels to every rank in the same exchange, every rank throws the same RunFailure, and every
 // rank exits with its status through MPI_Finalize — no MPI_Abort, no waiting for a stall timeout.
 // Only a rank that dies or hangs still ends the job through the stall timeout, and while rank zero
-// works alone it says so every second (a heartbeat broadcast), so that time never counts as a stall.
+// works alone it says so every second (a heartbeat broadcast), so that time never counts as a stall,
+// up to its own deadline (rootWorkTimeout, --write-timeout), past which it ends the job as a stall.
 
 extension Communicator {
   /// Every rank's `values`' smallest and largest entries over all ranks, on every rank: one MAX
@@ -161,7 +162,14 @@ extension Communicator {
     thread.stackSize = 16 << 20
     thread.start()
     var heartbeatError: Error?
+    let started = monotonicSeconds()
     while done.wait(timeout: .now() + interval) == .timedOut {
+      // Still at work past the deadline: a write that never returns (a hung file system). The job
+      // ends as for a stall, every rank told in the usual way; the stuck thread goes with the process.
+      let seconds = monotonicSeconds() - started
+      if heartbeatError == nil && seconds > rootWorkTimeout {
+        return .failure(RootWorkTimedOut(phase: phase, seconds: rootWorkTimeout))
+      }
       guard heartbeatError == nil else { continue }
       var header: [Int64] = [0, 0]
       do {
@@ -203,4 +211,16 @@ private struct FailureRecord: Codable {
 // thread reads it only after the wait, so the two never touch it at once.
 private final class OutcomeBox<T>: @unchecked Sendable {
   var outcome: Result<T, Error>?
+}
+
+/// Rank zero's work alone outlasted `rootWorkTimeout`.
+struct RootWorkTimedOut: Error, ClassifiedError, CustomStringConvertible {
+  var phase: String
+  var seconds: Double
+  var failureKind: FailureKind { .peerLost }
+  var description: String {
+    "rank 0 spent more than \(Int(seconds)) s in \(phase) without finishing (a write that does not return: a hung "
+      + "file system?); the job ends so that no rank waits for ever. --resume continues from the last checkpoint; "
+      + "raise --write-timeout if this work legitimately takes longer."
+  }
 }

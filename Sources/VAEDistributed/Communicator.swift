@@ -10,6 +10,9 @@ public protocol Communicator: AnyObject {
   var hostName: String { get }
   /// Seconds spent so far blocked in collectives (waiting for other ranks or the network).
   var waitingSeconds: Double { get }
+  /// The longest rank zero's work alone in a `rootDecides` may take before it ends the job as a
+  /// stall (a hung file system must not hang every rank behind its heartbeat).
+  var rootWorkTimeout: Double { get }
 
   func allreduce(_ values: UnsafeMutableBufferPointer<Int64>, _ operation: ReduceOperation, phase: @autoclosure () -> String) throws
   func allreduce(_ values: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation, phase: @autoclosure () -> String) throws
@@ -39,6 +42,7 @@ public final class SingleProcessCommunicator: Communicator {
   public var modeDescription: String { "single process (no MPI launcher found)" }
   public var hostName: String { localHostName() }
   public var waitingSeconds: Double { 0 }
+  public var rootWorkTimeout: Double { .infinity }
   public func allreduce(_ values: UnsafeMutableBufferPointer<Int64>, _ operation: ReduceOperation, phase: @autoclosure () -> String) {}
   public func allreduce(_ values: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation, phase: @autoclosure () -> String) {}
   public func allreduce(_ values: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation, phase: @autoclosure () -> String) {}

@@ -15,6 +15,7 @@ public final class MPICommunicator: Communicator {
   public let size: Int
   public let hostName: String
   public var stallTimeout: Double
+  public var rootWorkTimeout: Double
   public private(set) var waitingSeconds = 0.0
 
   /// True when an MPI launcher (mpirun/mpiexec, srun with PMI/PMIx) started this process.
@@ -23,7 +24,7 @@ public final class MPICommunicator: Communicator {
     return variables.contains { getenv($0) != nil }
   }
 
-  public init(stallTimeout: Double = 60) throws {
+  public init(stallTimeout: Double = 60, rootWorkTimeout: Double = 600) throws {
     var rank: Int32 = 0, size: Int32 = 0, funneled: Int32 = 0
     let code = vmpi_init(&rank, &size, &funneled)
     guard code == 0 else {
@@ -32,6 +33,7 @@ public final class MPICommunicator: Communicator {
     self.rank = Int(rank)
     self.size = Int(size)
     self.stallTimeout = stallTimeout
+    self.rootWorkTimeout = rootWorkTimeout
     var name = [CChar](repeating: 0, count: 256)
     vmpi_processor_name(&name, Int32(name.count))
     hostName = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }

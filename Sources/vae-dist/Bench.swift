@@ -49,7 +49,7 @@ struct Bench: ParsableCommand {
     var c = TrainingConfiguration(data: data, model: model, optimization: optimization, parallel: parallel)
     c.syntheticData = synthetic
     c.progress = .none
-    try withCommunicator(stallTimeout: parallel.stallTimeout) { communicator in
+    try withCommunicator(parallel) { communicator in
       if allreduce {
         try benchmarkAllreduce(communicator)
         return

@@ -9,12 +9,12 @@ import VAETraining
 #endif
 
 /// Runs `body` on this rank with MPI when an MPI launcher started the process, alone otherwise.
-func withCommunicator(stallTimeout: Double, _ body: (Communicator) throws -> Void) throws {
+func withCommunicator(_ parallel: ParallelOptions, _ body: (Communicator) throws -> Void) throws {
   configureBLASForWorkerThreads()
   let communicator: Communicator
   if MPICommunicator.launchedByMPI {
     do {
-      communicator = try MPICommunicator(stallTimeout: stallTimeout)
+      communicator = try MPICommunicator(stallTimeout: parallel.stallTimeout, rootWorkTimeout: parallel.writeTimeout)
     } catch {
       printError("vae-dist: error: \(error)")
       throw ExitCode(FailureKind.internalError.exitStatus)

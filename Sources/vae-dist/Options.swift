@@ -140,6 +140,11 @@ struct ParallelOptions: ParsableArguments {
   @Option(help: ArgumentHelp("Seconds a rank waits for the others in a collective before ending the job (at least 2).", valueName: "seconds"))
   var stallTimeout = 60.0
 
+  @Option(help: ArgumentHelp(
+    "Seconds rank zero's file work alone (a checkpoint, an epoch's end, the final files) may take before it ends the job as a stall (exit 3): a hung file system must not hang every rank.",
+    valueName: "seconds"))
+  var writeTimeout = 600.0
+
   @Option(help: ArgumentHelp("Every k steps, verify that all ranks hold identical parameters (0: never).", valueName: "k"))
   var checkSync = defaults.syncCheckEvery
 
@@ -151,6 +156,9 @@ struct ParallelOptions: ParsableArguments {
     guard stallTimeout >= 2, stallTimeout.isFinite else {
       throw ValidationError(
         "--stall-timeout must be at least 2 seconds: while rank zero writes checkpoints the others hear from it only once a second (got \(stallTimeout)).")
+    }
+    guard writeTimeout >= 1, !writeTimeout.isNaN else {
+      throw ValidationError("--write-timeout must be at least 1 second (got \(writeTimeout)).")
     }
   }
 }

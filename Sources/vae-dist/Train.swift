@@ -38,7 +38,7 @@ struct Train: ParsableCommand {
 
   func run() throws {
     let configuration = makeConfiguration()
-    try withCommunicator(stallTimeout: parallel.stallTimeout) { communicator in
+    try withCommunicator(parallel) { communicator in
       StopSignal.install()
       let trainer = try Trainer(configuration: configuration, communicator: communicator, start: output.start, hooks: Hooks.trainer)
       trainer.printBanner()

@@ -41,6 +41,23 @@ final class ProtocolRunTests: XCTestCase {
     XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
   }
 
+  /// Rank zero's work that never ends (the test hook sleeps 60 s in the epoch's end, as a write to a
+  /// hung file system would block) ends the job once --write-timeout has passed, with the stall's
+  /// status (3: the supervisor restarts it), one message naming the phase, on every rank: the
+  /// heartbeat that keeps the others waiting through long work does not keep them waiting for ever.
+  func testRankZeroWorkThatNeverEndsEndsTheJobAfterTheWriteTimeout() throws {
+    let out = temporaryDirectory()
+    let result = try mpi(
+      2, ["--data", data, "--out", out, "--max-steps", "3", "--stall-timeout", "2", "--write-timeout", "3", "--iw-samples", "0"],
+      environment: ["VAE_DIST_TEST_ROOT_DELAY=60"], timeout: 60)
+    print("rank zero stuck in its epoch end, --write-timeout 3: status \(result.status) after \(result.seconds) s")
+    XCTAssertEqual(result.status, 3, result.all)
+    XCTAssertLessThan(result.seconds, 30)
+    XCTAssertEqual(result.error.components(separatedBy: "vae-dist: error:").count - 1, 1, result.error)
+    XCTAssertTrue(result.error.contains("rank 0 spent more than 3 s in the end of epoch 1 without finishing"), result.error)
+    XCTAssertFalse(result.all.contains("MPI_ABORT"), result.all)
+  }
+
   /// The first SIGINT during the final estimate ends it promptly, saying what was skipped; the
   /// model is already written.
   func testSignalDuringFinalWorkSkipsTheRest() throws {
