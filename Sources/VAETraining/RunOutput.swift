@@ -192,26 +192,3 @@ public struct EvaluationReport: Encodable {
     test_log_likelihood_iw = estimate.map { Number($0.logLikelihood) }
   }
 }
-
-/// What identifies the data of a run (the training images after the hold-out, and the CRC-32 of the
-/// training images file as it reads uncompressed), from the file's header and, for gzip, its
-/// trailer: rank zero computes it before loading anything.
-func dataFingerprint(_ c: TrainingConfiguration) throws -> DataFingerprint {
-  let count = c.syntheticData ? c.syntheticTrainImages : try FashionMNIST.imageCount(directory: c.dataDirectory, split: .train)
-  // Before the claim of --out (an --overwrite moves the earlier run aside): a hold-out that leaves
-  // nothing to train on must not cost that.
-  try TrainingData.requireTrainingImages(fileCount: count, validationSize: c.validationSize)
-  if c.syntheticData { return DataFingerprint(trainImages: count - c.validationSize, trainFileCRC32: 0) }
-  let path = try FashionMNIST.files(in: c.dataDirectory, split: .train).images
-  return DataFingerprint(trainImages: count - c.validationSize, trainFileCRC32: try IDXFile.contentCRC32(path: path, rank: 3))
-}
-
-/// Whether `recorded`, which differs from `current`, is of the same data in its earlier form: runs
-/// and checkpoints written before 2026-12-03 hold the CRC-32 of the training images file as stored
-/// (gzip or not), and still resume.
-func isEarlierForm(_ recorded: DataFingerprint, of current: DataFingerprint, _ c: TrainingConfiguration) -> Bool {
-  guard !c.syntheticData, recorded.trainImages == current.trainImages,
-    let path = try? FashionMNIST.files(in: c.dataDirectory, split: .train).images
-  else { return false }
-  return (try? IDXFile.storedCRC32(path: path)) == recorded.trainFileCRC32
-}

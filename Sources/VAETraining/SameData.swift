@@ -1,6 +1,9 @@
 import VAEData
 import VAEDistributed
 
+// Which data a run trains on: its fingerprint in the run's records and checkpoints, and the check
+// that every rank read the same.
+
 /// What every rank must read alike: the training and test sets' image counts and the CRC-32s of their
 /// images and labels files as they read uncompressed (`IDXFile.contentCRC32`: a gzip copy on one host
 /// and a plain one on another agree; the test set only where the run loads it). A host whose copy
@@ -45,4 +48,27 @@ struct SameData {
   }
 
   private func hex(_ value: Int64) -> String { "0x" + String(UInt32(truncatingIfNeeded: value), radix: 16) }
+}
+
+/// What identifies the data of a run (the training images after the hold-out, and the CRC-32 of the
+/// training images file as it reads uncompressed), from the file's header and, for gzip, its
+/// trailer: rank zero computes it before loading anything.
+func dataFingerprint(_ c: TrainingConfiguration) throws -> DataFingerprint {
+  let count = c.syntheticData ? c.syntheticTrainImages : try FashionMNIST.imageCount(directory: c.dataDirectory, split: .train)
+  // Before the claim of --out (an --overwrite moves the earlier run aside): a hold-out that leaves
+  // nothing to train on must not cost that.
+  try TrainingData.requireTrainingImages(fileCount: count, validationSize: c.validationSize)
+  if c.syntheticData { return DataFingerprint(trainImages: count - c.validationSize, trainFileCRC32: 0) }
+  let path = try FashionMNIST.files(in: c.dataDirectory, split: .train).images
+  return DataFingerprint(trainImages: count - c.validationSize, trainFileCRC32: try IDXFile.contentCRC32(path: path, rank: 3))
+}
+
+/// Whether `recorded`, which differs from `current`, is of the same data in its earlier form: runs
+/// and checkpoints written before 2026-12-03 hold the CRC-32 of the training images file as stored
+/// (gzip or not), and still resume.
+func isEarlierForm(_ recorded: DataFingerprint, of current: DataFingerprint, _ c: TrainingConfiguration) -> Bool {
+  guard !c.syntheticData, recorded.trainImages == current.trainImages,
+    let path = try? FashionMNIST.files(in: c.dataDirectory, split: .train).images
+  else { return false }
+  return (try? IDXFile.storedCRC32(path: path)) == recorded.trainFileCRC32
 }
