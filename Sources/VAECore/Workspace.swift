@@ -135,3 +135,12 @@ extension Architecture {
     )
   }
 }
+
+extension RandomAccessCollection where Index == Int {
+  /// Consecutive slices of `size` elements, the last one shorter if need be: the micro-batches of a
+  /// pass over images (or latent points) in order.
+  public func microBatches(of size: Int) -> [SubSequence] {
+    precondition(size >= 1)
+    return stride(from: startIndex, to: endIndex, by: size).map { self[$0..<Swift.min(endIndex, $0 + size)] }
+  }
+}

@@ -29,8 +29,7 @@ public final class Pictures {
   /// z_mean of each image.
   public func latentMeans(_ store: ImageStore, fileIndices: [Int]) -> [[Float]] {
     var means: [[Float]] = []
-    for start in stride(from: 0, to: fileIndices.count, by: workspace.capacity) {
-      let batch = fileIndices[start..<min(fileIndices.count, start + workspace.capacity)]
+    for batch in fileIndices.microBatches(of: workspace.capacity) {
       store.fill(workspace.input.pointer, fileIndices: batch)
       model.encode(views, batch: batch.count, workspace: workspace)
       for row in 0..<batch.count {
@@ -44,8 +43,7 @@ public final class Pictures {
   /// The decoder's image (sigmoid of the logits, 784 values in 0…1) for each latent point.
   public func decode(_ points: [[Float]]) -> [[Float]] {
     var images: [[Float]] = []
-    for start in stride(from: 0, to: points.count, by: workspace.capacity) {
-      let batch = points[start..<min(points.count, start + workspace.capacity)]
+    for batch in points.microBatches(of: workspace.capacity) {
       for (row, z) in batch.enumerated() { (workspace.z.pointer + row * latentDim).update(from: z, count: latentDim) }
       model.decode(views, batch: batch.count, workspace: workspace)
       for row in 0..<batch.count {

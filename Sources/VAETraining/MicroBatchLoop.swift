@@ -62,9 +62,8 @@ package struct MicroBatchLoop {
 
   /// Consecutive chunks of `size` images of the whole store: micro-batch j of an evaluation pass.
   static func chunks(of images: ImageStore, size: Int) -> (count: Int, batch: (Int) -> ArraySlice<Int>) {
-    let indices = images.images.fileIndices[...]
-    let count = (indices.count + size - 1) / size
-    return (count, { j in indices[(j * size)..<min(indices.count, (j + 1) * size)] })
+    let batches = images.images.fileIndices.microBatches(of: size)
+    return (batches.count, { batches[$0] })
   }
 }
 
