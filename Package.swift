@@ -18,7 +18,7 @@ let package = Package(
     .library(name: "VAECore", targets: ["VAECore"]),
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2")
   ],
   targets: [
     // C libraries from Debian: OpenBLAS (libopenblas-dev), zlib (zlib1g-dev), Open MPI (libopenmpi-dev,

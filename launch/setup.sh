@@ -23,11 +23,14 @@ command -v swift >/dev/null || {
 }
 
 # The tests load a saved model into PyTorch and read the TensorBoard logs with TensorBoard itself
-# (from PyPI; about a minute on a new machine).
+# (from PyPI; about a minute on a new machine). The versions the tests were passed with: torch 2.13.0
+# is the CPU build where pip's find-links hold it (this machine kind's /opt/wheels, 190 MB) instead
+# of PyPI's CUDA build (3 GB of nvidia wheels); both gave the same test results (2026-12-03).
+pinned=(torch==2.13.0 safetensors==0.8.0 numpy==2.4.6 tensorboard==2.21.0)
 if [[ "${1:-}" == "--test" ]] && ! python3 -c "import torch, safetensors, numpy, tensorboard" 2>/dev/null; then
   echo "setup: installing PyTorch, safetensors, NumPy and TensorBoard from PyPI for the client tests"
-  python3 -m pip install --quiet --root-user-action=ignore torch safetensors numpy tensorboard \
-    || python3 -m pip install --quiet --break-system-packages torch safetensors numpy tensorboard
+  python3 -m pip install --quiet --no-cache-dir --root-user-action=ignore "${pinned[@]}" \
+    || python3 -m pip install --quiet --no-cache-dir --break-system-packages "${pinned[@]}"
 fi
 
 echo "setup: building vae-dist (release)"
