@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's main command: set up (idempotent), then train with 4 MPI ranks on this machine.
 # Any arguments go to `vae-dist train` (e.g. --epochs 5 --out run5), except --dry-run, which prints
-# the mpirun command instead of setting up and running it.
+# the mpirun command instead of setting up and running it. Run again, it continues or replaces the
+# last run in the default --out (below).
 set -euo pipefail
 here="$(dirname "$0")"
 launcher=()
@@ -10,4 +11,22 @@ for argument in "$@"; do
   if [[ "$argument" == --dry-run ]]; then launcher+=(--dry-run); else arguments+=("$argument"); fi
 done
 ((${#launcher[@]})) || "$here/setup.sh"  # a dry run only prints the command
+
+# Run again without saying where or how: the default --out holds the last run. An unfinished one (a
+# checkpoint, no model: Ctrl-C, a crash) is continued; a finished one is moved aside to
+# vae-dist-run.previous-N (nothing is lost) and a new run starts.
+said=""
+for argument in ${arguments[@]+"${arguments[@]}"}; do
+  case "$argument" in --out | --out=* | --resume | --overwrite) said=yes ;; esac
+done
+default_out=vae-dist-run
+if [[ -z "$said" && -f "$default_out/run.json" ]]; then
+  if [[ ! -f "$default_out/model.safetensors" ]] && compgen -G "$default_out/checkpoints/step-*" >/dev/null; then
+    echo "train.sh: $default_out holds an unfinished run: continuing it (--resume; give --overwrite to start afresh)"
+    arguments+=(--resume)
+  else
+    echo "train.sh: $default_out holds an earlier run: moving it aside and starting afresh (--overwrite; give --out for another folder)"
+    arguments+=(--overwrite)
+  fi
+fi
 exec "$here/mpirun-local.sh" -n "${RANKS:-4}" ${launcher[@]+"${launcher[@]}"} train ${arguments[@]+"${arguments[@]}"}

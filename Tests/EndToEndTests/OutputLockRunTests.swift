@@ -79,4 +79,31 @@ final class OutputLockRunTests: XCTestCase {
     XCTAssertFalse(FileManager.default.fileExists(atPath: leftover), "the leftover temporary checkpoint stays")
     XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/notes.txt"), "a file that is not a leftover was removed")
   }
+
+  /// The README's main command run again, with no --out, --resume or --overwrite: an unfinished run
+  /// in the default --out (a checkpoint, no model) is continued, a finished one moved aside and a
+  /// new one started (before, the second run was refused, exit 7); told --out, it adds nothing.
+  func testTheMainCommandRunAgainContinuesOrReplacesTheLastRun() throws {
+    let folder = temporaryDirectory()
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("launch/train.sh").path
+    func dryRun(_ extra: String = "") throws -> Harness.Result {
+      let result = try Harness.run("/bin/sh", ["-c", "cd '\(folder)' && exec '\(script)' --dry-run --epochs 5 \(extra)"], timeout: 60)
+      XCTAssertEqual(result.status, 0, result.all)
+      return result
+    }
+    let fm = FileManager.default
+    XCTAssertFalse(try dryRun().all.contains("--resume") || dryRun().all.contains("--overwrite"), "a first run is a plain one")
+    try fm.createDirectory(atPath: folder + "/vae-dist-run/checkpoints/step-00000010", withIntermediateDirectories: true)
+    XCTAssertTrue(fm.createFile(atPath: folder + "/vae-dist-run/run.json", contents: Data("{}".utf8)))
+    let unfinished = try dryRun()
+    XCTAssertTrue(unfinished.output.contains("train --epochs 5 --resume"), unfinished.all)
+    XCTAssertTrue(fm.createFile(atPath: folder + "/vae-dist-run/model.safetensors", contents: Data()))
+    let finished = try dryRun()
+    XCTAssertTrue(finished.output.contains("train --epochs 5 --overwrite"), finished.all)
+    for told in ["--out elsewhere", "--out=elsewhere", "--resume", "--overwrite"] {
+      let result = try dryRun(told)
+      XCTAssertTrue(result.output.contains("train --epochs 5 \(told)\n"), "\(told): \(result.all)")
+    }
+  }
 }
