@@ -40,8 +40,8 @@ extension Evaluator {
   public static let estimateRoundPasses = 800
 
   /// The same estimate, shared out over the ranks of `communicator` as `evaluate(…over:…)` is, with the
-  /// same bits for any layout. It runs in rounds of about `roundPasses` decoder passes a rank
-  /// (max(1, roundPasses / k) micro-batches, each with up to `roundPasses` of its samples), each
+  /// same bits for any layout. It runs in rounds of about `roundPasses` decoder passes a worker thread
+  /// (max(threads, roundPasses / k) micro-batches a rank, each with up to `roundPasses` of its samples), each
   /// ended by a MAX of the ranks' stop flags, so a stop on any rank ends it on every rank (nil
   /// everywhere) within a round, and no rank waits longer than a round's difference in speed (the
   /// whole estimate takes minutes, past the stall timeout). An image's running log-sum-exp goes on
@@ -51,7 +51,8 @@ extension Evaluator {
     roundPasses: Int = estimateRoundPasses, progress: ((Int, Int) -> Void)? = nil, shouldStop: () -> Bool = { false }
   ) throws -> LikelihoodEstimate? {
     let chunks = MicroBatchLoop.chunks(of: images, size: microBatchSize).count
-    let perRound = max(1, roundPasses / k) * communicator.size, samplesPerRound = min(k, max(1, roundPasses))
+    // Every worker thread a micro-batch at least: the round's passes are a thread's, not a rank's.
+    let perRound = max(workspaces.count, roundPasses / k) * communicator.size, samplesPerRound = min(k, max(1, roundPasses))
     var estimates = [ChunkEstimate](repeating: ChunkEstimate(), count: chunks)
     var done = 0
     for start in stride(from: 0, to: chunks, by: perRound) {

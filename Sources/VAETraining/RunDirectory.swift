@@ -36,6 +36,10 @@ public struct RunDirectory {
   ) throws -> (lock: RunLock, movedTo: String?) {
     try create()
     var lock = try RunLock(directory: path)
+    // What a run that died in a checkpoint write left behind, first: a copy that a crash left moved
+    // aside goes back under its name, so the checks below see it. Only the lock holder gets here,
+    // so no live run is writing them.
+    CheckpointStore(outputDirectory: path, keep: 1).removeLeftovers()
     var movedTo: String?
     if resume {
       if let record = try? readRecord(), let refusal = record.refusal(of: configuration, data: data, holder: "the run in \(path)") {
@@ -55,9 +59,6 @@ public struct RunDirectory {
       try create()
       lock = try RunLock(directory: path)  // the moved run's lock goes with it
     }
-    // What a run that died in a checkpoint write left behind. Only the lock holder gets here, so no
-    // live run is writing them.
-    CheckpointStore(outputDirectory: path, keep: 1).removeLeftovers()
     let record = Record(configuration: configuration, data: data)
     if (try? readRecord()) != record {
       let encoder = JSONEncoder()

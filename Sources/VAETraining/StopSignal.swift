@@ -15,13 +15,22 @@ import Synchronization
 public enum StopSignal {
   // Written from the signal handler: a lock-free atomic word (no allocation, no locks: a handler may
   // use none), created by install() before any handler can run. It only goes 0 → 1 while a run lasts.
-  private static let flag = Atomic<Int32>(0)
+  private static let signalled = Atomic<Int32>(0)
+  // A stop the run asks for itself (the ranks agreed on one, a log write failed): kept apart, so that
+  // a user's first signal after it is still a first signal (a clean stop), not the second (exit 130).
+  private static let internalRequest = Atomic<Int32>(0)
 
-  public static var requested: Bool { flag.load(ordering: .relaxed) != 0 }
+  public static var requested: Bool {
+    signalled.load(ordering: .relaxed) != 0 || internalRequest.load(ordering: .relaxed) != 0
+  }
 
-  /// What a signal does, without one: for in-process ranks (tests), where a signal would reach all.
-  public static func request() { flag.store(1, ordering: .relaxed) }
-  public static func clear() { flag.store(0, ordering: .relaxed) }
+  /// A stop without a signal: the run's own (an agreed stop, a failed log write), and for in-process
+  /// ranks (tests), where a signal would reach all.
+  public static func request() { internalRequest.store(1, ordering: .relaxed) }
+  public static func clear() {
+    signalled.store(0, ordering: .relaxed)
+    internalRequest.store(0, ordering: .relaxed)
+  }
 
   public static func install() {
     _ = requested  // creates the flag here, not in a handler
@@ -30,7 +39,7 @@ public enum StopSignal {
     signal(SIGXFSZ, SIG_IGN)
     for number in [SIGINT, SIGTERM, SIGUSR1] {
       signal(number) { _ in
-        if StopSignal.flag.exchange(1, ordering: .relaxed) != 0 {
+        if StopSignal.signalled.exchange(1, ordering: .relaxed) != 0 {
           let message = "\nvae-dist: second signal, exiting at once\n"
           _ = message.withCString { write(STDERR_FILENO, $0, strlen($0)) }
           _exit(130)

@@ -111,9 +111,12 @@ public final class Trainer {
     defer { outputLock?.release() }  // the run has ended, however it ended
     try setUp()
     var last: EpochMetrics?
-    // A run that early stopping had ended (and that died in its final work) finishes, trains no more.
-    if state.shouldStopEarly(patience: configuration.earlyStoppingPatience) {
-      console.line("early stopping had ended this run at step \(step); writing its final files")
+    // A run resumed at an epoch's end after which early stopping stops (it had, and died in its
+    // final work; or a patience given now that the epochs since the best exceed) finishes there.
+    if step % schedule.stepsPerEpoch == 0, state.shouldStopEarly(patience: configuration.earlyStoppingPatience) {
+      console.line(
+        "early stopping at the checkpoint's step \(step): \(state.epochsWithoutImprovement) epochs without a validation "
+          + "improvement; writing the final files")
       return try finish(last: nil)
     }
     while step < totalSteps {

@@ -135,9 +135,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
 
   /// Throws when these settings cannot work on `ranks` ranks (every rank finds the same, but for the
   /// memory, which is each host's).
-  /// Also refuses a batch whose per-micro-batch gradient buffers would not fit in half of
-  /// `physicalMemory` bytes (this host's).
-  public func validate(ranks: Int, physicalMemory: Double = hostMemoryBytes()) throws {
+  /// Also refuses a batch whose per-micro-batch gradient buffers, on `ranksOnHost` ranks, would not
+  /// fit in half of `physicalMemory` bytes (this host's, or its cgroup's limit).
+  public func validate(ranks: Int, physicalMemory: Double = hostMemoryBytes(), ranksOnHost: Int = ranksOnThisHost()) throws {
     if let problem = problems().first { throw TrainingError.configuration(problem) }
     let microBatches = batchSize / microBatchSize
     guard microBatches >= ranks else {
@@ -148,13 +148,14 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     }
     // Each rank keeps one gradient buffer per micro-batch it computes (the fixed-order reduction
     // needs them all at once): refused here, not by the out-of-memory killer half-way through start-up.
-    let perRank = (microBatches + ranks - 1) / ranks
-    let bytes = Double(perRank) * Double(ParameterLayout(latentDim: latentDim).totalCount) * 4
+    let perRank = (microBatches + ranks - 1) / ranks, here = max(1, min(ranksOnHost, ranks))
+    let bytes = Double(perRank * here) * Double(ParameterLayout(latentDim: latentDim).totalCount) * 4
     if bytes > physicalMemory / 2 {
       throw TrainingError.configuration(
         "--batch-size \(batchSize) with --micro-batch \(microBatchSize) puts \(perRank) micro-batches on each of "
-          + "\(ranks) rank\(ranks == 1 ? "" : "s"), whose gradient buffers take \(gibibytes(bytes)) GiB: more than half this host's memory "
-          + "(\(gibibytes(physicalMemory)) GiB). Use a larger --micro-batch, a smaller --batch-size, or more ranks.")
+          + "\(ranks) rank\(ranks == 1 ? "" : "s"), whose gradient buffers take \(gibibytes(bytes)) GiB on this host "
+          + "(\(here) rank\(here == 1 ? "" : "s")): more than half its memory (\(gibibytes(physicalMemory)) GiB). "
+          + "Use a larger --micro-batch or a smaller --batch-size, or spread the ranks over more hosts.")
     }
   }
 
@@ -169,7 +170,23 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
   }
 }
 
-/// This host's physical memory in bytes.
+/// This host's physical memory in bytes, or this process's cgroup (v2) limit when that is lower (a
+/// container, a Slurm job's --mem).
 public func hostMemoryBytes() -> Double {
-  Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+  let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+  guard let groups = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
+    let line = groups.split(separator: "\n").first(where: { $0.hasPrefix("0::") }),
+    let text = try? String(contentsOfFile: "/sys/fs/cgroup" + line.dropFirst(3) + "/memory.max", encoding: .utf8),
+    let limit = Double(text.trimmingCharacters(in: .whitespacesAndNewlines))  // "max": no limit
+  else { return physical }
+  return min(physical, limit)
+}
+
+/// The ranks of this job on this host, as the launcher says (Open MPI, PMIx, MPICH); 1 alone.
+public func ranksOnThisHost() -> Int {
+  let environment = ProcessInfo.processInfo.environment
+  for name in ["OMPI_COMM_WORLD_LOCAL_SIZE", "PMIX_LOCAL_SIZE", "MPI_LOCALNRANKS"] {
+    if let count = environment[name].flatMap(Int.init), count >= 1 { return count }
+  }
+  return 1
 }

@@ -69,6 +69,7 @@ final class CheckpointStoreTests: XCTestCase {
     XCTAssertEqual(try fm.contentsOfDirectory(atPath: store.directory), ["step-00000010"])
     XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: store.directory + "/step-00000010/model.safetensors")), kept)
     try fm.createDirectory(atPath: store.directory + "/.tmp-step-00000010-999999.old", withIntermediateDirectories: true)
+    try fm.createDirectory(atPath: store.directory + "/.tmp-x.old", withIntermediateDirectories: true)  // no name, no pid
     store.removeLeftovers()
     XCTAssertEqual(try fm.contentsOfDirectory(atPath: store.directory), ["step-00000010"])
     XCTAssertEqual(store.candidates().map(\.step), [10])

@@ -227,17 +227,33 @@ final class TrainerTests: XCTestCase {
   }
 
   /// The gradient buffers' bound, either side of it: 512 micro-batches of 134,165 floats on one rank
-  /// are 275 MB, refused with 512 MB of memory and accepted with 600 MB; two ranks halve it.
+  /// are 275 MB, refused with 512 MB of memory and accepted with 600 MB; two ranks on two hosts halve
+  /// it, two ranks on one host do not.
   func testABatchWhoseGradientBuffersCannotFitIsRefused() throws {
     var c = Fixtures.smallRun()
     c.batchSize = 512
     c.microBatchSize = 1
     let megabyte = 1_000_000.0
-    XCTAssertThrowsError(try c.validate(ranks: 1, physicalMemory: 512 * megabyte)) { error in
+    XCTAssertThrowsError(try c.validate(ranks: 1, physicalMemory: 512 * megabyte, ranksOnHost: 1)) { error in
       XCTAssertTrue("\(error)".contains("puts 512 micro-batches on each of 1 rank,"), "\(error)")
     }
-    XCTAssertNoThrow(try c.validate(ranks: 1, physicalMemory: 600 * megabyte))
-    XCTAssertNoThrow(try c.validate(ranks: 2, physicalMemory: 300 * megabyte))
+    XCTAssertNoThrow(try c.validate(ranks: 1, physicalMemory: 600 * megabyte, ranksOnHost: 1))
+    XCTAssertNoThrow(try c.validate(ranks: 2, physicalMemory: 300 * megabyte, ranksOnHost: 1))
+    XCTAssertThrowsError(try c.validate(ranks: 2, physicalMemory: 300 * megabyte, ranksOnHost: 2))
+  }
+
+  /// The run's own stop (an agreed one, a failed log write) leaves a user's first signal a first
+  /// one, a clean stop: it used to set the signal's flag, so that signal exited the process at once
+  /// (status 130), half-way through the stop's checkpoint.
+  func testTheRunsOwnStopLeavesTheFirstSignalAFirstSignal() {
+    StopSignal.install()
+    defer {
+      for number in [SIGINT, SIGTERM, SIGUSR1, SIGXFSZ] { signal(number, SIG_DFL) }
+      StopSignal.clear()
+    }
+    StopSignal.request()
+    raise(SIGUSR1)  // exits this process with 130 if the run's stop counted as a signal
+    XCTAssertTrue(StopSignal.requested)
   }
 
   /// --check-sync: ranks whose parameters differ (rank 1's perturbed here before the first step) end

@@ -244,8 +244,9 @@ public final class CheckpointStore {
     for name in names where name.hasPrefix(".tmp-") {
       let write = name.hasSuffix(AtomicFile.asideSuffix) ? String(name.dropLast(AtomicFile.asideSuffix.count)) : name
       if let pid, write.hasSuffix("-\(pid)") { continue }
-      if write != name, let dash = write.lastIndex(of: "-") {
-        let target = String(write[write.index(write.startIndex, offsetBy: 5)..<dash])
+      let nameStart = write.index(write.startIndex, offsetBy: 5)  // after ".tmp-"
+      if write != name, let dash = write.lastIndex(of: "-"), dash > nameStart {
+        let target = String(write[nameStart..<dash])
         if !target.isEmpty, AtomicFile.restoreAside(directory + "/" + name, to: directory + "/" + target) { continue }
       }
       try? FileManager.default.removeItem(atPath: directory + "/" + name)
