@@ -7,17 +7,14 @@ import Foundation
 /// Unchecked Sendable: its mutable state is read and written only while holding `condition`.
 public final class InProcessGroup: @unchecked Sendable {
   public let size: Int
-  /// The communicators' `rootWorkTimeout` (none by default).
-  public let rootWorkTimeout: Double
   private let condition = NSCondition()
   private var arrived = 0
   private var generation = 0
   private var contributions: [Any] = []
   private var result: [Any] = []
 
-  public init(size: Int, rootWorkTimeout: Double = .infinity) {
+  public init(size: Int) {
     self.size = size
-    self.rootWorkTimeout = rootWorkTimeout
     contributions = Array(repeating: 0, count: size)
   }
 
@@ -47,7 +44,8 @@ public final class InProcessCommunicator: Communicator {
   public var modeDescription: String { "in-process group of \(size) ranks" }
   public var hostName: String { "in-process" }
   public var waitingSeconds: Double { 0 }
-  public var rootWorkTimeout: Double { group.rootWorkTimeout }
+  /// None: a test's rank zero that sleeps must not end the group (MPICommunicator's has one).
+  public var rootWorkTimeout: Double { .infinity }
 
   public init(group: InProcessGroup, rank: Int) {
     self.group = group
