@@ -25,13 +25,14 @@ import VAECore
 //                                                early-stopping decision
 //    7. gather       peak memory
 //    8. rootDecides  "the final files"           rank 0 writes the model and the pictures
-//    9. allreduce    the likelihood estimate     each rank a share, in rounds of ~800 decoder passes
-//                                                (8 micro-batches at k = 100; part of one's samples
-//                                                above k = 800) each ended by a MAX of the stop
-//                                                flags; then the sums
+//    9. allreduce    the likelihood estimate     each rank a share, in rounds of max(threads, 800/k)
+//                                                micro-batches a rank, up to 800 samples of each,
+//                                                each round ended by a MAX of the stop flags; then
+//                                                the sums
 //       rootDecides  "the estimate's record"     rank 0 prints it and writes evaluation.json
 //
-// A resumed run whose checkpoint early stopping had already ended goes from 4 straight to 7.
+// A run resumed at an epoch's end where early stopping stops (it had already, or a patience given
+// now is already reached) goes from 4 straight to 7.
 //
 // `vae-dist bench` (VAEBenchmarks) runs its own short sequence: the data as in 2, gathers of the
 // hosts and threads of the peak samples, then its steps (5, without checkpoints) with one SUM of the
@@ -148,7 +149,8 @@ extension Communicator {
   }
 
   /// Runs `body` on a thread of its own and broadcasts "busy" from this (the calling, MPI) thread
-  /// until it is done.
+  /// until it is done, or until `rootWorkTimeout` has passed: then it returns RootWorkTimedOut
+  /// (exit 3) for every rank, and the stuck thread ends with the process.
   private func runWithHeartbeat<T>(phase: String, every interval: Double, _ body: @escaping () throws -> T) throws -> Result<T, Error> {
     let box = OutcomeBox<T>()
     let done = DispatchSemaphore(value: 0)

@@ -5,7 +5,8 @@ public enum FailureKind: Int32, Sendable, Codable, CaseIterable {
   case internalError = 1
   /// Settings that cannot work together (flags); every rank finds the same.
   case configuration = 2
-  /// A rank waited longer than --stall-timeout in a collective: a peer stalled, died or lost the network.
+  /// A rank waited longer than --stall-timeout in a collective (a peer stalled, died or lost the
+  /// network), or rank zero's work alone outlasted --write-timeout (a hung file system).
   case peerLost = 3
   /// An input file is missing, unreadable or corrupt (--data, a checkpoint or model file).
   case data = 4

@@ -57,7 +57,9 @@ public enum AtomicFile {
   /// An existing `path` is swapped with `replacement` in one step (Linux's renameat2 with
   /// RENAME_EXCHANGE), so a crash leaves the old copy or the new one there, never neither; the old
   /// one, now at `replacement`, is then removed. A file system that cannot swap gets the old copy
-  /// moved aside first: a short window in which `path` is missing.
+  /// moved aside first (to `replacement` + `asideSuffix`): a short window in which `path` is missing,
+  /// after which a failed second rename puts it back, and after a crash `restoreAside` does (the
+  /// checkpoint clean-up). A failed fsync of the parent directory throws.
   public static func replace(_ path: String, with replacement: String) throws {
     func failure(_ what: String) -> FileError {
       .writeFailed(path: path, reason: "\(what): \(String(cString: strerror(errno)))")

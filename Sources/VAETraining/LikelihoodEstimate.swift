@@ -34,14 +34,15 @@ extension Evaluator {
     return Self.estimate(estimates.map(\.sums), samples: k, images: images.count)
   }
 
-  /// Decoder passes of a micro-batch a rank runs between two checks of the ranks' stop flags: about
-  /// 2 s (8 micro-batches at k = 100). Above that many samples a micro-batch's samples are cut into
-  /// rounds too, so a round stays this long whatever k is.
+  /// Decoder passes of a micro-batch a worker thread runs between two checks of the ranks' stop
+  /// flags (at least one micro-batch's share of samples each): about 2 s, 8 micro-batches a rank at
+  /// k = 100 on up to 8 threads. Above that many samples a micro-batch's samples are cut into rounds
+  /// too, so a round stays this long whatever k is.
   public static let estimateRoundPasses = 800
 
   /// The same estimate, shared out over the ranks of `communicator` as `evaluate(…over:…)` is, with the
-  /// same bits for any layout. It runs in rounds of about `roundPasses` decoder passes a worker thread
-  /// (max(threads, roundPasses / k) micro-batches a rank, each with up to `roundPasses` of its samples), each
+  /// same bits for any layout. It runs in rounds of max(threads, roundPasses / k) micro-batches a
+  /// rank, each with up to `roundPasses` of its samples, each
   /// ended by a MAX of the ranks' stop flags, so a stop on any rank ends it on every rank (nil
   /// everywhere) within a round, and no rank waits longer than a round's difference in speed (the
   /// whole estimate takes minutes, past the stall timeout). An image's running log-sum-exp goes on

@@ -3,8 +3,9 @@ import VAECore
 import VAEData
 import VAEDistributed
 
-/// The evaluation every rank shares (Evaluator.swift splits the test and validation images over the
-/// ranks): the epoch's passes and, after the last step, the likelihood estimate.
+/// The evaluation every rank shares (Evaluator.swift and LikelihoodEstimate.swift split the test and
+/// validation images over the ranks): the epoch's passes and, after the last step, the likelihood
+/// estimate.
 extension Trainer {
   /// Every rank's share of the epoch's evaluation passes (test, test with z = μ, validation).
   func evaluate(_ metrics: inout EpochMetrics) throws {

@@ -169,24 +169,3 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     (1...min(16, max(1, batchSize))).last { batchSize % $0 == 0 } ?? 1
   }
 }
-
-/// This host's physical memory in bytes, or this process's cgroup (v2) limit when that is lower (a
-/// container, a Slurm job's --mem).
-public func hostMemoryBytes() -> Double {
-  let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
-  guard let groups = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
-    let line = groups.split(separator: "\n").first(where: { $0.hasPrefix("0::") }),
-    let text = try? String(contentsOfFile: "/sys/fs/cgroup" + line.dropFirst(3) + "/memory.max", encoding: .utf8),
-    let limit = Double(text.trimmingCharacters(in: .whitespacesAndNewlines))  // "max": no limit
-  else { return physical }
-  return min(physical, limit)
-}
-
-/// The ranks of this job on this host, as the launcher says (Open MPI, PMIx, MPICH); 1 alone.
-public func ranksOnThisHost() -> Int {
-  let environment = ProcessInfo.processInfo.environment
-  for name in ["OMPI_COMM_WORLD_LOCAL_SIZE", "PMIX_LOCAL_SIZE", "MPI_LOCALNRANKS"] {
-    if let count = environment[name].flatMap(Int.init), count >= 1 { return count }
-  }
-  return 1
-}
