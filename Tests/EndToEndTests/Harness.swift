@@ -25,11 +25,14 @@ enum Harness {
   }
 
   /// The first `train` and `test` images of the real Fashion-MNIST as plain IDX files in a directory
-  /// of their own (made once per test process): real data, with epochs short enough for many runs.
+  /// of their own: real data, with epochs short enough for many runs. Made once and kept for later
+  /// test runs (a directory renamed into place whole, so a run never sees half of one).
   static func smallRealDataset(train: Int = 3000, test: Int = 500) throws -> String {
     try requireRealData()
-    let directory = NSTemporaryDirectory() + "vae-dist-small-\(train)-\(test)-\(getpid())"
-    if FileManager.default.fileExists(atPath: directory + "/done") { return directory }
+    let final = NSTemporaryDirectory() + "vae-dist-small-\(train)-\(test)"
+    if FileManager.default.fileExists(atPath: final + "/done") { return final }
+    let directory = final + ".building-\(getpid())"
+    try? FileManager.default.removeItem(atPath: directory)
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     for (prefix, count) in [("train", train), ("t10k", test)] {
       for (kind, header, itemSize) in [("images-idx3-ubyte", 16, 784), ("labels-idx1-ubyte", 8, 1)] {
@@ -41,7 +44,11 @@ enum Harness {
       }
     }
     try Data().write(to: URL(fileURLWithPath: directory + "/done"))
-    return directory
+    if rename(directory, final) != 0 {  // another test process made it first (or left an old one)
+      try? FileManager.default.removeItem(atPath: FileManager.default.fileExists(atPath: final + "/done") ? directory : final)
+      if !FileManager.default.fileExists(atPath: final + "/done") { _ = rename(directory, final) }
+    }
+    return final
   }
 
   struct Result {

@@ -34,6 +34,7 @@ final class SafeTensorsTests: XCTestCase {
   func testAtomicWriteLeavesNoTemporaryFile() throws {
     let directory = NSTemporaryDirectory() + "st-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
     let path = directory + "/model.safetensors"
     try SafeTensors.write(sample, to: path)
     try SafeTensors.write(sample, to: path)

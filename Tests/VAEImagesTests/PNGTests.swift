@@ -33,6 +33,7 @@ final class PNGTests: XCTestCase {
   func decode(_ bytes: [UInt8]) throws -> [String: Any] {
     let directory = NSTemporaryDirectory() + "png-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
     let path = directory + "/image.png", script = directory + "/decode.py"
     try Data(bytes).write(to: URL(fileURLWithPath: path))
     try Self.decoder.write(toFile: script, atomically: true, encoding: .utf8)

@@ -112,6 +112,7 @@ final class CheckpointStoreTests: XCTestCase {
     ]
     let expectations = ["model.safetensors", "CRC-32", "CRC-32", "metadata's CRC-32", "optimizer.safetensors", "model.safetensors"]
     for ((name, damage), expected) in zip(damages, expectations) {
+      tearDown()  // each damage in a directory of its own; none left behind
       setUp()
       let store = CheckpointStore(outputDirectory: directory, keep: 5)
       try write(store, step: 10)
