@@ -7,18 +7,16 @@ set -euo pipefail
 here="$(dirname "$0")"
 launcher=()
 arguments=()
+said=""  # whether --out, --resume or --overwrite is among them (below)
 for argument in "$@"; do
   if [[ "$argument" == --dry-run ]]; then launcher+=(--dry-run); else arguments+=("$argument"); fi
+  case "$argument" in --out | --out=* | --resume | --overwrite) said=yes ;; esac
 done
 ((${#launcher[@]})) || "$here/setup.sh"  # a dry run only prints the command
 
 # Run again without saying where or how: the default --out holds the last run. An unfinished one (a
 # checkpoint, no model: Ctrl-C, a crash) is continued; a finished one is moved aside to
 # vae-dist-run.previous-N (nothing is lost) and a new run starts.
-said=""
-for argument in ${arguments[@]+"${arguments[@]}"}; do
-  case "$argument" in --out | --out=* | --resume | --overwrite) said=yes ;; esac
-done
 default_out=vae-dist-run
 if [[ -z "$said" && -f "$default_out/run.json" ]]; then
   if [[ ! -f "$default_out/model.safetensors" ]] && compgen -G "$default_out/checkpoints/step-*" >/dev/null; then

@@ -168,8 +168,7 @@ extension Communicator {
     while done.wait(timeout: .now() + interval) == .timedOut {
       // Still at work past the deadline: a write that never returns (a hung file system). The job
       // ends as for a stall, every rank told in the usual way; the stuck thread goes with the process.
-      let seconds = monotonicSeconds() - started
-      if heartbeatError == nil && seconds > rootWorkTimeout {
+      if heartbeatError == nil && monotonicSeconds() - started > rootWorkTimeout {
         return .failure(RootWorkTimedOut(phase: phase, seconds: rootWorkTimeout))
       }
       guard heartbeatError == nil else { continue }

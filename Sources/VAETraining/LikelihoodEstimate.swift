@@ -42,9 +42,8 @@ extension Evaluator {
 
   /// The same estimate, shared out over the ranks of `communicator` as `evaluate(…over:…)` is, with the
   /// same bits for any layout. It runs in rounds of max(threads, roundPasses / k) micro-batches a
-  /// rank, each with up to `roundPasses` of its samples, each
-  /// ended by a MAX of the ranks' stop flags, so a stop on any rank ends it on every rank (nil
-  /// everywhere) within a round, and no rank waits longer than a round's difference in speed (the
+  /// rank, each with up to `roundPasses` of its samples, each round ended by a MAX of the ranks' stop
+  /// flags, so a stop on any rank ends it on every rank (nil everywhere) within a round, and no rank waits longer than a round's difference in speed (the
   /// whole estimate takes minutes, past the stall timeout). An image's running log-sum-exp goes on
   /// from one round of samples to the next, so the rounds change no bit.
   public func importanceWeighted(
@@ -124,8 +123,8 @@ extension Evaluator {
         guard stopped.value == 0 else { return }
         if shouldStop() { _ = stopped.add(1); return }
         let n = batch.count
-        var state = samples.lowerBound == 0 ? ChunkEstimate() : estimates[chunk]
-        if samples.lowerBound == 0 { (state.largest, state.total) = ([Double](repeating: 0, count: n), [Double](repeating: 0, count: n)) }
+        var state = estimates[chunk]
+        if samples.lowerBound == 0 { state = ChunkEstimate(largest: Array(repeating: 0, count: n), total: Array(repeating: 0, count: n)) }
         model.encode(views, batch: n, workspace: w)
         for sample in samples {
           if sample % 64 == 63 && shouldStop() {

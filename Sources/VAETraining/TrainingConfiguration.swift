@@ -133,10 +133,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     return found
   }
 
-  /// Throws when these settings cannot work on `ranks` ranks (every rank finds the same, but for the
-  /// memory, which is each host's).
-  /// Also refuses a batch whose per-micro-batch gradient buffers, on `ranksOnHost` ranks, would not
-  /// fit in half of `physicalMemory` bytes (this host's, or its cgroup's limit).
+  /// Throws when these settings cannot work on `ranks` ranks: every rank finds the same, but for the
+  /// memory, which is each host's (a batch whose per-micro-batch gradient buffers on `ranksOnHost`
+  /// ranks would not fit in half of `physicalMemory` bytes, this host's or its cgroup's limit).
   public func validate(ranks: Int, physicalMemory: Double = hostMemoryBytes(), ranksOnHost: Int = ranksOnThisHost()) throws {
     if let problem = problems().first { throw TrainingError.configuration(problem) }
     let microBatches = batchSize / microBatchSize

@@ -157,7 +157,7 @@ struct ParallelOptions: ParsableArguments {
       throw ValidationError(
         "--stall-timeout must be at least 2 seconds: while rank zero writes checkpoints the others hear from it only once a second (got \(stallTimeout)).")
     }
-    guard writeTimeout >= 1, !writeTimeout.isNaN else {
+    guard writeTimeout >= 1 else {  // NaN too
       throw ValidationError("--write-timeout must be at least 1 second (got \(writeTimeout)).")
     }
   }

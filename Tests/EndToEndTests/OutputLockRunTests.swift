@@ -93,7 +93,8 @@ final class OutputLockRunTests: XCTestCase {
       return result
     }
     let fm = FileManager.default
-    XCTAssertFalse(try dryRun().all.contains("--resume") || dryRun().all.contains("--overwrite"), "a first run is a plain one")
+    let first = try dryRun().all
+    XCTAssertFalse(first.contains("--resume") || first.contains("--overwrite"), "a first run is a plain one")
     try fm.createDirectory(atPath: folder + "/vae-dist-run/checkpoints/step-00000010", withIntermediateDirectories: true)
     XCTAssertTrue(fm.createFile(atPath: folder + "/vae-dist-run/run.json", contents: Data("{}".utf8)))
     let unfinished = try dryRun()

@@ -247,7 +247,7 @@ public final class CheckpointStore {
       let nameStart = write.index(write.startIndex, offsetBy: 5)  // after ".tmp-"
       if write != name, let dash = write.lastIndex(of: "-"), dash > nameStart {
         let target = String(write[nameStart..<dash])
-        if !target.isEmpty, AtomicFile.restoreAside(directory + "/" + name, to: directory + "/" + target) { continue }
+        if AtomicFile.restoreAside(directory + "/" + name, to: directory + "/" + target) { continue }
       }
       try? FileManager.default.removeItem(atPath: directory + "/" + name)
     }
