@@ -14,6 +14,9 @@
 # --filter names others: the worker threads claiming micro-batches, the reducer's and Adam's pieces,
 # trainers whose ranks are threads of one process, the kernels' process-wide switches. It found the
 # ranks setting the bf16 switch together (docs/kernels.md). Any race it reports fails the run.
+# The tests see VAE_DIST_SANITIZER (address or thread); under ThreadSanitizer, where a step is about
+# 8 times slower, the tests that repeat one check over many layouts run three of them (a rank's
+# threads, ranks of threads, four ranks): every kind of sharing, without every combination.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -41,7 +44,7 @@ if ((status != 0)); then
   exit "$status"
 fi
 echo "sanitize: running the unit tests under $name"
-ASAN_OPTIONS=detect_leaks=0 TSAN_OPTIONS=halt_on_error=0 \
+ASAN_OPTIONS=detect_leaks=0 TSAN_OPTIONS=halt_on_error=0 VAE_DIST_SANITIZER=$sanitizer \
   swift test -c release --skip-build --sanitize="$sanitizer" --scratch-path "$scratch" "${tests[@]}" "$@" 2>&1 |
   tee "$scratch/test.log" | grep -E -A40 "ERROR: AddressSanitizer|WARNING: ThreadSanitizer|Fatal error|error: "
 status=${PIPESTATUS[0]}

@@ -79,7 +79,8 @@ final class TrainerTests: XCTestCase {
     XCTAssertEqual((0..<4).map { schedule.microBatch(order: schedule.order(stream: $0, epoch: 0), step: 16).count }, [1, 1, 0, 0])
     let reference = train(uneven(temporaryDirectory()), ranks: 1)
     XCTAssertNotNil(reference[0].parameters)
-    for (ranks, threads) in [(1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1)] {
+    let layouts = [(1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1)]
+    for (ranks, threads) in Fixtures.underThreadSanitizer ? [(1, 3), (2, 2), (4, 1)] : layouts {
       var c = uneven(temporaryDirectory())
       c.threads = threads
       for (rank, result) in train(c, ranks: ranks).enumerated() {
@@ -100,10 +101,9 @@ final class TrainerTests: XCTestCase {
       c.threads = threads
       return c
     }
-    let exact = try XCTUnwrap(train(configuration(temporaryDirectory(), steps: 20), ranks: 1)[0].parameters)
     let reference = try XCTUnwrap(train(fast(threads: 1), ranks: 1)[0].parameters)
     XCTAssertEqual(bits(train(fast(threads: 3), ranks: 1)[0].parameters), bits(reference), "1 rank × 3 threads")
-    for ranks in [2, 4] {
+    for ranks in Fixtures.underThreadSanitizer ? [2] : [2, 4] {
       let results = train(fast(threads: 1), ranks: ranks)
       for (rank, result) in results.enumerated() {
         XCTAssertNil(result.failure, "rank \(rank) of \(ranks): \(result.failure?.message ?? "")")
@@ -118,6 +118,8 @@ final class TrainerTests: XCTestCase {
     }
     // Observed 1.8e-7 (a float's rounding, carried by 20 Adam steps); a lost or doubled micro-batch
     // moves parameters by about the learning rate, 1e-3.
+    if Fixtures.underThreadSanitizer { return }  // one rank, one thread: nothing shared to check
+    let exact = try XCTUnwrap(train(configuration(temporaryDirectory(), steps: 20), ranks: 1)[0].parameters)
     let difference = zip(reference, exact).map { abs($0 - $1) }.max()!
     print("fast against deterministic after 20 steps: largest difference \(difference)")
     XCTAssertLessThan(difference, 1e-5)
