@@ -52,8 +52,14 @@ public final class InProcessCommunicator: Communicator {
     self.rank = rank
   }
 
-  private func reduce<T: Comparable>(_ values: UnsafeMutableBufferPointer<T>, _ operation: ReduceOperation, sum: (T, T) -> T) {
+  private func reduce<T: Comparable>(
+    _ values: UnsafeMutableBufferPointer<T>, _ operation: ReduceOperation, phase: () -> String, sum: (T, T) -> T
+  ) {
     let all = group.exchange(rank: rank, Array(values)).map { $0 as! [T] }
+    // Ranks out of step (one in another collective): what MPI would truncate, hang on or misread.
+    for (other, contribution) in all.enumerated() where contribution.count != values.count {
+      preconditionFailure("rank \(rank)'s allreduce of \(values.count) values in \(phase()) met rank \(other)'s of \(contribution.count)")
+    }
     for i in 0..<values.count {
       var value = all[0][i]
       for other in all.dropFirst() {
@@ -68,15 +74,15 @@ public final class InProcessCommunicator: Communicator {
   }
 
   public func allreduce(_ values: UnsafeMutableBufferPointer<Int64>, _ operation: ReduceOperation, phase: @autoclosure () -> String) {
-    reduce(values, operation, sum: &+)
+    reduce(values, operation, phase: phase, sum: &+)
   }
 
   public func allreduce(_ values: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation, phase: @autoclosure () -> String) {
-    reduce(values, operation, sum: +)
+    reduce(values, operation, phase: phase, sum: +)
   }
 
   public func allreduce(_ values: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation, phase: @autoclosure () -> String) {
-    reduce(values, operation, sum: +)
+    reduce(values, operation, phase: phase, sum: +)
   }
 
   public func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int, phase: @autoclosure () -> String) {

@@ -42,7 +42,7 @@ extension Evaluator {
 
   /// The same estimate, shared out over the ranks of `communicator` as `evaluate(…over:…)` is, with the
   /// same bits for any layout. It runs in rounds of max(threads, roundPasses / k) micro-batches a
-  /// rank, each with up to `roundPasses` of its samples, each round ended by a MAX of the ranks' stop
+  /// rank (the most threads any rank has), each with up to `roundPasses` of its samples, each round ended by a MAX of the ranks' stop
   /// flags, so a stop on any rank ends it on every rank (nil everywhere) within a round, and no rank waits longer than a round's difference in speed (the
   /// whole estimate takes minutes, past the stall timeout). An image's running log-sum-exp goes on
   /// from one round of samples to the next, so the rounds change no bit.
@@ -52,7 +52,15 @@ extension Evaluator {
   ) throws -> LikelihoodEstimate? {
     let chunks = MicroBatchLoop.chunks(of: images, size: microBatchSize).count
     // Every worker thread a micro-batch at least: the round's passes are a thread's, not a rank's.
-    let perRound = max(workspaces.count, roundPasses / k) * communicator.size, samplesPerRound = min(k, max(1, roundPasses))
+    // Ranks may have different thread counts (hosts of other sizes, fewer streams on one rank): all
+    // take the largest, so every rank runs the same rounds, and so the same collectives.
+    var threads = [Double(workspaces.count)]
+    if communicator.size > 1 {
+      try threads.withUnsafeMutableBufferPointer {
+        try communicator.allreduce($0, .max, phase: "the importance-weighted estimate's round size")
+      }
+    }
+    let perRound = max(Int(threads[0]), roundPasses / k) * communicator.size, samplesPerRound = min(k, max(1, roundPasses))
     var estimates = [ChunkEstimate](repeating: ChunkEstimate(), count: chunks)
     var done = 0
     for start in stride(from: 0, to: chunks, by: perRound) {

@@ -122,6 +122,22 @@ final class SharedEstimateTests: XCTestCase {
     XCTAssertEqual(stopped.map(\.images), [16, 0], "rank 0 ends after its first round, rank 1 at once")
   }
 
+  /// Ranks with different thread counts (hosts of other sizes, fewer streams on one rank) run the
+  /// same rounds, so the same collectives: here a round would otherwise be a micro-batch a thread,
+  /// 2 micro-batches on rank 0's one thread and 6 on rank 1's three. One rank's bits, as ever.
+  func testRanksWithDifferentThreadCountsRunTheSameRounds() {
+    let (parameters, _) = Fixtures.parameters(zeroing: [])
+    let store = Fixtures.images()  // 48 micro-batches of 2
+    let single = Evaluator(latentDim: 2, seed: 9, threads: 1, microBatchSize: 2)
+      .importanceWeighted(parameters: parameters, images: store, samples: 4)!
+    let shared = InProcessGroup(size: 2).run { communicator in
+      try! Evaluator(latentDim: 2, seed: 9, threads: communicator.rank == 0 ? 1 : 3, microBatchSize: 2)
+        .importanceWeighted(parameters: parameters, images: store, samples: 4, over: communicator, roundPasses: 4)!
+    }
+    XCTAssertEqual(shared.map(\.logLikelihood.bitPattern), [single.logLikelihood.bitPattern, single.logLikelihood.bitPattern])
+    XCTAssertEqual(shared.map(\.elbo.bitPattern), [single.elbo.bitPattern, single.elbo.bitPattern])
+  }
+
   /// With more samples than a round's passes (k = 40, rounds of 16), each micro-batch's samples are
   /// cut into rounds (16, 16, 8) whose running log-sum-exp goes on from one to the next: the same
   /// bits as the estimate in one go, on 1 and 3 ranks; a stop on one rank ends the first round of
