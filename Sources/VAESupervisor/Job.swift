@@ -12,81 +12,75 @@ import VAEFiles
 extension Supervisor {
   /// Runs the command with its output passed through; returns its status and the tail of its output.
   func runOnce(_ command: [String]) -> (Int32, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = command
     var environment = ProcessInfo.processInfo.environment
     environment["VAE_DIST_SUPERVISOR_TOKEN"] = token
-    process.environment = environment
-    let tail = TranscriptTail()
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    out.fileHandleForReading.readabilityHandler = { handle in
-      let data = handle.availableData
-      FileHandle.standardOutput.write(data)
-      tail.append(data)
-    }
-    err.fileHandleForReading.readabilityHandler = { handle in
-      let data = handle.availableData
-      FileHandle.standardError.write(data)
-      tail.append(data)
-    }
+    var job: SpawnedProcess
     do {
-      try process.run()
+      job = try SpawnedProcess(command, environment: environment, defaultSignals: [SIGINT, SIGTERM, SIGUSR1], capture: true)
     } catch {
       say("cannot start \(command.joined(separator: " ")): \(error)")
       return (FailureKind.configuration.exitStatus, "")
     }
-    childPID.store(process.processIdentifier, ordering: .sequentiallyConsistent)
+    childPID.store(job.pid, ordering: .sequentiallyConsistent)
     // A stop that came before the pid was published: the handler saw no child, so signal it here.
-    if stopRequested.load(ordering: .sequentiallyConsistent) { kill(process.processIdentifier, stopSignal) }
-    let hung = watchLauncher(process)
-    process.waitUntilExit()
-    childPID.store(0, ordering: .sequentiallyConsistent)
-    // What the handlers had not read yet goes through too (only into the tail, it would be lost).
-    for (pipe, console) in [(out, FileHandle.standardOutput), (err, FileHandle.standardError)] {
-      pipe.fileHandleForReading.readabilityHandler = nil
-      let rest = pipe.fileHandleForReading.readDataToEndOfFile()
-      console.write(rest)
-      tail.append(rest)
+    if stopRequested.load(ordering: .sequentiallyConsistent) { kill(job.pid, stopSignal) }
+    let tail = TranscriptTail()
+    var watch = LauncherWatch(grace: settings.launcherGrace)
+    var hung = false
+    while job.reap(blocking: false) == nil {
+      if !job.relay(waiting: 0.25, into: tail) { usleep(250_000) }  // its output closed, the launcher not
+      if watch.launcherOutlivedItsRanks(alive: { jobRanksAlive() }) {
+        say("the launcher (pid \(job.pid)) is still running \(Int(watch.grace)) s after the job's last rank ended: killing it and what it left")
+        kill(job.pid, SIGKILL)
+        killLeftovers()
+        job.reap(blocking: true)
+        hung = true
+      }
     }
+    childPID.store(0, ordering: .sequentiallyConsistent)
+    // What the launcher left (orphaned ranks, its ssh to a lost host) may hold the pipes open: it
+    // goes first. Then what is still in the pipes goes through, for 5 s at most: a process that
+    // escaped killLeftovers (one that dropped the token from its environment) must not hold up
+    // the restart.
+    killLeftovers()
+    let end = monotonicSeconds() + 5
+    while monotonicSeconds() < end, job.relay(waiting: end - monotonicSeconds(), into: tail) {}
+    job.closePipes()
     if hung {
       // A lost peer, as far as the run is concerned: its checkpoints resume it.
       return (FailureKind.peerLost.exitStatus, tail.text + "\nvae-dist supervise: the launcher hung after its ranks ended\n")
     }
-    let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-    return (status, tail.text)
+    return (job.status ?? FailureKind.peerLost.exitStatus, tail.text)
   }
 
-  /// Waits while the launcher runs. mpirun can hang in its own teardown after a host vanished (seen
-  /// in MultiHostTests: "ORTE has lost communication with a remote daemon", then no exit). Once the
-  /// job's vae-dist ranks on this machine have been seen and are all gone, the launcher gets
-  /// `settings.launcherGrace` seconds (30; the tests set less) to exit, and is then killed
-  /// with everything it left. Returns true when it had to be killed. Ranks only on other machines
-  /// are not visible here: then this is a plain wait.
-  func watchLauncher(_ process: Process) -> Bool {
-    let grace = settings.launcherGrace
-    var seen = false
-    var goneSince: Double?
-    while process.isRunning {
-      usleep(250_000)
-      let alive = jobRanksAlive()
+  /// Whether the launcher has outlived the job's ranks too long. mpirun can hang in its own teardown
+  /// after a host vanished (seen in MultiHostTests: "ORTE has lost communication with a remote
+  /// daemon", then no exit). Once the job's vae-dist ranks on this machine have been seen and are
+  /// all gone, the launcher gets `grace` seconds (30; the tests set less) to exit. Ranks only on
+  /// other machines are not visible here: then it never has.
+  struct LauncherWatch {
+    let grace: Double
+    private var seen = false
+    private var goneSince: Double?
+    private var nextLook = 0.0
+
+    init(grace: Double) { self.grace = grace }
+
+    /// Looks (4 times a second at most, `alive` reads /proc) and says whether it is time to kill it.
+    mutating func launcherOutlivedItsRanks(alive: () -> Bool) -> Bool {
+      let now = monotonicSeconds()
+      guard now >= nextLook else { return false }
+      nextLook = now + 0.25
+      let alive = alive()
       seen = seen || alive
       guard seen, !alive else {
         goneSince = nil
-        continue
+        return false
       }
-      let now = monotonicSeconds()
-      if now - (goneSince ?? now) > grace {
-        say("the launcher (pid \(process.processIdentifier)) is still running \(Int(grace)) s after the job's last rank ended: killing it and what it left")
-        kill(process.processIdentifier, SIGKILL)
-        killLeftovers()
-        return true
-      }
+      if now - (goneSince ?? now) > grace { return true }
       goneSince = goneSince ?? now
+      return false
     }
-    return false
   }
 
   /// True while a vae-dist process (not this supervisor) carrying our token runs on this machine.
@@ -144,8 +138,7 @@ extension Supervisor {
   }
 }
 
-/// The last 64 KiB of a job's output, for telling what failed (the pipes' handlers append on
-/// Dispatch's threads).
+/// The last 64 KiB of a job's output, for telling what failed.
 final class TranscriptTail: Sendable {
   private let data = Mutex(Data())
   func append(_ more: Data) {

@@ -5,6 +5,20 @@ import VAETraining
   import Glibc
 #endif
 
+/// A file or directory as the file system knows it: the same one under any name, a new one under
+/// an old name told apart.
+struct FileIdentity: Hashable {
+  var device: UInt64
+  var inode: UInt64
+
+  init?(path: String) {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    device = UInt64(info.st_dev)
+    inode = UInt64(info.st_ino)
+  }
+}
+
 // What the supervisor reads of the job: how far it got and what failed, from --out and from the
 // job's output, and which hosts of the hostfile answer.
 extension Supervisor {
@@ -15,11 +29,13 @@ extension Supervisor {
     return object["step"] as? Int
   }
 
-  /// The newest checkpoint directory with both files (what --resume will take).
+  /// The job's newest checkpoint directory with both files (what --resume will take); none that
+  /// --out held before the job started, unless the command resumes them.
   func newestCheckpoint() -> (path: String, step: Int)? {
     let store = CheckpointStore(outputDirectory: output, keep: 1)
     return store.candidates().first { candidate in
       ["model.safetensors", "optimizer.safetensors"].allSatisfy { FileManager.default.fileExists(atPath: candidate.path + "/" + $0) }
+        && FileIdentity(path: candidate.path).map { !inherited.contains($0) } ?? false
     }.map { ($0.path, $0.step) }
   }
 
@@ -47,14 +63,11 @@ extension Supervisor {
     let lines = Self.hostLines(hostfile) ?? []
     let reachable = lines.filter { line in
       let host = String(line.split(separator: " ").first ?? "")
-      let probe = Process()
-      probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-      probe.arguments = ["timeout", "10", settings.rshAgent, host, "true"]
-      probe.standardOutput = FileHandle.nullDevice
-      probe.standardError = FileHandle.nullDevice
-      guard (try? probe.run()) != nil else { return false }
-      probe.waitUntilExit()
-      return probe.terminationStatus == 0
+      // An ssh that leaves a connection master behind must not keep the check waiting for it.
+      var probe = try? SpawnedProcess(
+        ["timeout", "10", settings.rshAgent, host, "true"], environment: ProcessInfo.processInfo.environment,
+        defaultSignals: [SIGINT, SIGTERM, SIGUSR1], capture: false)
+      return probe?.reap(blocking: true) == 0
     }
     let hosts = reachable.map { String($0.split(separator: " ").first ?? "") }
     if hosts != activeHosts, !activeHosts.isEmpty || hosts.count != lines.count {

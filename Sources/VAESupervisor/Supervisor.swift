@@ -46,6 +46,10 @@ public final class Supervisor {
 
   let settings: Settings
   let output: String
+  /// The checkpoints --out held before the job first started, unless its command resumes them: an
+  /// earlier run's, which no restart may take for the job's own. (An --overwrite whose first attempt
+  /// failed before moving that run aside would otherwise come back resuming it.)
+  let inherited: Set<FileIdentity>
   let token = UUID().uuidString
   /// Set by the signal handler (on a Dispatch queue), read by the restart loop: atomics, so the two
   /// threads never race. The child is kept as its pid (0: none) for the same reason. Each side
@@ -66,6 +70,9 @@ public final class Supervisor {
   public init(settings: Settings) {
     self.settings = settings
     output = Self.value(of: "--out", in: settings.command) ?? TrainingConfiguration().outputDirectory
+    inherited =
+      settings.command.contains("--resume")
+      ? [] : Set(CheckpointStore(outputDirectory: output, keep: 1).candidates().compactMap { FileIdentity(path: $0.path) })
     let launcher = settings.command.first.map { URL(fileURLWithPath: $0).lastPathComponent } ?? ""
     stopSignal = ["mpirun", "mpiexec", "orterun", "prterun"].contains(launcher) ? SIGUSR1 : SIGTERM
   }
@@ -130,11 +137,16 @@ public final class Supervisor {
         if let line = try? JSONEncoder().encode(record) {
           try? AtomicFile.appendLine(String(decoding: line, as: UTF8.self), to: output + "/restarts.jsonl")
         }
-        if !command.contains("--resume") { command.append("--resume") }
+        // From the job's newest checkpoint: --resume, without an --overwrite, which would move the
+        // run aside (the trainer refuses the two together). Without one the attempt left no model or
+        // checkpoint, and the same command starts afresh in the same folder.
+        if resumeStep != nil {
+          command.removeAll { $0 == "--overwrite" }
+          if !command.contains("--resume") { command.append("--resume") }
+        }
       }
       let started = monotonicSeconds()
       let (status, transcript) = runOnce(command)
-      killLeftovers()
       let stopped = stopRequested.load(ordering: .sequentiallyConsistent)
       if status == 0 || stopped {
         say("finished\(stopped ? " (stopped on request)" : "") with status \(status) after \(restarts) restart\(restarts == 1 ? "" : "s"); \(redone) step\(redone == 1 ? "" : "s") recomputed")

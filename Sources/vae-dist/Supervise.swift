@@ -14,7 +14,9 @@ struct Supervise: ParsableCommand {
       `vae-dist train …`). When it ends by a fault a restart can fix — a killed or stalled rank, a lost \
       host, a killed mpirun — it is started again with --resume after a short back-off, up to \
       --max-restarts times; since any rank count resumes to the same bits, the run still ends on the \
-      bits of one that never failed. Errors a restart cannot fix (exit statuses 2 settings, 4 data, \
+      bits of one that never failed. The resume is from the job's own newest checkpoint in its --out \
+      (give it as --out DIR in COMMAND, or use the default); before the job has one, the same command \
+      starts it afresh. Errors a restart cannot fix (exit statuses 2 settings, 4 data, \
       5 output, 6 non-finite loss, 7 refused; 126 and 127, a command that cannot run) end it at once. SIGINT, SIGTERM or SIGUSR1 (Slurm's \
       warning before a time limit) is passed on as a clean stop and never restarts; during a back-off, \
       it ends the supervisor with the failed attempt's status. Each restart is a line and a record in DIR/restarts.jsonl (DIR: the \

@@ -44,7 +44,7 @@ final class SuperviseRunTests: XCTestCase {
     let result = try Harness.run(
       binary,
       ["supervise", "--max-restarts", "1", "--backoff", "0", "--", "/bin/sh", "-c",
-       "\(binary) train --max-steps 3 --iw-samples 0 --progress none --tensorboard none --out \(out) \"$@\"; exec sleep 600", "sh"],
+       "\(binary) train --max-steps 3 --iw-samples 0 --progress none --tensorboard none \"$@\"; exec sleep 600", "sh", "--out", out],
       timeout: 120, environment: ["VAE_DIST_TEST_LAUNCHER_GRACE": "2"])
     let seconds = Date().timeIntervalSince(start)
     print("hung launcher: supervise ended with status \(result.status) after \(seconds) s")
@@ -72,6 +72,63 @@ final class SuperviseRunTests: XCTestCase {
     XCTAssertFalse(result.error.contains("restart 1/3"), result.error)
     XCTAssertEqual(result.output.components(separatedBy: "attempt").count - 1, 1, result.output)
     XCTAssertLessThan(seconds, 10)
+  }
+
+  /// A job started with --overwrite comes back with --resume alone (the trainer refuses the two
+  /// together), and the resume does not move its own run aside again.
+  func testARestartResumesWithoutTheOverwriteItStartedWith() throws {
+    try Harness.requireRealData()
+    let binary = try Harness.requireBinary(), out = temporaryDirectory(), flag = temporaryDirectory() + "/failed-once"
+    let common = ["--out", out, "--iw-samples", "0", "--progress", "none", "--tensorboard", "none"]
+    XCTAssertEqual(try Harness.vaeDist(["train", "--max-steps", "2"] + common).status, 0, "the earlier run")
+    // The first attempt trains to its end, then fails as a lost peer would.
+    let result = try Harness.vaeDist(
+      ["supervise", "--max-restarts", "2", "--backoff", "0", "--", "/bin/sh", "-c",
+       "\(binary) train \"$@\"; s=$?; [ -e \(flag) ] && exit $s; touch \(flag); exit 3", "sh",
+       "--overwrite", "--max-steps", "3", "--checkpoint-every", "1"] + common, timeout: 120)
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.error.contains("restart 1/2: "), result.error)
+    XCTAssertTrue(result.error.contains("resuming from \(out)/checkpoints/step-00000003"), result.error)
+    XCTAssertTrue(result.output.contains("resumed"), result.output)
+    XCTAssertTrue(FileManager.default.fileExists(atPath: out + ".previous-1/model.safetensors"), "the earlier run, moved aside once")
+    XCTAssertFalse(FileManager.default.fileExists(atPath: out + ".previous-2"), "the restart moved its own run aside")
+  }
+
+  /// A fault before the job's first checkpoint starts it again as it was started: not with --resume,
+  /// which has nothing to take, and never from the checkpoints of the earlier run that its
+  /// --overwrite was to move aside.
+  func testAFaultBeforeTheFirstCheckpointStartsAfreshNotFromAnEarlierRun() throws {
+    try Harness.requireRealData()
+    let binary = try Harness.requireBinary(), out = temporaryDirectory(), flag = temporaryDirectory() + "/failed-once"
+    let common = ["--out", out, "--iw-samples", "0", "--progress", "none", "--tensorboard", "none"]
+    XCTAssertEqual(try Harness.vaeDist(["train", "--max-steps", "2"] + common).status, 0, "the earlier run")
+    // The first attempt fails before the trainer starts, as a launcher that lost a host does.
+    let result = try Harness.vaeDist(
+      ["supervise", "--max-restarts", "2", "--backoff", "0", "--", "/bin/sh", "-c",
+       "[ -e \(flag) ] || { touch \(flag); exit 3; }; exec \(binary) train \"$@\"", "sh",
+       "--overwrite", "--max-steps", "3"] + common, timeout: 120)
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.error.contains("restart 1/2: ") && result.error.contains("starting again"), result.error)
+    XCTAssertFalse(result.output.contains("resumed"), "the restart resumed the earlier run:\n\(result.output)")
+    XCTAssertTrue(FileManager.default.fileExists(atPath: out + ".previous-1/model.safetensors"), "the earlier run, moved aside")
+    let metrics = try Harness.metrics(out)
+    XCTAssertEqual(metrics.last?["step"] as? Int, 3, "\(metrics)")
+  }
+
+  /// A launcher that ends while what it started still holds its output (an ssh to a lost host) is
+  /// not waited for: its leftovers are killed, and one that hid from that (no token in its
+  /// environment) holds the supervisor up 5 s at most.
+  func testALauncherWhoseLeftoversHoldItsOutputEndsAtOnce() throws {
+    let start = Date()
+    let result = try Harness.vaeDist(
+      ["supervise", "--max-restarts", "0", "--", "/bin/sh", "-c",
+       "sleep 40.1 & env -u VAE_DIST_SUPERVISOR_TOKEN sleep 40.2 & echo started; exit 3"], timeout: 60)
+    let seconds = Date().timeIntervalSince(start)
+    _ = try Harness.run("/usr/bin/pkill", ["-f", "sleep 40.2"], timeout: 10)  // the one that hid
+    print("a launcher with leftovers: supervise ended with status \(result.status) after \(seconds) s")
+    XCTAssertEqual(result.status, 3, result.all)
+    XCTAssertTrue(result.output.contains("started"), result.all)
+    XCTAssertLessThan(seconds, 20)
   }
 
   func testALauncherThatCannotRunIsNotRestarted() throws {
