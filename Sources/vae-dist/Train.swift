@@ -23,7 +23,7 @@ struct Train: ParsableCommand {
 
   func makeConfiguration() -> TrainingConfiguration {
     var c = TrainingConfiguration(data: data, model: model, optimization: optimization, parallel: parallel)
-    c.outputDirectory = output.directory
+    c.outputDirectory = output.outputDirectory
     c.progress = output.resolvedProgress
     c.checkpointEvery = output.checkpointEvery
     c.keepCheckpoints = output.keep

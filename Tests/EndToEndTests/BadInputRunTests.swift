@@ -98,6 +98,23 @@ final class BadInputRunTests: XCTestCase {
     XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
   }
 
+  /// --out DIR/ and --out DIR/. name DIR itself: --overwrite moves it aside beside itself, to
+  /// DIR.previous-N, not into itself (which rename refuses).
+  func testOverwriteOfAnOutWrittenWithATrailingSlashOrADot() throws {
+    let (data, _) = try model()
+    let out = temporaryDirectory()
+    let common = ["--data", data, "--max-steps", "2", "--progress", "none", "--iw-samples", "0", "--tensorboard", "none"]
+    XCTAssertEqual(try Harness.vaeDist(common + ["--out", out + "/"]).status, 0)
+    let refused = try Harness.vaeDist(common + ["--out", out + "/"])
+    XCTAssertTrue(refused.error.contains("--out \(out) already holds") && refused.error.contains("(to \(out).previous-1)"), refused.error)
+    for (n, spelling) in [(1, out + "//"), (2, out + "/.")] {
+      let result = try Harness.vaeDist(common + ["--out", spelling, "--overwrite"])
+      XCTAssertEqual(result.status, 0, "--out \(spelling): \(result.all)")
+      XCTAssertTrue(FileManager.default.fileExists(atPath: out + ".previous-\(n)/model.safetensors"), "--out \(spelling)")
+      XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"), "--out \(spelling)")
+    }
+  }
+
   /// A batch whose per-micro-batch gradient buffers cannot fit (65,536 of 0.5 MB: 33 GiB on the two
   /// ranks of this host) is refused at once with the flags to change, not killed by the kernel after minutes of
   /// allocating; under mpirun every rank ends with it. The library's check at a given memory size is
