@@ -31,6 +31,30 @@ public struct LearningRateSchedule: Sendable, Equatable, Codable {
 
   public var isConstant: Bool { self == LearningRateSchedule() }
 
+  /// The same schedule with the fields its shape does not read at their defaults: schedules that
+  /// give the same rates compare equal (a checkpoint's and a resume's).
+  public var canonical: LearningRateSchedule {
+    var s = LearningRateSchedule()
+    (s.shape, s.warmupSteps, s.scaling) = (shape, warmupSteps, scaling)
+    switch shape {
+    case .constant: break
+    case .cosine: (s.decaySteps, s.finalFraction) = (decaySteps, finalFraction)
+    case .step: (s.stepEvery, s.gamma) = (stepEvery, gamma)
+    }
+    return s
+  }
+
+  /// The flags set away from their defaults that this shape does not read, each with the shape
+  /// that would ("--lr-gamma", .step): a setting that silently does nothing is a mistake.
+  public var unreadFlags: [(flag: String, readBy: Shape)] {
+    let plain = LearningRateSchedule()
+    let fields: [(String, Shape, Bool)] = [
+      ("--lr-final", .cosine, finalFraction != plain.finalFraction), ("--lr-decay-steps", .cosine, decaySteps != plain.decaySteps),
+      ("--lr-step-every", .step, stepEvery != plain.stepEvery), ("--lr-gamma", .step, gamma != plain.gamma),
+    ]
+    return fields.filter { $0.2 && $0.1 != shape }.map { ($0.0, $0.1) }
+  }
+
   /// The rate reached after the warm-up.
   public func peak(base: Double, batchSize: Int) -> Double {
     let ratio = Double(batchSize) / 128

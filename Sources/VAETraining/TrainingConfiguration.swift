@@ -71,7 +71,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     check("--beta", other.beta, beta)
     check("--precision", (other.precision ?? .fp32).rawValue, (precision ?? .fp32).rawValue)
     check("--lr", other.adam.learningRate, adam.learningRate)
-    let (mine, theirs) = (learningRateSchedule ?? .init(), other.learningRateSchedule ?? .init())
+    let (mine, theirs) = ((learningRateSchedule ?? .init()).canonical, (other.learningRateSchedule ?? .init()).canonical)
     if mine != theirs { conflicts.append("the learning-rate schedule \(mine.description) (the checkpoint has \(theirs.description))") }
     // A cosine decay over "the rest of the run" depends on the run's length.
     if mine.shape == .cosine && mine.decaySteps == 0 { check("--epochs", other.epochs, epochs) }
@@ -124,6 +124,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     require(plotEvery >= 0, "--plot-every must be 0 or more (got \(plotEvery)).")
     require((0...100_000).contains(iwSamples), "--iw-samples must be between 0 and 100000 (got \(iwSamples)).")
     if let s = learningRateSchedule {
+      for (flag, shape) in s.unreadFlags {
+        found.append("\(flag) is read by --lr-schedule \(shape.rawValue) only, and this run's is \(s.shape.rawValue): drop it, or pass --lr-schedule \(shape.rawValue).")
+      }
       require(s.warmupSteps >= 0, "--warmup-steps must be 0 or more (got \(s.warmupSteps)).")
       require(s.decaySteps >= 0, "--lr-decay-steps must be 0 or more (got \(s.decaySteps)).")
       require((0...1).contains(s.finalFraction), "--lr-final must be between 0 and 1, a fraction of the peak rate (got \(s.finalFraction)).")

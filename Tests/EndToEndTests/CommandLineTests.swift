@@ -33,10 +33,13 @@ final class CommandLineTests: XCTestCase {
       (["--warmup-steps=-5"], "--warmup-steps must be 0 or more"),
       (["--lr-schedule", "sawtooth"], "--lr-schedule"),
       (["--scale-lr", "cubic"], "--scale-lr"),
-      (["--lr-final", "1.5"], "--lr-final"),
-      (["--lr-decay-steps=-1"], "--lr-decay-steps must be 0 or more"),
+      (["--lr-schedule", "cosine", "--lr-final", "1.5"], "--lr-final must be between 0 and 1"),
+      (["--lr-schedule", "cosine", "--lr-decay-steps=-1"], "--lr-decay-steps must be 0 or more"),
       (["--lr-schedule", "step", "--lr-step-every", "0"], "--lr-step-every"),
-      (["--lr-gamma", "0"], "--lr-gamma"),
+      (["--lr-schedule", "step", "--lr-step-every", "5", "--lr-gamma", "0"], "--lr-gamma must be above 0"),
+      // A setting the schedule would not read, which did nothing without a word.
+      (["--lr-gamma", "0.5"], "--lr-gamma is read by --lr-schedule step only, and this run's is constant"),
+      (["--lr-schedule", "step", "--lr-step-every", "5", "--lr-final", "0.1"], "--lr-final is read by --lr-schedule cosine only"),
       (["--precision", "fp16"], "--precision"),
     ]
     for (arguments, flag) in cases {

@@ -243,6 +243,17 @@ final class CheckpointStoreTests: XCTestCase {
     cosine.learningRateSchedule?.decaySteps = 20
     longer.learningRateSchedule?.decaySteps = 20
     XCTAssertEqual(longer.resumeConflicts(with: cosine), [])
+    // A setting the schedule does not read (--lr-gamma of a constant rate: refused since, but a
+    // checkpoint may have it) is no conflict; a setting it does read is.
+    var gamma = saved
+    gamma.learningRateSchedule = { var s = LearningRateSchedule(); s.gamma = 0.5; return s }()
+    XCTAssertEqual(saved.resumeConflicts(with: gamma), [])
+    XCTAssertEqual(gamma.problems(), ["--lr-gamma is read by --lr-schedule step only, and this run's is constant: drop it, or pass --lr-schedule step."])
+    gamma.learningRateSchedule?.shape = .step
+    gamma.learningRateSchedule?.stepEvery = 5
+    var other = gamma
+    other.learningRateSchedule?.gamma = 0.25
+    XCTAssertEqual(other.resumeConflicts(with: gamma).count, 1)
   }
 }
 
