@@ -126,17 +126,15 @@ public struct Plot {
     return (first, last, step, (0...count).map { first + Double($0) * step })
   }
 
-  static func label(_ value: Double, step: Double) -> String {
+  /// A tick's value with as many decimals as the step needs (0.00005, not 5.0e-05), and no "-0".
+  package static func label(_ value: Double, step: Double) -> String {
     guard abs(value) < 1e15 else { return "\(value)" }
     let decimals = step >= 1 ? 0 : Int(-floor(log10(step)))
-    var scale = 1.0
-    for _ in 0..<decimals { scale *= 10 }
-    let rounded = (value * scale).rounded() / scale
-    if decimals == 0 { return String(Int(rounded)) }
-    let text = String(rounded)
-    let parts = text.split(separator: ".")
-    let fraction = String((parts.count > 1 ? String(parts[1]) : "").prefix(decimals))
-    return String(parts[0]) + "." + fraction + String(repeating: "0", count: decimals - fraction.count)
+    var buffer = [CChar](repeating: 0, count: 64)
+    _ = withVaList([Int32(decimals), value]) { vsnprintf(&buffer, buffer.count, "%.*f", $0) }
+    let text = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    // A value that rounds to zero prints as "-0.000" when it is a hair below it.
+    return text.hasPrefix("-") && text.allSatisfy({ "-0.".contains($0) }) ? String(text.dropFirst()) : text
   }
 }
 

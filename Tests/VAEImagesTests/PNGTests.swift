@@ -127,4 +127,19 @@ extension PNGTests {
       }
     }
   }
+
+  /// Tick labels carry the decimals their step needs: below 1e-4 they once came out of
+  /// String(Double)'s exponent form as "5.0e-05.00000", every tick alike.
+  func testTickLabelsOfSmallAndNegativeValues() {
+    let cases: [(Double, Double, String)] = [
+      (0.00005, 0.00001, "0.00005"), (0.00003, 0.00002, "0.00003"), (1.5, 0.5, "1.5"), (120, 20, "120"),
+      (-2.25, 0.05, "-2.25"), (-1e-12, 0.5, "0.0"), (0, 0.1, "0.0"), (2e-9, 1e-9, "0.000000002"),
+    ]
+    for (value, step, expected) in cases {
+      XCTAssertEqual(Plot.label(value, step: step), expected, "\(value) at a step of \(step)")
+    }
+    let ticks = Plot.niceRange([0.00001, 0.00005], integer: false)
+    let labels = ticks.ticks.map { Plot.label($0, step: ticks.step) }
+    XCTAssertEqual(Set(labels).count, labels.count, "\(labels)")
+  }
 }
