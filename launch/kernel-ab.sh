@@ -44,9 +44,7 @@ git -C "$root" rev-parse --verify "$base^{commit}" >/dev/null ||
 clang=/opt/swift/usr/bin/clang
 [[ -x "$clang" ]] || clang="$(command -v clang || true)"
 [[ -n "$clang" ]] || { echo "kernel-ab: no clang (the Swift toolchain's, /opt/swift/usr/bin/clang, builds the kernels)" >&2; exit 1; }
-for tool in nm objcopy taskset; do
-  command -v "$tool" >/dev/null || { echo "kernel-ab: no $tool (Debian: binutils, util-linux)" >&2; exit 1; }
-done
+"$root/launch/install-packages.sh" kernel-ab binutils util-linux  # nm and objcopy; taskset
 # The output directory is emptied: only a new one or an earlier output of this script.
 if [[ -z "$out" ]]; then
   out="$(mktemp -d /tmp/vae-dist-kernel-ab.XXXXXX)"

@@ -38,7 +38,7 @@ done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "scaling-benchmark: --rounds must be a positive whole number" >&2; exit 2; }
 # Set up and build, unless given a binary (the tests do, from inside their own build).
 [[ -n "${VAE_DIST_BINARY:-}" ]] || "$root/launch/setup.sh" >/dev/null
-command -v python3 >/dev/null || { echo "scaling-benchmark: needs python3 (apt-get install python3)" >&2; exit 1; }
+"$root/launch/install-packages.sh" scaling-benchmark python3  # the tables and the plot
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
 mkdir -p "$out"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
