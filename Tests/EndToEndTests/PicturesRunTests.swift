@@ -53,6 +53,8 @@ final class PicturesRunTests: XCTestCase {
     XCTAssertTrue(bad.error.contains("--dims"), bad.error)
     bad = try Harness.vaeDist(["manifold", "--checkpoint", model, "--output", curves, "--dims", "0,x,1"])
     XCTAssertTrue(bad.status != 0 && bad.error.contains("--dims"), "0,x,1 was read as 0,1: \(bad.all)")
+    bad = try Harness.vaeDist(["interpolate", "--checkpoint", model, "--data", data, "--output", curves, "--to", "123456"])
+    XCTAssertTrue(bad.status != 0 && bad.error.contains("--to 123456: the test set holds"), bad.all)
     bad = try Harness.vaeDist(["sample", "--checkpoint", out + "/nope.safetensors", "--output", curves])
     XCTAssertEqual(bad.status, 4)
     XCTAssertTrue(bad.error.contains("nope.safetensors"), bad.error)
