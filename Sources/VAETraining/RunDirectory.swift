@@ -34,6 +34,11 @@ public struct RunDirectory {
   func claim(
     configuration: TrainingConfiguration, data: DataFingerprint, resume: Bool, overwrite: Bool
   ) throws -> (lock: RunLock, movedTo: String?) {
+    // A misspelled --out would otherwise be made, given a run.json, and then refused for holding
+    // no checkpoint.
+    guard !resume || FileManager.default.fileExists(atPath: path) else {
+      throw TrainingError.refused("--resume: --out \(path) does not exist, so there is no run to continue. Check the path, or drop --resume to start a run there.")
+    }
     try create()
     var lock = try RunLock(directory: path)
     // What a run that died in a checkpoint write left behind, first: a copy that a crash left moved

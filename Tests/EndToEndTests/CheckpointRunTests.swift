@@ -189,6 +189,11 @@ final class CheckpointRunTests: XCTestCase {
     var result = try Harness.vaeDist(common(out) + ["--resume", "--max-steps", "5"])
     XCTAssertEqual(result.status, 7)
     XCTAssertTrue(result.error.contains("no complete checkpoint"), result.error)
+    // A misspelled --out is refused as such, and not made.
+    result = try Harness.vaeDist(common(out + "/missing") + ["--resume", "--max-steps", "5"])
+    XCTAssertEqual(result.status, 7)
+    XCTAssertTrue(result.error.contains("--out \(out)/missing does not exist"), result.error)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/missing"))
     result = try Harness.vaeDist(common(out) + ["--max-steps", "5"])
     XCTAssertEqual(result.status, 0, result.all)
     result = try Harness.vaeDist(common(out) + ["--resume", "--max-steps", "10", "--latent-dim", "3"])
