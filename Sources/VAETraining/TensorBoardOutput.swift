@@ -14,7 +14,9 @@ import VAEDistributed
 /// - `images/<picture>`: the PNGs of images/ whenever they are written;
 /// - `settings`: the run's configuration as text.
 /// A resumed run opens a new file that starts with a SessionLog START at the first step it redoes,
-/// so TensorBoard drops what the stopped run logged after its checkpoint: one value per step.
+/// so TensorBoard drops what the stopped run logged after its checkpoint: one value per step. A new
+/// run's starts with one at step 0: the log of an earlier run that left no checkpoint in the folder
+/// (killed in its first steps; a supervisor's restart from scratch) is dropped whole.
 final class TensorBoardOutput {
   let writer: EventWriter
   private var pending = (losses: LossSums(), images: 0, seconds: 0.0)
@@ -24,6 +26,7 @@ final class TensorBoardOutput {
     if let step {
       try writer.sessionStart(step: step + 1)
     } else {
+      try writer.sessionStart(step: 0)
       try writer.text("settings", settingsTable(c), step: 0)
     }
   }

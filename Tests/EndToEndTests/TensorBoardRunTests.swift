@@ -69,6 +69,30 @@ final class TensorBoardRunTests: XCTestCase {
 
   /// A run that logged past its last checkpoint before it ended, resumed: TensorBoard sees one value
   /// per step (the resumed file's SessionLog START supersedes the old file's later events).
+  /// A new run into a folder whose earlier run left its TensorBoard file but no checkpoint (killed in
+  /// its first steps, or restarted from scratch by a supervisor) has one value per step, its own.
+  func testANewRunOverAnEarlierRunsLogHasOneValuePerStep() throws {
+    let out = temporaryDirectory()
+    let common = ["--data", data, "--out", out, "--log-every", "4", "--iw-samples", "0", "--progress", "none"]
+    XCTAssertEqual(try Harness.vaeDist(common + ["--max-steps", "12", "--seed", "5"]).status, 0)
+    // As if it had died before its first checkpoint: its log stays, nothing else of it.
+    for name in try FileManager.default.contentsOfDirectory(atPath: out) where name != "tensorboard" {
+      try FileManager.default.removeItem(atPath: out + "/" + name)
+    }
+    let again = try Harness.vaeDist(common + ["--max-steps", "8"])
+    XCTAssertEqual(again.status, 0, again.all)
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out + "/tensorboard").count, 2)
+    let events = try read(out + "/tensorboard")
+    for (tag, series) in events.scalars {
+      XCTAssertEqual(series.map(\.step), Array(Set(series.map(\.step))).sorted(), "\(tag): one value per step")
+    }
+    XCTAssertEqual(events.scalars["train/loss"]?.map(\.step), [4, 8])
+    // (The earlier run's settings text stays in this reader: its legacy EventAccumulator purges
+    // scalars, images and histograms at a SessionLog START, not tensors; TensorBoard's server
+    // purges those too.)
+    try assertEpochScalarsMatchMetrics(out, events)
+  }
+
   func testResumedRunHasOneValuePerStep() throws {
     let out = temporaryDirectory()
     let common = ["--data", data, "--out", out, "--log-every", "4", "--iw-samples", "0", "--progress", "none", "--checkpoint-every", "16", "--keep", "10"]
