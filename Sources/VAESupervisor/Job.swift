@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import VAEDistributed
 import VAEFiles
 
@@ -16,7 +15,7 @@ extension Supervisor {
     environment["VAE_DIST_SUPERVISOR_TOKEN"] = token
     var job: SpawnedProcess
     do {
-      job = try SpawnedProcess(command, environment: environment, defaultSignals: [SIGINT, SIGTERM, SIGUSR1], capture: true)
+      job = try SpawnedProcess(command, environment: environment, defaultSignals: Self.handledSignals, capture: true)
     } catch {
       say("cannot start \(command.joined(separator: " ")): \(error)")
       return (FailureKind.configuration.exitStatus, "")
@@ -24,11 +23,11 @@ extension Supervisor {
     childPID.store(job.pid, ordering: .sequentiallyConsistent)
     // A stop that came before the pid was published: the handler saw no child, so signal it here.
     if stopRequested.load(ordering: .sequentiallyConsistent) { kill(job.pid, stopSignal) }
-    let tail = TranscriptTail()
+    var tail = TranscriptTail()
     var watch = LauncherWatch(grace: settings.launcherGrace)
     var hung = false
     while job.reap(blocking: false) == nil {
-      if !job.relay(waiting: 0.25, into: tail) { usleep(250_000) }  // its output closed, the launcher not
+      if !job.relay(waiting: 0.25, into: &tail) { usleep(250_000) }  // its output closed, the launcher not
       if watch.launcherOutlivedItsRanks(alive: { jobRanksAlive() }) {
         say("the launcher (pid \(job.pid)) is still running \(Int(watch.grace)) s after the job's last rank ended: killing it and what it left")
         kill(job.pid, SIGKILL)
@@ -44,7 +43,7 @@ extension Supervisor {
     // the restart.
     killLeftovers()
     let end = monotonicSeconds() + 5
-    while monotonicSeconds() < end, job.relay(waiting: end - monotonicSeconds(), into: tail) {}
+    while monotonicSeconds() < end, job.relay(waiting: end - monotonicSeconds(), into: &tail) {}
     job.closePipes()
     if hung {
       // A lost peer, as far as the run is concerned: its checkpoints resume it.
@@ -117,11 +116,19 @@ extension Supervisor {
     }
   }
 
+  /// The signals the supervisor handles or ignores, back at their default action in what it starts.
+  static let handledSignals = [SIGINT, SIGTERM, SIGUSR1, SIGPIPE]
+
   /// SIGINT, SIGTERM and SIGUSR1 (Slurm's warning before a time limit, `--signal=B:USR1@120`, reaches
   /// this process when a batch script runs under it) stop the job cleanly: `stopSignal` to the
   /// launcher, which asks its ranks to checkpoint and exit. Unhandled, SIGUSR1 would end the supervisor and the
   /// job with it, without a checkpoint.
   func installSignalForwarding() {
+    // A console that went away (a `| tee` ended) must not kill the supervisor in the middle of a
+    // job: its writes fail instead (EPIPE), and the job's output still reaches the tail. A SIGCHLD
+    // ignored by whoever started it would have the kernel reap the launcher before waitpid could.
+    signal(SIGPIPE, SIG_IGN)
+    signal(SIGCHLD, SIG_DFL)
     for number in [SIGINT, SIGTERM, SIGUSR1] {
       signal(number, SIG_IGN)
       let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -139,13 +146,11 @@ extension Supervisor {
 }
 
 /// The last 64 KiB of a job's output, for telling what failed.
-final class TranscriptTail: Sendable {
-  private let data = Mutex(Data())
-  func append(_ more: Data) {
-    data.withLock { data in
-      data.append(more)
-      if data.count > 1 << 16 { data = data.suffix(1 << 16) }
-    }
+struct TranscriptTail {
+  private var data = Data()
+  mutating func append(_ more: Data) {
+    data.append(more)
+    if data.count > 1 << 16 { data = data.suffix(1 << 16) }
   }
-  var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
+  var text: String { String(decoding: data, as: UTF8.self) }
 }

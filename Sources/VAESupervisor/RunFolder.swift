@@ -22,8 +22,15 @@ struct FileIdentity: Hashable {
 // What the supervisor reads of the job: how far it got and what failed, from --out and from the
 // job's output, and which hosts of the hostfile answer.
 extension Supervisor {
+  /// The job's last step done, from DIR/progress.json; nil before the job wrote one (an earlier
+  /// run's, older than the supervisor, is not the job's unless the command resumes it).
   func progressStep() -> Int? {
-    guard let data = FileManager.default.contents(atPath: output + "/progress.json"),
+    let path = output + "/progress.json"
+    var info = stat()
+    if !resumesEarlierRun, stat(path, &info) == 0, Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) * 1e-9 < startedAt {
+      return nil
+    }
+    guard let data = FileManager.default.contents(atPath: path),
       let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
     else { return nil }
     return object["step"] as? Int
@@ -66,7 +73,7 @@ extension Supervisor {
       // An ssh that leaves a connection master behind must not keep the check waiting for it.
       var probe = try? SpawnedProcess(
         ["timeout", "10", settings.rshAgent, host, "true"], environment: ProcessInfo.processInfo.environment,
-        defaultSignals: [SIGINT, SIGTERM, SIGUSR1], capture: false)
+        defaultSignals: Self.handledSignals, capture: false)
       return probe?.reap(blocking: true) == 0
     }
     let hosts = reachable.map { String($0.split(separator: " ").first ?? "") }
@@ -132,7 +139,9 @@ extension Supervisor {
     return command
   }
 
+  /// A line on stderr (write(2): a console that went away is no reason to stop).
   func say(_ text: String) {
-    FileHandle.standardError.write(Data("vae-dist supervise: \(text)\n".utf8))
+    let line = Array("vae-dist supervise: \(text)\n".utf8)
+    _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
   }
 }

@@ -21,7 +21,8 @@ struct SpawnedProcess {
 
   /// Starts `arguments` (its first found on PATH, through /usr/bin/env) with `environment`, the
   /// signals in `defaultSignals` back at their default action (a supervisor ignores them; an
-  /// ignored signal stays ignored across exec), and no descriptor of ours but 0, 1 and 2. With
+  /// ignored signal stays ignored across exec), in a process group of its own, and no descriptor
+  /// of ours but 0, 1 and 2. With
   /// `capture`, its stdout and stderr come through pipes (`relay`); without, they go to /dev/null.
   init(_ arguments: [String], environment: [String: String], defaultSignals: [Int32], capture: Bool) throws(Failure) {
     var actions = posix_spawn_file_actions_t()
@@ -59,7 +60,10 @@ struct SpawnedProcess {
     for number in defaultSignals { sigaddset(&signals, number) }
     posix_spawnattr_setsigdefault(&attributes, &signals)
     posix_spawnattr_setsigmask(&attributes, &none)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+    // Its own process group, as Foundation's Process gave it: the terminal's Ctrl-C reaches the
+    // supervisor alone, which passes on one clean stop (a second signal to the job would abort it).
+    posix_spawnattr_setpgroup(&attributes, 0)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
 
     let argv = (["/usr/bin/env"] + arguments).map { strdup($0) } + [nil]
     let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -86,7 +90,7 @@ struct SpawnedProcess {
   /// `tail`, waiting up to `seconds` for something to come. False once both pipes have ended (every
   /// process holding them gone), at once.
   @discardableResult
-  mutating func relay(waiting seconds: Double, into tail: TranscriptTail) -> Bool {
+  mutating func relay(waiting seconds: Double, into tail: inout TranscriptTail) -> Bool {
     guard !pipes.isEmpty else { return false }
     var descriptors = pipes.map { pollfd(fd: $0.descriptor, events: Int16(POLLIN), revents: 0) }
     guard poll(&descriptors, nfds_t(descriptors.count), Int32(max(0, seconds) * 1000)) > 0 else { return true }
@@ -102,7 +106,7 @@ struct SpawnedProcess {
       var written = 0
       while written < count {
         let n = buffer.withUnsafeBytes { write(pipes[index].console, $0.baseAddress! + written, count - written) }
-        if n <= 0 && errno != EINTR { break }  // the console is gone: the tail still gets it
+        if n <= 0 && errno != EINTR { break }  // the console is gone (EPIPE: SIGPIPE is ignored): the tail still gets it
         written += max(0, n)
       }
       tail.append(Data(buffer[..<count]))

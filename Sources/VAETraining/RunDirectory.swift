@@ -22,6 +22,19 @@ public struct RunDirectory {
 
   public init(path: String) { self.path = path }
 
+  /// --out as the run's folder, as the trainer and the supervisor both name it: without trailing
+  /// slashes (DIR/ would be moved aside into itself, as DIR/.previous-1), and absolute where its
+  /// last part is . or .. (the working directory cannot be moved aside from under the paths
+  /// relative to it).
+  public static func folder(_ out: String) -> String {
+    var path = out
+    while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+    let last = path.split(separator: "/").last
+    guard last == "." || last == "..", let absolute = realpath(path, nil) else { return path }
+    defer { free(absolute) }
+    return String(cString: absolute)
+  }
+
   public struct Record: Codable, Equatable {
     public var format = "vae-dist-run/1"
     public var configuration: TrainingConfiguration

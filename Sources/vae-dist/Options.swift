@@ -204,17 +204,8 @@ struct OutputOptions: ParsableArguments {
     guard !(resume && overwrite) else { throw ValidationError("--resume continues the run in --out and --overwrite moves it aside: pass one of them.") }
   }
 
-  /// --out as the run's folder: without trailing slashes (DIR/ would be moved aside into itself,
-  /// as DIR/.previous-1), and absolute where its last part is . or .. (the working directory
-  /// cannot be moved aside from under the paths relative to it).
-  var outputDirectory: String {
-    var path = directory
-    while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
-    let last = path.split(separator: "/").last
-    guard last == "." || last == "..", let absolute = realpath(path, nil) else { return path }
-    defer { free(absolute) }
-    return String(cString: absolute)
-  }
+  /// --out as the run's folder (`RunDirectory.folder`).
+  var outputDirectory: String { RunDirectory.folder(directory) }
 
   /// --tensorboard resolved: nil for 'none'.
   var tensorboardDirectory: String? {

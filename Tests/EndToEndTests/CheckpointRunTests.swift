@@ -94,6 +94,29 @@ final class CheckpointRunTests: XCTestCase {
     XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
   }
 
+  /// Ctrl-C at a terminal signals the supervisor's whole process group. The job runs in a group of
+  /// its own, so it hears of the stop once, from the supervisor, and stops cleanly; in the
+  /// supervisor's group it got the terminal's SIGINT and the supervisor's SIGTERM, a second stop,
+  /// which aborts it without a checkpoint.
+  func testCtrlCToASupervisorsProcessGroupStopsTheJobOnce() throws {
+    let out = temporaryDirectory()
+    let launcher = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("launch/mpirun-local.sh").path
+    let slow = common(out) + ["--max-steps", "\(steps)", "--threads", "1"]
+    var leader = false
+    let result = try Harness.run(launcher, ["--max-restarts", "1", "-n", "2"] + slow, timeout: 120) { process in
+      for _ in 0..<600 where !FileManager.default.fileExists(atPath: out + "/checkpoints") { usleep(20_000) }
+      let pid = process.processIdentifier  // the launcher has become `vae-dist supervise` (exec)
+      leader = getpgid(pid) == pid
+      kill(leader ? -pid : pid, SIGINT)
+    }
+    guard leader else { throw XCTSkip("the harness did not start the supervisor in a process group of its own") }
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.output.contains("stopped by a signal after step"), result.all)
+    XCTAssertEqual(result.all.components(separatedBy: "stopping after the current step").count - 1, 1, result.all)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+  }
+
   /// `supervise -- mpirun …` (plain mpirun as the launcher) stopped with SIGTERM: the supervisor
   /// passes SIGUSR1 to mpirun, which forwards it and lets the job end normally, so the ranks
   /// checkpoint and everything exits 0. (SIGTERM to mpirun made it report the job as aborted, and

@@ -207,6 +207,23 @@ final class CheckpointStoreTests: XCTestCase {
     XCTAssertEqual(store.candidates().count, 0)
   }
 
+  /// --out as the trainer and the supervisor name it: DIR/ is DIR, and a last part . or .. is
+  /// resolved (the folder may be moved aside, which the working directory cannot be).
+  func testOutIsNamedWithoutTrailingSlashesAndWithDotsResolved() {
+    func real(_ path: String) -> String {
+      let resolved = realpath(path, nil)!
+      defer { free(resolved) }
+      return String(cString: resolved)
+    }
+    XCTAssertEqual(RunDirectory.folder("/tmp/run/"), "/tmp/run")
+    XCTAssertEqual(RunDirectory.folder("run//"), "run")
+    XCTAssertEqual(RunDirectory.folder("/"), "/")
+    XCTAssertEqual(RunDirectory.folder("run"), "run")
+    XCTAssertEqual(RunDirectory.folder("."), real("."))
+    XCTAssertEqual(RunDirectory.folder("/tmp/./"), real("/tmp"))
+    XCTAssertEqual(RunDirectory.folder("/tmp/.."), "/")
+  }
+
   func testResumeConflictsNameTheFlags() {
     let saved = TrainingConfiguration()
     var asked = saved
