@@ -65,5 +65,7 @@ command+=("$@")
 echo "+ OPENBLAS_NUM_THREADS=1 ${command[*]}"
 ((dry_run)) && exit 0
 command -v mpirun >/dev/null || { echo "mpirun-hosts: mpirun not found; install openmpi-bin (launch/setup.sh)." >&2; exit 1; }
+[[ -x "$binary" ]] || { echo "mpirun-hosts: $binary is not an executable; run launch/setup.sh, or pass --binary PATH." >&2; exit 1; }
 export OPENBLAS_NUM_THREADS=1
-exec "${command[@]}"
+source "$root/launch/stoppable.sh"
+run_stoppable mpirun-hosts "${command[@]}"

@@ -56,28 +56,5 @@ command -v mpirun >/dev/null || { echo "mpirun-local: mpirun not found; run laun
 [[ -x "$binary" ]] || { echo "mpirun-local: $binary not built; run launch/setup.sh first." >&2; exit 1; }
 export OPENBLAS_NUM_THREADS=1
 
-# Ctrl-C, SIGTERM or a hang-up (the terminal closed): ask the ranks to stop cleanly through SIGUSR1,
-# which mpirun forwards without aborting the job (they finish the step, checkpoint, exit 0). A second
-# one aborts at once. mpirun runs in its own session so the terminal's Ctrl-C (and its hang-up)
-# reaches only this script.
-setsid "${command[@]}" &
-job=$!
-stops=0
-stop() {
-  stops=$((stops + 1))
-  if ((stops == 1)); then
-    kill -USR1 "$job" 2>/dev/null || true
-    # After a hang-up the terminal may refuse the line; that must not end this script.
-    echo "mpirun-local: stopping after the current step (again to abort)" >&2 || true
-  else
-    kill -TERM "$job" 2>/dev/null || true
-  fi
-}
-trap stop INT TERM HUP
-status=0
-while true; do
-  wait "$job" && status=0 || status=$?
-  # wait returns early (> 128) when a trapped signal arrives; the job is still running then.
-  kill -0 "$job" 2>/dev/null || break
-done
-exit "$status"
+source "$root/launch/stoppable.sh"
+run_stoppable mpirun-local "${command[@]}"
