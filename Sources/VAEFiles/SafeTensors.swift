@@ -142,17 +142,25 @@ public enum SafeTensors {
   public static let maximumFileBytes = 1 << 30
 
   public static func read(path: String) throws -> File {
-    // The size is checked before the file is read into memory.
-    guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-      let size = (attributes[.size] as? NSNumber)?.intValue
-    else { throw FileError.unreadable(path: path) }
-    guard size <= maximumFileBytes else {
-      throw FileError.invalid(path: path, reason: "is \(size) bytes, more than any vae-dist checkpoint")
+    try decode(readBytes(path: path), path: path)
+  }
+
+  /// The bytes of a file this reader would load: a regular file (behind any links; a fifo would
+  /// block the open, a device stream forever) of at most `maximumFileBytes`, checked before it is
+  /// read into memory.
+  public static func readBytes(path: String) throws -> [UInt8] {
+    var info = stat()
+    guard stat(path, &info) == 0 else { throw FileError.unreadable(path: path) }
+    guard info.st_mode & S_IFMT == S_IFREG else {
+      throw FileError.invalid(path: path, reason: "is not a regular file (a fifo, a device or a directory)")
+    }
+    guard info.st_size <= maximumFileBytes else {
+      throw FileError.invalid(path: path, reason: "is \(info.st_size) bytes, more than any vae-dist checkpoint")
     }
     guard let data = FileManager.default.contents(atPath: path) else {
       throw FileError.unreadable(path: path)
     }
-    return try decode([UInt8](data), path: path)
+    return [UInt8](data)
   }
 
   /// Writes atomically: a temporary file in the same directory, flushed to disk, then renamed over

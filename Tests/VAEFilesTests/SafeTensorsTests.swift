@@ -85,4 +85,19 @@ final class SafeTensorsTests: XCTestCase {
       }
     }
   }
+
+  /// A fifo (whose open would block until a writer came) and a directory are refused by name,
+  /// not read.
+  func testOnlyRegularFilesAreRead() throws {
+    let directory = NSTemporaryDirectory() + "vae-dist-st-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let fifo = directory + "/model.safetensors"
+    XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+    for path in [fifo, directory] {
+      XCTAssertThrowsError(try SafeTensors.read(path: path)) { error in
+        XCTAssertTrue("\(error)".contains("\(path): is not a regular file"), "\(error)")
+      }
+    }
+  }
 }

@@ -158,9 +158,7 @@ public final class CheckpointStore {
   /// Loads and verifies one checkpoint directory.
   public func load(_ path: String) throws -> Checkpoint {
     let modelPath = path + "/model.safetensors", optimizerPath = path + "/optimizer.safetensors"
-    guard let modelData = FileManager.default.contents(atPath: modelPath) else {
-      throw FileError.unreadable(path: modelPath)
-    }
+    let modelData = try SafeTensors.readBytes(path: modelPath)
     let optimizer = try SafeTensors.read(path: optimizerPath)
     let metadata = optimizer.metadata
     guard metadata["format"] == Self.format else {
@@ -168,7 +166,7 @@ public final class CheckpointStore {
         path: optimizerPath,
         reason: "has format \(metadata["format"] ?? "none"); this vae-dist reads \(Self.format)")
     }
-    guard let modelCRC = metadata["model_crc32"].flatMap(UInt32.init), modelCRC == crc32([UInt8](modelData)) else {
+    guard let modelCRC = metadata["model_crc32"].flatMap(UInt32.init), modelCRC == crc32(modelData) else {
       throw FileError.invalid(path: modelPath, reason: "its CRC-32 does not match the one recorded when it was written")
     }
     guard let momentsCRC = metadata["moments_crc32"].flatMap(UInt32.init),
@@ -194,7 +192,7 @@ public final class CheckpointStore {
       }
       return value
     }
-    let model = try SafeTensors.decode([UInt8](modelData), path: modelPath)
+    let model = try SafeTensors.decode(modelData, path: modelPath)
     let (layout, parameters) = try ModelFile.parameters(from: model, path: modelPath)
     func moments(_ prefix: String) throws -> [Float] {
       var values = [Float](repeating: 0, count: layout.totalCount)
