@@ -56,7 +56,12 @@ binary="$root/.build/release/vae-dist"
 cores=$(nproc)
 results="$out/runs.jsonl"
 : >"$results"
-record() { echo "$1" >>"$results"; }
+# record LINE: one JSON line into the results. An empty one is a command that failed inside "$(…)",
+# which set -e does not see there: stop at once, not in report.py after every round.
+record() {
+  [[ -n "$1" ]] || { echo "peer-benchmark: a measurement gave nothing (its error output is above); stopping" >&2; exit 1; }
+  echo "$1" >>"$results"
+}
 # run_peer LOG COMMAND...: the peer's last line (its JSON); on failure, its error output and exit 1.
 run_peer() {
   local log="$1"; shift
@@ -143,4 +148,6 @@ for ((round = 1; round <= rounds; round++)); do
   if ((peers)); then run_peers "$round"; fi
 done
 
-"$python" "$root/launch/peers/report.py" "$results" "$out" $( ((docs)) && echo "--docs $root/docs" )
+report=("$results" "$out")
+((docs)) && report+=(--docs "$root/docs")
+"$python" "$root/launch/peers/report.py" "${report[@]}"

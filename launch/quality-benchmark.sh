@@ -44,7 +44,7 @@ fi
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
 mkdir -p "$out"
 # The runs kept in --out must be of these settings.
-settings="${train_args[*]:-defaults}"
+settings="--epochs $epochs ${train_args[*]:-}"
 if [[ -f "$out/settings" && "$(cat "$out/settings")" != "$settings" ]]; then
   echo "quality-benchmark: $out holds runs with other settings ($(cat "$out/settings")); pass another --out" >&2
   exit 2

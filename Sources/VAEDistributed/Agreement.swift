@@ -25,7 +25,8 @@ import VAECore
 //                                                early-stopping decision
 //    7. gather       peak memory
 //    8. rootDecides  "the final files"           rank 0 writes the model and the pictures
-//    9. allreduce    the likelihood estimate     each rank a share, in rounds of max(threads, 800/k)
+//    9. allreduce    the likelihood estimate     a MAX of the ranks' thread counts; then each rank
+//                                                a share, in rounds of max(threads, 800/k)
 //                                                micro-batches a rank, up to 800 samples of each,
 //                                                each round ended by a MAX of the stop flags; then
 //                                                the sums

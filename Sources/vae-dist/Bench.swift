@@ -128,7 +128,9 @@ struct Bench: ParsableCommand {
     let fits = ["int64", "float"].map { element in (element, AllreduceBenchmark.fit(timings.filter { $0.element == element })) }
     if json {
       let rows = timings.map { "{\"bytes\":\($0.bytes),\"element\":\"\($0.element)\",\"seconds\":\($0.seconds)}" }
-      let fitted = fits.map { "\"\($0.0)\":{\"latency_seconds\":\($0.1.latency),\"bytes_per_second\":\($0.1.bytesPerSecond)}" }
+      // A fit of flat, noisy timings can come out infinite, which JSON cannot say: null.
+      func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
+      let fitted = fits.map { "\"\($0.0)\":{\"latency_seconds\":\(number($0.1.latency)),\"bytes_per_second\":\(number($0.1.bytesPerSecond))}" }
       print("{\"ranks\":\(communicator.size),\"timings\":[\(rows.joined(separator: ","))],\"fit\":{\(fitted.joined(separator: ","))}}")
       return
     }
