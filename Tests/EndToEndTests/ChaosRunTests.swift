@@ -74,18 +74,29 @@ final class SuperviseRunTests: XCTestCase {
     XCTAssertLessThan(seconds, 10)
   }
 
-  /// A job started with --overwrite comes back with --resume alone (the trainer refuses the two
-  /// together), and the resume does not move its own run aside again.
-  func testARestartResumesWithoutTheOverwriteItStartedWith() throws {
+  /// An earlier run trained into --out, then `supervise` of a job into it with --overwrite and
+  /// `arguments`: `sh -c SCRIPT`, whose script is given the binary and a file that does not exist
+  /// until the script makes it (to fail once).
+  func supervisedOverAnEarlierRun(_ script: (_ binary: String, _ flag: String) -> String, _ arguments: [String]) throws
+    -> (out: String, result: Harness.Result)
+  {
     try Harness.requireRealData()
     let binary = try Harness.requireBinary(), out = temporaryDirectory(), flag = temporaryDirectory() + "/failed-once"
     let common = ["--out", out, "--iw-samples", "0", "--progress", "none", "--tensorboard", "none"]
     XCTAssertEqual(try Harness.vaeDist(["train", "--max-steps", "2"] + common).status, 0, "the earlier run")
-    // The first attempt trains to its end, then fails as a lost peer would.
     let result = try Harness.vaeDist(
-      ["supervise", "--max-restarts", "2", "--backoff", "0", "--", "/bin/sh", "-c",
-       "\(binary) train \"$@\"; s=$?; [ -e \(flag) ] && exit $s; touch \(flag); exit 3", "sh",
-       "--overwrite", "--max-steps", "3", "--checkpoint-every", "1"] + common, timeout: 120)
+      ["supervise", "--max-restarts", "2", "--backoff", "0", "--", "/bin/sh", "-c", script(binary, flag), "sh", "--overwrite"]
+        + arguments + common, timeout: 120)
+    return (out, result)
+  }
+
+  /// A job started with --overwrite comes back with --resume alone (the trainer refuses the two
+  /// together), and the resume does not move its own run aside again.
+  func testARestartResumesWithoutTheOverwriteItStartedWith() throws {
+    // The first attempt trains to its end, then fails as a lost peer would.
+    let (out, result) = try supervisedOverAnEarlierRun(
+      { binary, flag in "\(binary) train \"$@\"; s=$?; [ -e \(flag) ] && exit $s; touch \(flag); exit 3" },
+      ["--max-steps", "3", "--checkpoint-every", "1"])
     XCTAssertEqual(result.status, 0, result.all)
     XCTAssertTrue(result.error.contains("restart 1/2: "), result.error)
     XCTAssertTrue(result.error.contains("resuming from \(out)/checkpoints/step-00000003"), result.error)
@@ -98,15 +109,9 @@ final class SuperviseRunTests: XCTestCase {
   /// which has nothing to take, and never from the checkpoints of the earlier run that its
   /// --overwrite was to move aside.
   func testAFaultBeforeTheFirstCheckpointStartsAfreshNotFromAnEarlierRun() throws {
-    try Harness.requireRealData()
-    let binary = try Harness.requireBinary(), out = temporaryDirectory(), flag = temporaryDirectory() + "/failed-once"
-    let common = ["--out", out, "--iw-samples", "0", "--progress", "none", "--tensorboard", "none"]
-    XCTAssertEqual(try Harness.vaeDist(["train", "--max-steps", "2"] + common).status, 0, "the earlier run")
     // The first attempt fails before the trainer starts, as a launcher that lost a host does.
-    let result = try Harness.vaeDist(
-      ["supervise", "--max-restarts", "2", "--backoff", "0", "--", "/bin/sh", "-c",
-       "[ -e \(flag) ] || { touch \(flag); exit 3; }; exec \(binary) train \"$@\"", "sh",
-       "--overwrite", "--max-steps", "3"] + common, timeout: 120)
+    let (out, result) = try supervisedOverAnEarlierRun(
+      { binary, flag in "[ -e \(flag) ] || { touch \(flag); exit 3; }; exec \(binary) train \"$@\"" }, ["--max-steps", "3"])
     XCTAssertEqual(result.status, 0, result.all)
     XCTAssertTrue(result.error.contains("restart 1/2: ") && result.error.contains("starting again"), result.error)
     XCTAssertFalse(result.output.contains("resumed"), "the restart resumed the earlier run:\n\(result.output)")
