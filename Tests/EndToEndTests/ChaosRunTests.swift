@@ -80,9 +80,9 @@ final class SuperviseRunTests: XCTestCase {
   func supervisedOverAnEarlierRun(_ script: (_ binary: String, _ flag: String) -> String, _ arguments: [String]) throws
     -> (out: String, result: Harness.Result)
   {
-    try Harness.requireRealData()
+    let data = try Harness.smallRealDataset()
     let binary = try Harness.requireBinary(), out = temporaryDirectory(), flag = temporaryDirectory() + "/failed-once"
-    let common = ["--out", out, "--iw-samples", "0", "--progress", "none", "--tensorboard", "none"]
+    let common = ["--data", data, "--out", out, "--iw-samples", "0", "--progress", "none", "--tensorboard", "none"]
     XCTAssertEqual(try Harness.vaeDist(["train", "--max-steps", "2"] + common).status, 0, "the earlier run")
     let result = try Harness.vaeDist(
       ["supervise", "--max-restarts", "2", "--backoff", "0", "--", "/bin/sh", "-c", script(binary, flag), "sh", "--overwrite"]
