@@ -152,7 +152,7 @@ public enum SafeTensors {
     var info = stat()
     guard stat(path, &info) == 0 else { throw FileError.unreadable(path: path) }
     guard info.st_mode & S_IFMT == S_IFREG else {
-      throw FileError.invalid(path: path, reason: "is not a regular file (a fifo, a device or a directory)")
+      throw FileError.invalid(path: path, reason: "is not a regular file (a fifo, a device or a directory); give the path of a .safetensors file")
     }
     guard info.st_size <= maximumFileBytes else {
       throw FileError.invalid(path: path, reason: "is \(info.st_size) bytes, more than any vae-dist checkpoint")

@@ -26,10 +26,8 @@ extension Supervisor {
   /// run's, older than the supervisor, is not the job's unless the command resumes it).
   func progressStep() -> Int? {
     let path = output + "/progress.json"
-    var info = stat()
-    if !resumesEarlierRun, stat(path, &info) == 0, Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) * 1e-9 < startedAt {
-      return nil
-    }
+    let written = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+    if !resumesEarlierRun, let written, written < startedAt { return nil }
     guard let data = FileManager.default.contents(atPath: path),
       let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
     else { return nil }

@@ -39,11 +39,11 @@ struct SpawnedProcess {
     if capture {
       for (target, console) in [(STDOUT_FILENO, STDOUT_FILENO), (STDERR_FILENO, STDERR_FILENO)] {
         var ends: [Int32] = [0, 0]
-        // Close-on-exec (one thread spawns, so no other child can catch them before it is set).
         guard pipe(&ends) == 0 else {
           pipes.forEach { _ = close($0.descriptor) }
           throw Failure(description: "cannot make a pipe: \(String(cString: strerror(errno)))")
         }
+        // Close-on-exec (one thread spawns, so no other child can catch them before it is set).
         ends.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
         pipes.append((ends[0], console))
         writeEnds.append(ends[1])

@@ -50,10 +50,10 @@ public final class Supervisor {
   /// earlier run's, which no restart may take for the job's own. (An --overwrite whose first attempt
   /// failed before moving that run aside would otherwise come back resuming it.)
   let inherited: Set<FileIdentity>
-  /// Whether the command itself resumes what --out holds; when it started (wall clock, as file
-  /// times are).
+  /// Whether the command itself resumes what --out holds; when the supervisor started (wall clock,
+  /// as file times are).
   let resumesEarlierRun: Bool
-  let startedAt: Double
+  let startedAt = Date()
   let token = UUID().uuidString
   /// Set by the signal handler (on a Dispatch queue), read by the restart loop: atomics, so the two
   /// threads never race. The child is kept as its pid (0: none) for the same reason. Each side
@@ -78,9 +78,6 @@ public final class Supervisor {
     inherited =
       resumesEarlierRun
       ? [] : Set(CheckpointStore(outputDirectory: output, keep: 1).candidates().compactMap { FileIdentity(path: $0.path) })
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    startedAt = Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9
     let launcher = settings.command.first.map { URL(fileURLWithPath: $0).lastPathComponent } ?? ""
     stopSignal = ["mpirun", "mpiexec", "orterun", "prterun"].contains(launcher) ? SIGUSR1 : SIGTERM
   }

@@ -54,13 +54,8 @@ extension Evaluator {
     // Every worker thread a micro-batch at least: the round's passes are a thread's, not a rank's.
     // Ranks may have different thread counts (hosts of other sizes, fewer streams on one rank): all
     // take the largest, so every rank runs the same rounds, and so the same collectives.
-    var threads = [Double(workspaces.count)]
-    if communicator.size > 1 {
-      try threads.withUnsafeMutableBufferPointer {
-        try communicator.allreduce($0, .max, phase: "the importance-weighted estimate's round size")
-      }
-    }
-    let perRound = max(Int(threads[0]), roundPasses / k) * communicator.size, samplesPerRound = min(k, max(1, roundPasses))
+    let threads = Int(try communicator.extremes(of: [Int64(workspaces.count)], phase: "the importance-weighted estimate's round size").high[0])
+    let perRound = max(threads, roundPasses / k) * communicator.size, samplesPerRound = min(k, max(1, roundPasses))
     var estimates = [ChunkEstimate](repeating: ChunkEstimate(), count: chunks)
     var done = 0
     for start in stride(from: 0, to: chunks, by: perRound) {

@@ -114,6 +114,8 @@ final class SuperviseRunTests: XCTestCase {
       { binary, flag in "[ -e \(flag) ] || { touch \(flag); exit 3; }; exec \(binary) train \"$@\"" }, ["--max-steps", "3"])
     XCTAssertEqual(result.status, 0, result.all)
     XCTAssertTrue(result.error.contains("restart 1/2: ") && result.error.contains("starting again"), result.error)
+    // The earlier run's progress.json (step 2) is not the job's.
+    XCTAssertTrue(result.error.contains("status 3 at step 0; starting again"), result.error)
     XCTAssertFalse(result.output.contains("resumed"), "the restart resumed the earlier run:\n\(result.output)")
     XCTAssertTrue(FileManager.default.fileExists(atPath: out + ".previous-1/model.safetensors"), "the earlier run, moved aside")
     let metrics = try Harness.metrics(out)
