@@ -37,16 +37,21 @@ while (($#)); do
     *) break ;;
   esac
 done
-if [[ -n "$restarts" ]] && ((!dry_run)); then
-  [[ -n "$hostfile" ]] || { echo "mpirun-hosts: --hostfile FILE is required (see launch/hostfile.example)" >&2; exit 2; }
+[[ -n "$hostfile" ]] || { echo "mpirun-hosts: --hostfile FILE is required (see launch/hostfile.example)" >&2; exit 2; }
+missing="mpirun-hosts: $binary is not an executable; run launch/setup.sh, or pass --binary PATH."
+if [[ -n "$restarts" ]]; then
   inner=(--hostfile "$hostfile" --binary "$binary")
   [[ -n "$ranks" ]] && inner+=(-n "$ranks")
   [[ -n "$network" ]] && inner+=(--network "$network")
   [[ -n "$agent" ]] && inner+=(--rsh-agent "$agent")
   [[ -n "$threads" ]] && inner+=(--threads "$threads")
-  exec "$binary" supervise --max-restarts "$restarts" --hostfile "$hostfile" --rsh-agent "${agent:-ssh}" -- "$0" "${inner[@]}" "$@"
+  wrapper=("$binary" supervise --max-restarts "$restarts" --hostfile "$hostfile" --rsh-agent "${agent:-ssh}" -- "$0" "${inner[@]}" "$@")
+  if ((!dry_run)); then
+    [[ -x "$binary" ]] || { echo "$missing" >&2; exit 1; }
+    exec "${wrapper[@]}"
+  fi
+  echo "+ ${wrapper[*]}"  # then the command each attempt runs
 fi
-[[ -n "$hostfile" ]] || { echo "mpirun-hosts: --hostfile FILE is required (see launch/hostfile.example)" >&2; exit 2; }
 [[ -r "$hostfile" ]] || { echo "mpirun-hosts: cannot read the hostfile $hostfile" >&2; exit 2; }
 if [[ -z "$ranks" ]]; then
   ranks=$(awk '!/^[[:space:]]*(#|$)/ { n = 1; for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { split($i, a, "="); n = a[2] } total += n } END { print total + 0 }' "$hostfile")
@@ -65,7 +70,7 @@ command+=("$@")
 echo "+ OPENBLAS_NUM_THREADS=1 ${command[*]}"
 ((dry_run)) && exit 0
 command -v mpirun >/dev/null || { echo "mpirun-hosts: mpirun not found; install openmpi-bin (launch/setup.sh)." >&2; exit 1; }
-[[ -x "$binary" ]] || { echo "mpirun-hosts: $binary is not an executable; run launch/setup.sh, or pass --binary PATH." >&2; exit 1; }
+[[ -x "$binary" ]] || { echo "$missing" >&2; exit 1; }
 export OPENBLAS_NUM_THREADS=1
 source "$root/launch/stoppable.sh"
 run_stoppable mpirun-hosts "${command[@]}"

@@ -5,7 +5,9 @@
 #
 # With --max-restarts K (anywhere in the arguments) the job runs under `vae-dist supervise`, which
 # restarts it with --resume when a rank or mpirun fails (see docs/checkpoints.md), waiting --backoff S
-# seconds before a restart (times the restart's number).
+# seconds before a restart (times the restart's number); --min-ranks M lets a job that fails before
+# its first step come back with one rank fewer, down to M. --dry-run (anywhere) prints the commands
+# and runs nothing.
 #
 # Why each setting:
 #   --allow-run-as-root  Open MPI refuses to start as root without it (only added when root).
@@ -16,44 +18,58 @@
 #                        would oversubscribe the cores (vae-dist also sets this at start-up).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
+# The supervisor's options and --dry-run, anywhere in the arguments; -n first.
 supervise=()
 kept=()
+dry_run=0
 while (($#)); do
   case "$1" in
     --max-restarts | --min-ranks | --backoff) supervise+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
+    --dry-run) dry_run=1; shift ;;
     *) kept+=("$1"); shift ;;
   esac
 done
 set -- ${kept[@]+"${kept[@]}"}
-if ((${#supervise[@]})) && [[ " $* " != *" --dry-run "* ]]; then
-  exec "${VAE_DIST_BINARY:-$root/.build/release/vae-dist}" supervise "${supervise[@]}" -- "$0" "$@"
-fi
 ranks=4
-dry_run=0
 while (($#)); do
   case "$1" in
     -n | --ranks) ranks="${2:?$1 needs a value}"; shift 2 ;;
-    --dry-run) dry_run=1; shift ;;
     *) break ;;
   esac
 done
 [[ "$ranks" =~ ^[1-9][0-9]*$ ]] || { echo "mpirun-local: -n needs a positive number of ranks (got '$ranks')" >&2; exit 2; }
+missing="mpirun-local: $binary is not built; run launch/setup.sh first (or set VAE_DIST_BINARY)."
 
-binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
+if ((${#supervise[@]})); then
+  # The supervisor reads the job's -n (and lowers it under --min-ranks): always written out.
+  wrapper=("$binary" supervise "${supervise[@]}" -- "$0" -n "$ranks" "$@")
+  if ((!dry_run)); then
+    [[ -x "$binary" ]] || { echo "$missing" >&2; exit 1; }
+    exec "${wrapper[@]}"
+  fi
+  echo "+ ${wrapper[*]}"  # then the command each attempt runs
+fi
+
 cores=$(nproc)
 command=(mpirun -n "$ranks" --bind-to none)
 [[ $(id -u) -eq 0 ]] && command+=(--allow-run-as-root)
 ((ranks > cores)) && command+=(--oversubscribe)
 command+=(-x OPENBLAS_NUM_THREADS=1 "$binary" "$@")
-# A bar when the user's terminal shows it (mpirun's own output is never a terminal to the ranks).
-if [[ -t 1 && " $* " != *" --progress "* && " $* " != *" --help "* && " $* " != *" -h "* ]]; then
-  command+=(--progress bar)
+# A bar when the user's terminal shows it (mpirun's own output is never a terminal to the ranks),
+# for train (the default command) only, and unless the arguments choose their own.
+if [[ -t 1 ]] && { (($# == 0)) || [[ "$1" == -* || "$1" == train ]]; }; then
+  bar=1
+  for argument in "$@"; do
+    case "$argument" in --progress | --progress=* | --help | -h) bar=0 ;; esac
+  done
+  ((bar)) && command+=(--progress bar)
 fi
 
 echo "+ OPENBLAS_NUM_THREADS=1 ${command[*]}"
 ((dry_run)) && exit 0
 command -v mpirun >/dev/null || { echo "mpirun-local: mpirun not found; run launch/setup.sh (installs openmpi-bin)." >&2; exit 1; }
-[[ -x "$binary" ]] || { echo "mpirun-local: $binary not built; run launch/setup.sh first." >&2; exit 1; }
+[[ -x "$binary" ]] || { echo "$missing" >&2; exit 1; }
 export OPENBLAS_NUM_THREADS=1
 
 source "$root/launch/stoppable.sh"

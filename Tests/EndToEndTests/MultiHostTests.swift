@@ -154,6 +154,35 @@ final class LaunchScriptTests: XCTestCase {
         + "/opt/vae-dist --threads 32 --progress lines --epochs 3 --out /shared/run1")
   }
 
+  /// Under --max-restarts a dry run prints the supervisor's command, then the one each attempt runs
+  /// (which never gets the supervisor's flags).
+  func testSupervisedDryRunsPrintBothCommands() throws {
+    let slurm = try Harness.run("/usr/bin/env", ["SLURM_JOB_NUM_NODES=2", "SLURM_CPUS_ON_NODE=4", "VAE_DIST_BINARY=/opt/vae-dist",
+                                                 "bash", MultiHostTests.script("slurm.sbatch"), "--dry-run", "--max-restarts", "3", "--epochs", "3"])
+    XCTAssertEqual(slurm.status, 0, slurm.all)
+    let lines = slurm.output.split(separator: "\n").map(String.init)
+    XCTAssertEqual(lines.count, 2, slurm.output)
+    XCTAssertTrue(lines[0].hasPrefix("+ /opt/vae-dist supervise --max-restarts 3 -- bash "), slurm.output)
+    XCTAssertTrue(lines[0].hasSuffix("slurm.sbatch --epochs 3"), slurm.output)
+    XCTAssertTrue(lines[1].hasSuffix("/opt/vae-dist --threads 4 --progress lines --epochs 3"), slurm.output)
+
+    // --min-ranks lowers the job's -n: the supervised command always carries one (4 by default).
+    let local = try Harness.run("/usr/bin/env", ["VAE_DIST_BINARY=/opt/vae-dist", MultiHostTests.script("mpirun-local.sh"),
+                                                 "--max-restarts", "2", "--min-ranks", "2", "train", "--epochs", "1", "--dry-run"])
+    XCTAssertEqual(local.status, 0, local.all)
+    let supervised = local.output.split(separator: "\n").map(String.init)
+    XCTAssertEqual(supervised.count, 2, local.output)
+    XCTAssertTrue(supervised[0].hasPrefix("+ /opt/vae-dist supervise --max-restarts 2 --min-ranks 2 -- "), local.output)
+    XCTAssertTrue(supervised[0].hasSuffix("mpirun-local.sh -n 4 train --epochs 1"), local.output)
+    XCTAssertTrue(supervised[1].contains("mpirun -n 4 ") && supervised[1].hasSuffix("/opt/vae-dist train --epochs 1"), local.output)
+
+    // Not built: the launcher says so (not bash's "No such file"), before the supervisor starts.
+    let unbuilt = try Harness.run("/usr/bin/env", ["VAE_DIST_BINARY=/nonexistent/vae-dist", MultiHostTests.script("mpirun-local.sh"),
+                                                   "--max-restarts", "2", "train"])
+    XCTAssertEqual(unbuilt.status, 1, unbuilt.all)
+    XCTAssertTrue(unbuilt.error.contains("is not built; run launch/setup.sh"), unbuilt.error)
+  }
+
   func testHostfileDryRun() throws {
     let script = MultiHostTests.script("mpirun-hosts.sh")
     let example = MultiHostTests.root.appendingPathComponent("launch/hostfile.example").path
