@@ -37,7 +37,8 @@ done
 "$root/launch/install-packages.sh" avx512-emulated bochsbios vgabios isolinux syslinux-common genisoimage \
   busybox-static cpio python3
 [[ -n "${VAE_DIST_BINARY:-}" ]] || "$root/launch/setup.sh" >/dev/null
-binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
+binary="$(realpath -m -- "${VAE_DIST_BINARY:-$root/.build/release/vae-dist}")"
+out="$(realpath -m -- "$out")"  # absolute: the script works inside it (cd) and names its files to Bochs
 bochs=$("$root/launch/bochs-build.sh")
 
 # --out is emptied first: refuse a directory that holds anything but an earlier run of this script.

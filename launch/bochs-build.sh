@@ -36,6 +36,7 @@ echo "bochs-build: building Bochs 3.0 (about 2 minutes on 2 cores; log: $work/bu
   --without-rfb --disable-docbook --disable-plugins >"$work/build.log" 2>&1 ||
   { echo "bochs-build: configure failed; see $work/build.log" >&2; exit 1; }
 make -j"$(nproc)" >>"$work/build.log" 2>&1 || { echo "bochs-build: the build failed; see $work/build.log" >&2; exit 1; }
-mkdir -p "$target" && cp bochs "$target/bochs"
+# Copied whole, then renamed: an interrupted copy must not pass the cache's -x check above.
+mkdir -p "$target" && cp bochs "$target/bochs.tmp" && mv "$target/bochs.tmp" "$target/bochs"
 rm -rf "$work"
 echo "$target/bochs"

@@ -3,6 +3,8 @@
 # (a test checks that the committed file matches).
 set -euo pipefail
 binary="${VAE_DIST_BINARY:-$(cd "$(dirname "$0")/.." && pwd)/.build/release/vae-dist}"
+# Checked first: a missing binary must not leave a header that passes for a reference.
+[[ -x "$binary" ]] || { echo "cli-reference: $binary is not built; run launch/setup.sh first (a redirect has emptied its file: git checkout docs/cli.md)" >&2; exit 1; }
 echo "# Command-line reference"
 echo
 echo "Generated from \`vae-dist help\` (regenerate after changing an option: \`launch/cli-reference.sh > docs/cli.md\`)."

@@ -13,7 +13,8 @@
 # modulo 64 would otherwise decide up to 15% of their time on a Zen 3 (the same source against
 # itself read 1.06, its window passes 1.09-1.15; docs/kernels.md). Pinned to one core (by
 # default the first this process may use). B is called through A's CKernels.h: the kernels' API must
-# be the same at both (the script says so when the headers differ). --out defaults to a new directory.
+# be the same at both (the script says so when the headers differ). Without --out it builds in a
+# temporary directory, removed at the end.
 #
 #   launch/kernel-ab.sh [--base HEAD] [--rounds 200] [--evict-mib 2] [--kernels NAME] [--precision fp32|bf16] [--core N] [--out DIR]
 # Any failed step ends the script: the program it links must never be an earlier run's.
@@ -48,6 +49,7 @@ clang=/opt/swift/usr/bin/clang
 # The output directory is emptied: only a new one or an earlier output of this script.
 if [[ -z "$out" ]]; then
   out="$(mktemp -d /tmp/vae-dist-kernel-ab.XXXXXX)"
+  trap 'rm -rf "$out"' EXIT  # both builds and the program: kept only under --out
 elif [[ -d "$out" && -n "$(ls -A "$out")" && ! -f "$out/.kernel-ab" ]]; then
   echo "kernel-ab: --out $out holds other files; give a new or empty directory" >&2
   exit 2

@@ -84,6 +84,7 @@ heal() { in_ns "$1" nft delete table inet vaecut 2>/dev/null || true; }
 thin_on() { for h in "${hosts[@]}"; do in_ns "$h" tc qdisc replace dev eth0 root tbf rate 1gbit burst 256kb latency 50ms; done; }
 thin_off() { for h in "${hosts[@]}"; do in_ns "$h" tc qdisc del dev eth0 root 2>/dev/null || true; done; }
 job=""  # the background run, until it is waited for
+descendants() { local child; for child in $(pgrep -P "$1" || true); do echo "$child"; descendants "$child"; done; }
 cleanup() {
   loss_off; thin_off
   for h in "${hosts[@]}"; do heal "$h"; done
@@ -91,13 +92,15 @@ cleanup() {
   # children are listed before the parent dies and leaves them to init), then whatever runs in its
   # namespace hosts (Open MPI's daemons and the ranks).
   if [[ -n "$job" ]]; then
-    children=$(pgrep -P "$job" || true)
-    kill -9 "$job" $children 2>/dev/null || true
+    family="$job $(descendants "$job")"  # listed before any dies (mpirun runs in a session of its own)
+    kill -9 $family 2>/dev/null || true
   fi
   for h in "${hosts[@]}"; do kill -9 $(ip netns pids "$h" 2>/dev/null) 2>/dev/null || true; done
   "$root/launch/netns-hosts.sh" down 3 >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+trap 'exit 130' INT  # a Ctrl-C ends the script (and so the cases), not just the run in progress
+trap 'exit 143' TERM
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
@@ -113,9 +116,12 @@ model_hash() { sha256sum "$1/model.safetensors" 2>/dev/null | cut -c1-16 || echo
 step_ms() {  # milliseconds per step of the run in DIR (its last metrics line: seconds over steps)
   python3 -c "import json,sys; m=[json.loads(l) for l in open(sys.argv[1])][-1]; print(round(1000*m['seconds']/m['step'], 1))" "$1/metrics.jsonl" 2>/dev/null || echo "?"
 }
+step_of() {  # DIR: the step DIR/progress.json reached (0 before there is one)
+  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" "$1/progress.json" 2>/dev/null || echo 0
+}
 wait_for_step() {  # DIR STEP: until DIR/progress.json reaches STEP (60 s at most)
   for _ in $(seq 600); do
-    s=$(python3 -c "import json; print(json.load(open('$1/progress.json'))['step'])" 2>/dev/null || echo 0)
+    s=$(step_of "$1")
     ((s >= $2)) && return 0
     sleep 0.1
   done
@@ -162,10 +168,10 @@ job=$!
 wait_for_step "$out/heal" 10 || true
 cut_off vae-h3; cut_at=$(now); sleep "$cut"; heal vae-h3
 healed_at=$(now)
-at_cut=$(python3 -c "import json; print(json.load(open('$out/heal/progress.json'))['step'])" 2>/dev/null || echo 0)
+at_cut=$(step_of "$out/heal" || echo 0)
 # Healed once a step after the cut's end completes.
 for _ in $(seq 600); do
-  s=$(python3 -c "import json; print(json.load(open('$out/heal/progress.json'))['step'])" 2>/dev/null || echo 0)
+  s=$(step_of "$out/heal" || echo 0)
   ((s > at_cut)) && break
   kill -0 "$job" 2>/dev/null || break
   sleep 0.1

@@ -32,4 +32,4 @@ for r in $(seq "$rounds"); do
   OMP_NUM_THREADS=1 taskset -c "$core" "$out/onednn_passes" 7 20 >"$out/onednn-$r.txt"
   taskset -c "$core" "$binary" bench --threads 1 --layers --gemm-peak --json >"$out/vae-dist-$r.json"
 done
-python3 "$root/launch/peers/onednn_report.py" "$out" "$rounds"
+python3 "$root/launch/peers/onednn_report.py" "$out" "$rounds" "$core"

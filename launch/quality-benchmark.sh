@@ -55,6 +55,8 @@ family=$(lscpu | awk -F: '/CPU family/ {gsub(/ /, "", $2); print $2; exit}')
 model=$(lscpu | awk -F: '/^Model:/ {gsub(/ /, "", $2); print $2; exit}')
 isa=$(grep -q avx512f /proc/cpuinfo && echo AVX-512 || (grep -q avx2 /proc/cpuinfo && echo AVX2 || echo SSE))
 echo "quality-benchmark: seeds $seeds, $epochs epochs, $ranks ranks, settings: $settings$( ((peers)) && echo ', then Keras'); $cpu (family $family, model $model, $isa)"
+# A Ctrl-C stops the run in progress cleanly (mpirun-local.sh, exit 0) and then ends this script.
+trap 'echo "quality-benchmark: stopped; run it again to go on (finished seeds are kept)" >&2; exit 130' INT TERM
 finished() { [[ -f "$1" ]] && (($(wc -l <"$1") >= epochs)); }  # finished FILE: one line per epoch
 for seed in $seeds; do
   run="$out/seed-$seed"

@@ -7,7 +7,7 @@ import re
 import statistics
 import sys
 
-out, rounds = sys.argv[1], int(sys.argv[2])
+out, rounds, core = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 names = {"fwd": "forward", "bwd_data": "backward-data", "bwd_w": "backward-weights"}
 onednn, ours, peaks, cpu, isa = {}, {}, [], "", ""
 for r in range(1, rounds + 1):
@@ -31,7 +31,7 @@ def cell(values):
 
 
 print(f"{cpu}, vae-dist kernels {isa}; FMA peak of one core {peak:.1f} GFLOP/s (max of {len(peaks)} runs' samples)")
-print(f"{rounds} interleaved rounds, one thread on core 0; nominal GFLOP/s, median (range)\n")
+print(f"{rounds} interleaved rounds, one thread on core {core}; nominal GFLOP/s, median (range)\n")
 print("| pass | vae-dist direct | of peak | oneDNN 2.6 | of peak | faster |")
 print("| --- | --- | --- | --- | --- | --- |")
 for key, values in ours.items():
