@@ -105,6 +105,17 @@ public final class VAEWorkspace<T: VAEScalar>: @unchecked Sendable {
     klPerImage.initialize(repeating: 0, count: n)
   }
 
+  /// The bytes `init(capacity:latentDim:)` allocates, computed without allocating them: what the
+  /// memory check counts for each worker thread (a test holds it to the buffers' own counts).
+  public static func bytes(capacity n: Int, latentDim d: Int) -> Int {
+    let l = (n + 15) / 16 * 16, g = A.grids(lanes: l)
+    let rows = 3 * n * A.pixels + 7 * n * d  // input, logits, dLogits; noise, mean, logVar, z, dz, dMean, dLogVar
+    let grids = 3 * g.image.count + 2 * g.conv1.count + 4 * g.conv2.count + 2 * g.deconv1.count + 2 * g.deconv2.count
+    let lanesRows = 2 * A.hiddenUnits * l + 6 * d * l  // hidden, dHidden; the six [d, lanes]
+    let scalars = rows + grids + lanesRows + 9 * A.conv2Channels * A.conv2Channels
+    return scalars * MemoryLayout<T>.stride + 2 * n * MemoryLayout<Double>.stride
+  }
+
   deinit {
     reconstructionPerImage.deallocate()
     klPerImage.deallocate()

@@ -70,6 +70,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     check("--seed", other.seed, seed)
     check("--beta", other.beta, beta)
     check("--precision", (other.precision ?? .fp32).rawValue, (precision ?? .fp32).rawValue)
+    // `fast` sums in an order that depends on the rank count: a run that changes it is another run.
+    check("--reduction", other.reduction.rawValue, reduction.rawValue)
     check("--lr", other.adam.learningRate, adam.learningRate)
     let (mine, theirs) = ((learningRateSchedule ?? .init()).canonical, (other.learningRateSchedule ?? .init()).canonical)
     if mine != theirs { conflicts.append("the learning-rate schedule \(mine.description) (the checkpoint has \(theirs.description))") }
@@ -99,7 +101,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     var found: [String] = []
     func require(_ condition: Bool, _ message: @autoclosure () -> String) { if !condition { found.append(message()) } }
     require((1...1024).contains(latentDim), "--latent-dim must be between 1 and 1024 (got \(latentDim)).")
-    require(beta >= 0 && beta.isFinite, "--beta must be a non-negative number (got \(beta)).")
+    // The step computes in Float: a value past its range would be infinite there.
+    require(beta >= 0 && Float(beta).isFinite, "--beta must be a non-negative number within Float's range (got \(beta)).")
     require((1...1_000_000).contains(epochs), "--epochs must be between 1 and 1000000 (got \(epochs)).")
     require((1...65536).contains(batchSize), "--batch-size must be between 1 and 65536 (got \(batchSize)).")
     require(
@@ -109,6 +112,13 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
       microBatchSize < 1 || batchSize % microBatchSize == 0,
       "--micro-batch \(microBatchSize) must divide --batch-size \(batchSize).")
     require(adam.learningRate > 0 && adam.learningRate.isFinite, "--lr must be a positive number (got \(adam.learningRate)).")
+    if adam.learningRate > 0 && adam.learningRate.isFinite {
+      require(Float(adam.learningRate).isFinite, "--lr must be within Float's range (got \(adam.learningRate)).")
+      if Float(adam.learningRate).isFinite, batchSize >= 1, let s = learningRateSchedule {
+        let peak = s.peak(base: adam.learningRate, batchSize: batchSize)
+        require(Float(peak).isFinite, "--lr \(adam.learningRate) scaled with the batch (\(s.scaling.rawValue)) is \(peak), past Float's range: give a smaller --lr.")
+      }
+    }
     if let maxSteps { require(maxSteps >= 1, "--max-steps must be at least 1 (got \(maxSteps)).") }
     if let patience = earlyStoppingPatience {
       require(patience >= 1, "--early-stopping must be at least 1 epoch (got \(patience)).")
@@ -149,15 +159,22 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
           + "--micro-batch, or fewer ranks.")
     }
     // Each rank keeps one gradient buffer per micro-batch it computes (the fixed-order reduction
-    // needs them all at once): refused here, not by the out-of-memory killer half-way through start-up.
+    // needs them all at once) and one workspace of a micro-batch's activations per worker thread:
+    // refused here, not by the out-of-memory killer half-way through start-up.
     let perRank = (microBatches + ranks - 1) / ranks, here = max(1, min(ranksOnHost, ranks))
-    let bytes = Double(perRank * here) * Double(ParameterLayout(latentDim: latentDim).totalCount) * 4
+    let gradients = Double(perRank) * Double(ParameterLayout(latentDim: latentDim).totalCount) * 4
+    let workspaces = Double(min(threads, perRank)) * Double(VAEWorkspace<Float>.bytes(capacity: microBatchSize, latentDim: latentDim))
+    let bytes = Double(here) * (gradients + workspaces)
     if bytes > physicalMemory / 2 {
       throw TrainingError.configuration(
-        "--batch-size \(batchSize) with --micro-batch \(microBatchSize) puts \(perRank) micro-batches on each of "
-          + "\(ranks) rank\(ranks == 1 ? "" : "s"), whose gradient buffers take \(gibibytes(bytes)) GiB on this host "
-          + "(\(here) rank\(here == 1 ? "" : "s")): more than half its memory (\(gibibytes(physicalMemory)) GiB). "
-          + "Use a larger --micro-batch or a smaller --batch-size, or spread the ranks over more hosts.")
+        "--batch-size \(batchSize) with --micro-batch \(microBatchSize) puts \(perRank) micro-batch\(perRank == 1 ? "" : "es") on each of "
+          + "\(ranks) rank\(ranks == 1 ? "" : "s"), whose gradient buffers (\(gibibytes(gradients)) GiB a rank) and "
+          + "\(min(threads, perRank)) worker thread\(min(threads, perRank) == 1 ? "'s" : "s'") activations (\(gibibytes(workspaces)) GiB a rank) "
+          + "take \(gibibytes(bytes)) GiB on this host (\(here) rank\(here == 1 ? "" : "s")): more than half its memory "
+          + "(\(gibibytes(physicalMemory)) GiB). "
+          + (gradients > workspaces
+            ? "Use a larger --micro-batch or a smaller --batch-size, or spread the ranks over more hosts."
+            : "Use a smaller --micro-batch or fewer --threads, or spread the ranks over more hosts."))
     }
   }
 

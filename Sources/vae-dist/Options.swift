@@ -200,6 +200,7 @@ struct OutputOptions: ParsableArguments {
   var iwSamples = defaults.iwSamples
 
   func validate() throws {
+    if directory.isEmpty { throw ValidationError("--out needs a directory (the default is 'run').") }
     if tensorboard == "" { throw ValidationError("--tensorboard needs a directory, or 'none'.") }
     guard !(resume && overwrite) else { throw ValidationError("--resume continues the run in --out and --overwrite moves it aside: pass one of them.") }
   }

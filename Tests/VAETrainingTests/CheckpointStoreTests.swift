@@ -240,6 +240,7 @@ final class CheckpointStoreTests: XCTestCase {
       ("--seed 9 (the checkpoint has 0)", { $0.seed = 9 }),
       ("--beta 0.5 (the checkpoint has 1.0)", { $0.beta = 0.5 }),
       ("--precision bf16 (the checkpoint has fp32)", { $0.precision = .bf16 }),
+      ("--reduction fast (the checkpoint has deterministic)", { $0.reduction = .fast }),
       ("--lr 0.002 (the checkpoint has 0.001)", { $0.adam.learningRate = 0.002 }),
       ("--val-size 100 (the checkpoint has 0)", { $0.validationSize = 100 }),
       ("the learning-rate schedule", { $0.learningRateSchedule = { var s = LearningRateSchedule(); s.warmupSteps = 10; return s }() }),

@@ -244,6 +244,38 @@ final class TrainerTests: XCTestCase {
     XCTAssertThrowsError(try c.validate(ranks: 2, physicalMemory: 300 * megabyte, ranksOnHost: 2))
   }
 
+  /// The workspaces count too: one micro-batch of 65,536 images is about 35 GB of activations for
+  /// one worker thread (a few hundred KB of gradients), refused instead of killed at start-up.
+  func testAMicroBatchWhoseActivationsCannotFitIsRefused() throws {
+    var c = Fixtures.smallRun()
+    c.batchSize = 65536
+    c.microBatchSize = 65536
+    c.threads = 1
+    let perImage = VAEWorkspace<Float>.bytes(capacity: 16, latentDim: c.latentDim) / 16
+    print("workspace bytes per image: \(perImage)")
+    XCTAssertThrowsError(try c.validate(ranks: 1, physicalMemory: 24 * 1_073_741_824, ranksOnHost: 1)) { error in
+      XCTAssertTrue("\(error)".contains("1 worker thread's activations (3"), "\(error)")
+      XCTAssertTrue("\(error)".contains("Use a smaller --micro-batch or fewer --threads"), "\(error)")
+    }
+    c.microBatchSize = 256
+    XCTAssertNoThrow(try c.validate(ranks: 1, physicalMemory: 24 * 1_073_741_824, ranksOnHost: 1))
+    c.threads = 256  // 256 workspaces of 256 images
+    XCTAssertThrowsError(try c.validate(ranks: 1, physicalMemory: 24 * 1_073_741_824, ranksOnHost: 1))
+  }
+
+  /// `VAEWorkspace.bytes` (what the memory check counts) is what a workspace holds: every buffer it
+  /// has, found by reflection, so a buffer added to the workspace and not to the count fails here.
+  func testTheWorkspaceByteCountIsItsBuffers() {
+    for capacity in [1, 16, 17] {
+      let workspace = VAEWorkspace<Float>(capacity: capacity, latentDim: 2)
+      var bytes = 2 * capacity * MemoryLayout<Double>.stride  // the per-image loss parts
+      for child in Mirror(reflecting: workspace).children {
+        if let buffer = child.value as? ScalarBuffer<Float> { bytes += buffer.count * MemoryLayout<Float>.stride }
+      }
+      XCTAssertEqual(VAEWorkspace<Float>.bytes(capacity: capacity, latentDim: 2), bytes, "capacity \(capacity)")
+    }
+  }
+
   /// The run's own stop (an agreed one, a failed log write) leaves a user's first signal a first
   /// one, a clean stop: it used to set the signal's flag, so that signal exited the process at once
   /// (status 130), half-way through the stop's checkpoint.
