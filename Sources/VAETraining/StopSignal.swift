@@ -6,7 +6,8 @@ import Synchronization
 
 /// SIGINT, SIGTERM and SIGUSR1 ask the run to stop cleanly: the step in progress finishes, the ranks
 /// agree on the stop through that step's reduction, rank zero writes a checkpoint, and the process
-/// exits 0. A second signal ends the process at once.
+/// exits 0. A second signal ends the process at once. SIGPIPE (standard output closed) stops it the
+/// same way.
 ///
 /// SIGUSR1 is for mpirun: Open MPI forwards it to every rank and lets the job end normally (exit 0),
 /// while a SIGINT or SIGTERM sent to mpirun itself reaches the ranks as SIGTERM (they still stop
@@ -37,6 +38,15 @@ public enum StopSignal {
     // A full disk or a file-size limit must surface as a failed write (and an error naming the
     // file), not as SIGXFSZ killing the process half-way through.
     signal(SIGXFSZ, SIG_IGN)
+    // Standard output closed under the run (`train | head`, a killed `tee`): a clean stop with a
+    // checkpoint, not SIGPIPE's silent death. The run's own request, so a user's signal after it is
+    // still a first one; the writes that follow fail (EPIPE) and are dropped.
+    signal(SIGPIPE) { _ in
+      if StopSignal.internalRequest.exchange(1, ordering: .relaxed) == 0 {
+        let message = "vae-dist: standard output was closed; stopping after this step (a checkpoint follows)\n"
+        _ = message.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+      }
+    }
     for number in [SIGINT, SIGTERM, SIGUSR1] {
       signal(number) { _ in
         if StopSignal.signalled.exchange(1, ordering: .relaxed) != 0 {

@@ -158,6 +158,23 @@ final class CheckpointRunTests: XCTestCase {
     try assertSameRun(out, as: expected, "rank killed, resumed with 4 ranks")
   }
 
+  /// Standard output closed under the run (`train | head -c 1`): SIGPIPE asks for a clean stop, the
+  /// step's checkpoint is written and the run exits 0, where it used to die of the signal (141) with
+  /// nothing saved since the last checkpoint.
+  func testAClosedStandardOutputStopsTheRunCleanly() throws {
+    let out = temporaryDirectory()
+    let binary = try Harness.requireBinary()
+    let arguments = ["--data", data, "--seed", "5", "--out", out, "--progress", "lines", "--checkpoint-every", "0",
+                     "--iw-samples", "0", "--tensorboard", "none", "--max-steps", "100000", "--epochs", "1000", "--threads", "1"]
+    let result = try Harness.run(
+      "/bin/bash", ["-c", "\(binary) \(arguments.joined(separator: " ")) | head -c 1 >/dev/null; echo \"vae-dist status ${PIPESTATUS[0]}\" >&2"],
+      timeout: 120)
+    XCTAssertTrue(result.error.contains("vae-dist status 0"), result.error)
+    XCTAssertTrue(result.error.contains("standard output was closed; stopping after this step"), result.error)
+    let checkpoints = try FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints")
+    XCTAssertEqual(checkpoints.filter { $0.hasPrefix("step-") }.count, 1, "\(checkpoints)")
+  }
+
   /// A write that fails (here: a file-size limit, as a full disk would) is a clear error, and the
   /// checkpoint before it still resumes.
   func testFailedCheckpointWriteKeepsTheLastGoodOne() throws {
