@@ -27,7 +27,7 @@ compile idx Sources/VAEData/GzipReader.swift Sources/VAEData/DataError.swift Sou
   Tests/Fuzz/FuzzIDX.swift
 # VAEFiles' format layer (FileError, AtomicFile, SafeTensors) needs nothing but the standard library;
 # its ModelFile (the model's tensors, which needs VAECore's layout) is exercised by the unit tests.
-compile safetensors Sources/VAEFiles/{FileError,AtomicFile,SafeTensors}.swift Tests/Fuzz/FuzzSafeTensors.swift
+compile safetensors Sources/VAEFiles/{FileError,AtomicFile,RegularFile,SafeTensors}.swift Tests/Fuzz/FuzzSafeTensors.swift
 
 failed=0
 for target in idx safetensors; do

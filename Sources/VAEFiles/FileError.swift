@@ -13,7 +13,7 @@ public enum FileError: Error, CustomStringConvertible, Equatable {
     case .notSafeTensors(let path, let reason): return "\(path): not a valid safetensors file: \(reason)"
     case .invalid(let path, let reason): return "\(path): \(reason)"
     case .writeFailed(let path, let reason):
-      return "\(path): could not be written: \(reason). Check that the output directory exists, is writable and has free space (--out)."
+      return "\(path): could not be written: \(reason). Check that its directory exists, is writable and has free space."
     case .incompatible(let path, let reason): return "\(path): \(reason)"
     }
   }

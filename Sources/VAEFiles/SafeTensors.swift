@@ -149,18 +149,7 @@ public enum SafeTensors {
   /// block the open, a device stream forever) of at most `maximumFileBytes`, checked before it is
   /// read into memory.
   public static func readBytes(path: String) throws -> [UInt8] {
-    var info = stat()
-    guard stat(path, &info) == 0 else { throw FileError.unreadable(path: path) }
-    guard info.st_mode & S_IFMT == S_IFREG else {
-      throw FileError.invalid(path: path, reason: "is not a regular file (a fifo, a device or a directory); give the path of a .safetensors file")
-    }
-    guard info.st_size <= maximumFileBytes else {
-      throw FileError.invalid(path: path, reason: "is \(info.st_size) bytes, more than any vae-dist checkpoint")
-    }
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw FileError.unreadable(path: path)
-    }
-    return [UInt8](data)
+    try RegularFile.bytes(path, kind: "a .safetensors file", limit: maximumFileBytes)
   }
 
   /// Writes atomically: a temporary file in the same directory, flushed to disk, then renamed over

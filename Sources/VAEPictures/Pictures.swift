@@ -194,9 +194,7 @@ public final class Pictures {
 
   /// Train, test (and validation) loss per epoch from metrics.jsonl.
   public static func lossCurves(metricsPath: String) throws -> Canvas {
-    guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else {
-      throw FileError.unreadable(path: metricsPath)
-    }
+    let text = try RegularFile.text(metricsPath, kind: "a metrics.jsonl", limit: 256 << 20)
     var columns: [String: [(x: Double, y: Double)]] = [:]
     for line in text.split(whereSeparator: \.isNewline) {
       guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],

@@ -1,5 +1,6 @@
 import Foundation
 import VAETraining
+import VAEFiles
 
 #if canImport(Glibc)
   import Glibc
@@ -46,9 +47,10 @@ extension Supervisor {
 
   // MARK: - Hosts
 
-  /// The hostfile's host lines (no blanks, no comments), or nil when it cannot be read.
-  public static func hostLines(_ hostfile: String) -> [Substring]? {
-    guard let text = try? String(contentsOfFile: hostfile, encoding: .utf8) else { return nil }
+  /// The hostfile's host lines (no blanks, no comments), or the error naming it (a regular file of at
+  /// most 1 MiB: a fifo would block the supervisor).
+  public static func hostLines(_ hostfile: String) throws -> [Substring] {
+    let text = try RegularFile.text(hostfile, kind: "an Open MPI hostfile", limit: 1 << 20)
     return text.split(whereSeparator: \.isNewline).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") }
   }
 
@@ -65,7 +67,7 @@ extension Supervisor {
   /// The command with --hostfile pointing at the hosts of `hostfile` that answer now, and -n at most
   /// `ranks` and at most their slots; nil when none answers.
   func withReachableHosts(_ hostfile: String, ranks: Int?, _ command: [String]) -> [String]? {
-    let lines = Self.hostLines(hostfile) ?? []
+    let lines = (try? Self.hostLines(hostfile)) ?? []
     let reachable = lines.filter { line in
       let host = String(line.split(separator: " ").first ?? "")
       // An ssh that leaves a connection master behind must not keep the check waiting for it.

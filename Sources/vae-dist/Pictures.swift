@@ -33,10 +33,18 @@ struct PictureOptions: ParsableArguments {
     ImageStore(try FashionMNIST.load(directory: data.directory, split: .test))
   }
 
-  /// Runs `draw` and writes its picture; errors go the one way every command's go.
+  /// Runs `draw` and writes its picture; errors go the one way every command's go. The data files
+  /// count as inputs too (the test split's, whichever commands read them): a picture must never
+  /// replace the dataset.
   func write(_ draw: () throws -> Canvas) throws {
     configureBLASForWorkerThreads()
-    try writePNG(to: output, readingFrom: ["--checkpoint": checkpoint], draw)
+    var inputs = ["--checkpoint": checkpoint]
+    for split in [FashionMNIST.Split.train, .test] {
+      guard let files = try? FashionMNIST.files(in: data.directory, split: split) else { continue }
+      inputs["--data (\(split) images)"] = files.images
+      inputs["--data (\(split) labels)"] = files.labels
+    }
+    try writePNG(to: output, readingFrom: inputs, draw)
   }
 }
 
@@ -150,7 +158,8 @@ struct PlotCSV: ParsableCommand {
 
   func run() throws {
     try writePNG(to: output, readingFrom: ["--csv": csv]) {
-      guard let text = try? String(contentsOfFile: csv, encoding: .utf8) else { throw ValidationError("--csv: cannot read \(csv)") }
+      let text: String
+      do { text = try RegularFile.text(csv, kind: "a CSV file", limit: 256 << 20) } catch { throw ValidationError("--csv: \(error)") }
       let lines = text.split(whereSeparator: \.isNewline).map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
       guard let header = lines.first, let xColumn = header.firstIndex(of: x) else {
         throw ValidationError("--x: \(csv) has no column \(x)")

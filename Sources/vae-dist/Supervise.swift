@@ -45,14 +45,25 @@ struct Supervise: ParsableCommand {
     guard backoff >= 0 && backoff <= 600 else { throw ValidationError("--backoff must be between 0 and 600 seconds.") }
     if let minRanks, minRanks < 1 { throw ValidationError("--min-ranks must be at least 1 (got \(minRanks)).") }
     if let hostfile {
-      guard let lines = Supervisor.hostLines(hostfile) else { throw ValidationError("--hostfile: cannot read \(hostfile)") }
+      let lines: [Substring]
+      do { lines = try Supervisor.hostLines(hostfile) } catch { throw ValidationError("--hostfile: \(error)") }
       guard !lines.isEmpty else { throw ValidationError("--hostfile: \(hostfile) names no host") }
       if let line = lines.first(where: { Supervisor.slots($0) == nil }) {
         throw ValidationError("--hostfile: \(hostfile): the line '\(line)' needs slots=N with N from 1 to \(Supervisor.maximumSlots)")
       }
     }
-    guard !command.filter({ $0 != "--" }).isEmpty else {
+    let job = Array(command.drop { $0 == "--" })
+    guard !job.isEmpty else {
       throw ValidationError("give the job's command after --, e.g. -- launch/mpirun-local.sh -n 4 train --out run1")
+    }
+    // What the two options change in the job's command must be there, spelt as they look for it;
+    // otherwise every restart would run the same failing command.
+    if hostfile != nil && Supervisor.value(of: "--hostfile", in: job) == nil {
+      throw ValidationError(
+        "--hostfile: the job's command has no --hostfile FILE to replace with the hosts that answer (write it as --hostfile, not -hostfile or --machinefile).")
+    }
+    if minRanks != nil && Supervisor.value(of: "-n", in: job) == nil {
+      throw ValidationError("--min-ranks: the job's command has no -n N to lower (write the rank count as -n N, not -np N).")
     }
   }
 

@@ -1,6 +1,10 @@
 import Foundation
 import XCTest
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// The command line as a user meets it: help, and every bad value rejected before anything starts.
 final class CommandLineTests: XCTestCase {
   func testHelpNamesTheCommandsAndOptions() throws {
@@ -41,6 +45,10 @@ final class CommandLineTests: XCTestCase {
       (["--lr-gamma", "0.5"], "--lr-gamma is read by --lr-schedule step only, and this run's is constant"),
       (["--lr-schedule", "step", "--lr-step-every", "5", "--lr-final", "0.1"], "--lr-final is read by --lr-schedule cosine only"),
       (["--precision", "fp16"], "--precision"),
+      // Values past Float's range, which the step would have made infinite (and blamed on --lr).
+      (["--beta", "1e39"], "--beta must be a non-negative number within Float's range"),
+      (["--lr", "1e39"], "--lr must be within Float's range"),
+      (["--lr", "1e37", "--scale-lr", "linear", "--batch-size", "65536", "--micro-batch", "256"], "past Float's range: give a smaller --lr"),
     ]
     for (arguments, flag) in cases {
       let result = try Harness.vaeDist(arguments + ["--out", temporaryDirectory()], timeout: 30)
@@ -48,6 +56,9 @@ final class CommandLineTests: XCTestCase {
       XCTAssertTrue(result.error.contains(flag), "\(arguments): error does not name \(flag): \(result.error)")
       XCTAssertFalse(result.output.contains("epoch 1/"), "\(arguments) started training")
     }
+    let emptyOut = try Harness.vaeDist(["--out", "", "--max-steps", "1"], timeout: 30)
+    XCTAssertEqual(emptyOut.status, 2, emptyOut.all)
+    XCTAssertTrue(emptyOut.error.contains("--out needs a directory"), emptyOut.error)
   }
 
   /// bench's step counts are bounded (a huge --warmup trapped on an overflow); plot-csv with nothing to
@@ -67,6 +78,29 @@ final class CommandLineTests: XCTestCase {
       ["plot-csv", "--csv", csv, "--x", "ranks", "--y", "images", "--only", "ranks=3", "--output", output], timeout: 30)
     XCTAssertNotEqual(empty.status, 0)
     XCTAssertTrue(empty.error.contains("nothing to plot"), empty.error)
+    // A fifo (or a device) is refused at once: reading it used to block (or fill memory).
+    let fifo = temporaryDirectory() + "/fifo.csv"
+    XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+    let blocked = try Harness.vaeDist(["plot-csv", "--csv", fifo, "--x", "a", "--y", "b", "--output", output], timeout: 30)
+    XCTAssertNotEqual(blocked.status, 0)
+    XCTAssertTrue(blocked.error.contains("--csv: \(fifo): is not a regular file"), blocked.error)
+    let zero = try Harness.vaeDist(["plot-metrics", "--metrics", "/dev/zero", "--output", output], timeout: 30)
+    XCTAssertNotEqual(zero.status, 0)
+    XCTAssertTrue(zero.error.contains("/dev/zero: is not a regular file"), zero.error)
+  }
+
+  /// A picture command's --output that is one of the dataset's files is refused before anything is
+  /// drawn: the PNG used to replace the test images, and the command exited 0.
+  func testAPictureNeverReplacesTheDataset() throws {
+    let data = temporaryDirectory()
+    for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
+      _ = FileManager.default.createFile(atPath: data + "/" + name, contents: Data("idx".utf8))
+    }
+    let target = data + "/t10k-images-idx3-ubyte"
+    let result = try Harness.vaeDist(["reconstruct", "--checkpoint", "/nonexistent/model.safetensors", "--data", data, "--output", target], timeout: 30)
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertTrue(result.error.contains("is the --data (test images) file; the picture would replace it"), result.error)
+    XCTAssertEqual(try String(contentsOfFile: target, encoding: .utf8), "idx")
   }
 
   /// A supervisor's hostfile it cannot read, or that names no host, is refused before any job starts
@@ -74,10 +108,24 @@ final class CommandLineTests: XCTestCase {
   func testSupervisorRefusesAnUnusableHostfile() throws {
     let empty = temporaryDirectory() + "/hosts"
     _ = FileManager.default.createFile(atPath: empty, contents: Data("# no hosts yet\n".utf8))
-    for (hostfile, reason) in [("/nonexistent/hosts", "cannot read /nonexistent/hosts"), (empty, "names no host")] {
-      let result = try Harness.vaeDist(["supervise", "--hostfile", hostfile, "--", "true"], timeout: 30)
+    let fifo = temporaryDirectory() + "/fifo"
+    XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+    for (hostfile, reason) in [("/nonexistent/hosts", "/nonexistent/hosts: cannot be read"), (empty, "names no host"),
+                               (fifo, "is not a regular file")] {
+      let result = try Harness.vaeDist(["supervise", "--hostfile", hostfile, "--", "true", "--hostfile", hostfile], timeout: 30)
       XCTAssertNotEqual(result.status, 0)
       XCTAssertTrue(result.error.contains("--hostfile: ") && result.error.contains(reason), result.error)
+    }
+    // What --hostfile and --min-ranks rewrite must be in the job's command, or no restart differs.
+    let hosts = temporaryDirectory() + "/hosts"
+    _ = FileManager.default.createFile(atPath: hosts, contents: Data("h1 slots=1\n".utf8))
+    for (options, job, reason) in [
+      (["--hostfile", hosts], ["mpirun", "-np", "1", "-hostfile", hosts, "true"], "the job's command has no --hostfile FILE"),
+      (["--min-ranks", "1"], ["mpirun", "-np", "2", "true"], "the job's command has no -n N to lower"),
+    ] {
+      let result = try Harness.vaeDist(["supervise"] + options + ["--"] + job, timeout: 30)
+      XCTAssertNotEqual(result.status, 0)
+      XCTAssertTrue(result.error.contains(reason), result.error)
     }
   }
 

@@ -24,7 +24,7 @@ final class CommandLineEditTests: XCTestCase {
     let path = NSTemporaryDirectory() + "hosts-" + UUID().uuidString
     defer { try? FileManager.default.removeItem(atPath: path) }
     try "# nodes\nnode01 slots=4\n\nnode02\nnode03 slots=2 max_slots=2\n".write(toFile: path, atomically: true, encoding: .utf8)
-    let lines = try XCTUnwrap(Supervisor.hostLines(path))
+    let lines = try Supervisor.hostLines(path)
     XCTAssertEqual(lines.map(String.init), ["node01 slots=4", "node02", "node03 slots=2 max_slots=2"])
     XCTAssertEqual(lines.map(Supervisor.slots), [4, 1, 2])
     for bad in ["a slots=0", "a slots=-3", "a slots=x", "a slots=9223372036854775807", "a slots=65537"] {
@@ -32,8 +32,8 @@ final class CommandLineEditTests: XCTestCase {
     }
     // Lines ended by CRLF (a hostfile written on Windows) are lines too.
     try "node01 slots=2\r\nnode02\r\n".write(toFile: path, atomically: true, encoding: .utf8)
-    XCTAssertEqual(Supervisor.hostLines(path)?.map(Supervisor.slots), [2, 1])
-    XCTAssertNil(Supervisor.hostLines(path + "-missing"))
+    XCTAssertEqual(try Supervisor.hostLines(path).map(Supervisor.slots), [2, 1])
+    XCTAssertThrowsError(try Supervisor.hostLines(path + "-missing"))
   }
 
   /// What failed, from the job's output: mpirun's line read whole, or cut short after "rank" or
