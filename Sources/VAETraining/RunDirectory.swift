@@ -63,7 +63,7 @@ public struct RunDirectory {
       if let record = try? readRecord(), let refusal = record.refusal(of: configuration, data: data, holder: "the run in \(path)") {
         throw refusal
       }
-    } else if let used = holdsResults() {
+    } else if let used = holdsResults(other: Record(configuration: configuration, data: data)) {
       guard overwrite else {
         throw TrainingError.refused(
           "--out \(path) already holds \(used) of an earlier run\(describe()). Pass --resume to continue that run, "
@@ -91,12 +91,16 @@ public struct RunDirectory {
     return try JSONDecoder().decode(Record.self, from: data)
   }
 
-  /// What of an earlier run the directory holds ("a model", "3 checkpoints"), nil if nothing.
-  func holdsResults() -> String? {
+  /// What of an earlier run the directory holds ("a model", "3 checkpoints"), nil if nothing. A
+  /// run's logs count when they are not `record`'s (which a supervisor restarting a run before its
+  /// first checkpoint starts again over its own): a new run would delete its metrics.jsonl.
+  func holdsResults(other record: Record) -> String? {
     let store = CheckpointStore(outputDirectory: path, keep: 1)
     let count = store.candidates().count + (FileManager.default.fileExists(atPath: store.directory + "/best") ? 1 : 0)
     if count > 0 { return "\(count) checkpoint\(count == 1 ? "" : "s")" }
     if FileManager.default.fileExists(atPath: path + "/model.safetensors") { return "a trained model" }
+    let logs = ["metrics.jsonl", "evaluation.json"].filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
+    if !logs.isEmpty && (try? readRecord()) != record { return "the " + logs.joined(separator: " and ") }
     return nil
   }
 

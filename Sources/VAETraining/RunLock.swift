@@ -18,9 +18,16 @@ final class RunLock {
   /// Takes the lock of `directory` (which must exist), or throws the refusal naming its holder.
   init(directory: String) throws {
     path = directory + "/.lock"
-    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    // Not through a link: a .lock copied as one (cp -rs) would lock, and overwrite, another run's.
+    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
     guard fd >= 0 else {
-      throw TrainingError.output("--out \(directory): cannot create \(path): \(String(cString: strerror(errno))). Pass a writable --out.")
+      let reason = errno == ELOOP ? "it is a symbolic link; remove it" : String(cString: strerror(errno)) + ". Pass a writable --out"
+      throw TrainingError.output("--out \(directory): cannot create \(path): \(reason).")
+    }
+    var status = stat()
+    guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+      close(fd)
+      throw TrainingError.output("--out \(directory): \(path) is not a regular file; remove it.")
     }
     guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
       let busy = errno == EWOULDBLOCK

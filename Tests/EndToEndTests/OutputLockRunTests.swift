@@ -80,6 +80,31 @@ final class OutputLockRunTests: XCTestCase {
     XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/notes.txt"), "a file that is not a leftover was removed")
   }
 
+  /// A .lock that is a symbolic link (an --out copied with `cp -rs`) is refused, naming it, and the
+  /// file it points to is left as it was: the lock used to be taken, and written, through the link.
+  func testALockThatIsASymbolicLinkIsRefused() throws {
+    let out = temporaryDirectory(), elsewhere = temporaryDirectory() + "/.lock"
+    try Data("host other, pid 1\n".utf8).write(to: URL(fileURLWithPath: elsewhere))
+    try FileManager.default.createSymbolicLink(atPath: out + "/.lock", withDestinationPath: elsewhere)
+    let result = try Harness.vaeDist(arguments(out, seed: 1), timeout: 60)
+    XCTAssertNotEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.error.contains("/.lock: it is a symbolic link; remove it"), result.error)
+    XCTAssertEqual(try String(contentsOfFile: elsewhere, encoding: .utf8), "host other, pid 1\n")
+    XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+  }
+
+  /// An --out whose checkpoints and model are gone but whose metrics.jsonl is another run's (no
+  /// run.json here) is refused like one with a model: a new run used to delete those metrics.
+  func testAnEarlierRunsMetricsAreNotDeletedByANewRun() throws {
+    let out = temporaryDirectory()
+    let line = "{\"epoch\":1,\"test_loss\":300}\n"
+    try Data(line.utf8).write(to: URL(fileURLWithPath: out + "/metrics.jsonl"))
+    let result = try Harness.vaeDist(arguments(out, seed: 1), timeout: 60)
+    XCTAssertEqual(result.status, 7, result.all)
+    XCTAssertTrue(result.error.contains("already holds the metrics.jsonl of an earlier run"), result.error)
+    XCTAssertEqual(try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8), line)
+  }
+
   /// The README's main command run again, with no --out, --resume or --overwrite: an unfinished run
   /// in the default --out (a checkpoint, no model) is continued, a finished one moved aside and a
   /// new one started (before, the second run was refused, exit 7); told --out, it adds nothing.
