@@ -125,6 +125,10 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
       require(validationSize > 0, "--early-stopping needs validation images: --val-size must be above 0.")
     }
     require(earlyStoppingMinDelta >= 0 && earlyStoppingMinDelta.isFinite, "--min-delta must be 0 or more (got \(earlyStoppingMinDelta)).")
+    // A setting that silently does nothing is a mistake, as for the schedule's flags below.
+    require(
+      earlyStoppingPatience != nil || earlyStoppingMinDelta == Self().earlyStoppingMinDelta,
+      "--min-delta is read by --early-stopping only: drop it, or pass --early-stopping N.")
     require(validationSize >= 0, "--val-size must be 0 or more (got \(validationSize)).")
     require((1...Self.maximumThreads).contains(threads), "--threads must be between 1 and \(Self.maximumThreads) (got \(threads)).")
     require(syncCheckEvery >= 0, "--check-sync must be 0 or more (got \(syncCheckEvery)).")

@@ -30,7 +30,8 @@ struct Bench: ParsableCommand {
   @Flag(help: "Also time each layer's forward, backward-weights and backward-data pass alone (on every thread at once): milliseconds per step, GFLOP/s and, with --gemm-peak, the fraction of the FMA peak.")
   var layers = false
   @Option(help: "With --layers, the seconds each pass is timed for: the best of 5 windows of repeated runs. Shorter is quicker and noisier.")
-  var layerSeconds = 0.5
+  var layerSeconds = Self.defaultLayerSeconds
+  static let defaultLayerSeconds = 0.5
   @Flag(help: "Print one JSON object instead of text.") var json = false
   @Flag(help: "Time MPI allreduces of 1 KiB to 4 MiB (int64, as the deterministic reduction sends, and float) instead of training steps; fits latency + bandwidth.")
   var allreduce = false
@@ -40,6 +41,13 @@ struct Bench: ParsableCommand {
     guard (2...1_000_000).contains(steps) else { throw ValidationError("--steps must be between 2 and 1000000 (got \(steps)).") }
     guard layerSeconds > 0 && layerSeconds <= 60 else {
       throw ValidationError("--layer-seconds must be above 0 and at most 60 (got \(layerSeconds)).")
+    }
+    // Settings that would do nothing, refused as train refuses them.
+    if !layers && layerSeconds != Self.defaultLayerSeconds {
+      throw ValidationError("--layer-seconds times the passes of --layers: add --layers, or drop it.")
+    }
+    if allreduce && (layers || gemmPeak || synthetic) {
+      throw ValidationError("--allreduce times allreduces instead of training steps, which --layers, --gemm-peak and --synthetic are about: drop them or --allreduce.")
     }
     try TrainingConfiguration(data: data, model: model, optimization: optimization, parallel: parallel).refuseProblems()
   }

@@ -202,6 +202,9 @@ struct OutputOptions: ParsableArguments {
   func validate() throws {
     if directory.isEmpty { throw ValidationError("--out needs a directory (the default is 'run').") }
     if tensorboard == "" { throw ValidationError("--tensorboard needs a directory, or 'none'.") }
+    if tensorboard == "none" && logEvery != defaults.logEvery {
+      throw ValidationError("--log-every sets how often TensorBoard gets the scalars, and --tensorboard is none: drop one of them.")
+    }
     guard !(resume && overwrite) else { throw ValidationError("--resume continues the run in --out and --overwrite moves it aside: pass one of them.") }
   }
 

@@ -62,6 +62,9 @@ struct Supervise: ParsableCommand {
       throw ValidationError(
         "--hostfile: the job's command has no --hostfile FILE to replace with the hosts that answer (write it as --hostfile, not -hostfile or --machinefile).")
     }
+    if hostfile == nil && rshAgent != "ssh" {
+      throw ValidationError("--rsh-agent reaches the hosts of --hostfile, and none is given: add --hostfile FILE, or drop it.")
+    }
     if minRanks != nil && Supervisor.value(of: "-n", in: job) == nil {
       throw ValidationError("--min-ranks: the job's command has no -n N to lower (write the rank count as -n N, not -np N).")
     }

@@ -49,6 +49,9 @@ final class CommandLineTests: XCTestCase {
       (["--beta", "1e39"], "--beta must be a non-negative number within Float's range"),
       (["--lr", "1e39"], "--lr must be within Float's range"),
       (["--lr", "1e37", "--scale-lr", "linear", "--batch-size", "65536", "--micro-batch", "256"], "past Float's range: give a smaller --lr"),
+      // Settings that would do nothing.
+      (["--min-delta", "0.5"], "--min-delta is read by --early-stopping only"),
+      (["--log-every", "5", "--tensorboard", "none"], "--log-every sets how often TensorBoard gets the scalars"),
     ]
     for (arguments, flag) in cases {
       let result = try Harness.vaeDist(arguments + ["--out", temporaryDirectory()], timeout: 30)
@@ -64,7 +67,11 @@ final class CommandLineTests: XCTestCase {
   /// bench's step counts are bounded (a huge --warmup trapped on an overflow); plot-csv with nothing to
   /// plot is an error, not an empty chart.
   func testBenchAndPlotValuesAreChecked() throws {
-    for (arguments, flag) in [(["--warmup", "9223372036854775807"], "--warmup must be between"), (["--steps", "1"], "--steps must be between")] {
+    for (arguments, flag) in [
+      (["--warmup", "9223372036854775807"], "--warmup must be between"), (["--steps", "1"], "--steps must be between"),
+      (["--layer-seconds", "2"], "--layer-seconds times the passes of --layers"),
+      (["--allreduce", "--layers"], "--allreduce times allreduces instead of training steps"),
+    ] {
       let result = try Harness.vaeDist(["bench"] + arguments, timeout: 30)
       XCTAssertEqual(result.status, 2, result.error)
       XCTAssertTrue(result.error.contains(flag), result.error)
@@ -122,6 +129,7 @@ final class CommandLineTests: XCTestCase {
     for (options, job, reason) in [
       (["--hostfile", hosts], ["mpirun", "-np", "1", "-hostfile", hosts, "true"], "the job's command has no --hostfile FILE"),
       (["--min-ranks", "1"], ["mpirun", "-np", "2", "true"], "the job's command has no -n N to lower"),
+      (["--rsh-agent", "rsh"], ["mpirun", "-n", "2", "true"], "--rsh-agent reaches the hosts of --hostfile, and none is given"),
     ] {
       let result = try Harness.vaeDist(["supervise"] + options + ["--"] + job, timeout: 30)
       XCTAssertNotEqual(result.status, 0)
