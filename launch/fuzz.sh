@@ -36,11 +36,14 @@ for target in idx safetensors; do
   cp Tests/Fuzz/seeds/"$target"/* "$corpus"/
   find Tests/Fuzz/crashes/"$target" -type f ! -name '.keep' -exec cp {} "$corpus"/ \;
   echo "fuzz: $target for ${seconds} s"
-  rm -f "$build"/crash-"$target"-* "$build"/leak-"$target"-* "$build"/oom-"$target"-* "$build"/timeout-"$target"-*
+  # Each target's artifacts in a folder of its own, emptied first: libFuzzer names them crash-<sha1>,
+  # so only the folder tells which target (and which run) found one.
+  artifacts="$build/artifacts-$target"
+  rm -rf "$artifacts" && mkdir -p "$artifacts"
   if ! ASAN_OPTIONS=detect_leaks=0 "$build/fuzz-$target" "$corpus" -max_total_time="$seconds" -max_len=8192 \
-      -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -artifact_prefix="$build/" >"$build/$target.log" 2>&1; then
+      -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -artifact_prefix="$artifacts/" >"$build/$target.log" 2>&1; then
     failed=1
-    for artifact in "$build"/crash-* "$build"/oom-* "$build"/timeout-*; do
+    for artifact in "$artifacts"/crash-* "$artifacts"/oom-* "$artifacts"/timeout-*; do
       [[ -f "$artifact" ]] || continue
       kept="Tests/Fuzz/crashes/$target/$(basename "$artifact")"
       mv "$artifact" "$kept"

@@ -4,7 +4,7 @@
 # in the root namespace, where mpirun runs. Only these addresses are used. Needs root.
 #
 #   launch/netns-hosts.sh up [N=2]     create (idempotent), print the host addresses
-#   launch/netns-hosts.sh down [N=2]   remove
+#   launch/netns-hosts.sh down         remove every vae-h* host and the bridge
 #   launch/netns-hosts.sh check        exit 0 if this kernel lets us create namespaces
 set -euo pipefail
 action="${1:-up}"
@@ -15,6 +15,7 @@ bridge=vae-br0
 knob=/proc/sys/net/bridge/bridge-nf-call-iptables saved=/run/vae-dist-netns-bridge-nf-call-iptables
 
 address() { echo "$subnet.$((10 + $1))"; }
+[[ "$count" =~ ^[1-9][0-9]?$ && "$count" -le 50 ]] || { echo "netns-hosts: N must be a number of hosts from 1 to 50 (got '$count')" >&2; exit 2; }
 
 case "$action" in
   check)
@@ -56,9 +57,10 @@ case "$action" in
     done
     ;;
   down)
-    for i in $(seq 1 "$count"); do
-      ip netns del "vae-h$i" 2>/dev/null || true
-      ip link del "vae-h$i-a" 2>/dev/null || true
+    # Every host an earlier `up` made, whatever its N (a second argument is accepted and not needed).
+    for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^vae-h[0-9]+$/ { print $1 }'); do
+      ip netns del "$ns" 2>/dev/null || true
+      ip link del "$ns-a" 2>/dev/null || true
     done
     ip link del "$bridge" 2>/dev/null || true
     if [[ -f "$saved" ]]; then
