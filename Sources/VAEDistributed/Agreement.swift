@@ -8,6 +8,8 @@ import VAECore
 //
 //    1. rootDecides  "the output directory"      rank 0 claims --out (or refuses, or moves a run aside)
 //    2. together     "loading the data"          every rank loads its shard, the test and validation sets
+//                                                (a MIN of "done" every second until all are), then a
+//                                                MIN of the failed ranks
 //       allreduce    the files' counts and CRCs  every rank must have read the same data
 //    3. gather       shard sizes, host names     for the banner
 //    4. rootDecides  "the resume checkpoint"     with --resume: rank 0 picks the checkpoint; then
@@ -43,9 +45,11 @@ import VAECore
 // A rank that meets an error inside `together` or `rootDecides` does not leave the protocol: the
 // error travels to every rank in the same exchange, every rank throws the same RunFailure, and every
 // rank exits with its status through MPI_Finalize — no MPI_Abort, no waiting for a stall timeout.
-// Only a rank that dies or hangs still ends the job through the stall timeout, and while rank zero
-// works alone it says so every second (a heartbeat broadcast), so that time never counts as a stall,
-// up to its own deadline (rootWorkTimeout, --write-timeout), past which it ends the job as a stall.
+// Only a rank that dies or hangs still ends the job through the stall timeout. While rank zero works
+// alone it says so every second (a heartbeat broadcast), and while the ranks work side by side
+// (`together`: loading the data, which one rank may finish long before another) each rank still at
+// work joins a round of "not done yet" every second, so that time never counts as a stall, up to
+// the worker's own deadline (rootWorkTimeout, --write-timeout), past which it ends the job as a stall.
 
 extension Communicator {
   /// Every rank's `values`' smallest and largest entries over all ranks, on every rank: one MAX
@@ -57,11 +61,22 @@ extension Communicator {
     return (both.suffix(values.count).map { ~$0 }, Array(both.prefix(values.count)))
   }
 
-  /// Every rank runs `body`. If it throws on any rank, every rank throws the same RunFailure: the
-  /// one of the lowest rank that failed.
-  public func together<T>(_ phase: String, _ body: () throws -> T) throws -> T {
-    let outcome = Result { try body() }
-    if size == 1 { return try agreedLocally(outcome) }
+  /// Every rank runs `body` (on a thread of its own; it must not call the communicator). If it throws
+  /// on any rank, every rank throws the same RunFailure: the one of the lowest rank that failed.
+  /// Until every rank is done they meet every `heartbeat` seconds in a MIN allreduce of "done": a
+  /// rank that finishes first waits in it for at most that long, never for the stall timeout.
+  public func together<T>(_ phase: String, heartbeat: Double = 1, _ body: @escaping () throws -> T) throws -> T {
+    if size == 1 { return try agreedLocally(Result { try body() }) }
+    let outcome = try runWithHeartbeat(phase: phase, every: heartbeat, body) {
+      var done: [Int64] = [0]
+      try done.withUnsafeMutableBufferPointer { try allreduce($0, .min, phase: phase + " (a rank still at work)") }
+    }
+    // Rounds until every rank is done: all see the same MIN, so all leave after the same round.
+    var done: [Int64] = [0]
+    while done[0] == 0 {
+      done[0] = 1
+      try done.withUnsafeMutableBufferPointer { try allreduce($0, .min, phase: phase + " (a rank still at work)") }
+    }
     var failed: [Int64] = [Int64(size)]
     if case .failure = outcome { failed[0] = Int64(rank) }
     try failed.withUnsafeMutableBufferPointer { try allreduce($0, .min, phase: phase) }
@@ -81,7 +96,10 @@ extension Communicator {
     // header: [state, payload length]; state 0 busy, 1 done, 2 failed.
     var header: [Int64] = [0, 0]
     if rank == 0 {
-      let outcome = try runWithHeartbeat(phase: phase, every: heartbeat, body)
+      let outcome = try runWithHeartbeat(phase: phase, every: heartbeat, body) {
+        var header: [Int64] = [0, 0]
+        try header.withUnsafeMutableBytes { try broadcast($0, root: 0, phase: phase + " (rank 0 at work)") }
+      }
       let payload: [UInt8]
       switch outcome {
       case .success(let value):
@@ -149,10 +167,13 @@ extension Communicator {
     return buffer
   }
 
-  /// Runs `body` on a thread of its own and broadcasts "busy" from this (the calling, MPI) thread
-  /// until it is done, or until `rootWorkTimeout` has passed: then it returns RootWorkTimedOut
-  /// (exit 3) for every rank, and the stuck thread ends with the process.
-  private func runWithHeartbeat<T>(phase: String, every interval: Double, _ body: @escaping () throws -> T) throws -> Result<T, Error> {
+  /// Runs `body` on a thread of its own and calls `beat` (the collective that says "busy") from this
+  /// (the calling, MPI) thread every `interval` seconds until it is done, or until `rootWorkTimeout`
+  /// has passed: then it returns RootWorkTimedOut (exit 3) for every rank, and the stuck thread ends
+  /// with the process.
+  private func runWithHeartbeat<T>(
+    phase: String, every interval: Double, _ body: @escaping () throws -> T, beat: () throws -> Void
+  ) throws -> Result<T, Error> {
     let box = OutcomeBox<T>()
     let done = DispatchSemaphore(value: 0)
     // Unchecked: `body` runs on the new thread alone while this thread only broadcasts heartbeats
@@ -170,12 +191,11 @@ extension Communicator {
       // Still at work past the deadline: a write that never returns (a hung file system). The job
       // ends as for a stall, every rank told in the usual way; the stuck thread goes with the process.
       if heartbeatError == nil && monotonicSeconds() - started > rootWorkTimeout {
-        return .failure(RootWorkTimedOut(phase: phase, seconds: rootWorkTimeout))
+        return .failure(RootWorkTimedOut(phase: phase, seconds: rootWorkTimeout, rank: rank))
       }
       guard heartbeatError == nil else { continue }
-      var header: [Int64] = [0, 0]
       do {
-        try header.withUnsafeMutableBytes { try broadcast($0, root: 0, phase: phase + " (rank 0 at work)") }
+        try beat()
       } catch {
         heartbeatError = error  // still wait for the body: its result must be in before this returns
       }
@@ -215,14 +235,16 @@ private final class OutcomeBox<T>: @unchecked Sendable {
   var outcome: Result<T, Error>?
 }
 
-/// Rank zero's work alone outlasted `rootWorkTimeout`.
+/// A rank's work with a heartbeat (rank zero's alone, or every rank's side by side) outlasted
+/// `rootWorkTimeout`.
 struct RootWorkTimedOut: Error, ClassifiedError, CustomStringConvertible {
   var phase: String
   var seconds: Double
+  var rank: Int
   var failureKind: FailureKind { .peerLost }
   var description: String {
-    "rank 0 spent more than \(Int(seconds)) s in \(phase) without finishing (a write that does not return: a hung "
-      + "file system?); the job ends so that no rank waits for ever. --resume continues from the last checkpoint; "
-      + "raise --write-timeout if this work legitimately takes longer."
+    "rank \(rank) spent more than \(Int(seconds)) s in \(phase) without finishing (a read or write that does not "
+      + "return: a hung file system?); the job ends so that no rank waits for ever. --resume continues from the last "
+      + "checkpoint; raise --write-timeout if this work legitimately takes longer."
   }
 }

@@ -3,6 +3,10 @@ import VAECore
 import VAEData
 import VAEDistributed
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// One synchronized optimizer step, shared by `train` and `bench`: the gradients of this rank's
 /// micro-batches on the worker threads, their sum over every rank, and the same Adam update on every
 /// rank. Owns the flat buffers of the run (llm.c style): parameters, the summed gradient, the two Adam
@@ -63,12 +67,17 @@ public final class StepEngine {
 
   /// Checks the settings and loads this rank's data (and, when `evaluationSets`, the test and
   /// validation sets, whose evaluation every rank shares); an error on any rank ends every rank alike.
-  public convenience init(configuration c: TrainingConfiguration, communicator: Communicator, evaluationSets: Bool = true) throws {
+  /// `loadDelay`: seconds the last rank's load takes longer (a test hook).
+  public convenience init(
+    configuration c: TrainingConfiguration, communicator: Communicator, evaluationSets: Bool = true, loadDelay: Double = 0
+  ) throws {
+    let (rank, ranks) = (communicator.rank, communicator.size)
     let (data, identity) = try communicator.together("loading the data") { () -> (TrainingData, SameData) in
-      try c.validate(ranks: communicator.size)
+      if loadDelay > 0 && rank == ranks - 1 { usleep(UInt32(min(loadDelay, 3600) * 1e6)) }
+      try c.validate(ranks: ranks)
       let data = try TrainingData(
         source: c.dataSource, validationSize: c.validationSize, batchSize: c.batchSize, microBatchSize: c.microBatchSize,
-        seed: c.seed, rank: communicator.rank, ranks: communicator.size,
+        seed: c.seed, rank: rank, ranks: ranks,
         evaluationSets: evaluationSets)
       return (data, try SameData(c.dataSource, data: data))
     }

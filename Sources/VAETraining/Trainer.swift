@@ -27,6 +27,9 @@ public enum RunStart: Sendable {
 public struct TrainerHooks: Sendable {
   /// Extra seconds in rank zero's epoch-end work (the stall-timeout tests: a root that is slow but alive).
   public var rootEpochEndDelay = 0.0
+  /// Extra seconds in the last rank's data load (a rank on a slow file system: the others wait
+  /// through it with the heartbeat, not into the stall timeout).
+  public var lastRankLoadDelay = 0.0
   /// Where rank zero writes the step trace of the differential test (StepTrace.swift); nil: nowhere.
   public var traceDirectory: String?
   /// The steps after which the trace holds the whole state (0: the initial one).
@@ -83,7 +86,7 @@ public final class Trainer {
       return fingerprint
     }
     outputLock = lock
-    engine = try StepEngine(configuration: c, communicator: communicator)
+    engine = try StepEngine(configuration: c, communicator: communicator, loadDelay: hooks.lastRankLoadDelay)
     rootOutput = communicator.rank == 0 ? RunOutput(configuration: c, console: console, data: fingerprint) : nil
     evaluator = Evaluator(latentDim: c.latentDim, seed: c.seed, threads: engine.workerThreads, workspaces: engine.workspaces)
   }

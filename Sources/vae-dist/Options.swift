@@ -141,7 +141,7 @@ struct ParallelOptions: ParsableArguments {
   var stallTimeout = 60.0
 
   @Option(help: ArgumentHelp(
-    "With 2 or more ranks: seconds rank zero's file work alone (a checkpoint, an epoch's end, the final files) may take before it ends the job as a stall (exit 3): a hung file system must not hang every rank.",
+    "With 2 or more ranks: seconds a rank's file work may take while the others wait (rank zero's checkpoint, epoch end and final files; any rank's data load) before it ends the job as a stall (exit 3): a hung file system must not hang every rank.",
     valueName: "seconds"))
   var writeTimeout = 600.0
 

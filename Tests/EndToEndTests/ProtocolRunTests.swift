@@ -58,6 +58,25 @@ final class ProtocolRunTests: XCTestCase {
     XCTAssertFalse(result.all.contains("MPI_ABORT"), result.all)
   }
 
+  /// A rank whose data load takes longer than the stall timeout (a slow file system: the test hook
+  /// sleeps 6 s in the last rank's load) keeps the others waiting through it with a heartbeat, and
+  /// the run goes on: they used to give up after --stall-timeout (2 s here), status 3. A load that
+  /// never ends still ends the job after --write-timeout, naming the rank and the phase.
+  func testASlowDataLoadOnOneRankIsNotAStall() throws {
+    let common = ["--data", data, "--max-steps", "3", "--stall-timeout", "2", "--iw-samples", "0", "--tensorboard", "none"]
+    let slow = try mpi(2, common + ["--out", temporaryDirectory()], environment: ["VAE_DIST_TEST_LOAD_DELAY=6"], timeout: 120)
+    print("the last rank's load 6 s longer, --stall-timeout 2: status \(slow.status) after \(slow.seconds) s")
+    XCTAssertEqual(slow.status, 0, slow.all)
+    XCTAssertGreaterThan(slow.seconds, 6)
+    let stuck = try mpi(
+      2, common + ["--out", temporaryDirectory(), "--write-timeout", "3"], environment: ["VAE_DIST_TEST_LOAD_DELAY=60"], timeout: 60)
+    print("the last rank's load stuck, --write-timeout 3: status \(stuck.status) after \(stuck.seconds) s")
+    XCTAssertEqual(stuck.status, 3, stuck.all)
+    XCTAssertLessThan(stuck.seconds, 30)
+    XCTAssertTrue(stuck.error.contains("rank 1 spent more than 3 s in loading the data without finishing"), stuck.error)
+    XCTAssertFalse(stuck.all.contains("MPI_ABORT"), stuck.all)
+  }
+
   /// The first SIGINT during the final estimate ends it promptly, saying what was skipped; the
   /// model is already written.
   func testSignalDuringFinalWorkSkipsTheRest() throws {
