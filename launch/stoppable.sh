@@ -30,6 +30,8 @@ run_stoppable() {
 
 stop_job() {
   stops=$((stops + 1))
+  # A signal between the start and job=$!: $! already names the job once it was started.
+  [[ -n "$job" ]] || job=${!-}
   [[ -n "$job" ]] || exit 130  # nothing started yet
   if ((stops == 1)); then
     kill -USR1 "$job" 2>/dev/null || true

@@ -8,8 +8,8 @@ import VAECore
 //
 //    1. rootDecides  "the output directory"      rank 0 claims --out (or refuses, or moves a run aside)
 //    2. together     "loading the data"          every rank loads its shard, the test and validation sets
-//                                                (a MIN of "done" every second until all are), then a
-//                                                MIN of the failed ranks
+//                                                (the extremes of "done" every second until all are),
+//                                                then a MIN of the failed ranks
 //       allreduce    the files' counts and CRCs  every rank must have read the same data
 //    3. gather       shard sizes, host names     for the banner
 //    4. rootDecides  "the resume checkpoint"     with --resume: rank 0 picks the checkpoint; then
@@ -63,20 +63,17 @@ extension Communicator {
 
   /// Every rank runs `body` (on a thread of its own; it must not call the communicator). If it throws
   /// on any rank, every rank throws the same RunFailure: the one of the lowest rank that failed.
-  /// Until every rank is done they meet every `heartbeat` seconds in a MIN allreduce of "done": a
-  /// rank that finishes first waits in it for at most that long, never for the stall timeout.
+  /// Until every rank is done they meet every `heartbeat` seconds in an allreduce of "done" (its
+  /// extremes: all done, any done): a rank that finishes first waits in it for at most that long,
+  /// never for the stall timeout. A rank still at work once another is done has `rootWorkTimeout`.
   public func together<T>(_ phase: String, heartbeat: Double = 1, _ body: @escaping () throws -> T) throws -> T {
     if size == 1 { return try agreedLocally(Result { try body() }) }
-    let outcome = try runWithHeartbeat(phase: phase, every: heartbeat, body) {
-      var done: [Int64] = [0]
-      try done.withUnsafeMutableBufferPointer { try allreduce($0, .min, phase: phase + " (a rank still at work)") }
+    let round = phase + " (a rank still at work)"
+    let outcome = try runWithHeartbeat(phase: phase, every: heartbeat, othersWaitFromStart: false, body) {
+      try extremes(of: [0], phase: round).high[0] == 1  // another rank is done: it waits for this one
     }
-    // Rounds until every rank is done: all see the same MIN, so all leave after the same round.
-    var done: [Int64] = [0]
-    while done[0] == 0 {
-      done[0] = 1
-      try done.withUnsafeMutableBufferPointer { try allreduce($0, .min, phase: phase + " (a rank still at work)") }
-    }
+    // Rounds until every rank is done: all see the same extremes, so all leave after the same round.
+    while try extremes(of: [1], phase: round).low[0] == 0 {}
     var failed: [Int64] = [Int64(size)]
     if case .failure = outcome { failed[0] = Int64(rank) }
     try failed.withUnsafeMutableBufferPointer { try allreduce($0, .min, phase: phase) }
@@ -96,9 +93,10 @@ extension Communicator {
     // header: [state, payload length]; state 0 busy, 1 done, 2 failed.
     var header: [Int64] = [0, 0]
     if rank == 0 {
-      let outcome = try runWithHeartbeat(phase: phase, every: heartbeat, body) {
+      let outcome = try runWithHeartbeat(phase: phase, every: heartbeat, othersWaitFromStart: true, body) {
         var header: [Int64] = [0, 0]
         try header.withUnsafeMutableBytes { try broadcast($0, root: 0, phase: phase + " (rank 0 at work)") }
+        return true
       }
       let payload: [UInt8]
       switch outcome {
@@ -167,12 +165,13 @@ extension Communicator {
     return buffer
   }
 
-  /// Runs `body` on a thread of its own and calls `beat` (the collective that says "busy") from this
-  /// (the calling, MPI) thread every `interval` seconds until it is done, or until `rootWorkTimeout`
-  /// has passed: then it returns RootWorkTimedOut (exit 3) for every rank, and the stuck thread ends
-  /// with the process.
+  /// Runs `body` on a thread of its own and calls `beat` (the collective that says "busy"; it returns
+  /// whether another rank now waits for this one) from this (the calling, MPI) thread every
+  /// `interval` seconds until it is done, or until `rootWorkTimeout` has passed since another rank
+  /// began to wait (from the start, with `othersWaitFromStart`): then it returns RootWorkTimedOut
+  /// (exit 3) for every rank, and the stuck thread ends with the process.
   private func runWithHeartbeat<T>(
-    phase: String, every interval: Double, _ body: @escaping () throws -> T, beat: () throws -> Void
+    phase: String, every interval: Double, othersWaitFromStart: Bool, _ body: @escaping () throws -> T, beat: () throws -> Bool
   ) throws -> Result<T, Error> {
     let box = OutcomeBox<T>()
     let done = DispatchSemaphore(value: 0)
@@ -187,17 +186,21 @@ extension Communicator {
     thread.start()
     var heartbeatError: Error?
     let started = monotonicSeconds()
+    var waitedSince = othersWaitFromStart ? started : nil
     while done.wait(timeout: .now() + interval) == .timedOut {
-      // Still at work past the deadline: a write that never returns (a hung file system). The job
-      // ends as for a stall, every rank told in the usual way; the stuck thread goes with the process.
-      if heartbeatError == nil && monotonicSeconds() - started > rootWorkTimeout {
+      // Still at work past the deadline: a read or write that never returns (a hung file system).
+      // The job ends as for a stall, every rank told in the usual way; the stuck thread goes with the
+      // process. After a failed heartbeat no rank may be left to time out: the deadline runs from
+      // the start, and the heartbeat's error is the one to report.
+      if let since = heartbeatError == nil ? waitedSince : started, monotonicSeconds() - since > rootWorkTimeout {
+        if let heartbeatError { throw heartbeatError }
         return .failure(RootWorkTimedOut(phase: phase, seconds: rootWorkTimeout, rank: rank))
       }
       guard heartbeatError == nil else { continue }
       do {
-        try beat()
+        if try beat() && waitedSince == nil { waitedSince = monotonicSeconds() }
       } catch {
-        heartbeatError = error  // still wait for the body: its result must be in before this returns
+        heartbeatError = error  // still wait for the body (up to the deadline): its result must be in before this returns
       }
     }
     if let heartbeatError { throw heartbeatError }

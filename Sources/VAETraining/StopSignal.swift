@@ -40,11 +40,15 @@ public enum StopSignal {
     signal(SIGXFSZ, SIG_IGN)
     // Standard output closed under the run (`train | head`, a killed `tee`): a clean stop with a
     // checkpoint, not SIGPIPE's silent death. The run's own request, so a user's signal after it is
-    // still a first one; the writes that follow fail (EPIPE) and are dropped.
-    signal(SIGPIPE) { _ in
-      if StopSignal.internalRequest.exchange(1, ordering: .relaxed) == 0 {
-        let message = "vae-dist: standard output was closed; stopping after this step (a checkpoint follows)\n"
-        _ = message.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+    // still a first one; the writes that follow fail (EPIPE) and are dropped. Only where SIGPIPE
+    // would kill: a disposition someone chose (MPI's, a parent's SIG_IGN) stays.
+    var current = sigaction()
+    if sigaction(SIGPIPE, nil, &current) == 0 && current.__sigaction_handler.sa_handler == nil {  // SIG_DFL: a null handler
+      signal(SIGPIPE) { _ in
+        if StopSignal.internalRequest.exchange(1, ordering: .relaxed) == 0 {
+          let message = "vae-dist: an output pipe was closed; stopping after this step (a checkpoint follows)\n"
+          _ = message.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+        }
       }
     }
     for number in [SIGINT, SIGTERM, SIGUSR1] {

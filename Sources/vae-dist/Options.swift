@@ -141,7 +141,7 @@ struct ParallelOptions: ParsableArguments {
   var stallTimeout = 60.0
 
   @Option(help: ArgumentHelp(
-    "With 2 or more ranks: seconds a rank's file work may take while the others wait (rank zero's checkpoint, epoch end and final files; any rank's data load) before it ends the job as a stall (exit 3): a hung file system must not hang every rank.",
+    "With 2 or more ranks: seconds a rank's file work may take while the others wait for it (rank zero's checkpoint, epoch end and final files; a rank's data load once another rank has loaded its own) before it ends the job as a stall (exit 3): a hung file system must not hang every rank.",
     valueName: "seconds"))
   var writeTimeout = 600.0
 
@@ -200,7 +200,7 @@ struct OutputOptions: ParsableArguments {
   var iwSamples = defaults.iwSamples
 
   func validate() throws {
-    if directory.isEmpty { throw ValidationError("--out needs a directory (the default is 'run').") }
+    if directory.isEmpty { throw ValidationError("--out needs a directory (the default is '\(defaults.outputDirectory)').") }
     if tensorboard == "" { throw ValidationError("--tensorboard needs a directory, or 'none'.") }
     if tensorboard == "none" && logEvery != defaults.logEvery {
       throw ValidationError("--log-every sets how often TensorBoard gets the scalars, and --tensorboard is none: drop one of them.")

@@ -170,9 +170,10 @@ final class CheckpointRunTests: XCTestCase {
       "/bin/bash", ["-c", "\(binary) \(arguments.joined(separator: " ")) | head -c 1 >/dev/null; echo \"vae-dist status ${PIPESTATUS[0]}\" >&2"],
       timeout: 120)
     XCTAssertTrue(result.error.contains("vae-dist status 0"), result.error)
-    XCTAssertTrue(result.error.contains("standard output was closed; stopping after this step"), result.error)
+    XCTAssertTrue(result.error.contains("an output pipe was closed; stopping after this step"), result.error)
     let checkpoints = try FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints")
-    XCTAssertEqual(checkpoints.filter { $0.hasPrefix("step-") }.count, 1, "\(checkpoints)")
+    // The stop's checkpoint (and the epoch end's, should head be slow to exit on a busy machine).
+    XCTAssertGreaterThanOrEqual(checkpoints.filter { $0.hasPrefix("step-") }.count, 1, "\(checkpoints)")
   }
 
   /// A write that fails (here: a file-size limit, as a full disk would) is a clear error, and the

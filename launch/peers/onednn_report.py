@@ -1,6 +1,6 @@
 """The table of launch/onednn-benchmark.sh: vae-dist's passes (bench --layers --json) beside oneDNN's.
 
-usage: onednn_report.py DIR ROUNDS   (DIR holds onednn-R.txt and vae-dist-R.json for R = 1 … ROUNDS)
+usage: onednn_report.py DIR ROUNDS CORE   (CORE: the processor the runs were pinned to; DIR holds onednn-R.txt and vae-dist-R.json for R = 1 … ROUNDS)
 """
 import json
 import re
