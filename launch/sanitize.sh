@@ -28,9 +28,10 @@ if [[ "${1:-}" == --thread ]]; then
   shift
   sanitizer=thread name=ThreadSanitizer scratch=.build/tsan again="--thread "
   # Unless the caller names tests: the threaded code's (the claim loop, the step, the reducer, the
-  # evaluator on two threads, the bf16 switch, trainers on 1-4 in-process ranks).
+  # evaluator on two threads, the bf16 switch, the agreements' worker threads, trainers on 1-4
+  # in-process ranks).
   if [[ " $* " != *" --filter "* && " $* " != *" --filter="* ]]; then
-    tests+=(--filter 'MicroBatchLoopTests|StepEngineTests|GradientReducerTests|ImportanceWeightedTests|SharedEstimateTests|HiddenActivityTests|BF16KernelTests|TrainerTests.testEveryLayoutEndsOnTheSameBits|TrainerTests.testFastReductionAgreesAcrossThreadsAndRanks|TrainerTests.testRankZeroOnlyErrorEndsEveryRankPromptly')
+    tests+=(--filter 'AgreementTests|MicroBatchLoopTests|StepEngineTests|GradientReducerTests|ImportanceWeightedTests|SharedEstimateTests|HiddenActivityTests|BF16KernelTests|TrainerTests.testEveryLayoutEndsOnTheSameBits|TrainerTests.testFastReductionAgreesAcrossThreadsAndRanks|TrainerTests.testRankZeroOnlyErrorEndsEveryRankPromptly')
   fi
 fi
 mkdir -p "$scratch"
