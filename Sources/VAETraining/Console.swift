@@ -72,3 +72,18 @@ public func fixed(_ value: Double, _ decimals: Int) -> String {
   }
   return text
 }
+
+/// Progress as lines at a quarter, a half and three quarters of some work whose progress arrives in
+/// uneven steps (the likelihood estimate's rounds).
+public struct QuarterMarks {
+  private var next = 1
+  public init() {}
+
+  /// The percentage done when `done` of `total` has crossed the next quarter since the last call
+  /// that returned one, else nil.
+  public mutating func crossed(_ done: Int, of total: Int) -> Int? {
+    guard next < 4, total > 0, 4 * done >= next * total else { return nil }
+    next = 4 * done / total + 1
+    return 100 * done / total
+  }
+}

@@ -27,13 +27,22 @@ extension Trainer {
     guard k > 0, let test = engine.data.test else { return nil }
     let started = monotonicSeconds()
     var lastReport = started
+    var quarters = QuarterMarks()
+    // Said before it starts: it can take as long as several epochs, with nothing else on the console.
+    console.line(
+      "importance-weighted log-likelihood: k = \(k) samples for each of \(grouped(test.count)) test images, "
+        + "shared by the ranks (--iw-samples 0 skips it)")
     let estimate = try evaluator.importanceWeighted(
       parameters: engine.parameters, images: test, samples: k, over: communicator,
       progress: { done, total in
         let now = monotonicSeconds()
-        guard self.console.style == .bar, now - lastReport > 0.5 else { return }
-        lastReport = now
-        self.console.progress("importance-weighted log-likelihood, k = \(k): \(done)/\(total) test images of rank 0's share")
+        let what = "\(done)/\(total) test images of rank 0's share"
+        if self.console.style == .bar, now - lastReport > 0.5 {
+          lastReport = now
+          self.console.progress("importance-weighted log-likelihood, k = \(k): " + what)
+        } else if self.console.style == .lines, let percent = quarters.crossed(done, of: total) {
+          self.console.line("  estimate \(percent)%: \(what), \(fixed(now - started, 0)) s")  // as an epoch's lines
+        }
       }, shouldStop: { StopSignal.requested })
     return (estimate, monotonicSeconds() - started)
   }

@@ -2,6 +2,7 @@ import VAEFiles
 import ArgumentParser
 import VAECore
 import VAEData
+import VAEDistributed
 import VAETraining
 
 struct Evaluate: ParsableCommand {
@@ -13,13 +14,15 @@ struct Evaluate: ParsableCommand {
       per image) beside the ELBO. Runs as one process.
       """)
 
-  @Option(help: ArgumentHelp("A model.safetensors or checkpoint written by vae-dist.", valueName: "file"))
+  @Option(help: ArgumentHelp(
+    "A model.safetensors written by vae-dist, or a folder holding one: a run's --out, or a checkpoint (DIR/checkpoints/step-N, DIR/checkpoints/best).",
+    valueName: "path"))
   var checkpoint: String
 
   @OptionGroup(title: "Data") var data: DataOptions
 
-  @Option(help: "Seed of the sampling noise.")
-  var seed: UInt64 = 0
+  @Option(help: "Seed of the sampling noise (default: the run's, which the model file records, so the run's figures come out again; 0 if it records none).")
+  var seed: UInt64?
 
   @OptionGroup var threads: ThreadOptions
 
@@ -36,20 +39,36 @@ struct Evaluate: ParsableCommand {
   func run() throws {
     configureBLASForWorkerThreads()
     try reportingFailures {
-      let file = try SafeTensors.read(path: checkpoint)
-      let (layout, parameters) = try ModelFile.parameters(from: file, path: checkpoint)
+      let path = modelFilePath(checkpoint)
+      let file = try SafeTensors.read(path: path)
+      let (layout, parameters) = try ModelFile.parameters(from: file, path: path)
       let test = ImageStore(try FashionMNIST.load(directory: data.directory, split: .test))
+      let seed = self.seed ?? recordedSeed(file) ?? 0
       let evaluator = Evaluator(latentDim: layout.latentDim, seed: seed, threads: threads.resolved)
       let evaluation = evaluator.evaluate(parameters: parameters, images: test)
       let sampled = evaluation.loss
       let mean = evaluator.evaluate(parameters: parameters, images: test, useMean: true).loss
-      let estimate = iwSamples > 0 ? evaluator.importanceWeighted(parameters: parameters, images: test, samples: iwSamples) : nil
+      var estimate: LikelihoodEstimate?
+      if iwSamples > 0 {
+        // On stderr (stdout may be --json): the estimate takes about a minute a hundred samples on two cores.
+        let started = monotonicSeconds()
+        var quarters = QuarterMarks()
+        printError("evaluate: importance-weighted log-likelihood, k = \(iwSamples) samples for each of \(grouped(test.count)) test images (--iw-samples 0 skips it)")
+        estimate = evaluator.importanceWeighted(
+          parameters: parameters, images: test, samples: iwSamples,
+          progress: { done, total in
+            if let percent = quarters.crossed(done, of: total) {
+              printError("  estimate \(percent)%: \(done)/\(total) test images, \(fixed(monotonicSeconds() - started, 0)) s")
+            }
+          })
+      }
       if json {
         print(JSONLine.encode(EvaluationReport(sampled: sampled, mean: mean, estimate: estimate, deadHiddenUnits: evaluation.deadHiddenUnits)))
         return
       }
-      print("\(checkpoint): latent size \(layout.latentDim), \(grouped(layout.totalCount)) parameters")
-      print("test set, \(grouped(sampled.count)) images (loss per image = reconstruction + KL):")
+      let step = file.metadata["step"].map { ", step \($0)" } ?? ""
+      print("\(path): latent size \(layout.latentDim), \(grouped(layout.totalCount)) parameters\(step); noise seed \(seed)\(self.seed == nil ? " (the run's)" : "")")
+      print("test set, \(grouped(sampled.count)) images (loss per image = reconstruction + KL, at β = 1):")
       print("  z sampled  loss \(fixed(sampled.meanLoss(beta: 1), 3))  (recon \(fixed(sampled.meanReconstruction, 3)), kl \(fixed(sampled.meanKL, 3)))")
       print("  z = z_mean loss \(fixed(mean.meanLoss(beta: 1), 3))  (recon \(fixed(mean.meanReconstruction, 3)), kl \(fixed(mean.meanKL, 3)))")
       print("  encoder: \(evaluation.deadHiddenUnits) of its \(Architecture.hiddenUnits) hidden units dead (zero for every test image)")

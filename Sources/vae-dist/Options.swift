@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import VAEFiles
 import VAECore
 import VAEData
 import VAEDistributed
@@ -260,3 +262,15 @@ extension TrainingConfiguration {
     if let problem = problems().first { throw ValidationError(problem) }
   }
 }
+
+/// What --checkpoint names, as the model file to read: a run's folder or a checkpoint folder
+/// (DIR, DIR/checkpoints/step-N, DIR/checkpoints/best) means the model.safetensors inside it (and
+/// a folder without one, an error naming that file).
+func modelFilePath(_ given: String) -> String {
+  var isDirectory: ObjCBool = false
+  guard FileManager.default.fileExists(atPath: given, isDirectory: &isDirectory), isDirectory.boolValue else { return given }
+  return RunDirectory.folder(given) + "/model.safetensors"
+}
+
+/// The seed a model file records (every model.safetensors vae-dist writes does), nil if none.
+func recordedSeed(_ file: SafeTensors.File) -> UInt64? { file.metadata["seed"].flatMap { UInt64($0) } }

@@ -12,21 +12,24 @@ import VAETraining
 
 /// What every picture command needs: a saved model and where to write.
 struct PictureOptions: ParsableArguments {
-  @Option(help: ArgumentHelp("A model.safetensors or checkpoint written by vae-dist.", valueName: "file"))
+  @Option(help: ArgumentHelp(
+    "A model.safetensors written by vae-dist, or a folder holding one: a run's --out, or a checkpoint (DIR/checkpoints/step-N, DIR/checkpoints/best).",
+    valueName: "path"))
   var checkpoint: String
 
   @Option(name: .customLong("output"), help: ArgumentHelp("The PNG file to write.", valueName: "file"))
   var output: String
 
-  @Option(help: "Seed of the sampling and of which test images are shown.")
-  var seed: UInt64 = 0
+  @Option(help: "Seed of the sampling and of which test images are shown (default: the run's, which the model file records, so DIR/images is drawn again; 0 if it records none).")
+  var seed: UInt64?
 
   @OptionGroup(title: "Data") var data: DataOptions
 
   func pictures() throws -> Pictures {
-    let file = try SafeTensors.read(path: checkpoint)
-    let (layout, parameters) = try ModelFile.parameters(from: file, path: checkpoint)
-    return Pictures(parameters: parameters, latentDim: layout.latentDim, seed: seed)
+    let path = modelFilePath(checkpoint)
+    let file = try SafeTensors.read(path: path)
+    let (layout, parameters) = try ModelFile.parameters(from: file, path: path)
+    return Pictures(parameters: parameters, latentDim: layout.latentDim, seed: seed ?? recordedSeed(file) ?? 0)
   }
 
   func testImages() throws -> ImageStore {
@@ -38,7 +41,7 @@ struct PictureOptions: ParsableArguments {
   /// replace the dataset.
   func write(_ draw: () throws -> Canvas) throws {
     configureBLASForWorkerThreads()
-    var inputs = ["--checkpoint": checkpoint]
+    var inputs = ["--checkpoint": modelFilePath(checkpoint)]
     for split in [FashionMNIST.Split.train, .test] {
       guard let files = try? FashionMNIST.files(in: data.directory, split: split) else { continue }
       inputs["--data (\(split) images)"] = files.images

@@ -16,8 +16,9 @@ final class PicturesRunTests: XCTestCase {
     let data = try Harness.smallRealDataset()
     let out = temporaryDirectory()
     let result = try Harness.vaeDist(
-      ["--data", data, "--epochs", "2", "--out", out, "--progress", "none", "--iw-samples", "8", "--plot-every", "1"])
+      ["--data", data, "--epochs", "2", "--seed", "5", "--out", out, "--progress", "none", "--iw-samples", "8", "--plot-every", "1"])
     XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.output.contains("importance-weighted log-likelihood: k = 8 samples for each of"), result.output)
     for name in ["reconstructions", "samples", "manifold", "latent-scatter", "interpolation", "loss-curves"] {
       let (width, height) = try pngSize("\(out)/images/\(name).png")
       XCTAssertGreaterThan(width * height, 100 * 100, name)
@@ -45,6 +46,12 @@ final class PicturesRunTests: XCTestCase {
       XCTAssertEqual(run.status, 0, "\(command): \(run.all)")
       XCTAssertGreaterThan(try pngSize(picture).0, 0)
     }
+    // Without --seed, from the run's folder: the run's own seed (the file records it), so the run's
+    // picture comes out again, bit for bit.
+    let again = temporaryDirectory() + "/reconstructions.png"
+    let redrawn = try Harness.vaeDist(["reconstruct", "--checkpoint", out, "--data", data, "--output", again])
+    XCTAssertEqual(redrawn.status, 0, redrawn.all)
+    XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: again)), try Data(contentsOf: URL(fileURLWithPath: out + "/images/reconstructions.png")))
     let curves = temporaryDirectory() + "/curves.png"
     XCTAssertEqual(try Harness.vaeDist(["plot-metrics", "--metrics", out + "/metrics.jsonl", "--output", curves]).status, 0)
     // Bad requests name what is wrong.
@@ -59,9 +66,11 @@ final class PicturesRunTests: XCTestCase {
     XCTAssertEqual(bad.status, 4)
     XCTAssertTrue(bad.error.contains("nope.safetensors"), bad.error)
 
-    // evaluate: ELBO and the IW estimate for a checkpoint.
+    // evaluate: ELBO and the IW estimate for a checkpoint, with the run's seed unless told another
+    // (it used 0 whatever the run's was).
     let evaluated = try Harness.vaeDist(["evaluate", "--checkpoint", model, "--data", data, "--iw-samples", "8", "--json"])
     XCTAssertEqual(evaluated.status, 0, evaluated.all)
+    XCTAssertTrue(evaluated.error.contains("  estimate 25%: 128/500 test images"), evaluated.error)
     let json = try JSONSerialization.jsonObject(with: Data(evaluated.output.utf8)) as! [String: Any]
     XCTAssertEqual(json["test_elbo"] as! Double, elbo, accuracy: 1e-9 * abs(elbo))
     XCTAssertEqual(json["test_log_likelihood_iw"] as! Double, iw, accuracy: 1e-9 * abs(iw))
