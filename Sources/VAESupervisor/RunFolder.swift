@@ -23,12 +23,12 @@ struct FileIdentity: Hashable {
 // What the supervisor reads of the job: how far it got and what failed, from --out and from the
 // job's output, and which hosts of the hostfile answer.
 extension Supervisor {
-  /// The job's last step done, from DIR/progress.json; nil before the job wrote one (an earlier
-  /// run's, older than the supervisor, is not the job's unless the command resumes it).
-  func progressStep() -> Int? {
+  /// The last step the attempt that began at `attempt` did, from DIR/progress.json; nil before it
+  /// wrote one (a file older than the attempt is an earlier attempt's, or an earlier run's).
+  func progressStep(since attempt: Date) -> Int? {
     let path = output + "/progress.json"
     let written = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
-    if !resumesEarlierRun, let written, written < startedAt { return nil }
+    if let written, written < attempt { return nil }
     guard let data = FileManager.default.contents(atPath: path),
       let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
     else { return nil }
@@ -66,7 +66,7 @@ extension Supervisor {
 
   /// The command with --hostfile pointing at the hosts of `hostfile` that answer now, and -n at most
   /// `ranks` and at most their slots; nil when none answers.
-  func withReachableHosts(_ hostfile: String, ranks: Int?, _ command: [String]) -> [String]? {
+  func withReachableHosts(_ hostfile: String, ranks: Int?, _ command: [String]) throws -> [String]? {
     let lines = (try? Self.hostLines(hostfile)) ?? []
     let reachable = lines.filter { line in
       let host = String(line.split(separator: " ").first ?? "")
@@ -84,8 +84,13 @@ extension Supervisor {
     guard !hosts.isEmpty else { return nil }  // activeHosts stay those of the last start, to name the lost
     activeHosts = hosts
     let path = output + "/hosts.active"
-    try? FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-    try? (reachable.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    // Checked: mpirun is pointed at this file, and an old one would still name the lost host.
+    do {
+      try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+      try AtomicFile.write(Array((reachable.joined(separator: "\n") + "\n").utf8), to: path)
+    } catch {
+      throw FileError.writeFailed(path: path, reason: "\(error)")
+    }
     var command = Self.replacing("--hostfile", with: path, in: command)
     let capacity = reachable.map { Self.slots($0) ?? 1 }.reduce(0, +)  // checked up front
     if Self.value(of: "-n", in: command) != nil { command = Self.replacing("-n", with: "\(min(ranks ?? capacity, capacity))", in: command) }

@@ -50,10 +50,6 @@ public final class Supervisor {
   /// earlier run's, which no restart may take for the job's own. (An --overwrite whose first attempt
   /// failed before moving that run aside would otherwise come back resuming it.)
   let inherited: Set<FileIdentity>
-  /// Whether the command itself resumes what --out holds; when the supervisor started (wall clock,
-  /// as file times are).
-  let resumesEarlierRun: Bool
-  let startedAt = Date()
   let token = UUID().uuidString
   /// Set by the signal handler (on a Dispatch queue), read by the restart loop: atomics, so the two
   /// threads never race. The child is kept as its pid (0: none) for the same reason. Each side
@@ -74,9 +70,8 @@ public final class Supervisor {
   public init(settings: Settings) {
     self.settings = settings
     output = RunDirectory.folder(Self.value(of: "--out", in: settings.command) ?? TrainingConfiguration().outputDirectory)
-    resumesEarlierRun = settings.command.contains("--resume")
     inherited =
-      resumesEarlierRun
+      settings.command.contains("--resume")  // the command itself resumes what --out holds
       ? [] : Set(CheckpointStore(outputDirectory: output, keep: 1).candidates().compactMap { FileIdentity(path: $0.path) })
     let launcher = settings.command.first.map { URL(fileURLWithPath: $0).lastPathComponent } ?? ""
     stopSignal = ["mpirun", "mpiexec", "orterun", "prterun"].contains(launcher) ? SIGUSR1 : SIGTERM
@@ -100,7 +95,14 @@ public final class Supervisor {
       }
       let before = activeHosts
       if let hostfile = settings.hostfile {
-        guard let reachable = withReachableHosts(hostfile, ranks: ranks, command) else {
+        let answering: [String]?
+        do {
+          answering = try withReachableHosts(hostfile, ranks: ranks, command)
+        } catch {
+          say("\(error); not starting the job (free space in, or fix the permissions of, \(output))")
+          return FailureKind.output.exitStatus
+        }
+        guard let reachable = answering else {
           let status = FailureKind.peerLost.exitStatus
           guard previousFailure != nil, restarts < settings.maxRestarts else {
             say("no host of \(hostfile) answers through \(settings.rshAgent) (`\(settings.rshAgent) HOST true` fails for each); giving up")
@@ -150,7 +152,7 @@ public final class Supervisor {
           if !command.contains("--resume") { command.append("--resume") }
         }
       }
-      let started = monotonicSeconds()
+      let started = monotonicSeconds(), attempt = Date()
       let (status, transcript) = runOnce(command)
       let stopped = stopRequested.load(ordering: .sequentiallyConsistent)
       if status == 0 || stopped {
@@ -169,14 +171,14 @@ public final class Supervisor {
         sayRestartsUsedUp(status: status, restarts: restarts)
         return status
       }
-      let progressed = (progressStep() ?? 0) > (resumeStep?.step ?? 0)
+      let progressed = (progressStep(since: attempt) ?? 0) > (resumeStep?.step ?? 0)
       if let minRanks = settings.minRanks, !progressed, monotonicSeconds() - started < 60,
         let n = Self.value(of: "-n", in: command).flatMap(Int.init), n > minRanks
       {
         ranks = n - 1
         say("the job failed before its first step: trying \(n - 1) ranks (--min-ranks \(minRanks))")
       }
-      let reached = max(progressStep() ?? 0, newestCheckpoint()?.step ?? 0)
+      let reached = max(progressStep(since: attempt) ?? 0, newestCheckpoint()?.step ?? 0)
       previousFailure = (status, Self.cause(status: status, transcript: transcript), reached)
       backOff(restarts: restarts)
     }

@@ -91,16 +91,17 @@ public struct RunDirectory {
     return try JSONDecoder().decode(Record.self, from: data)
   }
 
-  /// What of an earlier run the directory holds ("a model", "3 checkpoints"), nil if nothing. A
-  /// run's logs count when run.json records no run or another one than `record` (by its identity:
-  /// a supervisor restarting a run before its first checkpoint starts again over its own logs, with
-  /// its thread count, say, changed): a new run would delete its metrics.jsonl.
+  /// What of an earlier run the directory holds ("a model", "3 checkpoints"), nil if nothing. The
+  /// best checkpoint and the logs count when run.json records no run or another one than `record`
+  /// (by its identity: a supervisor restarting a run before its first step checkpoint starts again
+  /// over its own, with its thread count, say, changed): a new run would delete its metrics.jsonl.
   func holdsResults(other record: Record) -> String? {
     let store = CheckpointStore(outputDirectory: path, keep: 1)
-    let count = store.candidates().count + (FileManager.default.fileExists(atPath: store.directory + "/best") ? 1 : 0)
+    let count = store.candidates().count
     if count > 0 { return "\(count) checkpoint\(count == 1 ? "" : "s")" }
     if FileManager.default.fileExists(atPath: path + "/model.safetensors") { return "a trained model" }
-    let logs = ["metrics.jsonl", "evaluation.json"].filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
+    let best = FileManager.default.fileExists(atPath: store.directory + "/best") ? ["the best checkpoint"] : []
+    let logs = best + ["metrics.jsonl", "evaluation.json"].filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
     guard !logs.isEmpty else { return nil }
     guard let earlier = try? readRecord(),
       earlier.refusal(of: record.configuration, data: record.data, holder: "") == nil

@@ -51,8 +51,12 @@ final class RunOutput {
     let record = Array("{\"step\":\(step)}\n".utf8)
     let path = directory + "/progress.json", temporary = path + ".tmp"
     guard let file = fopen(temporary, "w") else { return }
-    fwrite(record, 1, record.count, file)
-    fclose(file)
+    let written = fwrite(record, 1, record.count, file)
+    // Only a whole record replaces the last one (a full disk must not leave an empty progress.json).
+    guard fclose(file) == 0, written == record.count else {
+      unlink(temporary)
+      return
+    }
     rename(temporary, path)
   }
 
