@@ -133,10 +133,15 @@ public enum AtomicFile {
       throw FileError.writeFailed(path: path, reason: String(cString: strerror(errno)))
     }
     defer { close(fd) }
+    var before = stat()
+    let size = fstat(fd, &before) == 0 ? before.st_size : -1
     let bytes = Array((line + "\n").utf8)
     let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, $0.count) }
     guard n == bytes.count else {
-      throw FileError.writeFailed(path: path, reason: n < 0 ? String(cString: strerror(errno)) : "short write")
+      let reason = n < 0 ? String(cString: strerror(errno)) : "short write"
+      // A torn line would swallow the next one appended (a full disk, freed later): cut it off.
+      if n > 0 && size >= 0 { _ = ftruncate(fd, size) }
+      throw FileError.writeFailed(path: path, reason: reason)
     }
     guard fdatasync(fd) == 0 else { throw FileError.writeFailed(path: path, reason: "fdatasync: \(String(cString: strerror(errno)))") }
     if created { try syncDirectory(parent(of: path), for: path) }  // the new file's name, too

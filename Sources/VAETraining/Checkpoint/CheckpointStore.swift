@@ -229,7 +229,13 @@ public final class CheckpointStore {
   /// writes; another run's checkpoints (and any whose run cannot be read) are left alone.
   func prune() {
     let own = candidates().filter { owner == nil || belongsToOwner($0.path) }
-    for old in own.dropFirst(keep) { try? FileManager.default.removeItem(atPath: old.path) }
+    for old in own.dropFirst(keep) {
+      // Renamed first: a crash in the middle of the delete leaves a leftover (which removeLeftovers
+      // finishes), never a half-emptied step-N that fails its check at every resume.
+      let doomed = directory + "/.tmp-\(URL(fileURLWithPath: old.path).lastPathComponent)-pruned-\(getpid())"
+      let target = rename(old.path, doomed) == 0 ? doomed : old.path
+      try? FileManager.default.removeItem(atPath: target)
+    }
     removeLeftovers(sparing: getpid())
   }
 
