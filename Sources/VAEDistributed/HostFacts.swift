@@ -73,3 +73,16 @@ public func ranksOnThisHost() -> Int {
   }
   return 1
 }
+
+/// "AMD EPYC 7B13 (family 25, model 1)": /proc/cpuinfo's model name, family and model, which every
+/// performance figure is printed with (the CPU under these machines changes between sessions).
+public func cpuDescription() -> String {
+  guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown CPU" }
+  var fields: [String: String] = [:]
+  for line in text.split(separator: "\n") {
+    if line.isEmpty { break }
+    let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+    if parts.count == 2, fields[parts[0]] == nil { fields[parts[0]] = parts[1] }
+  }
+  return "\(fields["model name"] ?? "unknown CPU") (family \(fields["cpu family"] ?? "?"), model \(fields["model"] ?? "?"))"
+}

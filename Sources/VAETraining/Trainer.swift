@@ -50,6 +50,8 @@ public final class Trainer {
   public let engine: StepEngine
   public let start: RunStart
   let hooks: TrainerHooks
+  /// When the trainer was made (the data loaded, --out claimed): the closing line's clock.
+  let createdAt = monotonicSeconds()
   var state = TrainingState()
   /// Rank zero's files; nil on the other ranks. Reached through `atRoot`, or `?.` for what rank
   /// zero writes between exchanges (the step log).
@@ -245,6 +247,9 @@ public final class Trainer {
         return true
       }
     }
+    console.line(
+      "done: step \(step) in \(grouped(Int(monotonicSeconds() - createdAt))) s; the run is in \(configuration.outputDirectory)/"
+        + (configuration.tensorboardDirectory.map { " (curves: tensorboard --logdir \($0))" } ?? ""))
     return TrainingSummary(steps: step, lastEpoch: last, modelPath: modelPath, stopped: false)
   }
 

@@ -12,8 +12,8 @@ import VAETraining
 
 /// Every option of a run starts from the library's default: TrainingConfiguration is their one home,
 /// and its `problems()` holds every check (the commands' `validate()` call it).
-private let defaults = TrainingConfiguration()
-private let scheduleDefaults = LearningRateSchedule()
+let defaults = TrainingConfiguration()  // the option groups' defaults (and what bench checks against)
+let scheduleDefaults = LearningRateSchedule()
 
 struct DataOptions: ParsableArguments {
   @Option(name: .customLong("data"), help: ArgumentHelp("Directory of the Fashion-MNIST IDX files (gzip or plain).", valueName: "dir"))

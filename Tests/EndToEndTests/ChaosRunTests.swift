@@ -70,6 +70,7 @@ final class SuperviseRunTests: XCTestCase {
     XCTAssertEqual(result.status, 3, result.all)
     XCTAssertTrue(result.error.contains("stopped on request before restart 1; the last attempt ended with status 3"), result.error)
     XCTAssertFalse(result.error.contains("restart 1/3"), result.error)
+    XCTAssertTrue(result.error.contains("waiting 30 s (--backoff) before the next attempt"), result.error)  // said before the wait
     XCTAssertEqual(result.output.components(separatedBy: "attempt").count - 1, 1, result.output)
     XCTAssertLessThan(seconds, 10)
   }
