@@ -119,6 +119,23 @@ public final class EventWriter {
     if fflush(f) != 0 { throw EventWriterError(path: path, operation: "flush", errno: errno) }
   }
 
+  /// Makes what was written durable: the file's data (fsync) and, the first time, its name in its
+  /// folder. A checkpoint that survives a power cut must not outlive the events logged before it
+  /// (the resumed run logs from the checkpoint's step on).
+  public func sync() throws {
+    try flush()
+    guard let f = file else { return }
+    if fsync(fileno(f)) != 0 { throw EventWriterError(path: path, operation: "fsync", errno: errno) }
+    guard !nameSynced else { return }
+    let folder = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+    let fd = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if fd < 0 { throw EventWriterError(path: folder, operation: "open the folder to fsync", errno: errno) }
+    defer { closeDescriptor(fd) }
+    if fsync(fd) != 0 && errno != EINVAL { throw EventWriterError(path: folder, operation: "fsync", errno: errno) }
+    nameSynced = true
+  }
+  private var nameSynced = false
+
   /// Flushes and closes the file. Later writes throw; closing twice is harmless.
   public func close() {
     guard let f = file else { return }

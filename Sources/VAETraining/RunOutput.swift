@@ -68,10 +68,16 @@ final class RunOutput {
       try tensorBoard.step(
         step, losses: losses, seconds: seconds, learningRate: learningRate, every: configuration.logEvery, configuration: configuration)
     } catch {
-      deferredError = error
-      console.line("step \(step): \(error); stopping after the next step with a checkpoint")
-      StopSignal.request()
+      deferLogFailure(error, at: step)
     }
+  }
+
+  /// A TensorBoard write failed: the error is kept (thrown after the next checkpoint) and the run
+  /// asked to stop; the log is written no more.
+  private func deferLogFailure(_ error: Error, at step: Int) {
+    deferredError = error
+    console.line("step \(step): \(error); stopping after the next step with a checkpoint")
+    StopSignal.request()
   }
 
   func throwDeferredError() throws {
@@ -84,8 +90,10 @@ final class RunOutput {
   }
 
   /// Keeps the lines of metrics.jsonl for the epochs the checkpoint completed: the resumed run logs
-  /// the epoch in progress (and any logged after the checkpoint, before a crash) again.
-  func trimMetrics(afterStep step: Int, stepsPerEpoch: Int) throws {
+  /// the epoch in progress (and any logged after the checkpoint, before a crash) again. When the run
+  /// ends at the checkpoint (`runEndsThere`: --max-steps inside an epoch, killed in its final work),
+  /// no epoch follows to log it again: the partial epoch's line at that very step stays.
+  func trimMetrics(afterStep step: Int, stepsPerEpoch: Int, runEndsThere: Bool = false) throws {
     guard FileManager.default.fileExists(atPath: metricsPath) else { return }
     // Unreadable, it would be appended to untrimmed, and epochs logged twice.
     guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else {
@@ -96,7 +104,7 @@ final class RunOutput {
       guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
         let epoch = object["epoch"] as? Int, let lineStep = object["step"] as? Int
       else { return false }
-      return epoch <= completedEpochs && lineStep <= step
+      return lineStep <= step && (epoch <= completedEpochs || (runEndsThere && lineStep == step))
     }
     try AtomicFile.write(Array(kept.map { $0 + "\n" }.joined().utf8), to: metricsPath)
   }
@@ -106,7 +114,9 @@ final class RunOutput {
   /// Writes a checkpoint of `engine`'s buffers and `state`; returns its directory.
   @discardableResult
   func writeCheckpoint(_ engine: StepEngine, state: TrainingState, name: String? = nil) throws -> String {
-    try checkpoints.write(
+    // The log first: a failure there stops the run as any log failure does (after this checkpoint).
+    do { try liveTensorBoard?.sync() } catch { deferLogFailure(error, at: state.step) }
+    return try checkpoints.write(
       parameters: engine.parameters.pointer, firstMoment: engine.firstMoment.pointer,
       secondMoment: engine.secondMoment.pointer, layout: engine.layout, state: state, configuration: configuration,
       data: data, name: name)

@@ -31,6 +31,9 @@ final class TensorBoardOutput {
     }
   }
 
+  /// The events so far made durable (before each checkpoint).
+  func sync() throws { try writer.sync() }
+
   /// Adds one step; writes the means every `every` steps.
   func step(
     _ step: Int, losses: LossSums, seconds: Double, learningRate: Double, every: Int, configuration c: TrainingConfiguration

@@ -74,7 +74,9 @@ extension Trainer {
     let restored = try atRoot("the resume checkpoint") { output -> Restored in
       let checkpoint = try output.resumableCheckpoint()
       self.engine.load(checkpoint)
-      try output.trimMetrics(afterStep: checkpoint.state.step, stepsPerEpoch: self.schedule.stepsPerEpoch)
+      try output.trimMetrics(
+        afterStep: checkpoint.state.step, stepsPerEpoch: self.schedule.stepsPerEpoch,
+        runEndsThere: checkpoint.state.step >= self.totalSteps)
       return Restored(state: checkpoint.state, path: checkpoint.path)
     }
     try engine.broadcastState(phase: "the resume broadcast of the checkpoint")

@@ -158,6 +158,21 @@ final class CheckpointRunTests: XCTestCase {
     try assertSameRun(out, as: expected, "rank killed, resumed with 4 ranks")
   }
 
+  /// A run that ends inside an epoch (--max-steps 30 of 24-step epochs) and dies in its final work
+  /// resumes straight to the final files, and the partial epoch's line stays in metrics.jsonl: the
+  /// trim to the checkpoint dropped it, and no epoch followed to log it again.
+  func testAResumeAtTheLastStepKeepsThePartialEpochsLine() throws {
+    let out = temporaryDirectory()
+    var result = try Harness.vaeDist(common(out) + ["--max-steps", "30"])
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertEqual(try Harness.metrics(out).map { $0["step"] as? Int }, [24, 30])
+    try FileManager.default.removeItem(atPath: out + "/model.safetensors")  // as if killed writing the final files
+    result = try Harness.vaeDist(common(out) + ["--max-steps", "30", "--resume"])
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertEqual(try Harness.metrics(out).map { $0["step"] as? Int }, [24, 30])
+    XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+  }
+
   /// Standard output closed under the run (`train | head -c 1`): SIGPIPE asks for a clean stop, the
   /// step's checkpoint is written and the run exits 0, where it used to die of the signal (141) with
   /// nothing saved since the last checkpoint.
