@@ -15,11 +15,13 @@ done
 ((${#launcher[@]})) || "$here/setup.sh"  # a dry run only prints the command
 
 # Run again without saying where or how: the default --out holds the last run. An unfinished one (a
-# checkpoint, no model: Ctrl-C, a crash) is continued; a finished one is moved aside to
+# checkpoint, no model: Ctrl-C, a crash; or a model without the estimate it was to end with: stopped
+# in its final work) is continued, which finishes what is missing; a finished one is moved aside to
 # vae-dist-run.previous-N (nothing is lost) and a new run starts.
 default_out=vae-dist-run
 if [[ -z "$said" && -f "$default_out/run.json" ]]; then
-  if [[ ! -f "$default_out/model.safetensors" ]] && compgen -G "$default_out/checkpoints/step-*" >/dev/null; then
+  estimated() { [[ -f "$default_out/evaluation.json" ]] || grep -q '"iwSamples" : 0,' "$default_out/run.json"; }
+  if compgen -G "$default_out/checkpoints/step-*" >/dev/null && { [[ ! -f "$default_out/model.safetensors" ]] || ! estimated; }; then
     echo "train.sh: $default_out holds an unfinished run: continuing it (--resume; give --overwrite to start afresh)"
     arguments+=(--resume)
   else

@@ -159,7 +159,8 @@ final class RunOutput {
     console.line("wrote \(result.written.count) pictures into \(folder)/ at step \(step)")
     try liveTensorBoard?.pictures(result.written, step: step)
     if !result.skipped.isEmpty {
-      console.line("stopped by a signal: skipped \(result.skipped.joined(separator: ", "))")
+      console.line(
+        "stopped by a signal: skipped \(result.skipped.joined(separator: ", ")); the same command with --resume draws them")
     }
   }
 
@@ -168,7 +169,9 @@ final class RunOutput {
   func record(_ estimate: LikelihoodEstimate?, seconds: Double, step: Int) throws {
     let k = configuration.iwSamples
     guard let estimate else {
-      console.line("stopped by a signal: skipped the importance-weighted log-likelihood estimate (model.safetensors is written)")
+      console.line(
+        "stopped by a signal: skipped the importance-weighted log-likelihood estimate (model.safetensors is written); "
+          + "the same command with --resume finishes it (launch/train.sh run again does)")
       return
     }
     console.line(

@@ -125,8 +125,16 @@ final class OutputLockRunTests: XCTestCase {
     let unfinished = try dryRun()
     XCTAssertTrue(unfinished.output.contains("train --epochs 5 --resume"), unfinished.all)
     XCTAssertTrue(fm.createFile(atPath: folder + "/vae-dist-run/model.safetensors", contents: Data()))
+    // A model without the estimate it was to end with (stopped in its final work): still unfinished.
+    let unestimated = try dryRun()
+    XCTAssertTrue(unestimated.output.contains("train --epochs 5 --resume"), unestimated.all)
+    XCTAssertTrue(fm.createFile(atPath: folder + "/vae-dist-run/evaluation.json", contents: Data("{}".utf8)))
     let finished = try dryRun()
     XCTAssertTrue(finished.output.contains("train --epochs 5 --overwrite"), finished.all)
+    // A run told --iw-samples 0 has no estimate to wait for.
+    try fm.removeItem(atPath: folder + "/vae-dist-run/evaluation.json")
+    XCTAssertTrue(fm.createFile(atPath: folder + "/vae-dist-run/run.json", contents: Data("{\n    \"iwSamples\" : 0,\n}".utf8)))
+    XCTAssertTrue(try dryRun().output.contains("train --epochs 5 --overwrite"))
     for told in ["--out elsewhere", "--out=elsewhere", "--resume", "--overwrite"] {
       let result = try dryRun(told)
       XCTAssertTrue(result.output.contains("train --epochs 5 \(told)\n"), "\(told): \(result.all)")

@@ -87,6 +87,12 @@ final class ProtocolRunTests: XCTestCase {
     XCTAssertTrue(result.output.contains("stopped by a signal: skipped the importance-weighted log-likelihood estimate"), result.output)
     XCTAssertLessThan(result.seconds - signalled, 10, "the first signal must end the final work")
     XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+    // The message says how to finish; --resume (at the run's last step) does, without training.
+    XCTAssertTrue(result.output.contains("the same command with --resume finishes it"), result.output)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/evaluation.json"))
+    let finished = try Harness.vaeDist(["--data", data, "--out", out, "--max-steps", "2", "--iw-samples", "20", "--progress", "none", "--resume"])
+    XCTAssertEqual(finished.status, 0, finished.all)
+    XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/evaluation.json"), finished.all)
   }
 
   /// A second signal ends the process at once with status 130 (docs/checkpoints.md), whatever the
