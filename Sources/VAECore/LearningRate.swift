@@ -88,8 +88,8 @@ public struct LearningRateSchedule: Sendable, Equatable, Codable {
     switch shape {
     case .constant: parts.append("constant")
     case .cosine:
-      parts.append("cosine to \(finalFraction) of the peak over \(decaySteps > 0 ? "\(decaySteps) steps" : "the run")")
-    case .step: parts.append("×\(gamma) every \(stepEvery) steps")
+      parts.append("cosine to \(shortNumber(finalFraction)) of the peak over \(decaySteps > 0 ? "\(decaySteps) steps" : "the run")")
+    case .step: parts.append("×\(shortNumber(gamma)) every \(stepEvery) steps")
     }
     if warmupSteps > 0 { parts.append("warm-up \(warmupSteps) steps") }
     if scaling != .none { parts.append("\(scaling.rawValue) scaling with the batch") }

@@ -205,7 +205,7 @@ public final class Trainer {
     if decision.stopEarly {
       console.line(
         "early stopping after epoch \(epoch + 1): the validation loss has not improved by more than "
-          + "\(c.earlyStoppingMinDelta) for \(state.epochsWithoutImprovement) epochs; best "
+          + "\(shortNumber(c.earlyStoppingMinDelta)) for \(state.epochsWithoutImprovement) epochs; best "
           + "\(fixed(state.bestValidationLoss ?? .nan, 3)) at step \(state.bestStep ?? 0), kept in "
           + "\(c.outputDirectory)/checkpoints/best")
       return (.stopEarly, figures)

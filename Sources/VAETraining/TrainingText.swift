@@ -12,8 +12,8 @@ extension Trainer {
     console.line("  host       \(cpuDescription()), \(ProcessInfo.processInfo.activeProcessorCount) cores (rank 0's)")
     console.line("  mode       \(communicator.modeDescription), \(threads) worker thread\(threads == 1 ? "" : "s") per rank, kernels \(KernelVariant.active.rawValue), \(Precision.active.banner)")
     console.line("  data       \(c.syntheticData ? "synthetic images" : c.dataDirectory): \(grouped(schedule.exampleCount)) training images; this rank holds \(grouped(data.train.count)) (streams \(data.localStreams.lowerBound)..<\(data.localStreams.upperBound) of \(microBatches))")
-    console.line("  model      latent size \(c.latentDim), \(grouped(engine.layout.totalCount)) parameters, β \(c.beta)")
-    console.line("  training   \(c.epochs) epochs × \(schedule.stepsPerEpoch) steps\(c.maxSteps.map { " (stopping after \($0) steps)" } ?? ""), batch \(c.batchSize) = \(microBatches) micro-batches of \(c.microBatchSize), Adam lr \(c.adam.learningRate)\(c.learningRateSchedule.map { " (\($0.description); peak \($0.peak(base: c.adam.learningRate, batchSize: c.batchSize)))" } ?? ""), seed \(c.seed)")
+    console.line("  model      latent size \(c.latentDim), \(grouped(engine.layout.totalCount)) parameters, β \(shortNumber(c.beta))")
+    console.line("  training   \(c.epochs) epochs × \(schedule.stepsPerEpoch) steps\(c.maxSteps.map { " (stopping after \($0) step\($0 == 1 ? "" : "s"))" } ?? ""), batch \(c.batchSize) = \(microBatches) micro-batches of \(c.microBatchSize), Adam lr \(shortNumber(c.adam.learningRate))\(c.learningRateSchedule.map { " (\($0.description); peak \(shortNumber($0.peak(base: c.adam.learningRate, batchSize: c.batchSize))))" } ?? ""), seed \(c.seed)")
     console.line("  reduction  \(c.reduction.rawValue)")
     console.line("  output     \(c.outputDirectory)/")
   }

@@ -45,5 +45,10 @@ final class LearningRateTests: XCTestCase {
     XCTAssertEqual(rate(s, 31), 5e-4)
     XCTAssertEqual(rate(s, 61), 2.5e-4)
     XCTAssertEqual(s.description, "×0.5 every 30 steps")
+    var cosine = LearningRateSchedule()
+    cosine.shape = .cosine
+    XCTAssertEqual(cosine.description, "cosine to 0 of the peak over the run", "not 0.0")
+    // Settings as a person reads them: %g, not Swift's shortest round trip.
+    XCTAssertEqual([0.0028284271247461905, 1, 0, 1e-5, 0.001, 1234567].map(shortNumber), ["0.00282843", "1", "0", "1e-05", "0.001", "1.23457e+06"])
   }
 }
