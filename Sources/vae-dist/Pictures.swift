@@ -54,7 +54,7 @@ struct PictureOptions: ParsableArguments {
 struct Sample: ParsableCommand {
   static let configuration = CommandConfiguration(abstract: "Decode images from z ~ N(0, I) into a grid.")
   @OptionGroup var options: PictureOptions
-  @Option(help: "Rows and columns of the grid.") var grid = 10
+  @Option(help: "Rows and columns of the grid, 1 to 40.") var grid = 10
   func validate() throws { guard (1...40).contains(grid) else { throw ValidationError("--grid must be between 1 and 40.") } }
   func run() throws { try options.write { try options.pictures().samples(rows: grid, columns: grid) } }
 }
@@ -63,7 +63,7 @@ struct Reconstruct: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Test images beside their reconstructions (one of each class per column).")
   @OptionGroup var options: PictureOptions
-  @Option(help: "Pairs of rows (images, reconstructions).") var pairs = 3
+  @Option(help: "Pairs of rows (images, reconstructions), 1 to 10.") var pairs = 3
   func validate() throws { guard (1...10).contains(pairs) else { throw ValidationError("--pairs must be between 1 and 10.") } }
   func run() throws { try options.write { try options.pictures().reconstructions(try options.testImages(), pairs: pairs) } }
 }
@@ -74,7 +74,7 @@ struct Interpolate: ParsableCommand {
   @OptionGroup var options: PictureOptions
   @Option(help: ArgumentHelp("Index of the first test image (default: a sneaker).", valueName: "i")) var from: Int?
   @Option(help: ArgumentHelp("Index of the last test image (default: a T-shirt).", valueName: "j")) var to: Int?
-  @Option(help: "Decoded points between them.") var steps = 10
+  @Option(help: "Decoded points between them, 2 to 64.") var steps = 10
   func validate() throws {
     guard (2...64).contains(steps) else { throw ValidationError("--steps must be between 2 and 64.") }
     for (flag, value) in [("--from", from), ("--to", to)] {
@@ -112,7 +112,7 @@ struct Manifold: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Decode a regular grid over two latent dimensions (the 2-D latent space itself when d = 2).")
   @OptionGroup var options: PictureOptions
-  @Option(help: "Points along each side.") var grid = 20
+  @Option(help: "Points along each side, 2 to 60.") var grid = 20
   @Option(help: ArgumentHelp("The two latent dimensions spanning the plane, e.g. 0,1.", valueName: "i,j")) var dims = "0,1"
   func validate() throws { guard (2...60).contains(grid) else { throw ValidationError("--grid must be between 2 and 60.") } }
   func run() throws {
@@ -154,9 +154,9 @@ struct PlotCSV: ParsableCommand {
   @Option(help: ArgumentHelp("The column for the x axis.", valueName: "column")) var x: String
   @Option(help: ArgumentHelp("Columns to plot, comma-separated.", valueName: "columns")) var y: String
   @Option(help: ArgumentHelp("Only rows whose column equals a value, as column=value.", valueName: "filter")) var only: String?
-  @Option var title = ""
-  @Option var xLabel: String?
-  @Option var yLabel = ""
+  @Option(help: "The chart's title.") var title = ""
+  @Option(help: ArgumentHelp("The x axis's label (default: the --x column's name).", valueName: "text")) var xLabel: String?
+  @Option(help: ArgumentHelp("The y axis's label.", valueName: "text")) var yLabel = ""
   @Option(name: .customLong("output"), help: ArgumentHelp("The PNG file to write.", valueName: "file")) var output: String
 
   func run() throws {
