@@ -67,7 +67,8 @@ struct Evaluate: ParsableCommand {
         return
       }
       let step = file.metadata["step"].map { ", step \($0)" } ?? ""
-      print("\(path): latent size \(layout.latentDim), \(grouped(layout.totalCount)) parameters\(step); noise seed \(seed)\(self.seed == nil ? " (the run's)" : "")")
+      let whose = self.seed != nil ? "" : recordedSeed(file) != nil ? " (the run's)" : " (the file records none)"
+      print("\(path): latent size \(layout.latentDim), \(grouped(layout.totalCount)) parameters\(step); noise seed \(seed)\(whose)")
       print("test set, \(grouped(sampled.count)) images (loss per image = reconstruction + KL, at β = 1):")
       print("  z sampled  loss \(fixed(sampled.meanLoss(beta: 1), 3))  (recon \(fixed(sampled.meanReconstruction, 3)), kl \(fixed(sampled.meanKL, 3)))")
       print("  z = z_mean loss \(fixed(mean.meanLoss(beta: 1), 3))  (recon \(fixed(mean.meanReconstruction, 3)), kl \(fixed(mean.meanKL, 3)))")

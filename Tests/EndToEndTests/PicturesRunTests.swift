@@ -74,6 +74,12 @@ final class PicturesRunTests: XCTestCase {
     let json = try JSONSerialization.jsonObject(with: Data(evaluated.output.utf8)) as! [String: Any]
     XCTAssertEqual(json["test_elbo"] as! Double, elbo, accuracy: 1e-9 * abs(elbo))
     XCTAssertEqual(json["test_log_likelihood_iw"] as! Double, iw, accuracy: 1e-9 * abs(iw))
+    // The last checkpoint's folder: its model file records the seed too, and holds the same parameters.
+    let newest = try FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints").filter { $0.hasPrefix("step-") }.sorted().last!
+    let fromFolder = try Harness.vaeDist(["evaluate", "--checkpoint", out + "/checkpoints/" + newest, "--data", data, "--iw-samples", "8", "--json"])
+    XCTAssertEqual(fromFolder.status, 0, fromFolder.all)
+    let folderJSON = try JSONSerialization.jsonObject(with: Data(fromFolder.output.utf8)) as! [String: Any]
+    XCTAssertEqual(folderJSON["test_elbo"] as! Double, elbo, accuracy: 1e-9 * abs(elbo))
   }
 
   /// A model with one latent dimension: the picture commands' default --dims 0,1 stands for 0,0, as

@@ -76,7 +76,10 @@ public final class CheckpointStore {
     try createDirectory(temporary)
 
     let model = SafeTensors.encode(
-      SafeTensors.File(metadata: ["format": "pt"], tensors: ModelFile.tensors(parameters, layout: layout)))
+      SafeTensors.File(
+        // The seed and step as the final model.safetensors records them: the commands on a saved model read them.
+        metadata: ["format": "pt", "seed": "\(configuration.seed)", "step": "\(state.step)"],
+        tensors: ModelFile.tensors(parameters, layout: layout)))
     var moments: [SafeTensors.Tensor] = []
     for (prefix, buffer) in [("adam.m.", firstMoment), ("adam.v.", secondMoment)] {
       moments += ModelFile.tensors(buffer, layout: layout).map {
