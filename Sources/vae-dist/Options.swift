@@ -35,9 +35,6 @@ struct ModelOptions: ParsableArguments {
 }
 
 struct OptimizationOptions: ParsableArguments {
-  @Option(help: "Passes over the training set (1 to 1,000,000).")
-  var epochs = defaults.epochs
-
   @Option(help: "Global batch size: images per optimizer step over all ranks.")
   var batchSize = defaults.batchSize
 
@@ -84,6 +81,13 @@ struct OptimizationOptions: ParsableArguments {
 
   @Option(help: "Seed of the initialization, the data order and the noise.")
   var seed = defaults.seed
+}
+
+/// How long a training run lasts and what it holds out to decide it (train only: bench times
+/// --steps steps and reads none of these).
+struct RunLengthOptions: ParsableArguments {
+  @Option(help: "Passes over the training set (1 to 1,000,000).")
+  var epochs = defaults.epochs
 
   @Option(help: ArgumentHelp("Stop after this many optimizer steps.", valueName: "k"))
   var maxSteps: Int?
@@ -102,7 +106,6 @@ struct OptimizationOptions: ParsableArguments {
   var valSize: Int?
 
   var resolvedValidationSize: Int { valSize ?? (earlyStopping == nil ? 0 : 5000) }
-
 }
 
 /// --threads, for training (per rank) and for the single-process commands.
@@ -233,19 +236,21 @@ extension ProgressStyle: ExpressibleByArgument {}
 
 extension TrainingConfiguration {
   /// The settings the option groups shared by `train` and `bench` describe.
-  init(data: DataOptions, model: ModelOptions, optimization: OptimizationOptions, parallel: ParallelOptions) {
+  init(data: DataOptions, model: ModelOptions, optimization: OptimizationOptions, length: RunLengthOptions? = nil, parallel: ParallelOptions) {
     self.init()
     dataDirectory = data.directory
-    epochs = optimization.epochs
     batchSize = optimization.batchSize
     microBatchSize = optimization.microBatch ?? Self.defaultMicroBatch(forBatch: optimization.batchSize)
-    validationSize = optimization.resolvedValidationSize
     adam.learningRate = optimization.learningRate
     learningRateSchedule = optimization.schedule
     seed = optimization.seed
-    maxSteps = optimization.maxSteps
-    earlyStoppingPatience = optimization.earlyStopping
-    earlyStoppingMinDelta = optimization.minDelta
+    if let length {
+      epochs = length.epochs
+      validationSize = length.resolvedValidationSize
+      maxSteps = length.maxSteps
+      earlyStoppingPatience = length.earlyStopping
+      earlyStoppingMinDelta = length.minDelta
+    }
     latentDim = model.latentDim
     beta = model.beta
     precision = model.precision == .fp32 ? nil : model.precision
