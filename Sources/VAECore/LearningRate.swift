@@ -82,8 +82,12 @@ public struct LearningRateSchedule: Sendable, Equatable, Codable {
     }
   }
 
-  /// "cosine to 0 over the run, warm-up 100, linear scaling" (for banners and refusals).
-  public var description: String {
+  /// "cosine to 0 over the run, warm-up 100, linear scaling" (for banners).
+  public var description: String { text(shortNumber) }
+  /// The same with every digit (refusals, where two schedules must read apart).
+  public var exactDescription: String { text { "\($0)" } }
+
+  private func text(_ shortNumber: (Double) -> String) -> String {
     var parts: [String] = []
     switch shape {
     case .constant: parts.append("constant")

@@ -109,8 +109,8 @@ public final class MPICommunicator: Communicator {
         let message =
           "vae-dist: rank \(rank) on \(hostName): waited \(Int(stallTimeout)) s in \(phase()) without the "
           + "other ranks arriving; a peer rank has stalled or died. Ending the whole job (status 3; raise "
-          + "--stall-timeout if a step legitimately takes longer). --resume (same --out) continues from the last "
-          + "checkpoint; launched with --max-restarts K, the job restarts on its own.\n"
+          + "--stall-timeout if a step legitimately takes longer). A training run continues from its last "
+          + "checkpoint with --resume (same --out), or restarts on its own when launched with --max-restarts K.\n"
         _ = message.withCString { write(STDERR_FILENO, $0, strlen($0)) }
         abort(code: FailureKind.peerLost.exitStatus)
       }

@@ -88,6 +88,8 @@ extension Supervisor {
     do {
       try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
       try AtomicFile.write(Array((reachable.joined(separator: "\n") + "\n").utf8), to: path)
+    } catch let error as FileError {
+      throw error
     } catch {
       throw FileError.writeFailed(path: path, reason: "\(error)")
     }

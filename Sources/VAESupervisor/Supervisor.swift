@@ -110,7 +110,7 @@ public final class Supervisor {
           }
           restarts += 1
           say("restart \(restarts)/\(settings.maxRestarts): no host of \(hostfile) answers; trying again")
-          backOff(restarts: restarts)
+          backOff(restarts: restarts, after: "no host answers")
           continue
         }
         command = reachable
@@ -186,10 +186,10 @@ public final class Supervisor {
 
   /// Waits before restart `restarts + 1` (--backoff seconds times the restart number, at most 5
   /// times), in tenths of a second, until a stop is requested.
-  private func backOff(restarts: Int) {
+  private func backOff(restarts: Int, after what: String = "the job failed") {
     let seconds = settings.backoff * Double(min(restarts + 1, 5))
     // Said first: the failed job's output ends, and a long back-off would otherwise look like a hang.
-    if seconds >= 1 { say("the job failed: waiting \(Int(seconds)) s (--backoff) before the next attempt") }
+    if seconds >= 1 { say("\(what): waiting \(Int(seconds)) s (--backoff) before the next attempt") }
     let end = monotonicSeconds() + seconds
     while monotonicSeconds() < end && !stopRequested.load(ordering: .sequentiallyConsistent) {
       usleep(UInt32(min(0.1, max(0, end - monotonicSeconds())) * 1e6))

@@ -100,7 +100,7 @@ public struct RunDirectory {
     let count = store.candidates().count
     if count > 0 { return "\(count) checkpoint\(count == 1 ? "" : "s")" }
     if FileManager.default.fileExists(atPath: path + "/model.safetensors") { return "a trained model" }
-    let best = FileManager.default.fileExists(atPath: store.directory + "/best") ? ["the best checkpoint"] : []
+    let best = FileManager.default.fileExists(atPath: store.directory + "/best") ? ["checkpoints/best"] : []
     let logs = best + ["metrics.jsonl", "evaluation.json"].filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
     guard !logs.isEmpty else { return nil }
     guard let earlier = try? readRecord(),

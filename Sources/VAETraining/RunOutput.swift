@@ -68,15 +68,15 @@ final class RunOutput {
       try tensorBoard.step(
         step, losses: losses, seconds: seconds, learningRate: learningRate, every: configuration.logEvery, configuration: configuration)
     } catch {
-      deferLogFailure(error, at: step)
+      deferLogFailure(error, at: step, then: "stopping after the next step with a checkpoint")
     }
   }
 
   /// A TensorBoard write failed: the error is kept (thrown after the next checkpoint) and the run
   /// asked to stop; the log is written no more.
-  private func deferLogFailure(_ error: Error, at step: Int) {
+  private func deferLogFailure(_ error: Error, at step: Int, then: String) {
     deferredError = error
-    console.line("step \(step): \(error); stopping after the next step with a checkpoint")
+    console.line("step \(step): \(error); \(then)")
     StopSignal.request()
   }
 
@@ -115,7 +115,7 @@ final class RunOutput {
   @discardableResult
   func writeCheckpoint(_ engine: StepEngine, state: TrainingState, name: String? = nil) throws -> String {
     // The log first: a failure there stops the run as any log failure does (after this checkpoint).
-    do { try liveTensorBoard?.sync() } catch { deferLogFailure(error, at: state.step) }
+    do { try liveTensorBoard?.sync() } catch { deferLogFailure(error, at: state.step, then: "stopping after this checkpoint") }
     return try checkpoints.write(
       parameters: engine.parameters.pointer, firstMoment: engine.firstMoment.pointer,
       secondMoment: engine.secondMoment.pointer, layout: engine.layout, state: state, configuration: configuration,
@@ -171,7 +171,7 @@ final class RunOutput {
     guard let estimate else {
       console.line(
         "stopped by a signal: skipped the importance-weighted log-likelihood estimate (model.safetensors is written); "
-          + "the same command with --resume finishes it (launch/train.sh run again does)")
+          + "the same command with --resume finishes it")
       return
     }
     console.line(

@@ -247,9 +247,11 @@ public final class Trainer {
         return true
       }
     }
-    console.line(
+    if !StopSignal.requested {  // a stop in the final work said what it skipped, and how to finish
+      console.line(
       "done: step \(step) in \(grouped(Int(monotonicSeconds() - createdAt))) s; the run is in \(configuration.outputDirectory)/"
         + (configuration.tensorboardDirectory.map { " (curves: tensorboard --logdir \($0))" } ?? ""))
+    }
     return TrainingSummary(steps: step, lastEpoch: last, modelPath: modelPath, stopped: false)
   }
 

@@ -74,7 +74,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     check("--reduction", other.reduction.rawValue, reduction.rawValue)
     check("--lr", other.adam.learningRate, adam.learningRate)
     let (mine, theirs) = ((learningRateSchedule ?? .init()).canonical, (other.learningRateSchedule ?? .init()).canonical)
-    if mine != theirs { conflicts.append("the learning-rate schedule \(mine.description) (the checkpoint has \(theirs.description))") }
+    if mine != theirs { conflicts.append("the learning-rate schedule \(mine.exactDescription) (the checkpoint has \(theirs.exactDescription))") }
     // A cosine decay over "the rest of the run" depends on the run's length.
     if mine.shape == .cosine && mine.decaySteps == 0 { check("--epochs", other.epochs, epochs) }
     check("--val-size", other.validationSize, validationSize)
