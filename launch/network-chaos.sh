@@ -168,10 +168,10 @@ job=$!
 wait_for_step "$out/heal" 10 || true
 cut_off vae-h3; cut_at=$(now); sleep "$cut"; heal vae-h3
 healed_at=$(now)
-at_cut=$(step_of "$out/heal" || echo 0)
+at_cut=$(step_of "$out/heal")
 # Healed once a step after the cut's end completes.
 for _ in $(seq 600); do
-  s=$(step_of "$out/heal" || echo 0)
+  s=$(step_of "$out/heal")
   ((s > at_cut)) && break
   kill -0 "$job" 2>/dev/null || break
   sleep 0.1

@@ -99,7 +99,7 @@ public final class Supervisor {
         do {
           answering = try withReachableHosts(hostfile, ranks: ranks, command)
         } catch {
-          say("\(error); not starting the job (free space in, or fix the permissions of, \(output))")
+          say("\(error) Not starting the job.")  // the error says what to check
           return FailureKind.output.exitStatus
         }
         guard let reachable = answering else {
@@ -171,14 +171,15 @@ public final class Supervisor {
         sayRestartsUsedUp(status: status, restarts: restarts)
         return status
       }
-      let progressed = (progressStep(since: attempt) ?? 0) > (resumeStep?.step ?? 0)
+      let attemptStep = progressStep(since: attempt)
+      let progressed = (attemptStep ?? 0) > (resumeStep?.step ?? 0)
       if let minRanks = settings.minRanks, !progressed, monotonicSeconds() - started < 60,
         let n = Self.value(of: "-n", in: command).flatMap(Int.init), n > minRanks
       {
         ranks = n - 1
         say("the job failed before its first step: trying \(n - 1) ranks (--min-ranks \(minRanks))")
       }
-      let reached = max(progressStep(since: attempt) ?? 0, newestCheckpoint()?.step ?? 0)
+      let reached = max(attemptStep ?? 0, newestCheckpoint()?.step ?? 0)
       previousFailure = (status, Self.cause(status: status, transcript: transcript), reached)
       backOff(restarts: restarts)
     }

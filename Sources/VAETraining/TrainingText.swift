@@ -1,4 +1,3 @@
-import Foundation
 import VAECore
 import VAEDistributed
 
@@ -9,7 +8,7 @@ extension Trainer {
     let c = configuration, data = engine.data
     let microBatches = schedule.streamCount, threads = engine.workerThreads
     console.line("vae-dist: convolutional VAE on Fashion-MNIST")
-    console.line("  host       \(cpuDescription()), \(ProcessInfo.processInfo.activeProcessorCount) cores (rank 0's)")
+    console.line("  host       \(cpuDescription()), \(onlineCPUCount()) cores (rank 0's)")
     console.line("  mode       \(communicator.modeDescription), \(threads) worker thread\(threads == 1 ? "" : "s") per rank, kernels \(KernelVariant.active.rawValue), \(Precision.active.banner)")
     console.line("  data       \(c.syntheticData ? "synthetic images" : c.dataDirectory): \(grouped(schedule.exampleCount)) training images; this rank holds \(grouped(data.train.count)) (streams \(data.localStreams.lowerBound)..<\(data.localStreams.upperBound) of \(microBatches))")
     console.line("  model      latent size \(c.latentDim), \(grouped(engine.layout.totalCount)) parameters, β \(shortNumber(c.beta))")

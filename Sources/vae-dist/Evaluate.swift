@@ -43,7 +43,7 @@ struct Evaluate: ParsableCommand {
       let file = try SafeTensors.read(path: path)
       let (layout, parameters) = try ModelFile.parameters(from: file, path: path)
       let test = ImageStore(try FashionMNIST.load(directory: data.directory, split: .test))
-      let seed = self.seed ?? recordedSeed(file) ?? 0
+      let recorded = recordedSeed(file), seed = self.seed ?? recorded ?? 0
       let evaluator = Evaluator(latentDim: layout.latentDim, seed: seed, threads: threads.resolved)
       let evaluation = evaluator.evaluate(parameters: parameters, images: test)
       let sampled = evaluation.loss
@@ -67,7 +67,7 @@ struct Evaluate: ParsableCommand {
         return
       }
       let step = file.metadata["step"].map { ", step \($0)" } ?? ""
-      let whose = self.seed != nil ? "" : recordedSeed(file) != nil ? " (the run's)" : " (the file records none)"
+      let whose = self.seed != nil ? "" : recorded != nil ? " (the run's)" : " (the file records none)"
       print("\(path): latent size \(layout.latentDim), \(grouped(layout.totalCount)) parameters\(step); noise seed \(seed)\(whose)")
       print("test set, \(grouped(sampled.count)) images (loss per image = reconstruction + KL, at β = 1):")
       print("  z sampled  loss \(fixed(sampled.meanLoss(beta: 1), 3))  (recon \(fixed(sampled.meanReconstruction, 3)), kl \(fixed(sampled.meanKL, 3)))")
