@@ -38,6 +38,22 @@ public enum AtomicFile {
     try syncDirectory(parent(of: path), for: path)
   }
 
+  /// Removes the temporaries (`NAME.tmp-PID`, regular files) that writes killed before their rename
+  /// left in `directory`, except those of process `sparing`. Only for a folder no live process of
+  /// another PID writes into: the run folder, by the holder of its lock.
+  public static func removeLeftovers(in directory: String, sparing pid: Int32 = getpid()) {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    for name in names {
+      guard let mark = name.range(of: ".tmp-", options: .backwards), mark.lowerBound > name.startIndex,
+        let writer = Int32(name[mark.upperBound...]), writer != pid
+      else { continue }
+      var info = stat()
+      let path = directory + "/" + name
+      guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+      unlink(path)
+    }
+  }
+
   /// Throws unless `path` is absent or (behind any links) a regular file.
   public static func requireRegularOrAbsent(_ path: String) throws {
     var info = stat()

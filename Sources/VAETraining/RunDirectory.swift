@@ -54,10 +54,11 @@ public struct RunDirectory {
     }
     try create()
     var lock = try RunLock(directory: path)
-    // What a run that died in a checkpoint write left behind, first: a copy that a crash left moved
-    // aside goes back under its name, so the checks below see it. Only the lock holder gets here,
-    // so no live run is writing them.
+    // What a run that died in a write left behind, first: a copy that a crash left moved aside goes
+    // back under its name, so the checks below see it; a half-written model.safetensors.tmp-PID (or
+    // picture) goes. Only the lock holder gets here, so no live run is writing them.
     CheckpointStore(outputDirectory: path, keep: 1).removeLeftovers()
+    for folder in [path, path + "/images"] { AtomicFile.removeLeftovers(in: folder) }
     var movedTo: String?
     if resume {
       if let record = try? readRecord(), let refusal = record.refusal(of: configuration, data: data, holder: "the run in \(path)") {

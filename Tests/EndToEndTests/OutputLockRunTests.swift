@@ -69,15 +69,21 @@ final class OutputLockRunTests: XCTestCase {
       kill(process.processIdentifier, SIGKILL)
     }
     XCTAssertEqual(killed.status, SIGKILL, "killed by signal 9: \(killed.all)")
-    // What a process that died inside a checkpoint write leaves: a temporary directory.
+    // What a process that died inside a checkpoint write leaves: a temporary directory; inside the
+    // write of the model, a picture or hosts.active (a supervisor's): NAME.tmp-PID.
     let leftover = out + "/checkpoints/.tmp-step-00000030-999999"
     try FileManager.default.createDirectory(atPath: leftover, withIntermediateDirectories: true)
-    try Data("x".utf8).write(to: URL(fileURLWithPath: out + "/notes.txt"))
+    let partialWrites = [out + "/model.safetensors.tmp-999999", out + "/hosts.active.tmp-12", out + "/images/samples.png.tmp-999999"]
+    try FileManager.default.createDirectory(atPath: out + "/images", withIntermediateDirectories: true)
+    for path in partialWrites { try Data("x".utf8).write(to: URL(fileURLWithPath: path)) }
+    let kept = [out + "/notes.txt", out + "/notes.tmp-draft", out + "/.tmp-7"]
+    for path in kept { try Data("x".utf8).write(to: URL(fileURLWithPath: path)) }
     let resumed = try Harness.vaeDist(arguments(out, seed: 3) + ["--resume"])
     XCTAssertEqual(resumed.status, 0, resumed.all)
     XCTAssertTrue(try Harness.safetensors(out + "/model.safetensors").data == expected, "the resumed run ends on other bits")
     XCTAssertFalse(FileManager.default.fileExists(atPath: leftover), "the leftover temporary checkpoint stays")
-    XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/notes.txt"), "a file that is not a leftover was removed")
+    for path in partialWrites { XCTAssertFalse(FileManager.default.fileExists(atPath: path), "the leftover \(path) stays") }
+    for path in kept { XCTAssertTrue(FileManager.default.fileExists(atPath: path), "\(path), not a leftover, was removed") }
   }
 
   /// A .lock that is a symbolic link (an --out copied with `cp -rs`) is refused, naming it, and the
