@@ -39,13 +39,13 @@ public enum AtomicFile {
   }
 
   /// Removes the temporaries (`NAME.tmp-PID`, regular files) that writes killed before their rename
-  /// left in `directory`, except those of process `sparing`. Only for a folder no live process of
-  /// another PID writes into: the run folder, by the holder of its lock.
-  public static func removeLeftovers(in directory: String, sparing pid: Int32 = getpid()) {
+  /// left in `directory`: those of no live process on this host (a picture command writing into
+  /// the run's images/ meanwhile keeps its own). For the run folder, by the holder of its lock.
+  public static func removeLeftovers(in directory: String) {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
     for name in names {
       guard let mark = name.range(of: ".tmp-", options: .backwards), mark.lowerBound > name.startIndex,
-        let writer = Int32(name[mark.upperBound...]), writer != pid
+        let writer = Int32(name[mark.upperBound...]), writer > 0, kill(writer, 0) != 0, errno == ESRCH
       else { continue }
       var info = stat()
       let path = directory + "/" + name

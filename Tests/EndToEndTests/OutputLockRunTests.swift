@@ -73,10 +73,10 @@ final class OutputLockRunTests: XCTestCase {
     // write of the model, a picture or hosts.active (a supervisor's): NAME.tmp-PID.
     let leftover = out + "/checkpoints/.tmp-step-00000030-999999"
     try FileManager.default.createDirectory(atPath: leftover, withIntermediateDirectories: true)
-    let partialWrites = [out + "/model.safetensors.tmp-999999", out + "/hosts.active.tmp-12", out + "/images/samples.png.tmp-999999"]
+    let partialWrites = [out + "/model.safetensors.tmp-999999", out + "/hosts.active.tmp-999998", out + "/images/samples.png.tmp-999999"]
     try FileManager.default.createDirectory(atPath: out + "/images", withIntermediateDirectories: true)
     for path in partialWrites { try Data("x".utf8).write(to: URL(fileURLWithPath: path)) }
-    let kept = [out + "/notes.txt", out + "/notes.tmp-draft", out + "/.tmp-7"]
+    let kept = [out + "/notes.txt", out + "/notes.tmp-draft", out + "/.tmp-7", out + "/images/live.png.tmp-\(getpid())"]
     for path in kept { try Data("x".utf8).write(to: URL(fileURLWithPath: path)) }
     let resumed = try Harness.vaeDist(arguments(out, seed: 3) + ["--resume"])
     XCTAssertEqual(resumed.status, 0, resumed.all)
