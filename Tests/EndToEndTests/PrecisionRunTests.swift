@@ -76,9 +76,10 @@ final class PrecisionRunTests: XCTestCase {
     try Harness.requirePython("torch, safetensors", what: "PyTorch")
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
       .deletingLastPathComponent().appendingPathComponent("pytorch/check_model.py").path
-    let torch = try Harness.run("/usr/bin/env", ["python3", script, alone + "/model.safetensors"], timeout: 300)
+    let torch = try Harness.run("/usr/bin/env", ["python3", script, alone + "/model.safetensors", data], timeout: 300)
     XCTAssertEqual(torch.status, 0, torch.all)
-    let ours = try Harness.run(binary, ["evaluate", "--checkpoint", alone + "/model.safetensors", "--json", "--iw-samples", "0"])
+    let ours = try Harness.run(
+      binary, ["evaluate", "--checkpoint", alone + "/model.safetensors", "--data", data, "--json", "--iw-samples", "0"])
     XCTAssertEqual(ours.status, 0, ours.all)
     let t = try JSONSerialization.jsonObject(with: Data(torch.output.utf8)) as! [String: Any]
     let v = try JSONSerialization.jsonObject(with: Data(ours.output.utf8)) as! [String: Any]

@@ -4,11 +4,15 @@
     python3 Tests/pytorch/check_model.py MODEL.safetensors [DATA_DIR]
 
 Prints one JSON object: the mean test loss with z = z_mean (reconstruction + KL) and the number of
-the encoder's hidden units that are zero for every test image, computed by PyTorch alone. The end-to-end test compares it with `vae-dist evaluate --json` on the same file: agreement
-shows the names, layouts and semantics (padding, output_padding, flatten order) are PyTorch's.
+the encoder's hidden units that are zero for every test image, computed by PyTorch alone, over the
+test images of DATA_DIR (default Debian's Fashion-MNIST; its IDX files gzip or plain). In double
+precision: about 11 s for the 10,000 images on a Zen 1, so the tests give 500. The end-to-end
+tests compare it with `vae-dist evaluate --json` on the same file and data: agreement shows the
+names, layouts and semantics (padding, output_padding, flatten order) are PyTorch's.
 """
 import gzip
 import json
+import os
 import sys
 
 import numpy as np
@@ -55,8 +59,9 @@ class VAE(nn.Module):
         self.decoder = Decoder(latent_dim)
 
 
-def test_images(directory):
-    with gzip.open(f"{directory}/t10k-images-idx3-ubyte.gz") as f:
+def test_images(directory):  # gzip or plain, as vae-dist reads them
+    path = f"{directory}/t10k-images-idx3-ubyte"
+    with (gzip.open(path + ".gz") if os.path.exists(path + ".gz") else open(path, "rb")) as f:
         data = np.frombuffer(f.read(), dtype=np.uint8, offset=16)
     return torch.from_numpy(data.reshape(-1, 1, 28, 28).astype(np.float32) / 255)
 
