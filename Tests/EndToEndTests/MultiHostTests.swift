@@ -32,12 +32,15 @@ final class MultiHostTests: XCTestCase {
     return path
   }
 
-  func onHosts(_ hosts: Int, _ arguments: [String], timeout: Double = 300, onStart: ((Process) -> Void)? = nil) throws -> Harness.Result {
+  func onHosts(
+    _ hosts: Int, _ arguments: [String], timeout: Double = 300, environment: [String: String] = [:],
+    onStart: ((Process) -> Void)? = nil
+  ) throws -> Harness.Result {
     try Harness.run(
       Self.script("mpirun-hosts.sh"),
       ["--hostfile", try hostfile(hosts), "--rsh-agent", Self.script("netns-agent.sh"), "--network", "10.213.0.0/24",
        "--binary", try Harness.requireBinary(), "--threads", "1"] + arguments,
-      timeout: timeout, onStart: onStart)
+      timeout: timeout, environment: environment, onStart: onStart)
   }
 
   func common(_ out: String) -> [String] {
@@ -101,7 +104,12 @@ extension MultiHostTests {
     let alone = temporaryDirectory()
     XCTAssertEqual(try Harness.vaeDist(common(alone) + ["--max-steps", "60"]).status, 0)
     let out = temporaryDirectory()
-    let result = try onHosts(3, ["--max-restarts", "2"] + common(out) + ["--max-steps", "60"], timeout: 300) { _ in
+    // mpirun waits for the removed host's daemon after its ranks end; the supervisor ends it after a
+    // grace of 30 s, 3 here (SuperviseRunTests checks the grace itself).
+    let result = try onHosts(
+      3, ["--max-restarts", "2"] + common(out) + ["--max-steps", "60"], timeout: 300,
+      environment: ["VAE_DIST_TEST_LAUNCHER_GRACE": "3"]
+    ) { _ in
       for _ in 0..<3000 where (try? FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints"))?.count ?? 0 < 2 {
         usleep(20_000)
       }

@@ -6,13 +6,13 @@ import XCTest
 /// must end on the bits of one process.
 final class NetworkChaosTests: XCTestCase {
   func testNetworkFaultsEndOnTheBitsOfOneProcess() throws {
-    try Harness.requireRealData()
+    let data = try Harness.smallRealDataset()
     guard getuid() == 0 else { throw XCTSkip("network namespaces, nftables and tc need root") }
     let check = try Harness.run(MultiHostTests.script("netns-hosts.sh"), ["check"], timeout: 30)
     guard check.status == 0 else { throw XCTSkip("this kernel or sandbox does not allow network namespaces") }
     let out = temporaryDirectory()
     let result = try Harness.run(
-      MultiHostTests.script("network-chaos.sh"), ["--short", "--out", out], timeout: 900,
+      MultiHostTests.script("network-chaos.sh"), ["--short", "--out", out, "--data", data], timeout: 900,
       environment: ["VAE_DIST_BINARY": try Harness.requireBinary()])
     print(result.output.split(separator: "\n").filter { $0.hasPrefix("network-chaos:") }.joined(separator: "\n"))
     XCTAssertEqual(result.status, 0, result.all)
