@@ -4,9 +4,10 @@ import XCTest
 /// vae-dist under mpirun on this machine: the same bits for every layout, shards, and failures that
 /// end the job instead of hanging it.
 final class DistributedRunTests: XCTestCase {
-  // 120 steps, past a --check-sync every 25 and enough for any layout's bits to part; the six
-  // layouts take a minute.
-  let common = ["--max-steps", "120", "--seed", "7", "--progress", "none", "--iw-samples", "0"]
+  // On the small real data set (3,000 training images, 24 steps an epoch), 60 steps: two epochs' ends
+  // with their evaluations, a --check-sync at 25 and 50, and any layout's bits would part at its
+  // first step. (120 steps on all 60,000 images took twice as long: the evaluations of 10,000.)
+  let common = ["--max-steps", "60", "--seed", "7", "--progress", "none", "--iw-samples", "0"]
 
   struct Layout: CustomStringConvertible {
     var ranks: Int?  // nil: started without mpirun
@@ -14,9 +15,9 @@ final class DistributedRunTests: XCTestCase {
     var description: String { ranks.map { "mpirun -n \($0), --threads \(threads)" } ?? "alone, --threads \(threads)" }
   }
 
-  func train(_ layout: Layout, _ extra: [String] = []) throws -> (out: String, result: Harness.Result) {
+  func train(_ layout: Layout, data: String) throws -> (out: String, result: Harness.Result) {
     let out = temporaryDirectory()
-    let arguments = common + ["--threads", "\(layout.threads)", "--out", out] + extra
+    let arguments = common + ["--data", data, "--threads", "\(layout.threads)", "--out", out]
     let result: Harness.Result
     if let ranks = layout.ranks {
       result = try Harness.run(Harness.mpirun, try Harness.mpirunArguments(ranks: ranks, arguments + ["--check-sync", "25"]))
@@ -28,45 +29,51 @@ final class DistributedRunTests: XCTestCase {
   }
 
   func testSameBitsAndMetricsForEveryLayout() throws {
-    try Harness.requireRealData()
+    let data = try Harness.smallRealDataset()
     let layouts = [
       Layout(ranks: nil, threads: 1), Layout(ranks: nil, threads: 2), Layout(ranks: 1, threads: 2),
       Layout(ranks: 2, threads: 1), Layout(ranks: 2, threads: 2), Layout(ranks: 4, threads: 1),
     ]
-    var reference: (data: Data, metrics: [String: Any])?
+    var reference: (data: Data, metrics: [[String: Any]])?
     for layout in layouts {
-      let (out, result) = try train(layout)
-      let data = try Harness.safetensors(out + "/model.safetensors").data
-      let metrics = try Harness.metrics(out)[0]
-      print("\(layout): model.safetensors tensor data \(data.count) bytes, test loss \(metrics["test_loss"]!)")
+      let (out, result) = try train(layout, data: data)
+      let tensors = try Harness.safetensors(out + "/model.safetensors").data
+      let metrics = try Harness.metrics(out)
+      print("\(layout): \(String(format: "%.1f", result.seconds)) s, model.safetensors tensor data \(tensors.count) bytes, "
+        + "test loss \(metrics.map { "\($0["test_loss"]!)" }.joined(separator: ", "))")
+      XCTAssertEqual(metrics.map { $0["step"] as? Int }, [24, 48, 60], "\(layout): the epochs' ends and the last step")
       if let reference {
-        XCTAssertTrue(data == reference.data, "\(layout): parameters differ from \(layouts[0])")
-        for key in ["step", "train_loss", "train_recon", "train_kl", "test_loss", "test_recon", "test_kl", "train_images"] {
-          XCTAssertEqual("\(metrics[key]!)", "\(reference.metrics[key]!)", "\(layout): \(key)")
+        XCTAssertTrue(tensors == reference.data, "\(layout): parameters differ from \(layouts[0])")
+        for (line, (mine, theirs)) in zip(metrics, reference.metrics).enumerated() {
+          for key in ["step", "train_loss", "train_recon", "train_kl", "test_loss", "test_recon", "test_kl", "train_images"] {
+            XCTAssertEqual("\(mine[key] ?? "none")", "\(theirs[key] ?? "none")", "\(layout): \(key) of metrics line \(line + 1)")
+          }
         }
       } else {
-        reference = (data, metrics)
+        reference = (tensors, metrics)
       }
-      if layout.ranks == 2 { XCTAssertTrue(result.output.contains("shards     30,000 · 30,000 images per rank"), result.output) }
+      if layout.ranks == 2 { XCTAssertTrue(result.output.contains("shards     1,500 · 1,500 images per rank"), result.output) }
       if layout.ranks == 4 {
-        XCTAssertTrue(result.output.contains("shards     15,000 · 15,000 · 15,000 · 15,000 images per rank"), result.output)
+        XCTAssertTrue(result.output.contains("shards     750 · 750 · 750 · 750 images per rank"), result.output)
         XCTAssertTrue(result.output.contains("MPI (Open MPI), 4 ranks"))
       }
       if layout.ranks == nil { XCTAssertTrue(result.output.contains("single process (no MPI launcher found)")) }
       // Only rank zero prints: one banner, one epoch line.
       XCTAssertEqual(result.output.components(separatedBy: "vae-dist: convolutional VAE").count, 2, result.output)
-      XCTAssertEqual(result.output.components(separatedBy: "step 120  train").count, 2, result.output)
+      XCTAssertEqual(result.output.components(separatedBy: "step 60  train").count, 2, result.output)
     }
   }
 
   func testUnevenShardsAcrossThreeRanks() throws {
-    try Harness.requireRealData()
+    let data = try Harness.smallRealDataset()
     let out = temporaryDirectory()
     let result = try Harness.run(
-      Harness.mpirun, try Harness.mpirunArguments(ranks: 3, ["--max-steps", "3", "--out", out, "--progress", "none", "--iw-samples", "0"]))
+      Harness.mpirun,
+      try Harness.mpirunArguments(
+        ranks: 3, ["--data", data, "--max-steps", "3", "--out", out, "--progress", "none", "--iw-samples", "0"]))
     XCTAssertEqual(result.status, 0, result.all)
-    // 8 streams of 7,500 images dealt 2 · 3 · 3: rank zero, which also evaluates, gets the lighter share.
-    XCTAssertTrue(result.output.contains("shards     15,000 · 22,500 · 22,500 images per rank"), result.output)
+    // 8 streams of 375 images dealt 2 · 3 · 3: rank zero, which also evaluates, gets the lighter share.
+    XCTAssertTrue(result.output.contains("shards     750 · 1,125 · 1,125 images per rank"), result.output)
   }
 
   func testTooFewMicroBatchesForTheRanksIsRejectedOnce() throws {
