@@ -99,13 +99,15 @@ final class PicturesRunTests: XCTestCase {
   }
 
   /// With a learning rate high enough to make the validation loss stall and rise, early stopping
-  /// ends the run, and the checkpoint it keeps is the epoch with the lowest validation loss.
+  /// ends the run, and the checkpoint it keeps is the best epoch: the last that improved on the
+  /// best before it by more than --min-delta. (With 10 nats the run ends after 5 epochs, its best
+  /// the third; with 3 it took 11.)
   func testEarlyStoppingStopsAndKeepsTheBest() throws {
     let data = try Harness.smallRealDataset()
     let out = temporaryDirectory()
     let result = try Harness.vaeDist(
       ["--data", data, "--epochs", "40", "--lr", "0.01", "--batch-size", "64", "--micro-batch", "8", "--val-size", "1000",
-       "--early-stopping", "2", "--min-delta", "3", "--keep", "10", "--out", out, "--progress", "none", "--iw-samples", "0"])
+       "--early-stopping", "2", "--min-delta", "10", "--keep", "10", "--out", out, "--progress", "none", "--iw-samples", "0"])
     XCTAssertEqual(result.status, 0, result.all)
     XCTAssertTrue(result.output.contains("early stopping after epoch"), result.output)
     let metrics = try Harness.metrics(out)
@@ -116,12 +118,12 @@ final class PicturesRunTests: XCTestCase {
     print("validation loss per epoch: \(losses.map { (($0 * 100).rounded() / 100) }); best epochs \(flagged.map { $0 + 1 })")
     // The last two epochs did not improve on the best by more than min-delta; the best is kept.
     XCTAssertEqual(flagged.last, metrics.count - 3)
-    for loss in losses.suffix(2) { XCTAssertGreaterThanOrEqual(loss, losses[flagged.last!] - 3) }
+    for loss in losses.suffix(2) { XCTAssertGreaterThanOrEqual(loss, losses[flagged.last!] - 10) }
     let bestStep = metrics[flagged.last!]["step"] as! Int
     let kept = try Harness.safetensors(out + "/checkpoints/best/model.safetensors").data
     let atBest = try Harness.safetensors(out + "/checkpoints/" + String(format: "step-%08d", bestStep) + "/model.safetensors")
     XCTAssertTrue(kept == atBest.data, "checkpoints/best holds the parameters of the best epoch")
-    XCTAssertLessThanOrEqual(losses[flagged.last!], best.element + 3)
+    XCTAssertLessThanOrEqual(losses[flagged.last!], best.element + 10)
     XCTAssertTrue(result.output.contains("kept in \(out)/checkpoints/best"), result.output)
   }
 }
