@@ -89,7 +89,10 @@ final class GradientReducerTests: XCTestCase {
 
   func testDeterministicReductionIsBitIdenticalForAnyRankCount() {
     let reference = reduce(ranks: 1, mode: .deterministic)
-    for ranks in [2, 3, 4, 8] {
+    // Under ThreadSanitizer (launch/sanitize.sh --thread), where this took 31 s: an uneven and an
+    // even split, every kind of sharing.
+    let underThreadSanitizer = ProcessInfo.processInfo.environment["VAE_DIST_SANITIZER"] == "thread"
+    for ranks in underThreadSanitizer ? [3, 4] : [2, 3, 4, 8] {
       let other = reduce(ranks: ranks, mode: .deterministic)
       XCTAssertEqual(other.gradient.map(\.bitPattern), reference.gradient.map(\.bitPattern), "\(ranks) ranks")
       XCTAssertEqual(other.losses, reference.losses)
