@@ -1,6 +1,11 @@
+import Foundation
 import CounterRNG
 import VAECore
 import XCTest
+
+/// True in launch/sanitize.sh's runs (AddressSanitizer or ThreadSanitizer): a test that repeats one
+/// code path many times (the finite differences) repeats it less there.
+let underSanitizer = ProcessInfo.processInfo.environment["VAE_DIST_SANITIZER"] != nil
 
 /// Random values for tests, from the project's own counter-based generator (any source would do).
 func randomValues(_ count: Int, seed: UInt64, scale: Double = 1) -> [Double] {

@@ -5,11 +5,13 @@ import VAETraining
 
 /// What several test cases of this target share: a small image set and initialized parameters.
 enum Fixtures {
-  /// True in `launch/sanitize.sh --thread`'s run, where each step is about 8 times slower. Tests that
-  /// repeat one check over many layouts run a few of them there: enough for ThreadSanitizer to see
-  /// every kind of sharing (threads of one rank, ranks of one process, both), while the release
-  /// suite runs every layout.
+  /// True in `launch/sanitize.sh --thread`'s run, where each step is about 8 times slower.
   static let underThreadSanitizer = ProcessInfo.processInfo.environment["VAE_DIST_SANITIZER"] == "thread"
+  /// True in either sanitizer's run (launch/sanitize.sh). Tests that repeat one check over many
+  /// layouts run a few of them there: every kind of sharing (threads of one rank, ranks of one
+  /// process, both) and ranks past the first with empty micro-batches, the code paths a sanitizer
+  /// watches, while the release suite runs every layout.
+  static let underSanitizer = ProcessInfo.processInfo.environment["VAE_DIST_SANITIZER"] != nil
 
   /// Synthetic training images (512 unless told), batch 32 = 4 micro-batches (streams) of 8, one
   /// thread, seed 11: 16 steps an epoch at 512 images.
