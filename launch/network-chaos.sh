@@ -16,9 +16,9 @@
 # --short (the test command's version) runs fewer steps and a 4 s cut, and gives the supervisor 5 s
 # instead of 30 to end an mpirun that outlives its ranks (it waits for the cut-off host's daemon).
 # --data trains on another Fashion-MNIST folder (the test's cut of the real set: a shorter
-# evaluation in every run). The --out DIR is emptied first: it must
-# be new, empty or an earlier output of this script. Needs root (namespaces, nftables, tc); installs
-# nftables, ping, iproute2 (ip, tc), python3 and procps (pgrep) if they are missing.
+# evaluation in every run). The --out DIR is emptied first: it must be new, empty or an earlier
+# output of this script. Needs root (namespaces, nftables, tc); installs nftables, ping, iproute2
+# (ip, tc), python3 and procps (pgrep) if they are missing.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
