@@ -46,17 +46,21 @@ extension GradientReducer {
 
 final class GradientReducerTests: XCTestCase {
   let layout = ParameterLayout(latentDim: 2)
-  let microBatches = 8
+  static let microBatches = 8
+  let microBatches = GradientReducerTests.microBatches
 
-  /// Gradients with magnitudes spread over many orders, as real ones are.
-  func microBatchGradients() -> [[Float]] {
-    (0..<microBatches).map { j in
+  /// Gradients with magnitudes spread over many orders, as real ones are. Made once: every reduction
+  /// of these tests starts from them.
+  static let gradients: [[Float]] = {
+    let layout = ParameterLayout(latentDim: 2)
+    return (0..<microBatches).map { j in
       var random = CounterRandomStream(seed: 17, purpose: .priorSamples, UInt64(j), 0)
       return (0..<layout.totalCount).map { _ in
         Float((2 * random.nextOpenUnit() - 1) * pow(10, 6 * random.nextOpenUnit() - 4))
       }
     }
-  }
+  }()
+  func microBatchGradients() -> [[Float]] { Self.gradients }
 
   func losses() -> [LossSums] {
     (0..<microBatches).map { LossSums(reconstruction: 4000 + Double($0) * 1.37, kl: 50 + Double($0) / 3, count: 16) }

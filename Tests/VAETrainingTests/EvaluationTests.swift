@@ -102,7 +102,8 @@ final class SharedEstimateTests: XCTestCase {
   /// rank's whole share (the default job's shares take 75 s, past the 60 s stall timeout).
   func testAStopOnOneRankEndsTheSharedEstimateWithinARound() {
     let (parameters, _) = Fixtures.parameters(zeroing: [])
-    let store = Fixtures.images()  // 96 images: 48 micro-batches of 2, 3 rounds on 2 ranks
+    // 96 images: 48 micro-batches of 2, 3 rounds on 2 ranks; under a sanitizer 48 images, 1½ rounds.
+    let store = Fixtures.images(count: Fixtures.underSanitizer ? 48 : 96)
     @Sendable func evaluator() -> Evaluator { Evaluator(latentDim: 2, seed: 9, threads: 1, microBatchSize: 2) }
     let single = evaluator().importanceWeighted(parameters: parameters, images: store, samples: 4)!
     let shared = InProcessGroup(size: 2).run { communicator in
@@ -127,7 +128,7 @@ final class SharedEstimateTests: XCTestCase {
   /// 2 micro-batches on rank 0's one thread and 6 on rank 1's three. One rank's bits, as ever.
   func testRanksWithDifferentThreadCountsRunTheSameRounds() {
     let (parameters, _) = Fixtures.parameters(zeroing: [])
-    let store = Fixtures.images()  // 48 micro-batches of 2
+    let store = Fixtures.images(count: Fixtures.underSanitizer ? 32 : 96)  // 48 (16) micro-batches of 2
     let single = Evaluator(latentDim: 2, seed: 9, threads: 1, microBatchSize: 2)
       .importanceWeighted(parameters: parameters, images: store, samples: 4)!
     let shared = InProcessGroup(size: 2).run { communicator in
@@ -141,10 +142,11 @@ final class SharedEstimateTests: XCTestCase {
   /// With more samples than a round's passes (k = 40, rounds of 16), each micro-batch's samples are
   /// cut into rounds (16, 16, 8) whose running log-sum-exp goes on from one to the next: the same
   /// bits as the estimate in one go, on 1 and 3 ranks; a stop on one rank ends the first round of
-  /// samples on every rank, before any micro-batch is whole.
+  /// samples on every rank, before any micro-batch is whole. (Under a sanitizer 24 images: one
+  /// micro-batch a rank on 3 ranks.)
   func testRoundsOfSamplesKeepTheBitsAndStopWithinARound() {
     let (parameters, _) = Fixtures.parameters(zeroing: [])
-    let store = Fixtures.images()
+    let store = Fixtures.images(count: Fixtures.underSanitizer ? 24 : 96)
     @Sendable func evaluator() -> Evaluator { Evaluator(latentDim: 2, seed: 9, threads: 2, microBatchSize: 8) }
     let whole = evaluator().importanceWeighted(parameters: parameters, images: store, samples: 40)!
     for ranks in [1, 3] {

@@ -26,10 +26,10 @@ enum Fixtures {
     return c
   }
 
-  /// 96 synthetic images: bright blobs at places that depend on the image.
-  static func images() -> ImageStore {
+  /// 96 synthetic images (or `count`): bright blobs at places that depend on the image.
+  static func images(count: Int = 96) -> ImageStore {
     var pixels: [UInt8] = []
-    for i in 0..<96 {
+    for i in 0..<count {
       for row in 0..<28 {
         for column in 0..<28 {
           let d = (row - 8 - i % 12) * (row - 8 - i % 12) + (column - 6 - i % 16) * (column - 6 - i % 16)
@@ -37,8 +37,8 @@ enum Fixtures {
         }
       }
     }
-    return ImageStore(LabeledImages(side: 28, pixels: pixels, labels: (0..<96).map { UInt8($0 % 10) },
-                                    fileIndices: Array(0..<96), fileCount: 96))
+    return ImageStore(LabeledImages(side: 28, pixels: pixels, labels: (0..<count).map { UInt8($0 % 10) },
+                                    fileIndices: Array(0..<count), fileCount: count))
   }
 
   /// Glorot-initialized parameters (latent size 2) with the named tensors set to zero.

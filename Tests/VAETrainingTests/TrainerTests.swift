@@ -66,17 +66,21 @@ final class TrainerTests: XCTestCase {
   /// streams do not split evenly over ranks or threads and where a step has empty micro-batches: 514
   /// images make streams of 129, 129, 128 and 128, so step 17, the epoch's last, holds 1, 1, 0 and 0
   /// images (ranks 2 and 3 of 4 have nothing to do in it). Which thread runs which micro-batch must
-  /// not change the bits.
+  /// not change the bits. Under a sanitizer, 66 images: streams of 17, 17, 16 and 16, so step 3, the
+  /// epoch's last, holds 1, 1, 0 and 0 images, and 6 steps (under a third of the work) reach
+  /// the same uneven step and go on into the next epoch.
   func testEveryLayoutEndsOnTheSameBits() throws {
+    let (images, epochSteps) = Fixtures.underSanitizer ? (66, 3) : (514, 17)
     func uneven(_ out: String) -> TrainingConfiguration {
-      var c = configuration(out, steps: 20)
-      c.syntheticTrainImages = 514
+      var c = configuration(out, steps: epochSteps + 3)
+      c.syntheticTrainImages = images
       return c
     }
     let c = uneven("")
-    let schedule = BatchSchedule(examples: Array(0..<514), batchSize: c.batchSize, microBatchSize: c.microBatchSize, seed: c.seed)
-    XCTAssertEqual(schedule.stepsPerEpoch, 17)
-    XCTAssertEqual((0..<4).map { schedule.microBatch(order: schedule.order(stream: $0, epoch: 0), step: 16).count }, [1, 1, 0, 0])
+    let schedule = BatchSchedule(examples: Array(0..<images), batchSize: c.batchSize, microBatchSize: c.microBatchSize, seed: c.seed)
+    XCTAssertEqual(schedule.stepsPerEpoch, epochSteps)
+    XCTAssertEqual(
+      (0..<4).map { schedule.microBatch(order: schedule.order(stream: $0, epoch: 0), step: epochSteps - 1).count }, [1, 1, 0, 0])
     let reference = train(uneven(temporaryDirectory()), ranks: 1)
     XCTAssertNotNil(reference[0].parameters)
     let layouts = [(1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1)]
