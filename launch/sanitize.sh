@@ -2,7 +2,8 @@
 # The unit tests again, built with a sanitizer (release optimizations, its own build folder).
 #
 #   launch/sanitize.sh [--thread] [swift test options, e.g. --filter GradientReducerTests]
-#   (--thread first; the end-to-end tests, which run the binary, are always skipped)
+#   (--thread first; the end-to-end tests, which run the release binary, are not built: Package.swift
+#   leaves them out under VAE_DIST_UNIT_TESTS_ONLY)
 #
 # AddressSanitizer (the default; .build/asan; about 3 minutes on 2 cores): the kernels, the reducer
 # and the step engine work on raw pointers, where an index past a buffer's end corrupts the heap
@@ -23,8 +24,9 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 # What the build and PNGTests need, when this runs on its own (launch/test.sh has set it up).
 launch/install-packages.sh sanitize libopenblas-dev libopenmpi-dev zlib1g-dev pkg-config python3
+export VAE_DIST_UNIT_TESTS_ONLY=1
 sanitizer=address name=AddressSanitizer scratch=.build/asan again=""
-tests=(--skip EndToEndTests)
+tests=()
 if [[ "${1:-}" == --thread ]]; then
   shift
   sanitizer=thread name=ThreadSanitizer scratch=.build/tsan again="--thread "
@@ -38,8 +40,8 @@ fi
 mkdir -p "$scratch"
 echo "sanitize: building the tests with $name in $scratch"
 set +e
-# The test bundle alone: not the command-line tool, the benchmarks or ArgumentParser, which no test
-# here runs (the end-to-end tests run the release binary and are skipped).
+# The unit tests' bundle alone: not the command-line tool, the benchmarks or ArgumentParser, which no
+# unit test runs.
 swift build -c release --product vae-distPackageTests --sanitize="$sanitizer" --scratch-path "$scratch" 2>&1 |
   grep -vE "^\[[0-9]+/[0-9]+\]|Cannot export local symbol|^Compiling|^Building|^Write swift-version"
 status=${PIPESTATUS[0]}
