@@ -1,5 +1,5 @@
 // Rounding float32 to bfloat16 as VCVTNEPS2BF16 does, on a vector of float bits (included by
-// kernels.c for vdk_round_bf16 and by direct.c for the modelled bf16 pair kernels, which round their
+// kernels.c for vdk_round_bf16 and by the direct kernels for the modelled bf16 pair kernels, which round their
 // operands as they pack them, and for the check of the native ones' rounding instructions: one rule,
 // checked by BF16KernelTests on its edge cases).
 #ifndef VDK_BF16_ROUND_H

@@ -1,69 +1,11 @@
-// Direct convolution and dense kernels on [C, H+2, W+2, N] activations (see include/CKernels.h), in
-// three variants: AVX-512, AVX2 + FMA and portable x86-64. One source (direct_body.h) is compiled
-// once per variant; only the register blocking differs. Each output element is one chain of fused
-// multiply-adds in a fixed order, and lanes are images, so every variant gives the same bits: the
-// portable one computes the same fused operations exactly in double arithmetic (direct_portable.h).
-#include "CKernels.h"
-#include "bf16_round.h"
-#include "elementwise_builds.h"
-
-#pragma STDC FP_CONTRACT OFF
-
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#if defined(__x86_64__) && defined(__clang__)
-#include <immintrin.h>
-#endif
-
-enum { VDK_LANES = 16, VDK_MAX_POSITIONS = 28 * 28 };
-
-typedef float vdk_v16 __attribute__((ext_vector_type(16)));
-typedef float vdk_v8 __attribute__((ext_vector_type(8)));
-typedef float vdk_v4 __attribute__((ext_vector_type(4)));
-typedef unsigned vdk_u16 __attribute__((ext_vector_type(16)));
-typedef unsigned vdk_u8 __attribute__((ext_vector_type(8)));
-
-// Macros rather than functions: a vector wider than the variant's registers may not cross a call
-// (clang refuses the ABI change), even an inlined one. `T` is the variant's vector type.
-// Loads and stores through an alias of alignment 4: the buffers the model uses are 64-byte aligned,
-// but callers (tests) may pass any float array, and unaligned vector moves cost nothing on aligned data.
-#define vdk_load(T, p) ({ typedef T vdk_u_ __attribute__((aligned(4))); *(const vdk_u_ *)(p); })
-#define vdk_store(T, p, v) ({ typedef T vdk_u_ __attribute__((aligned(4))); *(vdk_u_ *)(p) = (v); })
-#define vdk_fma(a, b, c) __builtin_elementwise_fma((a), (b), (c))
-
-/// The fixed sum of the 16 lanes at p: (l + l+8), then (+4), (+2), (+1).
-static inline float vdk_lane_tree(const float *p) {
-  float h8[8], h4[4];
-  for (int k = 0; k < 8; k++) h8[k] = p[k] + p[k + 8];
-  for (int k = 0; k < 4; k++) h4[k] = h8[k] + h8[k + 4];
-  return (h4[0] + h4[2]) + (h4[1] + h4[3]);
-}
-
-/// Stores the 8 × 8 block r (r[c][k]: row c, column k) transposed: out[k · stride + c] = r[c][k].
-/// Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves. (A pointer, not vectors
-/// by value: a 256-bit vector may not cross even an inlined call in the SSE-only variant.)
-static inline __attribute__((always_inline)) void vdk_transpose8(const vdk_v8 *r, float *out, long stride) {
-  vdk_v8 a[8], b[8];
-  for (int c = 0; c < 8; c += 2) {
-    a[c] = __builtin_shufflevector(r[c], r[c + 1], 0, 8, 1, 9, 4, 12, 5, 13);
-    a[c + 1] = __builtin_shufflevector(r[c], r[c + 1], 2, 10, 3, 11, 6, 14, 7, 15);
-  }
-  for (int c = 0; c < 8; c += 4)
-    for (int h = 0; h < 2; h++) {
-      b[c + 2 * h] = __builtin_shufflevector(a[c + h], a[c + 2 + h], 0, 1, 8, 9, 4, 5, 12, 13);
-      b[c + 2 * h + 1] = __builtin_shufflevector(a[c + h], a[c + 2 + h], 2, 3, 10, 11, 6, 7, 14, 15);
-    }
-  for (int k = 0; k < 4; k++) {
-    vdk_store(vdk_v8, out + k * stride, __builtin_shufflevector(b[k], b[4 + k], 0, 1, 2, 3, 8, 9, 10, 11));
-    vdk_store(vdk_v8, out + (k + 4) * stride, __builtin_shufflevector(b[k], b[4 + k], 4, 5, 6, 7, 12, 13, 14, 15));
-  }
-}
-
-/// A thread's buffers: the kernels' panels, under bf16 the rounded copies of a call's two operands, and
-/// the bf16 pair kernels' large grid in pairs.
-enum { VDK_BUFFER_PANEL, VDK_BUFFER_OPERAND_A, VDK_BUFFER_OPERAND_B, VDK_BUFFER_PAIRS, VDK_BUFFERS };
+// The direct convolution and dense kernels' public entry points (include/CKernels.h): the choice of a
+// build (the variant: AVX-512, AVX2 + FMA or portable x86-64; under bf16 its bf16 build), the thread's
+// buffers and the bf16 operands. Each build is its own file (direct_<build>.c): one source,
+// direct_body.h, compiled once per variant with only the register blocking differing. Each output
+// element is one chain of fused multiply-adds in a fixed order, and lanes are images, so every variant
+// gives the same bits: the portable one computes the same fused operations exactly in double
+// arithmetic (direct_portable.h).
+#include "direct_common.h"
 
 /// A thread's buffers and their sizes in floats.
 typedef struct {
@@ -89,7 +31,7 @@ static void vdk_make_buffers_key(void) {
 
 /// This thread's buffer `slot` of at least `floats` floats, 64-byte aligned, grown as needed and kept
 /// for the thread's life (the workers are few and long-lived). Aborts if memory runs out.
-static float *vdk_thread_buffer(int slot, long floats) {
+VDK_INTERNAL float *vdk_thread_buffer(int slot, long floats) {
   static _Thread_local VDKThreadBuffers buffers;
   if (floats > buffers.capacity[slot]) {
     pthread_once(&vdk_buffers_once, vdk_make_buffers_key);
@@ -102,70 +44,10 @@ static float *vdk_thread_buffer(int slot, long floats) {
   return buffers.buffer[slot];
 }
 
-static float *vdk_thread_scratch(long floats) { return vdk_thread_buffer(VDK_BUFFER_PANEL, floats); }
-
-/// Two bf16-rounded floats as one VDPBF16PS operand word: hi's upper half (the chain's element r, which
-/// the instruction multiplies first), then lo's (element r + 1).
-static inline unsigned vdk_pair(float hi, float lo) {
-  unsigned a, b;
-  memcpy(&a, &hi, 4);
-  memcpy(&b, &lo, 4);
-  return (a & 0xffff0000u) | (b >> 16);
-}
-
-/// A dense layer's bias gradient, dbias[o] = Σ dy[dy_off[o] + lane]: per lane over the lane blocks, then
-/// the lane tree (every variant's order; under bf16 from the fp32 dy: a sum, not a product).
-static void vdk_dense_bias_grad(float *dbias, const float *dy, const long *dy_off, long nout, long lanes) {
-  float acc[VDK_LANES];
-  for (long o = 0; o < nout; o++) {
-    for (int l = 0; l < VDK_LANES; l++) acc[l] = 0;
-    for (long b = 0; b < lanes; b += VDK_LANES)
-      for (int l = 0; l < VDK_LANES; l++) acc[l] += dy[dy_off[o] + b + l];
-    dbias[o] = vdk_lane_tree(acc);
-  }
-}
-
-#include "direct_geometry.h"
-
-// MXCSR's DAZ and FTZ for a bf16 call (VDPBF16PS flushes denormals regardless of MXCSR), restored after.
-#if defined(__x86_64__)
-#include <xmmintrin.h>
-static unsigned vdk_flush_begin(void) {
-  const unsigned csr = _mm_getcsr();
-  _mm_setcsr(csr | 0x8040);  // FTZ | DAZ
-  return csr;
-}
-static void vdk_flush_end(unsigned csr) { _mm_setcsr(csr); }
-#else
-static unsigned vdk_flush_begin(void) { return 0; }
-static void vdk_flush_end(unsigned csr) { (void)csr; }
-#endif
-
-#if defined(__x86_64__) && defined(__clang__)
-#define VDK_SUFFIX avx512
-#include "direct_avx512_blocking.h"
-#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))), apply_to = function)
-#include "direct_body.h"
-#pragma clang attribute pop
-
-#define VDK_SUFFIX avx2
-#define VDK_WIDTH 8
-#define VDK_GATHER_CO 6
-#define VDK_GATHER_POS 2
-#define VDK_WGRAD_SMALL 2
-#define VDK_WGRAD_TAPS 6
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#include "direct_body.h"
-#pragma clang attribute pop
-
-#include "direct_avx512_builds.h"
-#include "direct_bf16_check.h"
-#else
+#if !(defined(__x86_64__) && defined(__clang__))
 int vdk_bf16_check_detects(int fault) { return (void)fault, -1; }
 const char *vdk_bf16_check_difference(void) { return ""; }
 #endif
-
-#include "direct_portable.h"
 
 typedef struct {
   const char *name;

@@ -4,7 +4,7 @@
 // VDPBF16PS flushes regardless of MXCSR, and restored after the call. Its kernels are either the active
 // variant's fp32 kernels on operands rounded into this thread's buffers at the same offsets (a
 // product of two bf16 values is exact in fp32, so each step of a chain is the instruction's: one
-// rounding of sum + product), or the avx512 pair kernels, native or modelled (direct_avx512_builds.h),
+// rounding of sum + product), or the avx512 pair kernels, native or modelled (direct_avx512_pairs.h),
 // which round the grids they pack themselves.
 //
 // The switch and the choice are set before any worker runs a kernel, by every rank alike; the tests'

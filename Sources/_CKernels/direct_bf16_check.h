@@ -1,7 +1,7 @@
-// The check run before the native bf16 kernels' first use, and its test hook (included by direct.c
-// after direct_avx512_builds.h, whose model and native operations it compares): whether this CPU's
-// instructions give the bits of their definitions, written out, which the modelled kernels run and
-// the tests check. On any difference bf16 stays emulated, with the same bits.
+// The check run before the native bf16 kernels' first use, and its test hook (included by
+// direct_avx512_bf16.c after direct_avx512_pairs.h, whose model and native operations it compares):
+// whether this CPU's instructions give the bits of their definitions, written out, which the
+// modelled kernels run and the tests check. On any difference bf16 stays emulated, with the same bits.
 
 /// A dot-product step on 16 lanes of arrays: out = acc + x.hi · w.hi + x.lo · w.lo, as one
 /// implementation computes it (the check compares two).
@@ -227,6 +227,6 @@ int vdk_bf16_check_detects(int fault) {
 }
 
 /// Whether this CPU's VDPBF16PS, VCVTNE2PS2BF16 and VCVTNEPS2BF16 give the models' bits.
-static int vdk_bf16_native_matches(void) {
+VDK_INTERNAL int vdk_bf16_native_matches(void) {
   return vdk_dot_steps_match(vdk_dot_model, vdk_dot_native) && vdk_pair_steps_match(vdk_pairs_model, vdk_pairs_native);
 }

@@ -1,5 +1,5 @@
-// The direct convolution and dense kernels of one variant. direct.c includes this file once per
-// variant, with the variant's target attribute in force and:
+// The direct convolution and dense kernels of one variant. Each direct_<build>.c includes this file
+// once, with the variant's target attribute in force and:
 //   VDK_SUFFIX       the names' suffix;
 //   VDK_WIDTH        floats per vector (16, 8 or 4): a lane block of 16 images is 16 / VDK_WIDTH vectors;
 //   VDK_GATHER_CO,   the register block of the window and dense kernels: output channels × positions;

@@ -1,4 +1,4 @@
-// The geometry of the window kernels (included once by direct.c, before the variants): how a
+// The geometry of the window kernels (included by direct_common.h): how a
 // bordered grid is laid out, which positions a window pass visits, where each reads and writes, and
 // which of its taps fall inside the input grid rather than on its zero border.
 
@@ -36,7 +36,7 @@ static inline int vdk_inside(long y, long x, long side) { return y >= 0 && y < s
 
 /// The small grid's interior positions (row-major), where each reads the large grid, which of the 9
 /// taps read inside it (bit t of valid; the others read the zero border), and the 9 taps.
-static long vdk_window_positions(const VDKWindow *g, long *sp, long *lp, unsigned short *valid, long *tap) {
+__attribute__((unused)) static long vdk_window_positions(const VDKWindow *g, long *sp, long *lp, unsigned short *valid, long *tap) {
   const long S = g->small_side, L = g->large_side, s = g->stride, n = g->lanes;
   for (long i = 0; i < S; i++)
     for (long j = 0; j < S; j++) {
@@ -61,7 +61,7 @@ typedef struct {
   unsigned short valid[VDK_MAX_POSITIONS];  // bit t: tap t reads inside the small grid, not its border
 } VDKPhase;
 
-static int vdk_window_phases(const VDKWindow *g, VDKPhase *phases) {
+__attribute__((unused)) static int vdk_window_phases(const VDKWindow *g, VDKPhase *phases) {
   const long S = g->small_side, L = g->large_side, n = g->lanes;
   if (g->stride == 1) {
     VDKPhase *ph = &phases[0];

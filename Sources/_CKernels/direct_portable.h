@@ -1,5 +1,7 @@
-// The portable variant (included by direct.c after the vector variants): SSE2 only, with an exact
-// fused multiply-add, compiled twice: for fp32, and for bf16 operands with a faster path.
+// The portable builds' fused multiply-add (direct_portable.c, direct_portable_bf16.c): SSE2 only,
+// exact without the instruction.
+#ifndef VDK_DIRECT_PORTABLE_H
+#define VDK_DIRECT_PORTABLE_H
 
 // The portable variant's fused multiply-add, exact without the instruction. The product of two floats
 // is exact in double, and their sum with c rounded to double, s, is then rounded to float. Two
@@ -38,50 +40,5 @@ static inline vdk_v4 vdk_fma_exact(vdk_v4 a, vdk_v4 b, vdk_v4 c) {
   if (__builtin_expect(__builtin_reduce_or(midpoint | tiny) != 0, 0)) return vdk_fma_to_odd(a, b, c);
   return __builtin_convertvector(s, vdk_v4);
 }
-void vdk_portable_fma(const float *a, const float *b, const float *c, float *out, long count) {
-  for (long i = 0; i < count; i += 4) {
-    float v[3][4] = {{0}};
-    const long n = count - i < 4 ? count - i : 4;
-    for (long k = 0; k < n; k++) v[0][k] = a[i + k], v[1][k] = b[i + k], v[2][k] = c[i + k];
-    const vdk_v4 r = vdk_fma_exact(vdk_load(vdk_v4, v[0]), vdk_load(vdk_v4, v[1]), vdk_load(vdk_v4, v[2]));
-    for (long k = 0; k < n; k++) out[i + k] = r[k];
-  }
-}
-#undef vdk_fma
-#define vdk_fma(a, b, c) vdk_fma_exact((a), (b), (c))
 
-#define VDK_SUFFIX portable
-#define VDK_WIDTH 4
-#define VDK_GATHER_CO 2
-#define VDK_GATHER_POS 4
-#define VDK_WGRAD_SMALL 2
-#define VDK_WGRAD_TAPS 6
-#include "direct_body.h"
-
-// Under bf16 the portable kernels take a shortcut with the same bits: a product of two bf16 values is
-// exact in float, so a·b + c rounded once is the float multiply, then the float add. Only where the
-// product leaves float's normal range (a flushed underflow, an overflow) does a vector take the exact
-// path, out of line (BF16KernelTests.testProductsOutsideFloatsRangeAreFused reaches both). `bench
-// --precision bf16 --threads 1 --steps 3` takes half the time it takes with the fp32 build on
-// rounded operands.
-__attribute__((noinline, cold)) static vdk_v4 vdk_fma_bf16_exact(vdk_v4 a, vdk_v4 b, vdk_v4 c) {
-  return vdk_fma_exact(a, b, c);
-}
-static inline vdk_v4 vdk_fma_bf16(vdk_v4 a, vdk_v4 b, vdk_v4 c) {
-  const vdk_v4 p = a * b;
-  // p is 0 (here from nonzero operands: a flushed underflow), infinite or NaN: |p|'s bits less 1 at or
-  // above 0x7f7fffff as unsigned numbers, compared as signed ones with the sign bit flipped.
-  const vdk_i4 outside = (vdk_i4)(((vdk_u4)p & 0x7fffffffu) + 0x7fffffffu) > -0x800002;
-  if (__builtin_expect(__builtin_reduce_or(outside & (a != 0) & (b != 0)) != 0, 0)) return vdk_fma_bf16_exact(a, b, c);
-  return p + c;
-}
-#undef vdk_fma
-#define vdk_fma(a, b, c) vdk_fma_bf16((a), (b), (c))
-
-#define VDK_SUFFIX portable_bf16
-#define VDK_WIDTH 4
-#define VDK_GATHER_CO 2
-#define VDK_GATHER_POS 4
-#define VDK_WGRAD_SMALL 2
-#define VDK_WGRAD_TAPS 6
-#include "direct_body.h"
+#endif

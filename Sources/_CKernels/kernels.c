@@ -49,7 +49,7 @@ typedef struct {
 #undef VDK_EW
 
 #if defined(__x86_64__) && defined(__clang__)
-// The targets of direct.c's avx2 and avx512 variants, which vdk_cpu_has checks.
+// The targets of the direct kernels' avx2 and avx512 variants, which vdk_cpu_has checks.
 #define VDK_EW(name) name##_avx2
 #pragma clang attribute push(__attribute__((target("avx2,fma"), no_builtin("memcpy", "memset"))), apply_to = function)
 #include "elementwise_body.h"
