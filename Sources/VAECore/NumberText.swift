@@ -8,5 +8,5 @@
 public func shortNumber(_ value: Double) -> String {
   var buffer = [CChar](repeating: 0, count: 32)
   _ = withVaList([value]) { vsnprintf(&buffer, buffer.count, "%g", $0) }
-  return String(cString: buffer)
+  return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 }
