@@ -50,6 +50,12 @@ public final class Supervisor {
   /// earlier run's, which no restart may take for the job's own. (An --overwrite whose first attempt
   /// failed before moving that run aside would otherwise come back resuming it.)
   let inherited: Set<FileIdentity>
+  /// --out as it was when the job first started, where the command's --overwrite is to move an
+  /// earlier run aside (it holds a model, checkpoints or logs): restart records wait in
+  /// `pendingRecords` while --out is still that folder, so they do not leave with the earlier run
+  /// for DIR.previous-N when a later attempt moves it.
+  let earlierRun: FileIdentity?
+  var pendingRecords: [String] = []
   let token = UUID().uuidString
   /// Set by the signal handler (on a Dispatch queue), read by the restart loop: atomics, so the two
   /// threads never race. The child is kept as its pid (0: none) for the same reason. Each side
@@ -73,12 +79,32 @@ public final class Supervisor {
     inherited =
       settings.command.contains("--resume")  // the command itself resumes what --out holds
       ? [] : Set(CheckpointStore(outputDirectory: output, keep: 1).candidates().compactMap { FileIdentity(path: $0.path) })
+    let overwrites = settings.command.contains("--overwrite") && !settings.command.contains("--resume")
+    let folder = output
+    let results = ["model.safetensors", "metrics.jsonl", "evaluation.json", "checkpoints"]
+      .contains { FileManager.default.fileExists(atPath: folder + "/" + $0) }
+    earlierRun = overwrites && results ? FileIdentity(path: folder) : nil
     let launcher = settings.command.first.map { URL(fileURLWithPath: $0).lastPathComponent } ?? ""
     stopSignal = ["mpirun", "mpiexec", "orterun", "prterun"].contains(launcher) ? SIGUSR1 : SIGTERM
   }
 
   /// Runs the job to its end; returns the exit status to leave with.
   public func run() -> Int32 {
+    let status = supervise()
+    // An --overwrite whose every attempt failed before moving the earlier run aside: the records go
+    // where the job ran, the earlier run's folder (which a later --overwrite moves with it).
+    writeRecords(evenIntoTheEarlierRun: true)
+    return status
+  }
+
+  /// Appends DIR/restarts.jsonl's pending records, unless --out is still the earlier run's folder.
+  private func writeRecords(evenIntoTheEarlierRun: Bool = false) {
+    guard evenIntoTheEarlierRun || earlierRun == nil || FileIdentity(path: output) != earlierRun else { return }
+    for line in pendingRecords { try? AtomicFile.appendLine(line, to: output + "/restarts.jsonl") }
+    pendingRecords = []
+  }
+
+  private func supervise() -> Int32 {
     installSignalForwarding()
     var command = settings.command
     var restarts = 0, redone = 0
@@ -141,9 +167,8 @@ public final class Supervisor {
           "restart \(restarts)/\(settings.maxRestarts): \(failure.cause)\(failure.step.map { " at step \($0)" } ?? ""); "
             + (resumeStep.map { "resuming from \($0.path) (step \($0.step)\(steps.map { ", \($0) steps redone" } ?? ""))" } ?? "starting again")
             + (record.ranks.map { " on \($0) ranks" } ?? ""))
-        if let line = try? JSONEncoder().encode(record) {
-          try? AtomicFile.appendLine(String(decoding: line, as: UTF8.self), to: output + "/restarts.jsonl")
-        }
+        if let line = try? JSONEncoder().encode(record) { pendingRecords.append(String(decoding: line, as: UTF8.self)) }
+        writeRecords()
         // From the job's newest checkpoint: --resume, without an --overwrite, which would move the
         // run aside (the trainer refuses the two together). Without one the attempt left no model or
         // checkpoint, and the same command starts afresh in the same folder.
@@ -154,6 +179,7 @@ public final class Supervisor {
       }
       let started = monotonicSeconds(), attempt = Date()
       let (status, transcript) = runOnce(command)
+      writeRecords()  // this attempt may have moved the earlier run aside
       let stopped = stopRequested.load(ordering: .sequentiallyConsistent)
       if status == 0 || stopped {
         say("finished\(stopped ? " (stopped on request)" : "") with status \(status) after \(restarts) restart\(restarts == 1 ? "" : "s"); \(redone) step\(redone == 1 ? "" : "s") recomputed")

@@ -124,6 +124,10 @@ final class SuperviseRunTests: XCTestCase {
     XCTAssertTrue(FileManager.default.fileExists(atPath: out + ".previous-1/model.safetensors"), "the earlier run, moved aside")
     let metrics = try Harness.metrics(out)
     XCTAssertEqual(metrics.last?["step"] as? Int, 3, "\(metrics)")
+    // The restart's record is the job's: in its --out, not in the earlier run it moved aside.
+    let restarts = try String(contentsOfFile: out + "/restarts.jsonl", encoding: .utf8)
+    XCTAssertTrue(restarts.contains("\"restart\":1") && restarts.contains("\"status\":3"), restarts)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: out + ".previous-1/restarts.jsonl"), "the record left with the earlier run")
   }
 
   /// A launcher that ends while what it started still holds its output (an ssh to a lost host) is
