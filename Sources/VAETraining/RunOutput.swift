@@ -46,10 +46,11 @@ final class RunOutput {
 
   /// DIR/progress.json: the last step done, rewritten after every step (a rename, no fsync: tens of
   /// microseconds against a step's tens of milliseconds), so that a supervisor can say how many
-  /// steps a fault cost.
+  /// steps a fault cost. The copy being written is named for this process, as AtomicFile's are, so
+  /// the next run's claim of DIR removes one a crash left (AtomicFile.removeLeftovers).
   func noteProgress(_ step: Int) {
     let record = Array("{\"step\":\(step)}\n".utf8)
-    let path = directory + "/progress.json", temporary = path + ".tmp"
+    let path = directory + "/progress.json", temporary = path + ".tmp-\(getpid())"
     guard let file = fopen(temporary, "w") else { return }
     let written = fwrite(record, 1, record.count, file)
     // Only a whole record replaces the last one (a full disk must not leave an empty progress.json).

@@ -70,10 +70,13 @@ final class OutputLockRunTests: XCTestCase {
     }
     XCTAssertEqual(killed.status, SIGKILL, "killed by signal 9: \(killed.all)")
     // What a process that died inside a checkpoint write leaves: a temporary directory; inside the
-    // write of the model, a picture or hosts.active (a supervisor's): NAME.tmp-PID.
+    // write of the model, a picture, progress.json or hosts.active (a supervisor's): NAME.tmp-PID.
     let leftover = out + "/checkpoints/.tmp-step-00000030-999999"
     try FileManager.default.createDirectory(atPath: leftover, withIntermediateDirectories: true)
-    let partialWrites = [out + "/model.safetensors.tmp-999999", out + "/hosts.active.tmp-999998", out + "/images/samples.png.tmp-999999"]
+    let partialWrites = [
+      out + "/model.safetensors.tmp-999999", out + "/hosts.active.tmp-999998", out + "/images/samples.png.tmp-999999",
+      out + "/progress.json.tmp-999997",
+    ]
     try FileManager.default.createDirectory(atPath: out + "/images", withIntermediateDirectories: true)
     for path in partialWrites { try Data("x".utf8).write(to: URL(fileURLWithPath: path)) }
     let kept = [out + "/notes.txt", out + "/notes.tmp-draft", out + "/.tmp-7", out + "/images/live.png.tmp-\(getpid())"]
