@@ -179,9 +179,11 @@ final class TrainerTests: XCTestCase {
   }
 
   /// A run that early stopping ends after its second epoch: nothing counts as an improvement after
-  /// the first.
+  /// the first. Epochs of 14 steps (448 training images), 4 (128) under a sanitizer.
+  let stoppingEpochSteps = Fixtures.underSanitizer ? 4 : 14
   func earlyStopping(_ out: String) -> TrainingConfiguration {
     var c = configuration(out)
+    c.syntheticTrainImages = 64 + 32 * stoppingEpochSteps
     c.validationSize = 64
     c.earlyStoppingPatience = 1
     c.earlyStoppingMinDelta = 1e9
@@ -193,7 +195,7 @@ final class TrainerTests: XCTestCase {
     let results = train(c, ranks: 3)
     for result in results {
       XCTAssertNil(result.failure, result.failure?.message ?? "")
-      XCTAssertEqual(result.summary?.steps, 2 * 14, "two epochs of 448 images at batch 32")
+      XCTAssertEqual(result.summary?.steps, 2 * stoppingEpochSteps, "two epochs at batch 32")
     }
     XCTAssertEqual(bits(results[1].parameters), bits(results[0].parameters))
     XCTAssertTrue(FileManager.default.fileExists(atPath: c.outputDirectory + "/checkpoints/best/model.safetensors"))
@@ -204,11 +206,11 @@ final class TrainerTests: XCTestCase {
   func testAnEarlyStoppedRunResumesToItsEndNotAnotherEpoch() throws {
     let c = earlyStopping(temporaryDirectory())
     let first = train(c, ranks: 2)
-    XCTAssertEqual(first[0].summary?.steps, 2 * 14)
+    XCTAssertEqual(first[0].summary?.steps, 2 * stoppingEpochSteps)
     try FileManager.default.removeItem(atPath: c.outputDirectory + "/model.safetensors")
     let resumed = train(c, ranks: 2, start: .resume)
     XCTAssertNil(resumed[0].failure, resumed[0].failure?.message ?? "")
-    XCTAssertEqual(resumed[0].summary?.steps, 2 * 14, "the resume trained on after early stopping")
+    XCTAssertEqual(resumed[0].summary?.steps, 2 * stoppingEpochSteps, "the resume trained on after early stopping")
     XCTAssertEqual(bits(resumed[0].parameters), bits(first[0].parameters))
     XCTAssertTrue(FileManager.default.fileExists(atPath: c.outputDirectory + "/model.safetensors"))
   }
@@ -219,18 +221,18 @@ final class TrainerTests: XCTestCase {
   func testARunEndedInsideAnEpochRecordsNoValidation() throws {
     let c = earlyStopping(temporaryDirectory())
     let whole = train(c, ranks: 1)
-    XCTAssertEqual(whole[0].summary?.steps, 2 * 14)
+    XCTAssertEqual(whole[0].summary?.steps, 2 * stoppingEpochSteps)
     var cut = c
     cut.outputDirectory = temporaryDirectory()
-    cut.maxSteps = 14 + 7
-    XCTAssertEqual(train(cut, ranks: 1)[0].summary?.steps, 21)
+    cut.maxSteps = stoppingEpochSteps + stoppingEpochSteps / 2
+    XCTAssertEqual(train(cut, ranks: 1)[0].summary?.steps, cut.maxSteps)
     let state = try XCTUnwrap(try CheckpointStore(outputDirectory: cut.outputDirectory, keep: 1).newestComplete { _ in }).state
-    XCTAssertEqual(state.step, 21)
-    XCTAssertEqual(state.bestStep, 14)
+    XCTAssertEqual(state.step, cut.maxSteps)
+    XCTAssertEqual(state.bestStep, stoppingEpochSteps)
     XCTAssertEqual(state.epochsWithoutImprovement, 0, "half an epoch was counted as one without improvement")
     cut.maxSteps = nil
     let resumed = train(cut, ranks: 1, start: .resume)
-    XCTAssertEqual(resumed[0].summary?.steps, 2 * 14)
+    XCTAssertEqual(resumed[0].summary?.steps, 2 * stoppingEpochSteps)
     XCTAssertEqual(bits(resumed[0].parameters), bits(whole[0].parameters))
   }
 
