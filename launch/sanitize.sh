@@ -5,20 +5,22 @@
 #   (--thread first; the end-to-end tests, which run the release binary, are not built: Package.swift
 #   leaves them out under VAE_DIST_UNIT_TESTS_ONLY)
 #
-# AddressSanitizer (the default; .build/asan; about 3 minutes on 2 cores): the kernels, the reducer
+# AddressSanitizer (the default; .build/asan; 4 minutes on a Zen 1's 2 cores, build included): the kernels, the reducer
 # and the step engine work on raw pointers, where an index past a buffer's end corrupts the heap
 # without a crash and can even leave the results right. Under ASan it fails at the line. (A
 # 2026-12-03 bug did exactly that on rank 1 and up: docs/kernels.md.) Leak checking is off: XCTest
 # keeps every test case alive to the end.
 #
-# --thread, ThreadSanitizer (.build/tsan; about 4 minutes): the tests of the threaded code, unless
+# --thread, ThreadSanitizer (.build/tsan; 3½ minutes on a Zen 1): the tests of the threaded code, unless
 # --filter names others: the worker threads claiming micro-batches, the reducer's and Adam's pieces,
 # trainers whose ranks are threads of one process, the kernels' process-wide switches. It found the
 # ranks setting the bf16 switch together (docs/kernels.md). Any race it reports fails the run.
 # The tests see VAE_DIST_SANITIZER (address or thread); under either, where a step is 2 (ASan) to 8
 # (TSan) times slower, the tests that repeat one check over many layouts run three of them (a rank's
 # threads, ranks of threads, four ranks): every kind of sharing, without every combination; the
-# fast-reduction test trains 5 steps, not 20, and the finite differences take 2 entries a tensor.
+# every-layout test trains on 66 images (6 steps, the uneven last step of an epoch included), the
+# early-stopping tests on epochs of 4 steps, the fast-reduction test 5 steps, not 20; the shared
+# estimates take 24-48 images and the finite differences 1 entry a tensor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
