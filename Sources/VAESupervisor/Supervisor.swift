@@ -80,10 +80,7 @@ public final class Supervisor {
       settings.command.contains("--resume")  // the command itself resumes what --out holds
       ? [] : Set(CheckpointStore(outputDirectory: output, keep: 1).candidates().compactMap { FileIdentity(path: $0.path) })
     let overwrites = settings.command.contains("--overwrite") && !settings.command.contains("--resume")
-    let folder = output
-    let results = ["model.safetensors", "metrics.jsonl", "evaluation.json", "checkpoints"]
-      .contains { FileManager.default.fileExists(atPath: folder + "/" + $0) }
-    earlierRun = overwrites && results ? FileIdentity(path: folder) : nil
+    earlierRun = overwrites && RunDirectory.mayHoldResults(output) ? FileIdentity(path: output) : nil
     let launcher = settings.command.first.map { URL(fileURLWithPath: $0).lastPathComponent } ?? ""
     stopSignal = ["mpirun", "mpiexec", "orterun", "prterun"].contains(launcher) ? SIGUSR1 : SIGTERM
   }

@@ -110,6 +110,14 @@ public struct RunDirectory {
     return nil
   }
 
+  /// Whether DIR holds anything holdsResults can count (for some record): what a new run with
+  /// --overwrite may move aside. The supervisor asks before the job starts, without its identity.
+  public static func mayHoldResults(_ path: String) -> Bool {
+    let store = CheckpointStore(outputDirectory: path, keep: 1)
+    return !store.candidates().isEmpty || FileManager.default.fileExists(atPath: store.directory + "/best")
+      || ["model.safetensors", "metrics.jsonl", "evaluation.json"].contains { FileManager.default.fileExists(atPath: path + "/" + $0) }
+  }
+
   private func describe() -> String {
     guard let record = try? readRecord() else { return "" }
     let c = record.configuration
