@@ -202,11 +202,16 @@ func resolved(_ path: String) -> String? {
 }
 
 /// Draws a picture and writes it as PNG to `path`, reporting errors the one way. `path` must not be
-/// one of the command's input files (`inputs`, by flag): the picture would replace it.
+/// one of the command's input files (`inputs`, by flag): the picture would replace it; and a name
+/// with an extension must end in .png (a PNG written to `x.jpg` was a silently wrong file).
 func writePNG(to path: String, readingFrom inputs: [String: String], _ draw: () throws -> Canvas) throws {
   try reportingFailures {
     if let output = resolved(path), let flag = inputs.keys.sorted().first(where: { resolved(inputs[$0]!) == output }) {
       throw ValidationError("--output \(path) is the \(flag) file; the picture would replace it: give another --output")
+    }
+    let name = path.split(separator: "/").last ?? ""
+    if let dot = name.lastIndex(of: "."), dot != name.startIndex, name[name.index(after: dot)...].lowercased() != "png" {
+      throw ValidationError("--output \(path): vae-dist writes PNG pictures only, and a name ending in .\(name[name.index(after: dot)...]) says otherwise: give a name ending in .png")
     }
     let canvas = try draw()
     try AtomicFile.write(canvas.png, to: path)

@@ -21,7 +21,9 @@ final class CommandLineTests: XCTestCase {
   func testBadValuesAreRejectedNamingTheFlag() throws {
     let cases: [([String], String)] = [
       (["--batch-size", "0"], "--batch-size"),
-      (["--lr", "-0.1"], "--lr"),
+      (["--lr", "-0.1"], "--lr must be a positive number (got -0.1)"),  // not "Missing value for '--lr'"
+      (["--seed", "-5"], "The value '-5' is invalid for '--seed <seed>'"),
+      (["--warmup-steps", "-5"], "--warmup-steps must be 0 or more"),
       (["--lr", "nan"], "--lr"),
       (["--latent-dim", "0"], "--latent-dim"),
       (["--epochs", "0"], "--epochs"),
@@ -83,6 +85,12 @@ final class CommandLineTests: XCTestCase {
     let output = temporaryDirectory() + "/t.png"
     let plotted = try Harness.vaeDist(["plot-csv", "--csv", csv, "--x", "ranks", "--y", "images", "--output", output], timeout: 30)
     XCTAssertEqual(plotted.status, 0, plotted.error)
+    // A name that says another format is refused: the PNG went into it without a word.
+    let jpeg = temporaryDirectory() + "/t.jpg"
+    let refused = try Harness.vaeDist(["plot-csv", "--csv", csv, "--x", "ranks", "--y", "images", "--output", jpeg], timeout: 30)
+    XCTAssertEqual(refused.status, 2, refused.all)
+    XCTAssertTrue(refused.error.contains("--output \(jpeg): vae-dist writes PNG pictures only"), refused.error)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: jpeg))
     let empty = try Harness.vaeDist(
       ["plot-csv", "--csv", csv, "--x", "ranks", "--y", "images", "--only", "ranks=3", "--output", output], timeout: 30)
     XCTAssertNotEqual(empty.status, 0)
