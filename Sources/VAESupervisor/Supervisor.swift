@@ -174,6 +174,7 @@ public final class Supervisor {
           if !command.contains("--resume") { command.append("--resume") }
         }
       }
+      if previousFailure != nil { waitForTheOutputLock(command, restart: restarts) }
       let started = monotonicSeconds(), attempt = Date()
       let (status, transcript) = runOnce(command)
       writeRecords()  // this attempt may have moved the earlier run aside
@@ -218,6 +219,24 @@ public final class Supervisor {
     while monotonicSeconds() < end && !stopRequested.load(ordering: .sequentiallyConsistent) {
       usleep(UInt32(min(0.1, max(0, end - monotonicSeconds())) * 1e6))
     }
+  }
+
+  /// Waits, before restart `restart`, until no live process holds --out's lock. Rank zero of the
+  /// failed attempt on another machine, out of killLeftovers' reach, holds it until its collectives
+  /// fail (--stall-timeout at most); a restart that came first was refused (exit 7), which ended the
+  /// job. After the stall timeout and 30 s more the restart goes ahead, and is refused naming the
+  /// holder if it is still there.
+  private func waitForTheOutputLock(_ command: [String], restart: Int) {
+    guard let holder = RunLock.liveHolder(of: output) else { return }
+    let stallTimeout = Self.value(of: "--stall-timeout", in: command).flatMap(Double.init) ?? 60
+    let end = monotonicSeconds() + stallTimeout + 30
+    say("before restart \(restart), waiting for the lock on \(output) (held by \(holder.isEmpty ? "a process that wrote no name" : holder); "
+      + "a rank of the failed attempt on another machine?), \(Int(stallTimeout + 30)) s at most")
+    let waited = monotonicSeconds()
+    while RunLock.liveHolder(of: output) != nil, monotonicSeconds() < end, !stopRequested.load(ordering: .sequentiallyConsistent) {
+      usleep(250_000)
+    }
+    if RunLock.liveHolder(of: output) == nil { say("the lock on \(output) was let go after \(Int(monotonicSeconds() - waited)) s") }
   }
 
   private func sayRestartsUsedUp(status: Int32, restarts: Int) {

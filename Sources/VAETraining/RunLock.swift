@@ -11,7 +11,7 @@ import VAEDistributed
 /// text. The kernel drops the lock when the process ends, however it ends (kill -9 included), so a
 /// crashed run leaves nothing that blocks `--resume`. `vae-dist supervise` restarts take it the same
 /// way, after the job they replace is gone. See docs/checkpoints.md for shared file systems.
-final class RunLock {
+public final class RunLock {
   let path: String
   private var descriptor: Int32
 
@@ -59,6 +59,18 @@ final class RunLock {
   }
 
   deinit { release() }
+
+  /// The holder of `directory`'s lock while a live process holds it: its line ("" when it wrote
+  /// none); nil when the lock is free or there is no DIR/.lock. Tested with a shared lock let go at
+  /// once (a read-only descriptor may take one, over NFS too), so a run that starts meanwhile is
+  /// refused only for the instant of the test.
+  public static func liveHolder(of directory: String) -> String? {
+    let fd = open(directory + "/.lock", O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }  // and with it the shared lock, if taken
+    guard flock(fd, LOCK_SH | LOCK_NB) != 0, errno == EWOULDBLOCK else { return nil }
+    return holder(fd) ?? ""
+  }
 
   /// The holder's line, as it wrote it.
   private static func holder(_ fd: Int32) -> String? {

@@ -146,6 +146,26 @@ final class SuperviseRunTests: XCTestCase {
     XCTAssertLessThan(seconds, 20)
   }
 
+  /// Rank zero of a failed attempt on another machine (where killLeftovers does not reach) holds
+  /// --out's lock until its collectives time out: the restart waits for it rather than be refused
+  /// (exit 7), which ended the job. A `flock` without the token stands for that rank here.
+  func testARestartWaitsForTheLockOfAnAttemptsLeftoverRank() throws {
+    let data = try Harness.smallRealDataset()
+    let binary = try Harness.requireBinary(), out = temporaryDirectory(), flag = temporaryDirectory() + "/failed-once"
+    let holder = "mkdir -p \(out); env -u VAE_DIST_SUPERVISOR_TOKEN flock \(out)/.lock sleep 4 > /dev/null 2>&1 &"
+    let script = "[ -e \(flag) ] || { touch \(flag); \(holder) sleep 0.5; exit 3; }; exec \(binary) train \"$@\""
+    let start = Date()
+    let result = try Harness.vaeDist(
+      ["supervise", "--max-restarts", "1", "--backoff", "0", "--", "/bin/sh", "-c", script, "sh",
+       "--data", data, "--out", out, "--max-steps", "2", "--iw-samples", "0", "--progress", "none", "--tensorboard", "none"],
+      timeout: 120)
+    print("a leftover holding the lock: supervise ended with status \(result.status) after \(Date().timeIntervalSince(start)) s")
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.error.contains("before restart 1, waiting for the lock on \(out)"), result.error)
+    XCTAssertFalse(result.output.contains("is in use by a live run"), result.all)
+    XCTAssertEqual(try Harness.metrics(out).last?["step"] as? Int, 2)
+  }
+
   func testALauncherThatCannotRunIsNotRestarted() throws {
     let result = try Harness.vaeDist(["supervise", "--max-restarts", "2", "--backoff", "0", "--", "/nonexistent/launcher"], timeout: 60)
     XCTAssertEqual(result.status, 127, result.all)
