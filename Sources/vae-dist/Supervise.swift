@@ -41,6 +41,12 @@ struct Supervise: ParsableCommand {
   @Argument(parsing: .captureForPassthrough, help: "The job's command line (after --).") var command: [String] = []
 
   func validate() throws {
+    // What ArgumentParser passed through before any --: help, or an option supervise lacks (a typo
+    // that would otherwise run as the job's command and fail as one that cannot run).
+    if let first = command.first, first != "--", first.hasPrefix("-") {
+      if first == "-h" || first == "--help" { throw CleanExit.helpRequest(self) }
+      throw ValidationError("unknown option '\(first)': supervise takes the options in --help, and the job's command after --")
+    }
     guard maxRestarts >= 0 else { throw ValidationError("--max-restarts must be 0 or more (got \(maxRestarts)).") }
     guard backoff >= 0 && backoff <= 600 else { throw ValidationError("--backoff must be between 0 and 600 seconds.") }
     if let minRanks, minRanks < 1 { throw ValidationError("--min-ranks must be at least 1 (got \(minRanks)).") }

@@ -122,6 +122,17 @@ final class CommandLineTests: XCTestCase {
 
   /// A supervisor's hostfile it cannot read, or that names no host, is refused before any job starts
   /// (it once became an empty hosts.active and `-n 0`).
+  /// `supervise --help` is its help, not a job (it ran `--help` as the command and said "finished
+  /// with status 0"), and a misspelt option of supervise is an error, not the job's command.
+  func testSupervisorHelpAndUnknownOptions() throws {
+    let help = try Harness.vaeDist(["supervise", "--help"], timeout: 30)
+    XCTAssertEqual(help.status, 0, help.all)
+    XCTAssertTrue(help.output.contains("USAGE: vae-dist supervise") && !help.all.contains("finished with status"), help.all)
+    let typo = try Harness.vaeDist(["supervise", "--max-restart", "5", "--", "true"], timeout: 30)
+    XCTAssertEqual(typo.status, 2, typo.all)
+    XCTAssertTrue(typo.error.contains("unknown option '--max-restart'"), typo.error)
+  }
+
   func testSupervisorRefusesAnUnusableHostfile() throws {
     let empty = temporaryDirectory() + "/hosts"
     _ = FileManager.default.createFile(atPath: empty, contents: Data("# no hosts yet\n".utf8))
