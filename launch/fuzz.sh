@@ -25,7 +25,7 @@ compile() {  # target, sources…
 
 compile idx Sources/VAEData/GzipReader.swift Sources/VAEData/DataError.swift Sources/VAEData/IDXFile.swift \
   Tests/Fuzz/FuzzIDX.swift
-# VAEFiles' format layer (FileError, AtomicFile, SafeTensors) needs nothing but the standard library;
+# VAEFiles' format layer (FileError, AtomicFile, RegularFile, SafeTensors) needs nothing but the standard library;
 # its ModelFile (the model's tensors, which needs VAECore's layout) is exercised by the unit tests.
 compile safetensors Sources/VAEFiles/{FileError,AtomicFile,RegularFile,SafeTensors}.swift Tests/Fuzz/FuzzSafeTensors.swift
 
