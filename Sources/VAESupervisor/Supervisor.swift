@@ -228,7 +228,8 @@ public final class Supervisor {
   /// holder if it is still there.
   private func waitForTheOutputLock(_ command: [String], restart: Int) {
     guard let holder = RunLock.liveHolder(of: output) else { return }
-    let stallTimeout = Self.value(of: "--stall-timeout", in: command).flatMap(Double.init) ?? 60
+    // The job's own check is ≥ 2 and finite; a day bounds a value past that (1e300 trapped in Int()).
+    let stallTimeout = min(86_400, max(2, Self.value(of: "--stall-timeout", in: command).flatMap(Double.init) ?? 60))
     let end = monotonicSeconds() + stallTimeout + 30
     say("before restart \(restart), waiting for the lock on \(output) (held by \(holder.isEmpty ? "a process that wrote no name" : holder); "
       + "a rank of the failed attempt on another machine?), \(Int(stallTimeout + 30)) s at most")
