@@ -78,13 +78,20 @@ public struct RunDirectory {
       try create()
       lock = try RunLock(directory: path)  // the moved run's lock goes with it
     }
-    let record = Record(configuration: configuration, data: data)
-    if (try? readRecord()) != record {
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-      try AtomicFile.write(Array(try encoder.encode(record)) + [10], to: recordPath)
-    }
+    // A resume writes run.json once its checkpoint is accepted (Trainer.setUp): written here, a
+    // resume refused by the checkpoint left its own settings in a run.json without one, which then
+    // refused the right resume.
+    if !resume { try writeRecord(configuration: configuration, data: data) }
     return (lock, movedTo)
+  }
+
+  /// Writes run.json for the run of `configuration` on `data`, unless it holds that already.
+  func writeRecord(configuration: TrainingConfiguration, data: DataFingerprint) throws {
+    let record = Record(configuration: configuration, data: data)
+    guard (try? readRecord()) != record else { return }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+    try AtomicFile.write(Array(try encoder.encode(record)) + [10], to: recordPath)
   }
 
   func readRecord() throws -> Record {

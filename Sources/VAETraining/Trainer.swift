@@ -147,6 +147,8 @@ public final class Trainer {
     if start == .resume { try restoreNewestCheckpoint() }
     let resumedAt = start == .resume ? step : nil
     _ = try atRoot("opening the logs") { output -> Bool in
+      // The checkpoint was accepted: now run.json may say whose run --out holds (RunDirectory.claim).
+      if resumedAt != nil { try RunDirectory(path: self.configuration.outputDirectory).writeRecord(configuration: self.configuration, data: output.data) }
       try output.openLogs(resumedAt: resumedAt)
       if let directory = self.hooks.traceDirectory {
         self.trace = try StepTrace(

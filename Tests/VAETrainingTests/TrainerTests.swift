@@ -407,6 +407,26 @@ final class TrainerTests: XCTestCase {
     XCTAssertEqual(train(first, ranks: 1, start: .resume)[0].failure?.kind, .refused)
   }
 
+  /// A resume that the checkpoint refuses (run.json lost, another seed) leaves no run.json behind:
+  /// it wrote its own, and the right resume was then refused as "a different run".
+  func testARefusedResumeDoesNotRewriteRunJSON() throws {
+    let out = temporaryDirectory()
+    var right = configuration(out, steps: 5)
+    right.seed = 1
+    XCTAssertNil(train(right, ranks: 1)[0].failure)
+    try FileManager.default.removeItem(atPath: out + "/run.json")
+    var wrong = right
+    wrong.seed = 7
+    wrong.maxSteps = 7
+    XCTAssertEqual(train(wrong, ranks: 1, start: .resume)[0].failure?.kind, .refused)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/run.json"), "the refused resume wrote run.json")
+    right.maxSteps = 7
+    let resumed = train(right, ranks: 1, start: .resume)
+    XCTAssertNil(resumed[0].failure, resumed[0].failure?.message ?? "")
+    let record = try String(contentsOfFile: out + "/run.json", encoding: .utf8)
+    XCTAssertTrue(record.contains("\"seed\" : 1"), record)
+  }
+
   /// Checkpoints another run left in the directory are neither pruned nor resumed.
   func testForeignCheckpointsAreNeverPruned() throws {
     let out = temporaryDirectory()
