@@ -47,12 +47,19 @@ extension Supervisor {
 
   // MARK: - Hosts
 
-  /// The hostfile's host lines (no blanks, no comments), or the error naming it (a regular file of at
-  /// most 1 MiB: a fifo would block the supervisor).
+  /// The hostfile's host lines as Open MPI reads them: a comment (from `#`, indented or after a host)
+  /// and the blanks around fields dropped, blank lines left out; or the error naming it (a regular
+  /// file of at most 1 MiB: a fifo would block the supervisor).
   public static func hostLines(_ hostfile: String) throws -> [Substring] {
     let text = try RegularFile.text(hostfile, kind: "an Open MPI hostfile", limit: 1 << 20)
-    return text.split(whereSeparator: \.isNewline).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") }
+    return text.split(whereSeparator: \.isNewline).compactMap { line in
+      let fields = line.prefix { $0 != "#" }.split(whereSeparator: \.isWhitespace)
+      return fields.isEmpty ? nil : Substring(fields.joined(separator: " "))
+    }
   }
+
+  /// The host a hostfile line names: its first field.
+  package static func host(_ line: Substring) -> String { String(line.split(whereSeparator: \.isWhitespace).first ?? "") }
 
   /// The most slots a hostfile line may give (far beyond any node's cores).
   package static let maximumSlots = 1 << 16
@@ -69,16 +76,16 @@ extension Supervisor {
   func withReachableHosts(_ hostfile: String, ranks: Int?, _ command: [String]) throws -> [String]? {
     let lines = (try? Self.hostLines(hostfile)) ?? []
     let reachable = lines.filter { line in
-      let host = String(line.split(separator: " ").first ?? "")
+      let host = Self.host(line)
       // An ssh that leaves a connection master behind must not keep the check waiting for it.
       var probe = try? SpawnedProcess(
         ["timeout", "10", settings.rshAgent, host, "true"], environment: ProcessInfo.processInfo.environment,
         defaultSignals: Self.handledSignals, capture: false)
       return probe?.reap(blocking: true) == 0
     }
-    let hosts = reachable.map { String($0.split(separator: " ").first ?? "") }
+    let hosts = reachable.map(Self.host)
     if hosts != activeHosts, !activeHosts.isEmpty || hosts.count != lines.count {
-      let left = lines.map { String($0.split(separator: " ").first ?? "") }.filter { !hosts.contains($0) }
+      let left = lines.map(Self.host).filter { !hosts.contains($0) }
       say("hosts: \(hosts.isEmpty ? "none" : hosts.joined(separator: ", "))\(left.isEmpty ? "" : "; left out (unreachable): \(left.joined(separator: ", "))")")
     }
     guard !hosts.isEmpty else { return nil }  // activeHosts stay those of the last start, to name the lost

@@ -33,6 +33,13 @@ final class CommandLineEditTests: XCTestCase {
     // Lines ended by CRLF (a hostfile written on Windows) are lines too.
     try "node01 slots=2\r\nnode02\r\n".write(toFile: path, atomically: true, encoding: .utf8)
     XCTAssertEqual(try Supervisor.hostLines(path).map(Supervisor.slots), [2, 1])
+    // Tabs between fields, indented comments and comments after a host, as Open MPI reads them (a
+    // tab made "h1\tslots=2" one host name, and "  # x" a host named "#").
+    try "h1\tslots=2\n  # a comment\n\th2  slots=3 # the big one\n\t\n".write(toFile: path, atomically: true, encoding: .utf8)
+    let spaced = try Supervisor.hostLines(path)
+    XCTAssertEqual(spaced.map(String.init), ["h1 slots=2", "h2 slots=3"])
+    XCTAssertEqual(spaced.map(Supervisor.host), ["h1", "h2"])
+    XCTAssertEqual(spaced.map(Supervisor.slots), [2, 3])
     XCTAssertThrowsError(try Supervisor.hostLines(path + "-missing"))
   }
 
