@@ -5,7 +5,7 @@
 //   VAEData (IDX files, shards, batch order) → VAECore (layers, model, loss, Adam; no MPI, no files)
 //   → VAEDistributed (communicator, protocol, deterministic gradient reduction) → VAETraining (the
 //   run: step engine, epoch loop, evaluation, rank zero's output, --out) → vae-dist (the command line).
-// Beside them, each with one concern: VAEFiles (safetensors, the model file, atomic writes),
+// Beside them, each with one concern: VAEFiles (safetensors, the model file, atomic writes, CSV),
 // VAEImages (PNG, canvas, plots), TensorBoardLog (event files), VAEPictures (the pictures of a
 // trained model), VAESupervisor (restarts of a failed job), VAEBenchmarks (bench, the layer profile,
 // the peaks, the allreduce timing). The C shims are underscored, each with a README.

@@ -163,9 +163,11 @@ struct PlotCSV: ParsableCommand {
     try writePNG(to: output, readingFrom: ["--csv": csv]) {
       let text: String
       do { text = try RegularFile.text(csv, kind: "a CSV file", limit: 256 << 20) } catch { throw ValidationError("--csv: \(error)") }
-      let lines = text.split(whereSeparator: \.isNewline).map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+      let lines: [[String]]
+      do { lines = try CSV.records(text) } catch { throw ValidationError("--csv: \(csv): \(error)") }
+      let columns = " (its columns: \((lines.first ?? []).joined(separator: ", ")))"
       guard let header = lines.first, let xColumn = header.firstIndex(of: x) else {
-        throw ValidationError("--x: \(csv) has no column \(x)")
+        throw ValidationError("--x: \(csv) has no column \(x)" + columns)
       }
       var rows = Array(lines.dropFirst())
       if let only {
@@ -176,7 +178,7 @@ struct PlotCSV: ParsableCommand {
         rows = rows.filter { $0.count > column && $0[column] == parts[1] }
       }
       let series = try y.split(separator: ",").map(String.init).enumerated().map { index, name -> Plot.Series in
-        guard let column = header.firstIndex(of: name) else { throw ValidationError("--y: \(csv) has no column \(name)") }
+        guard let column = header.firstIndex(of: name) else { throw ValidationError("--y: \(csv) has no column \(name)" + columns) }
         let points = rows.compactMap { row -> (x: Double, y: Double)? in
           guard row.count > max(column, xColumn), let px = Double(row[xColumn]), let py = Double(row[column]),
             Plot.plottable((px, py))  // NaN, ∞ and beyond ±1e300 are not drawn
@@ -206,6 +208,7 @@ func resolved(_ path: String) -> String? {
 /// with an extension must end in .png (a PNG written to `x.jpg` was a silently wrong file).
 func writePNG(to path: String, readingFrom inputs: [String: String], _ draw: () throws -> Canvas) throws {
   try reportingFailures {
+    guard !path.isEmpty else { throw ValidationError("--output needs a file name, e.g. --output picture.png") }
     if let output = resolved(path), let flag = inputs.keys.sorted().first(where: { resolved(inputs[$0]!) == output }) {
       throw ValidationError("--output \(path) is the \(flag) file; the picture would replace it: give another --output")
     }
