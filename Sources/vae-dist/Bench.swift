@@ -135,6 +135,10 @@ struct Bench: ParsableCommand {
   }
 
   func benchmarkAllreduce(_ communicator: Communicator) throws {
+    // One rank has no one to reduce with: it timed copies and fitted "bandwidth inf GB/s".
+    guard communicator.size > 1 else {
+      throw ValidationError("--allreduce times allreduces between ranks, and this is one process: start it under MPI, e.g. launch/mpirun-local.sh -n 2 bench --allreduce")
+    }
     let timings = try AllreduceBenchmark.measure(
       communicator: communicator, sizes: [1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22], repetitions: steps)
     guard communicator.rank == 0 else { return }

@@ -18,6 +18,10 @@ let scheduleDefaults = LearningRateSchedule()
 struct DataOptions: ParsableArguments {
   @Option(name: .customLong("data"), help: ArgumentHelp("Directory of the Fashion-MNIST IDX files (gzip or plain).", valueName: "dir"))
   var directory = defaults.dataDirectory
+
+  func validate() throws {
+    guard !directory.isEmpty else { throw ValidationError("--data needs a directory (default: \(defaults.dataDirectory))") }
+  }
 }
 
 struct ModelOptions: ParsableArguments {

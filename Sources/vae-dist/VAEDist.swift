@@ -45,14 +45,16 @@ struct VAEDist: ParsableCommand {
   /// `--lr -1` as `--lr=-1`. ArgumentParser reads a value that starts with a dash as an option and
   /// answered "Missing value for '--lr <lr>'" (apple/swift-argument-parser#31); joined, the value
   /// reaches the option's own check: "--lr must be a positive number (got -1.0)". No option of
-  /// vae-dist is a digit, so `-1`, `-0.5` and `-.5` after a long option are always its value. Nothing
-  /// after `--` (a supervised job's command line) is touched.
+  /// vae-dist is a digit or spelt `inf` or `nan`, so `-1`, `-0.5`, `-.5` and `-inf` after a long
+  /// option are always its value. Nothing after `--` (a supervised job's command line) is touched.
   static func joiningNegativeValues(_ arguments: [String]) -> [String] {
     var joined: [String] = []
     for (index, argument) in arguments.enumerated() {
       if argument == "--" { return joined + arguments[index...] }
       let second = argument.dropFirst().first
-      let isNegativeNumber = argument.hasPrefix("-") && (second.map { ("0"..."9").contains($0) } == true || second == ".")
+      let isNegativeNumber =
+        argument.hasPrefix("-") && (second.map { ("0"..."9").contains($0) } == true || second == "."
+          || ["-inf", "-infinity", "-nan"].contains(argument.lowercased()))
       if isNegativeNumber, let option = joined.last, option.hasPrefix("--"), option.count > 2, !option.contains("=") {
         joined[joined.count - 1] = option + "=" + argument
       } else {

@@ -24,6 +24,8 @@ final class CommandLineTests: XCTestCase {
       (["--lr", "-0.1"], "--lr must be a positive number (got -0.1)"),  // not "Missing value for '--lr'"
       (["--seed", "-5"], "The value '-5' is invalid for '--seed <seed>'"),
       (["--warmup-steps", "-5"], "--warmup-steps must be 0 or more"),
+      (["--beta", "-inf"], "--beta must be a non-negative number"),
+      (["--data", ""], "--data needs a directory"),
       (["--lr", "nan"], "--lr"),
       (["--latent-dim", "0"], "--latent-dim"),
       (["--epochs", "0"], "--epochs"),
@@ -91,6 +93,19 @@ final class CommandLineTests: XCTestCase {
     XCTAssertEqual(refused.status, 2, refused.all)
     XCTAssertTrue(refused.error.contains("--output \(jpeg): vae-dist writes PNG pictures only"), refused.error)
     XCTAssertFalse(FileManager.default.fileExists(atPath: jpeg))
+    // A quoted field holding commas is one field (a comma split read "a,5,b"'s 5 as ips): the row
+    // --only picks by it is there, and quoted headers with blanks and a byte-order mark are columns.
+    let quoted = temporaryDirectory() + "/q.csv"
+    _ = FileManager.default.createFile(
+      atPath: quoted, contents: Data("\u{FEFF}\"ranks\", \"ips\", note\r\n1,100,\"a,5,b\"\r\n2,190,plain\r\n".utf8))
+    let picked = try Harness.vaeDist(
+      ["plot-csv", "--csv", quoted, "--x", "ranks", "--y", "ips", "--only", "note=a,5,b", "--output", output], timeout: 30)
+    XCTAssertEqual(picked.status, 0, picked.all)
+    let missing = try Harness.vaeDist(["plot-csv", "--csv", quoted, "--x", "rank", "--y", "ips", "--output", output], timeout: 30)
+    XCTAssertTrue(missing.status == 2 && missing.error.contains("has no column rank (its columns: ranks, ips, note)"), missing.all)
+    // One process has no one to allreduce with (it printed "bandwidth inf GB/s").
+    let alone = try Harness.vaeDist(["bench", "--allreduce", "--steps", "2"], timeout: 30)
+    XCTAssertTrue(alone.status == 2 && alone.error.contains("this is one process: start it under MPI"), alone.all)
     let empty = try Harness.vaeDist(
       ["plot-csv", "--csv", csv, "--x", "ranks", "--y", "images", "--only", "ranks=3", "--output", output], timeout: 30)
     XCTAssertNotEqual(empty.status, 0)
