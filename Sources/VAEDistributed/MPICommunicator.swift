@@ -24,6 +24,12 @@ public final class MPICommunicator: Communicator {
     return variables.contains { getenv($0) != nil }
   }
 
+  /// The rank count the launcher put in the environment (Open MPI's, PMI's), when it put one.
+  public static var launchedRanks: Int? {
+    let names = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+    return names.lazy.compactMap { (name: String) -> Int? in getenv(name).flatMap { Int(String(cString: $0)) } }.first
+  }
+
   public init(stallTimeout: Double = 60, rootWorkTimeout: Double = 600) throws {
     var rank: Int32 = 0, size: Int32 = 0, funneled: Int32 = 0
     let code = vmpi_init(&rank, &size, &funneled)

@@ -34,6 +34,12 @@ struct VAEDist: ParsableCommand {
     do {
       try Hooks.selectKernels()
       var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
+      // The commands that run as one process (evaluate, the pictures, the plots), started by a
+      // launcher of several ranks: each rank ran it whole, printed it and wrote the same file.
+      if !(command is Train || command is Bench || command is Supervise), let ranks = MPICommunicator.launchedRanks, ranks > 1 {
+        throw ValidationError(
+          "\(type(of: command)._commandName) runs as one process (on all cores), and an MPI launcher started \(ranks) ranks of it: run it without mpirun")
+      }
       try command.run()
     } catch {
       guard error is KernelVariantError || exitCode(for: error) == .validationFailure else { exit(withError: error) }

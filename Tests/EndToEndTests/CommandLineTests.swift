@@ -103,6 +103,11 @@ final class CommandLineTests: XCTestCase {
     XCTAssertEqual(picked.status, 0, picked.all)
     let missing = try Harness.vaeDist(["plot-csv", "--csv", quoted, "--x", "rank", "--y", "ips", "--output", output], timeout: 30)
     XCTAssertTrue(missing.status == 2 && missing.error.contains("has no column rank (its columns: ranks, ips, note)"), missing.all)
+    // A one-process command under a launcher of several ranks is refused (each rank ran it whole).
+    let ranked = try Harness.run(
+      try Harness.requireBinary(), ["plot-csv", "--csv", quoted, "--x", "ranks", "--y", "ips", "--output", output], timeout: 30,
+      environment: ["OMPI_COMM_WORLD_SIZE": "2"])
+    XCTAssertTrue(ranked.status == 2 && ranked.error.contains("plot-csv runs as one process"), ranked.all)
     // One process has no one to allreduce with (it printed "bandwidth inf GB/s").
     let alone = try Harness.vaeDist(["bench", "--allreduce", "--steps", "2"], timeout: 30)
     XCTAssertTrue(alone.status == 2 && alone.error.contains("this is one process: start it under MPI"), alone.all)
