@@ -101,11 +101,18 @@ final class RunOutput {
       throw FileError.invalid(path: metricsPath, reason: "cannot be read as text to trim it to the checkpoint's epochs; move it aside to resume")
     }
     let completedEpochs = step / stepsPerEpoch
+    var unreadable = 0
     let kept = text.split(whereSeparator: \.isNewline).filter { line in
       guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
         let epoch = object["epoch"] as? Int, let lineStep = object["step"] as? Int
-      else { return false }
+      else {
+        unreadable += 1
+        return false
+      }
       return lineStep <= step && (epoch <= completedEpochs || (runEndsThere && lineStep == step))
+    }
+    if unreadable > 0 {
+      console.line("warning: \(metricsPath): left out \(unreadable) line\(unreadable == 1 ? "" : "s") that \(unreadable == 1 ? "is" : "are") not an epoch's record (a write cut short by a crash, or an edit)")
     }
     try AtomicFile.write(Array(kept.map { $0 + "\n" }.joined().utf8), to: metricsPath)
   }

@@ -89,6 +89,27 @@ final class BadInputRunTests: XCTestCase {
     XCTAssertTrue(result.error.contains("became NaN or infinite at step 2; the step was not applied"), result.error)
   }
 
+  /// A file where the run writes a folder is refused before any step (the run trained to its end and
+  /// then failed writing the pictures), and a resume says when it leaves lines of metrics.jsonl out.
+  func testAFileInPlaceOfAFolderAndAnUnreadableMetricsLineAreSaidAtTheStart() throws {
+    let (data, _) = try model()
+    let out = temporaryDirectory()
+    let common = ["--data", data, "--out", out, "--progress", "none", "--iw-samples", "0", "--tensorboard", "none"]
+    XCTAssertEqual(try Harness.vaeDist(common + ["--max-steps", "2"]).status, 0)
+    try FileManager.default.removeItem(atPath: out + "/images")
+    _ = FileManager.default.createFile(atPath: out + "/images", contents: Data("not a folder".utf8))
+    let refused = try Harness.vaeDist(common + ["--max-steps", "4", "--resume"])
+    XCTAssertEqual(refused.status, 5, refused.all)
+    XCTAssertTrue(refused.error.contains("\(out)/images is not a folder, and the run writes one there"), refused.error)
+    XCTAssertFalse(refused.output.contains("resumed"), "it started before refusing: \(refused.output)")
+    try FileManager.default.removeItem(atPath: out + "/images")
+    let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
+    try ("{\"torn\": \n" + metrics).write(toFile: out + "/metrics.jsonl", atomically: true, encoding: .utf8)
+    let resumed = try Harness.vaeDist(common + ["--max-steps", "4", "--resume"])
+    XCTAssertEqual(resumed.status, 0, resumed.all)
+    XCTAssertTrue(resumed.output.contains("left out 1 line that is not an epoch's record"), resumed.output)
+  }
+
   func testOverwriteWithAHoldOutOfEverythingMovesNothing() throws {
     let (data, _) = try model()
     let out = temporaryDirectory()
