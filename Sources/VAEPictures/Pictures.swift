@@ -196,10 +196,13 @@ public final class Pictures {
   public static func lossCurves(metricsPath: String) throws -> Canvas {
     let text = try RegularFile.text(metricsPath, kind: "a metrics.jsonl", limit: 256 << 20)
     var columns: [String: [(x: Double, y: Double)]] = [:]
-    for line in text.split(whereSeparator: \.isNewline) {
+    for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() where !line.allSatisfy(\.isWhitespace) {
       guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
         let epoch = object["epoch"] as? Int
-      else { throw FileError.invalid(path: metricsPath, reason: "has a line that is not a metrics object") }
+      else {
+        throw FileError.invalid(
+          path: metricsPath, reason: "line \(index + 1) is not an epoch's record (a JSON object with an epoch; a write cut short by a crash?)")
+      }
       for key in ["train_loss", "val_loss", "test_loss"] {
         if let value = object[key] as? Double { columns[key, default: []].append((Double(epoch), value)) }
       }

@@ -63,6 +63,12 @@ final class BadInputRunTests: XCTestCase {
     result = try Harness.vaeDist(["plot-csv", "--csv", csv, "--x", "a", "--y", "b", "--output", png])
     XCTAssertEqual(result.status, 2, result.all)
     XCTAssertTrue(result.error.contains("nothing to plot"), result.error)
+    // A record cut short is named by its line (CRLF lines count as lines).
+    let metrics = directory + "/metrics.jsonl"
+    try "{\"epoch\":1,\"train_loss\":300.5}\r\n{\"epoch\": 2, \"train_lo".write(toFile: metrics, atomically: true, encoding: .utf8)
+    result = try Harness.vaeDist(["plot-metrics", "--metrics", metrics, "--output", png])
+    XCTAssertEqual(result.status, 4, result.all)
+    XCTAssertTrue(result.error.contains("metrics.jsonl: line 2 is not an epoch's record"), result.error)
   }
 
   func testAFifoAmongTheDataIsRefusedNotWaitedOn() throws {
