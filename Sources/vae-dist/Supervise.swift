@@ -74,6 +74,9 @@ struct Supervise: ParsableCommand {
     if minRanks != nil && Supervisor.value(of: "-n", in: job) == nil {
       throw ValidationError("--min-ranks: the job's command has no -n N to lower (write the rank count as -n N, not -np N).")
     }
+    if let minRanks, let n = Supervisor.value(of: "-n", in: job).flatMap(Int.init), minRanks > n {
+      throw ValidationError("--min-ranks \(minRanks) is above the job's -n \(n): a restart only lowers the rank count. Give at most \(n), or drop it.")
+    }
   }
 
   func run() throws {

@@ -170,6 +170,7 @@ final class CommandLineTests: XCTestCase {
     for (options, job, reason) in [
       (["--hostfile", hosts], ["mpirun", "-np", "1", "-hostfile", hosts, "true"], "the job's command has no --hostfile FILE"),
       (["--min-ranks", "1"], ["mpirun", "-np", "2", "true"], "the job's command has no -n N to lower"),
+      (["--min-ranks", "3"], ["mpirun", "-n", "2", "true"], "--min-ranks 3 is above the job's -n 2"),
       (["--rsh-agent", "rsh"], ["mpirun", "-n", "2", "true"], "--rsh-agent reaches the hosts of --hostfile, and none is given"),
     ] {
       let result = try Harness.vaeDist(["supervise"] + options + ["--"] + job, timeout: 30)
