@@ -54,9 +54,6 @@ public struct RunDirectory {
     }
     try create()
     var lock = try RunLock(directory: path)
-    // What a run that died in a write left behind, first: a copy that a crash left moved aside goes
-    // back under its name, so the checks below see it; a half-written model.safetensors.tmp-PID (or
-    // picture) goes. Only the lock holder gets here, so no live run is writing them.
     // Where the run writes folders, a file in the way failed the run only at its end (the pictures).
     for folder in ["checkpoints", "images"] {
       var info = stat()
@@ -64,6 +61,9 @@ public struct RunDirectory {
         throw TrainingError.output("--out \(path): \(path)/\(folder) is not a folder, and the run writes one there: move it away.")
       }
     }
+    // What a run that died in a write left behind, first: a copy that a crash left moved aside goes
+    // back under its name, so the checks below see it; a half-written model.safetensors.tmp-PID (or
+    // picture) goes. Only the lock holder gets here, so no live run is writing them.
     CheckpointStore(outputDirectory: path, keep: 1).removeLeftovers()
     for folder in [path, path + "/images"] { AtomicFile.removeLeftovers(in: folder) }
     var movedTo: String?
