@@ -62,9 +62,17 @@ struct Evaluate: ParsableCommand {
             }
           })
       }
+      // A model whose losses are not finite (weights so large the logits overflow) is reported, then
+      // is a failure: the figures were printed as nan with status 0.
+      let finite = [sampled.meanLoss(beta: 1), mean.meanLoss(beta: 1), estimate?.elbo ?? 0, estimate?.logLikelihood ?? 0].allSatisfy(\.isFinite)
+      func failIfNotFinite() throws {
+        guard !finite else { return }
+        printError("vae-dist: error: \(path): its test loss is not finite (NaN or infinite): a diverged model; evaluate an earlier checkpoint")
+        throw ExitCode(FailureKind.nonFinite.exitStatus)
+      }
       if json {
         print(JSONLine.encode(EvaluationReport(sampled: sampled, mean: mean, estimate: estimate, deadHiddenUnits: evaluation.deadHiddenUnits)))
-        return
+        return try failIfNotFinite()
       }
       let step = file.metadata["step"].map { ", step \($0)" } ?? ""
       let whose = self.seed != nil ? "" : recorded != nil ? " (the run's)" : " (the file records none)"
@@ -76,6 +84,7 @@ struct Evaluate: ParsableCommand {
       if let estimate {
         print("  ELBO \(fixed(estimate.elbo, 3)) nats; importance-weighted log-likelihood (k = \(estimate.samples)) \(fixed(estimate.logLikelihood, 3)) nats")
       }
+      try failIfNotFinite()
     }
   }
 }

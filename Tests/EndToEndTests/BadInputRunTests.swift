@@ -116,6 +116,28 @@ final class BadInputRunTests: XCTestCase {
     XCTAssertTrue(resumed.output.contains("left out 1 line that is not an epoch's record"), resumed.output)
   }
 
+  /// A model whose test loss overflows (finite weights, each × 1e18) is a failure after its figures,
+  /// status 6: it printed "loss -nan" with status 0.
+  func testEvaluatingADivergedModelFails() throws {
+    let (data, model) = try model()
+    let scaled = temporaryDirectory() + "/model.safetensors"
+    let script = """
+      import array, json, struct, sys
+      b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+      header = json.loads(b[8:8 + n]); data = bytearray(b[8 + n:])
+      for name, t in header.items():
+          if name == '__metadata__': continue
+          lo, hi = t['data_offsets']; a = array.array('f'); a.frombytes(bytes(data[lo:hi]))
+          data[lo:hi] = array.array('f', [x * 1e18 for x in a]).tobytes()
+      open(sys.argv[2], 'wb').write(b[:8 + n] + bytes(data))
+      """
+    XCTAssertEqual(try Harness.run("/usr/bin/env", ["python3", "-c", script, model, scaled], timeout: 60).status, 0)
+    let result = try Harness.vaeDist(["evaluate", "--checkpoint", scaled, "--data", data, "--iw-samples", "0"], timeout: 60)
+    XCTAssertEqual(result.status, 6, result.all)
+    XCTAssertTrue(result.output.contains("z sampled  loss"), result.output)
+    XCTAssertTrue(result.error.contains("its test loss is not finite (NaN or infinite): a diverged model"), result.error)
+  }
+
   func testOverwriteWithAHoldOutOfEverythingMovesNothing() throws {
     let (data, _) = try model()
     let out = temporaryDirectory()
