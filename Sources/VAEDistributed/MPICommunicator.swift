@@ -25,9 +25,13 @@ public final class MPICommunicator: Communicator {
   }
 
   /// The rank count the launcher put in the environment (Open MPI's, PMI's), when it put one.
-  public static var launchedRanks: Int? {
-    let names = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
-    return names.lazy.compactMap { (name: String) -> Int? in getenv(name).flatMap { Int(String(cString: $0)) } }.first
+  public static var launchedRanks: Int? { environmentInteger(["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]) }
+
+  /// This process's rank as the launcher put it in the environment, when it put one.
+  public static var launchedRank: Int? { environmentInteger(["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]) }
+
+  private static func environmentInteger(_ names: [String]) -> Int? {
+    names.lazy.compactMap { (name: String) -> Int? in getenv(name).flatMap { Int(String(cString: $0)) } }.first
   }
 
   public init(stallTimeout: Double = 60, rootWorkTimeout: Double = 600) throws {

@@ -37,6 +37,7 @@ struct VAEDist: ParsableCommand {
       // The commands that run as one process (evaluate, the pictures, the plots), started by a
       // launcher of several ranks: each rank ran it whole, printed it and wrote the same file.
       if !(command is Train || command is Bench || command is Supervise), let ranks = MPICommunicator.launchedRanks, ranks > 1 {
+        if (MPICommunicator.launchedRank ?? 0) != 0 { Glibc.exit(FailureKind.configuration.exitStatus) }  // rank zero says why
         throw ValidationError(
           "\(type(of: command)._commandName) runs as one process (on all cores), and an MPI launcher started \(ranks) ranks of it: run it without mpirun")
       }
