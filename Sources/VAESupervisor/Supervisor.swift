@@ -174,7 +174,13 @@ public final class Supervisor {
           if !command.contains("--resume") { command.append("--resume") }
         }
       }
-      if previousFailure != nil { waitForTheOutputLock(command, restart: restarts) }
+      if let failure = previousFailure {
+        waitForTheOutputLock(command, restart: restarts)
+        if stopRequested.load(ordering: .sequentiallyConsistent) {
+          say("stopped on request before restart \(restarts); the last attempt ended with status \(failure.status)")
+          return failure.status
+        }
+      }
       let started = monotonicSeconds(), attempt = Date()
       let (status, transcript) = runOnce(command)
       writeRecords()  // this attempt may have moved the earlier run aside
@@ -223,16 +229,20 @@ public final class Supervisor {
 
   /// Waits, before restart `restart`, until no live process holds --out's lock. Rank zero of the
   /// failed attempt on another machine, out of killLeftovers' reach, holds it until its collectives
-  /// fail (--stall-timeout at most); a restart that came first was refused (exit 7), which ended the
-  /// job. After the stall timeout and 30 s more the restart goes ahead, and is refused naming the
-  /// holder if it is still there.
+  /// fail: --stall-timeout at most, or --write-timeout and then that when it was writing alone (a
+  /// checkpoint, the final files); a restart that came first was refused (exit 7), which ended the
+  /// job. After both and 30 s more the restart goes ahead, and is refused naming the holder if it is
+  /// still there.
   private func waitForTheOutputLock(_ command: [String], restart: Int) {
     guard let holder = RunLock.liveHolder(of: output) else { return }
-    // The job's own check is ≥ 2 and finite; a day bounds a value past that (1e300 trapped in Int()).
-    let stallTimeout = min(86_400, max(2, Self.value(of: "--stall-timeout", in: command).flatMap(Double.init) ?? 60))
-    let end = monotonicSeconds() + stallTimeout + 30
+    // The job's own checks are ≥ 2 (≥ 1) and finite; a day bounds a value past that (1e300 trapped in Int()).
+    func seconds(_ flag: String, _ default: Double) -> Double {
+      min(86_400, max(1, Self.value(of: flag, in: command).flatMap(Double.init) ?? `default`))
+    }
+    let limit = seconds("--stall-timeout", 60) + seconds("--write-timeout", 600) + 30
+    let end = monotonicSeconds() + limit
     say("before restart \(restart), waiting for the lock on \(output) (held by \(holder.isEmpty ? "a process that wrote no name" : holder); "
-      + "a rank of the failed attempt on another machine?), \(Int(stallTimeout + 30)) s at most")
+      + "a rank of the failed attempt on another machine?), \(Int(limit)) s at most")
     let waited = monotonicSeconds()
     while RunLock.liveHolder(of: output) != nil, monotonicSeconds() < end, !stopRequested.load(ordering: .sequentiallyConsistent) {
       usleep(250_000)

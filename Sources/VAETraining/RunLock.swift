@@ -65,9 +65,12 @@ public final class RunLock {
   /// once (a read-only descriptor may take one, over NFS too), so a run that starts meanwhile is
   /// refused only for the instant of the test.
   public static func liveHolder(of directory: String) -> String? {
-    let fd = open(directory + "/.lock", O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    // Not blocking: a fifo in its place would hold the supervisor for ever (the run refuses one).
+    let fd = open(directory + "/.lock", O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
     guard fd >= 0 else { return nil }
     defer { close(fd) }  // and with it the shared lock, if taken
+    var status = stat()
+    guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { return nil }
     guard flock(fd, LOCK_SH | LOCK_NB) != 0, errno == EWOULDBLOCK else { return nil }
     return holder(fd) ?? ""
   }

@@ -166,6 +166,29 @@ final class SuperviseRunTests: XCTestCase {
     XCTAssertEqual(try Harness.metrics(out).last?["step"] as? Int, 2)
   }
 
+  /// A stop while the supervisor waits for that lock ends it there, with the failed attempt's status:
+  /// no restart starts (it was started, signalled at once, and refused by the lock: status 7).
+  func testAStopDuringTheWaitForTheLockStartsNoRestart() throws {
+    let out = temporaryDirectory()
+    let holder = "mkdir -p \(out); env -u VAE_DIST_SUPERVISOR_TOKEN flock \(out)/.lock sleep 30.3 > /dev/null 2>&1 &"
+    let start = Date()
+    let result = try Harness.run(
+      try Harness.requireBinary(),
+      ["supervise", "--max-restarts", "2", "--backoff", "0", "--", "/bin/sh", "-c", "\(holder) sleep 0.5; exit 3", "sh", "--out", out],
+      timeout: 60
+    ) { process in
+      usleep(2_500_000)  // the attempt has failed; the supervisor waits for the lock
+      kill(process.processIdentifier, SIGTERM)
+    }
+    _ = try Harness.run("/usr/bin/pkill", ["-f", "sleep 30.3"], timeout: 10)
+    let seconds = Date().timeIntervalSince(start)
+    print("a stop during the wait for the lock: supervise ended with status \(result.status) after \(seconds) s")
+    XCTAssertEqual(result.status, 3, result.all)
+    XCTAssertTrue(result.error.contains("waiting for the lock on \(out)"), result.error)
+    XCTAssertTrue(result.error.contains("stopped on request before restart 1; the last attempt ended with status 3"), result.error)
+    XCTAssertLessThan(seconds, 15)
+  }
+
   func testALauncherThatCannotRunIsNotRestarted() throws {
     let result = try Harness.vaeDist(["supervise", "--max-restarts", "2", "--backoff", "0", "--", "/nonexistent/launcher"], timeout: 60)
     XCTAssertEqual(result.status, 127, result.all)
