@@ -54,13 +54,6 @@ public struct RunDirectory {
     }
     try create()
     var lock = try RunLock(directory: path)
-    // Where the run writes folders, a file in the way failed the run only at its end (the pictures).
-    for folder in ["checkpoints", "images"] {
-      var info = stat()
-      if stat(path + "/" + folder, &info) == 0, info.st_mode & S_IFMT != S_IFDIR {
-        throw TrainingError.output("--out \(path): \(path)/\(folder) is not a folder, and the run writes one there: move it away.")
-      }
-    }
     // What a run that died in a write left behind, first: a copy that a crash left moved aside goes
     // back under its name, so the checks below see it; a half-written model.safetensors.tmp-PID (or
     // picture) goes. Only the lock holder gets here, so no live run is writing them.
@@ -84,6 +77,15 @@ public struct RunDirectory {
       movedTo = aside
       try create()
       lock = try RunLock(directory: path)  // the moved run's lock goes with it
+    }
+    // Where the run writes folders, a file (or a dangling link) in the way failed the run only at
+    // its end (the pictures). After --overwrite's move: the earlier run's are no longer in the way.
+    for folder in ["checkpoints", "images"] {
+      var link = stat(), target = stat()
+      let full = path + "/" + folder
+      if lstat(full, &link) == 0, stat(full, &target) != 0 || target.st_mode & S_IFMT != S_IFDIR {
+        throw TrainingError.output("--out \(path): \(full) is not a folder, and the run writes one there: move it away.")
+      }
     }
     // A resume writes run.json once its checkpoint is accepted (Trainer.setUp): written here, a
     // resume refused by the checkpoint left its own settings in a run.json without one, which then

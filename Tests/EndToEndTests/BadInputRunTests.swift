@@ -114,6 +114,12 @@ final class BadInputRunTests: XCTestCase {
     let resumed = try Harness.vaeDist(common + ["--max-steps", "4", "--resume"])
     XCTAssertEqual(resumed.status, 0, resumed.all)
     XCTAssertTrue(resumed.output.contains("left out 1 line that is not an epoch's record"), resumed.output)
+    // --overwrite moves such a file aside with the earlier run, and is not refused for it.
+    try FileManager.default.moveItem(atPath: out + "/images", toPath: out + "/images-kept")
+    _ = FileManager.default.createFile(atPath: out + "/images", contents: Data("not a folder".utf8))
+    let overwritten = try Harness.vaeDist(common + ["--max-steps", "1", "--overwrite"])
+    XCTAssertEqual(overwritten.status, 0, overwritten.all)
+    XCTAssertEqual(try String(contentsOfFile: out + ".previous-1/images", encoding: .utf8), "not a folder")
   }
 
   /// A model whose test loss overflows (finite weights, each × 1e18) is a failure after its figures,
