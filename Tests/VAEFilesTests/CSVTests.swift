@@ -18,6 +18,8 @@ final class CSVTests: XCTestCase {
     XCTAssertEqual(try CSV.records("a,b\n1,\" x \""), [["a", "b"], ["1", " x "]])
     XCTAssertEqual(try CSV.records(""), [])
     XCTAssertEqual(try CSV.records("\n\n"), [])
+    // Blanks after a closing quote are not the field's; inside an unquoted field they stay.
+    XCTAssertEqual(try CSV.records("\"ranks\" ,\"ips\"\t\n1 2,3\n"), [["ranks", "ips"], ["1 2", "3"]])
   }
 
   func testAnUnterminatedQuoteIsAnErrorNamingItsRecord() {
