@@ -24,8 +24,24 @@ public final class MPICommunicator: Communicator {
     return variables.contains { getenv($0) != nil }
   }
 
-  /// The rank count the launcher put in the environment (Open MPI's, PMI's), when it put one.
-  public static var launchedRanks: Int? { environmentInteger(["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]) }
+  /// The rank count the launcher put in the environment (Open MPI's, PMI's, Slurm's step), when it put one.
+  public static var launchedRanks: Int? { environmentInteger(["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"]) }
+
+  /// Whether a launcher started this very process as one of its ranks: its parent is mpirun, Open
+  /// MPI's or PRRTE's daemon, MPICH's proxy or Slurm's step daemon. Not so for a program that a
+  /// script the launcher started runs (`mpirun -n 4 sh -c '…; vae-dist evaluate …'`), which inherits
+  /// the launcher's variables all the same.
+  public static var startedAsARank: Bool {
+    guard launchedByMPI else { return false }
+    let fd = open("/proc/\(getppid())/comm", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 64)
+    let count = read(fd, &buffer, buffer.count)
+    guard count > 0 else { return false }
+    let parent = String(decoding: buffer[0..<count].filter { $0 != 10 }, as: UTF8.self)
+    return ["mpirun", "mpiexec", "orterun", "orted", "prterun", "prted", "hydra_pmi_proxy", "slurmstepd"].contains(parent)
+  }
 
   /// This process's rank as the launcher put it in the environment, when it put one.
   public static var launchedRank: Int? { environmentInteger(["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]) }

@@ -213,7 +213,10 @@ func writePNG(to path: String, readingFrom inputs: [String: String], _ draw: () 
       throw ValidationError("--output \(path) is the \(flag) file; the picture would replace it: give another --output")
     }
     let name = path.split(separator: "/").last ?? ""
-    if let dot = name.lastIndex(of: "."), dot != name.startIndex, name[name.index(after: dot)...].lowercased() != "png" {
+    // An extension of letters that is not png (x.jpg, x.txt); `beta0.5` or `run.v2` are names, not formats.
+    if let dot = name.lastIndex(of: "."), dot != name.startIndex, case let ext = name[name.index(after: dot)...],
+      !ext.isEmpty, ext.allSatisfy({ $0.isASCII && $0.isLetter }), ext.lowercased() != "png"
+    {
       throw ValidationError("--output \(path): vae-dist writes PNG pictures only, and a name ending in .\(name[name.index(after: dot)...]) says otherwise: give a name ending in .png")
     }
     let canvas = try draw()

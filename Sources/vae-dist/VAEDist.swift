@@ -35,9 +35,14 @@ struct VAEDist: ParsableCommand {
       try Hooks.selectKernels()
       var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
       // The commands that run as one process (evaluate, the pictures, the plots), started by a
-      // launcher of several ranks: each rank ran it whole, printed it and wrote the same file.
-      if !(command is Train || command is Bench || command is Supervise), let ranks = MPICommunicator.launchedRanks, ranks > 1 {
-        if (MPICommunicator.launchedRank ?? 0) != 0 { Glibc.exit(FailureKind.configuration.exitStatus) }  // rank zero says why
+      // launcher as several ranks: each rank ran it whole, printed it and wrote the same file.
+      if !(command is Train || command is Bench || command is Supervise), MPICommunicator.startedAsARank,
+        let ranks = MPICommunicator.launchedRanks, ranks > 1
+      {
+        if (MPICommunicator.launchedRank ?? 0) != 0 {
+          usleep(1_000_000)  // rank zero says why first: the launcher ends the job at the first rank that fails
+          Glibc.exit(FailureKind.configuration.exitStatus)
+        }
         throw ValidationError(
           "\(type(of: command)._commandName) runs as one process (on all cores), and an MPI launcher started \(ranks) ranks of it: run it without mpirun")
       }
@@ -53,8 +58,10 @@ struct VAEDist: ParsableCommand {
   /// answered "Missing value for '--lr <lr>'" (apple/swift-argument-parser#31); joined, the value
   /// reaches the option's own check: "--lr must be a positive number (got -1.0)". No option of
   /// vae-dist is a digit or spelt `inf` or `nan`, so `-1`, `-0.5`, `-.5` and `-inf` after a long
-  /// option are always its value. Nothing after `--` (a supervised job's command line) is touched.
+  /// option are always its value. Nothing after `--`, and nothing of `supervise`, is touched.
   static func joiningNegativeValues(_ arguments: [String]) -> [String] {
+    // supervise passes its job's command on as given, even without a -- before it.
+    if arguments.first == "supervise" { return arguments }
     var joined: [String] = []
     for (index, argument) in arguments.enumerated() {
       if argument == "--" { return joined + arguments[index...] }

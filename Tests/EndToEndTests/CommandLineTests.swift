@@ -93,6 +93,10 @@ final class CommandLineTests: XCTestCase {
     XCTAssertEqual(refused.status, 2, refused.all)
     XCTAssertTrue(refused.error.contains("--output \(jpeg): vae-dist writes PNG pictures only"), refused.error)
     XCTAssertFalse(FileManager.default.fileExists(atPath: jpeg))
+    // A dot in a name is not a format: beta0.5 is written (as a PNG).
+    let dotted = temporaryDirectory() + "/samples_beta0.5"
+    let written = try Harness.vaeDist(["plot-csv", "--csv", csv, "--x", "ranks", "--y", "images", "--output", dotted], timeout: 30)
+    XCTAssertTrue(written.status == 0 && FileManager.default.fileExists(atPath: dotted), written.all)
     // A quoted field holding commas is one field (a comma split read "a,5,b"'s 5 as ips): the row
     // --only picks by it is there, and quoted headers with blanks and a byte-order mark are columns.
     let quoted = temporaryDirectory() + "/q.csv"
@@ -104,10 +108,16 @@ final class CommandLineTests: XCTestCase {
     let missing = try Harness.vaeDist(["plot-csv", "--csv", quoted, "--x", "rank", "--y", "ips", "--output", output], timeout: 30)
     XCTAssertTrue(missing.status == 2 && missing.error.contains("has no column rank (its columns: ranks, ips, note)"), missing.all)
     // A one-process command under a launcher of several ranks is refused (each rank ran it whole).
-    let ranked = try Harness.run(
-      try Harness.requireBinary(), ["plot-csv", "--csv", quoted, "--x", "ranks", "--y", "ips", "--output", output], timeout: 30,
-      environment: ["OMPI_COMM_WORLD_SIZE": "2"])
+    // Rank zero says why, once; a script that mpirun starts may run it (on one rank, or each its own).
+    let plot = ["plot-csv", "--csv", quoted, "--x", "ranks", "--y", "ips", "--output", output]
+    let ranked = try Harness.run(Harness.mpirun, try Harness.mpirunArguments(ranks: 2, plot), timeout: 60)
     XCTAssertTrue(ranked.status == 2 && ranked.error.contains("plot-csv runs as one process"), ranked.all)
+    XCTAssertEqual(ranked.error.components(separatedBy: "runs as one process").count - 1, 1, ranked.error)
+    let script = "\"$0\" \"$@\" --output \(temporaryDirectory())/rank-$OMPI_COMM_WORLD_RANK.png"
+    let scripted = try Harness.run(
+      Harness.mpirun, try Harness.mpirunArguments(ranks: 2, []).dropLast() + ["/bin/sh", "-c", script, try Harness.requireBinary()]
+        + plot.dropLast(2), timeout: 60)
+    XCTAssertEqual(scripted.status, 0, scripted.all)
     // One process has no one to allreduce with (it printed "bandwidth inf GB/s").
     let alone = try Harness.vaeDist(["bench", "--allreduce", "--steps", "2"], timeout: 30)
     XCTAssertTrue(alone.status == 2 && alone.error.contains("this is one process: start it under MPI"), alone.all)
