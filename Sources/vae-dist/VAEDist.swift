@@ -33,7 +33,13 @@ struct VAEDist: ParsableCommand {
   static func main() {
     do {
       try Hooks.selectKernels()
-      var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
+      let arguments = Array(CommandLine.arguments.dropFirst())
+      // `help NAME` of no command printed the overview and exited 0.
+      let names = configuration.subcommands.map { $0._commandName }
+      if arguments.count >= 2, arguments[0] == "help", !arguments[1].hasPrefix("-"), !names.contains(arguments[1]) {
+        throw ValidationError("help: there is no command \(arguments[1]); the commands are \(names.joined(separator: ", "))")
+      }
+      var command = try parseAsRoot(joiningNegativeValues(arguments))
       // The commands that run as one process (evaluate, the pictures, the plots), started by a
       // launcher as several ranks: each rank ran it whole, printed it and wrote the same file.
       if !(command is Train || command is Bench || command is Supervise), MPICommunicator.startedAsARank,

@@ -11,6 +11,9 @@ final class CommandLineTests: XCTestCase {
     let help = try Harness.vaeDist(["--help"])
     XCTAssertEqual(help.status, 0)
     XCTAssertTrue(help.output.contains("train (default)"))
+    let unknown = try Harness.vaeDist(["help", "trian"])
+    XCTAssertTrue(unknown.status == 2 && unknown.error.contains("help: there is no command trian; the commands are train, evaluate"), unknown.all)
+    XCTAssertEqual(try Harness.vaeDist(["help", "supervise"]).status, 0)
     let trainHelp = try Harness.vaeDist(["train", "--help"])
     for option in ["--data", "--latent-dim", "--beta", "--epochs", "--batch-size", "--micro-batch", "--lr", "--seed",
                    "--max-steps", "--threads", "--reduction", "--stall-timeout", "--check-sync", "--out", "--progress"] {
