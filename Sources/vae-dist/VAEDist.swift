@@ -42,7 +42,10 @@ struct VAEDist: ParsableCommand {
       var command = try parseAsRoot(joiningNegativeValues(arguments))
       // The commands that run as one process (evaluate, the pictures, the plots), started by a
       // launcher as several ranks: each rank ran it whole, printed it and wrote the same file.
-      if !(command is Train || command is Bench || command is Supervise), MPICommunicator.startedAsARank,
+      let oneProcess: [ParsableCommand.Type] = [
+        Evaluate.self, Sample.self, Reconstruct.self, Interpolate.self, LatentScatter.self, Manifold.self, PlotMetrics.self, PlotCSV.self,
+      ]
+      if oneProcess.contains(where: { $0 == type(of: command) }), MPICommunicator.startedAsARank,
         let ranks = MPICommunicator.launchedRanks, ranks > 1
       {
         if (MPICommunicator.launchedRank ?? 0) != 0 {

@@ -121,6 +121,9 @@ final class CommandLineTests: XCTestCase {
       Harness.mpirun, try Harness.mpirunArguments(ranks: 2, []).dropLast() + ["/bin/sh", "-c", script, try Harness.requireBinary()]
         + plot.dropLast(2), timeout: 60)
     XCTAssertEqual(scripted.status, 0, scripted.all)
+    // Help under mpirun is help (ArgumentParser's help command is no one-process command).
+    let help = try Harness.run(Harness.mpirun, try Harness.mpirunArguments(ranks: 2, ["--help"]), timeout: 60)
+    XCTAssertEqual(help.status, 0, help.all)
     // One process has no one to allreduce with (it printed "bandwidth inf GB/s").
     let alone = try Harness.vaeDist(["bench", "--allreduce", "--steps", "2"], timeout: 30)
     XCTAssertTrue(alone.status == 2 && alone.error.contains("this is one process: start it under MPI"), alone.all)
