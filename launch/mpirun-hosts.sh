@@ -22,22 +22,31 @@
 # only its shard). Output: rank zero alone writes --out, on the node it runs on (the first host).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/launch/args.sh"
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { usage_of "$0"; exit 0; }
 hostfile="" ranks="" network="" agent="" dry_run=0 threads="" restarts=""
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
+# --dry-run anywhere (after vae-dist's arguments too: the job must not start for real).
+kept=()
+for argument in "$@"; do
+  if [[ "$argument" == --dry-run ]]; then dry_run=1; else kept+=("$argument"); fi
+done
+set -- ${kept[@]+"${kept[@]}"}
 while (($#)); do
   case "$1" in
-    --hostfile) hostfile="${2:?$1 needs a value}"; shift 2 ;;
-    -n | --ranks) ranks="${2:?$1 needs a value}"; shift 2 ;;
-    --network) network="${2:?$1 needs a value}"; shift 2 ;;
-    --rsh-agent) agent="${2:?$1 needs a value}"; shift 2 ;;
-    --binary) binary="${2:?$1 needs a value}"; shift 2 ;;
-    --threads) threads="${2:?$1 needs a value}"; shift 2 ;;
-    --dry-run) dry_run=1; shift ;;
-    --max-restarts) restarts="${2:?$1 needs a value}"; shift 2 ;;
+    --hostfile) hostfile=$(value_of mpirun-hosts "$1" "${2-}"); shift 2 ;;
+    -n | --ranks) ranks=$(value_of mpirun-hosts "$1" "${2-}"); shift 2 ;;
+    --network) network=$(value_of mpirun-hosts "$1" "${2-}"); shift 2 ;;
+    --rsh-agent) agent=$(value_of mpirun-hosts "$1" "${2-}"); shift 2 ;;
+    --binary) binary=$(value_of mpirun-hosts "$1" "${2-}"); shift 2 ;;
+    --threads) threads=$(value_of mpirun-hosts "$1" "${2-}"); shift 2 ;;
+    --max-restarts) restarts=$(value_of mpirun-hosts "$1" "${2-}"); shift 2 ;;
     *) break ;;
   esac
 done
-[[ -n "$hostfile" ]] || { echo "mpirun-hosts: --hostfile FILE is required (see launch/hostfile.example)" >&2; exit 2; }
+[[ -n "$hostfile" ]] || { echo "mpirun-hosts: --hostfile FILE is required (see launch/hostfile.example; --help)" >&2; exit 2; }
+[[ -z "$ranks" || "$ranks" =~ ^[1-9][0-9]*$ ]] || { echo "mpirun-hosts: -n needs a positive number of ranks (got '$ranks')" >&2; exit 2; }
+[[ -z "$restarts" || "$restarts" =~ ^[0-9]+$ ]] || { echo "mpirun-hosts: --max-restarts needs a number of restarts (got '$restarts')" >&2; exit 2; }
 missing="mpirun-hosts: $binary is not an executable; run launch/setup.sh, or pass --binary PATH."
 if [[ -n "$restarts" ]]; then
   inner=(--hostfile "$hostfile" --binary "$binary")
@@ -50,7 +59,7 @@ if [[ -n "$restarts" ]]; then
     [[ -x "$binary" ]] || { echo "$missing" >&2; exit 1; }
     exec "${wrapper[@]}"
   fi
-  echo "+ ${wrapper[*]}"  # then the command each attempt runs
+  echo "+ $(quoted "${wrapper[@]}")"  # then the command each attempt runs
 fi
 [[ -r "$hostfile" ]] || { echo "mpirun-hosts: cannot read the hostfile $hostfile" >&2; exit 2; }
 if [[ -z "$ranks" ]]; then
@@ -67,7 +76,7 @@ if (($#)) && [[ "$1" != -* ]]; then command+=("$1"); shift; fi  # a subcommand (
 [[ -n "$threads" ]] && command+=(--threads "$threads")
 command+=("$@")
 
-echo "+ OPENBLAS_NUM_THREADS=1 ${command[*]}"
+echo "+ OPENBLAS_NUM_THREADS=1 $(quoted "${command[@]}")"
 ((dry_run)) && exit 0
 command -v mpirun >/dev/null || { echo "mpirun-hosts: mpirun not found; install openmpi-bin (launch/setup.sh)." >&2; exit 1; }
 [[ -x "$binary" ]] || { echo "$missing" >&2; exit 1; }

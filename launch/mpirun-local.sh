@@ -18,6 +18,8 @@
 #                        would oversubscribe the cores (vae-dist also sets this at start-up).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/launch/args.sh"
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { usage_of "$0"; exit 0; }
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
 # The supervisor's options and --dry-run, anywhere in the arguments; -n first.
 supervise=()
@@ -25,7 +27,7 @@ kept=()
 dry_run=0
 while (($#)); do
   case "$1" in
-    --max-restarts | --min-ranks | --backoff) supervise+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
+    --max-restarts | --min-ranks | --backoff) supervise+=("$1" "$(value_of mpirun-local "$1" "${2-}")"); shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     *) kept+=("$1"); shift ;;
   esac
@@ -34,11 +36,13 @@ set -- ${kept[@]+"${kept[@]}"}
 ranks=4
 while (($#)); do
   case "$1" in
-    -n | --ranks) ranks="${2:?$1 needs a value}"; shift 2 ;;
+    -n | --ranks) ranks=$(value_of mpirun-local "$1" "${2-}"); shift 2 ;;
     *) break ;;
   esac
 done
 [[ "$ranks" =~ ^[1-9][0-9]*$ ]] || { echo "mpirun-local: -n needs a positive number of ranks (got '$ranks')" >&2; exit 2; }
+# vae-dist's help, once: one rank.
+for argument in "$@"; do [[ "$argument" == --help || "$argument" == -h ]] && ranks=1; done
 missing="mpirun-local: $binary is not built; run launch/setup.sh first (or set VAE_DIST_BINARY)."
 
 if ((${#supervise[@]})); then
@@ -48,7 +52,7 @@ if ((${#supervise[@]})); then
     [[ -x "$binary" ]] || { echo "$missing" >&2; exit 1; }
     exec "${wrapper[@]}"
   fi
-  echo "+ ${wrapper[*]}"  # then the command each attempt runs
+  echo "+ $(quoted "${wrapper[@]}")"  # then the command each attempt runs
 fi
 
 cores=$(nproc)
@@ -66,7 +70,7 @@ if [[ -t 1 ]] && { (($# == 0)) || [[ "$1" == -* || "$1" == train ]]; }; then
   ((bar)) && command+=(--progress bar)
 fi
 
-echo "+ OPENBLAS_NUM_THREADS=1 ${command[*]}"
+echo "+ OPENBLAS_NUM_THREADS=1 $(quoted "${command[@]}")"
 ((dry_run)) && exit 0
 command -v mpirun >/dev/null || { echo "mpirun-local: mpirun not found; run launch/setup.sh (installs openmpi-bin)." >&2; exit 1; }
 [[ -x "$binary" ]] || { echo "$missing" >&2; exit 1; }

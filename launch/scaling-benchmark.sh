@@ -68,7 +68,8 @@ run() {  # ranks threads batch → one JSON object from vae-dist bench
     local extra=()
     [[ -n "$agent" ]] && extra+=(--rsh-agent "$agent")
     [[ -n "$network" ]] && extra+=(--network "$network")
-    "$root/launch/mpirun-hosts.sh" --hostfile "$subset" --binary "$binary" "${extra[@]}" "${args[@]}" | tail -1
+    # -n: one rank on each of the subset's hosts, whatever slots= a line gives (it counted them all).
+    "$root/launch/mpirun-hosts.sh" --hostfile "$subset" -n "$ranks" --binary "$binary" "${extra[@]}" "${args[@]}" | tail -1
   elif ((ranks == 1)); then
     "$binary" "${args[@]}"
   else

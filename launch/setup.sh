@@ -4,6 +4,11 @@
 #   launch/setup.sh --test   also what the test suite needs, and builds the tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  "" | --test) ;;
+  -h | --help) sed -n '2,4s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  *) echo "setup: unknown argument '$1' (setup.sh takes --test or nothing)" >&2; exit 2 ;;
+esac
 
 # pkg-config finds Open MPI's headers for the build (Package.swift's ompi-c), git fetches the Swift
 # packages; a Swift install from swift.org usually brings both, a bare one may not.

@@ -3,6 +3,11 @@
 # End-to-end tests run the release binary on the real Fashion-MNIST and under mpirun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  "") ;;
+  -h | --help) sed -n '2,3s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  *) echo "test: unknown argument '$1' (test.sh takes none; FUZZ_SECONDS sets the fuzzing time)" >&2; exit 2 ;;
+esac
 launch/setup.sh --test
 export PATH="/opt/swift/usr/bin:$PATH"
 export VAE_DIST_BINARY="$PWD/.build/release/vae-dist"

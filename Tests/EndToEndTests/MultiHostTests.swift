@@ -213,4 +213,23 @@ final class LaunchScriptTests: XCTestCase {
     XCTAssertTrue(result.output.contains("-x OPENBLAS_NUM_THREADS=1"), result.output)
     XCTAssertEqual(result.output.contains("--oversubscribe"), ProcessInfo.processInfo.activeProcessorCount < 4)
   }
+
+  /// What a review of the launchers found: --dry-run after vae-dist's arguments started the job for
+  /// real, a flag taken as the missing value of the one before it ran the supervisor for real, a
+  /// printed command lost its quotes, and --help started 4 ranks.
+  func testLaunchersTakeDryRunAnywhereRefuseAFlagForAValueAndQuote() throws {
+    let hosts = MultiHostTests.script("hostfile.example")
+    let dry = try Harness.run(MultiHostTests.script("mpirun-hosts.sh"), ["--hostfile", hosts, "train", "--out", "my run", "--dry-run"])
+    XCTAssertEqual(dry.status, 0, dry.all)
+    XCTAssertTrue(dry.output.contains("train --out my\\ run"), dry.output)
+    for script in ["mpirun-local.sh", "mpirun-hosts.sh"] {
+      let taken = try Harness.run(MultiHostTests.script(script), ["--hostfile", hosts, "--max-restarts", "--dry-run", "train"])
+      XCTAssertEqual(taken.status, 2, "\(script): \(taken.all)")
+      XCTAssertTrue(taken.error.contains("--max-restarts needs a"), "\(script): \(taken.error)")
+      let help = try Harness.run(MultiHostTests.script(script), ["--help"])
+      XCTAssertTrue(help.status == 0 && help.output.contains("launch/\(script)"), "\(script): \(help.all)")
+    }
+    let zero = try Harness.run(MultiHostTests.script("mpirun-hosts.sh"), ["--hostfile", hosts, "-n", "0", "--dry-run"])
+    XCTAssertTrue(zero.status == 2 && zero.error.contains("-n needs a positive number of ranks (got '0')"), zero.all)
+  }
 }
