@@ -16,6 +16,7 @@
 #   launch/avx512-emulated.sh [--cpu sapphire-rapids|skylake-x|both] [--out DIR] [--timeout SECONDS]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/launch/args.sh"
 out=/tmp/vae-dist-avx512-emulated timeout=5400 cpus="sapphire-rapids skylake-x"
 while (($#)); do
   case "$1" in
@@ -26,8 +27,8 @@ while (($#)); do
         *) echo "avx512-emulated: --cpu must be sapphire-rapids, skylake-x or both, not '${2:-}'" >&2; exit 2 ;;
       esac
       shift 2 ;;
-    --out) out="${2:?$1 needs a value}"; shift 2 ;;
-    --timeout) timeout="${2:?$1 needs a value}"; shift 2 ;;
+    --out) out="$(value_of avx512-emulated "$1" "${2-}")"; shift 2 ;;
+    --timeout) timeout="$(value_of avx512-emulated "$1" "${2-}")"; shift 2 ;;
     -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
     *) echo "avx512-emulated: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac

@@ -15,20 +15,24 @@
 # data (made once in WORK). Exit 0 only when every fault was recovered and the results are identical.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/launch/args.sh"
 faults=4 seed=1 ranks=2 steps="" work="${TMPDIR:-/tmp}/vae-dist-chaos"
 while (($#)); do
   case "$1" in
-    --faults) faults="${2:?$1 needs a value}"; shift 2 ;;
-    --seed) seed="${2:?$1 needs a value}"; shift 2 ;;
-    --ranks) ranks="${2:?$1 needs a value}"; shift 2 ;;
-    --steps) steps="${2:?$1 needs a value}"; shift 2 ;;
-    --work) work="${2:?$1 needs a value}"; shift 2 ;;
+    --faults) faults="$(value_of chaos "$1" "${2-}")"; shift 2 ;;
+    --seed) seed="$(value_of chaos "$1" "${2-}")"; shift 2 ;;
+    --ranks) ranks="$(value_of chaos "$1" "${2-}")"; shift 2 ;;
+    --steps) steps="$(value_of chaos "$1" "${2-}")"; shift 2 ;;
+    --work) work="$(value_of chaos "$1" "${2-}")"; shift 2 ;;
     -h | --help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
     *) echo "chaos: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-[[ "$faults" =~ ^[0-9]+$ && "$ranks" =~ ^[1-9][0-9]*$ ]] || { echo "chaos: --faults and --ranks take whole numbers" >&2; exit 2; }
+[[ "$faults" =~ ^[0-9]+$ ]] || { echo "chaos: --faults takes a whole number (got '$faults')" >&2; exit 2; }
+[[ "$ranks" =~ ^[1-9][0-9]*$ ]] || { echo "chaos: --ranks takes a positive whole number (got '$ranks')" >&2; exit 2; }
+[[ "$seed" =~ ^[0-9]+$ ]] || { echo "chaos: --seed takes a whole number (got '$seed'; RANDOM=abc is seed 0)" >&2; exit 2; }
 steps="${steps:-$((80 + 45 * faults))}"
+[[ "$steps" =~ ^[1-9][0-9]*$ ]] || { echo "chaos: --steps takes a positive whole number (got '$steps')" >&2; exit 2; }
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
 [[ -x "$binary" ]] || { echo "chaos: $binary is not built; run launch/setup.sh first" >&2; exit 1; }
 # pgrep and pkill find the ranks and mpirun; python3 cuts the data and compares the results.
@@ -162,4 +166,6 @@ print("identical")
 PY
 )
 echo "chaos: $verdict (model.safetensors and metrics.jsonl against the uninterrupted run)"
-[[ "$status" == 0 && "$verdict" == identical ]]
+# Passing without the faults asked for proves nothing (--steps too few for them to land).
+((injected == faults)) || echo "chaos: only $injected of the $faults faults were injected: give more --steps" >&2
+[[ "$status" == 0 && "$verdict" == identical ]] && ((injected == faults))

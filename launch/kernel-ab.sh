@@ -20,16 +20,17 @@
 # Any failed step ends the script: the program it links must never be an earlier run's.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/launch/args.sh"
 base=HEAD rounds=200 evict_mib=2 kernels="" precision=fp32 core="" out=""
 while (($#)); do
   case "$1" in
-    --base) base="${2:?$1 needs a value}"; shift 2 ;;
-    --rounds) rounds="${2:?$1 needs a value}"; shift 2 ;;
-    --evict-mib) evict_mib="${2:?$1 needs a value}"; shift 2 ;;
-    --kernels) kernels="${2:?$1 needs a value}"; shift 2 ;;
-    --precision) precision="${2:?$1 needs a value}"; shift 2 ;;
-    --core) core="${2:?$1 needs a value}"; shift 2 ;;
-    --out) out="${2:?$1 needs a value}"; shift 2 ;;
+    --base) base="$(value_of kernel-ab "$1" "${2-}")"; shift 2 ;;
+    --rounds) rounds="$(value_of kernel-ab "$1" "${2-}")"; shift 2 ;;
+    --evict-mib) evict_mib="$(value_of kernel-ab "$1" "${2-}")"; shift 2 ;;
+    --kernels) kernels="$(value_of kernel-ab "$1" "${2-}")"; shift 2 ;;
+    --precision) precision="$(value_of kernel-ab "$1" "${2-}")"; shift 2 ;;
+    --core) core="$(value_of kernel-ab "$1" "${2-}")"; shift 2 ;;
+    --out) out="$(value_of kernel-ab "$1" "${2-}")"; shift 2 ;;
     -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
     *) echo "kernel-ab: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac

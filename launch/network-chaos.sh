@@ -21,15 +21,17 @@
 # (ip, tc), python3 and procps (pgrep) if they are missing.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/launch/args.sh"
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { usage_of "$0"; exit 0; }
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
 out=/tmp/vae-dist-network-chaos short=0 steps="" timeout="" data=()
 while (($#)); do
   case "$1" in
     --short) short=1; shift ;;
-    --out) out="${2:?$1 needs a value}"; shift 2 ;;
-    --steps) steps="${2:?$1 needs a value}"; shift 2 ;;
-    --stall-timeout) timeout="${2:?$1 needs a value}"; shift 2 ;;
-    --data) data=(--data "${2:?$1 needs a value}"); shift 2 ;;
+    --out) out="$(value_of network-chaos "$1" "${2-}")"; shift 2 ;;
+    --steps) steps="$(value_of network-chaos "$1" "${2-}")"; shift 2 ;;
+    --stall-timeout) timeout="$(value_of network-chaos "$1" "${2-}")"; shift 2 ;;
+    --data) data=(--data "$(value_of network-chaos "$1" "${2-}")"); shift 2 ;;
     *) echo "usage: $0 [--short] [--out DIR] [--steps N] [--stall-timeout S] [--data DIR]" >&2; exit 2 ;;
   esac
 done

@@ -10,11 +10,12 @@
 #   launch/onednn-benchmark.sh [--rounds 3] [--out DIR]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/launch/args.sh"
 rounds=3 out=/tmp/vae-dist-onednn
 while (($#)); do
   case "$1" in
-    --rounds) rounds="${2:?$1 needs a value}"; shift 2 ;;
-    --out) out="${2:?$1 needs a value}"; shift 2 ;;
+    --rounds) rounds="$(value_of onednn-benchmark "$1" "${2-}")"; shift 2 ;;
+    --out) out="$(value_of onednn-benchmark "$1" "${2-}")"; shift 2 ;;
     -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
     *) echo "onednn-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac

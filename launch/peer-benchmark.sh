@@ -22,16 +22,17 @@
 #   --skip-peers   vae-dist only (for a quick look; the ratios then need an earlier peer run)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/launch/args.sh"
 epochs=3 rounds=2 out=/tmp/vae-dist-peers docs=0 peers=1 precision=fp32 data=/usr/share/datasets/fashion-mnist
 while (($#)); do
   case "$1" in
-    --epochs) epochs="${2:?$1 needs a value}"; shift 2 ;;
-    --rounds) rounds="${2:?$1 needs a value}"; shift 2 ;;
-    --out) out="${2:?$1 needs a value}"; shift 2 ;;
+    --epochs) epochs="$(value_of peer-benchmark "$1" "${2-}")"; shift 2 ;;
+    --rounds) rounds="$(value_of peer-benchmark "$1" "${2-}")"; shift 2 ;;
+    --out) out="$(value_of peer-benchmark "$1" "${2-}")"; shift 2 ;;
     --docs) docs=1; shift ;;
     --skip-peers) peers=0; shift ;;
-    --precision) precision="${2:?$1 needs a value}"; shift 2 ;;
-    --data) data="${2:?$1 needs a value}"; shift 2 ;;
+    --precision) precision="$(value_of peer-benchmark "$1" "${2-}")"; shift 2 ;;
+    --data) data="$(value_of peer-benchmark "$1" "${2-}")"; shift 2 ;;
     -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
     *) echo "peer-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac

@@ -11,14 +11,15 @@
 #   launch/precision-benchmark.sh [--pairs 3] [--threads 1] [--steps 40] [--layer-seconds 0.5] [--out DIR]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/launch/args.sh"
 pairs=3 threads=1 steps=40 layer_seconds=0.5 out=/tmp/vae-dist-precision
 while (($#)); do
   case "$1" in
-    --pairs) pairs="${2:?$1 needs a value}"; shift 2 ;;
-    --threads) threads="${2:?$1 needs a value}"; shift 2 ;;
-    --steps) steps="${2:?$1 needs a value}"; shift 2 ;;
-    --layer-seconds) layer_seconds="${2:?$1 needs a value}"; shift 2 ;;
-    --out) out="${2:?$1 needs a value}"; shift 2 ;;
+    --pairs) pairs="$(value_of precision-benchmark "$1" "${2-}")"; shift 2 ;;
+    --threads) threads="$(value_of precision-benchmark "$1" "${2-}")"; shift 2 ;;
+    --steps) steps="$(value_of precision-benchmark "$1" "${2-}")"; shift 2 ;;
+    --layer-seconds) layer_seconds="$(value_of precision-benchmark "$1" "${2-}")"; shift 2 ;;
+    --out) out="$(value_of precision-benchmark "$1" "${2-}")"; shift 2 ;;
     -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
     *) echo "precision-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac

@@ -19,15 +19,16 @@
 # Runs already finished in --out are kept, so an interrupted benchmark resumes where it stopped.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/launch/args.sh"
 epochs=30 seeds="0 1 2" ranks=2 out=quality-results docs=0 peers=0 train_args=()
 while (($#)); do
   case "$1" in
     --batch-size | --lr | --lr-schedule | --warmup-steps | --scale-lr | --lr-final | --lr-decay-steps | --lr-step-every | --lr-gamma | --precision)
-      train_args+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
-    --epochs) epochs="${2:?$1 needs a value}"; shift 2 ;;
-    --seeds) seeds="${2:?$1 needs a value}"; shift 2 ;;
-    --ranks) ranks="${2:?$1 needs a value}"; shift 2 ;;
-    --out) out="${2:?$1 needs a value}"; shift 2 ;;
+      train_args+=("$1" "$(value_of quality-benchmark "$1" "${2-}")"); shift 2 ;;
+    --epochs) epochs="$(value_of quality-benchmark "$1" "${2-}")"; shift 2 ;;
+    --seeds) seeds="$(value_of quality-benchmark "$1" "${2-}")"; shift 2 ;;
+    --ranks) ranks="$(value_of quality-benchmark "$1" "${2-}")"; shift 2 ;;
+    --out) out="$(value_of quality-benchmark "$1" "${2-}")"; shift 2 ;;
     --peers) peers=1; shift ;;
     --docs) docs=1; shift ;;
     -h | --help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;

@@ -20,18 +20,20 @@
 #   more workers than cores is marked oversubscribed, not scored against an ideal it cannot reach.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/launch/args.sh"
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { usage_of "$0"; exit 0; }
 out="$root/scaling-results"
 rounds=7 steps=20 warmup=5 data=() hostfile="" agent="" network=""
 while (($#)); do
   case "$1" in
-    --out) out="${2:?$1 needs a value}"; shift 2 ;;
-    --rounds) rounds="${2:?$1 needs a value}"; shift 2 ;;
-    --steps) steps="${2:?$1 needs a value}"; shift 2 ;;
-    --warmup) warmup="${2:?$1 needs a value}"; shift 2 ;;
+    --out) out="$(value_of scaling-benchmark "$1" "${2-}")"; shift 2 ;;
+    --rounds) rounds="$(value_of scaling-benchmark "$1" "${2-}")"; shift 2 ;;
+    --steps) steps="$(value_of scaling-benchmark "$1" "${2-}")"; shift 2 ;;
+    --warmup) warmup="$(value_of scaling-benchmark "$1" "${2-}")"; shift 2 ;;
     --synthetic) data=(--synthetic); shift ;;
-    --hostfile) hostfile="${2:?$1 needs a value}"; shift 2 ;;
-    --rsh-agent) agent="${2:?$1 needs a value}"; shift 2 ;;
-    --network) network="${2:?$1 needs a value}"; shift 2 ;;
+    --hostfile) hostfile="$(value_of scaling-benchmark "$1" "${2-}")"; shift 2 ;;
+    --rsh-agent) agent="$(value_of scaling-benchmark "$1" "${2-}")"; shift 2 ;;
+    --network) network="$(value_of scaling-benchmark "$1" "${2-}")"; shift 2 ;;
     *) echo "scaling-benchmark: unknown argument $1 (see the header of this script)" >&2; exit 2 ;;
   esac
 done

@@ -112,7 +112,7 @@ final class BenchmarkRunTests: XCTestCase {
 
     // A repository of the script and the kernels, committed, then its working tree's FMAs unfused.
     let copy = temporaryDirectory()
-    for path in ["launch/kernel-ab.sh", "launch/kernel-ab.c", "launch/install-packages.sh", "Sources/_CKernels"] {
+    for path in ["launch/kernel-ab.sh", "launch/kernel-ab.c", "launch/install-packages.sh", "launch/args.sh", "Sources/_CKernels"] {
       try FileManager.default.createDirectory(
         atPath: copy + "/" + (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
       try FileManager.default.copyItem(atPath: root.path + "/" + path, toPath: copy + "/" + path)
