@@ -41,6 +41,9 @@ done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "peer-benchmark: --rounds must be a positive integer" >&2; exit 2; }
 [[ "$precision" == fp32 || "$precision" == bf16 ]] || { echo "peer-benchmark: --precision must be fp32 or bf16 (got $precision)" >&2; exit 2; }
 precisions=fp32; [[ "$precision" == bf16 ]] && precisions="fp32 bf16"
+# Before the environments (7 GB of TensorFlow and PyTorch) are installed, not after.
+[[ -r "$data/train-images-idx3-ubyte" || -r "$data/train-images-idx3-ubyte.gz" ]] ||
+  { echo "peer-benchmark: --data $data holds no Fashion-MNIST train-images-idx3-ubyte(.gz)" >&2; exit 2; }
 "$root/launch/install-packages.sh" peer-benchmark python3  # the runs' records (setup.sh installs it only with --test)
 "$root/launch/setup.sh" >/dev/null
 mkdir -p "$out"

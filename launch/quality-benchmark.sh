@@ -36,6 +36,13 @@ while (($#)); do
   esac
 done
 [[ "$epochs" =~ ^[0-9]+$ && "$epochs" -ge 1 ]] || { echo "quality-benchmark: --epochs must be a whole number of at least 1 (got $epochs)" >&2; exit 2; }
+[[ "$ranks" =~ ^[1-9][0-9]*$ ]] || { echo "quality-benchmark: --ranks must be a positive whole number (got '$ranks')" >&2; exit 2; }
+# Seeds are words of the loops below: whole numbers only (a * would have expanded to file names).
+read -r -a seed_list <<<"$seeds"
+((${#seed_list[@]})) || { echo "quality-benchmark: --seeds needs one or more seeds, e.g. '0 1 2'" >&2; exit 2; }
+for seed in "${seed_list[@]}"; do
+  [[ "$seed" =~ ^[0-9]+$ ]] || { echo "quality-benchmark: --seeds takes whole numbers separated by blanks (got '$seed')" >&2; exit 2; }
+done
 "$root/launch/install-packages.sh" quality-benchmark python3  # the reports (setup.sh installs it only with --test)
 "$root/launch/setup.sh" >/dev/null
 if ((peers)); then
