@@ -2,6 +2,11 @@
 # Prints docs/cli.md from the built binary's help: launch/cli-reference.sh > docs/cli.md
 # (a test checks that the committed file matches).
 set -euo pipefail
+case "${1:-}" in
+  "") ;;
+  -h | --help) sed -n '2,3s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  *) echo "cli-reference: takes no arguments (got '$1'); it prints the reference: launch/cli-reference.sh > docs/cli.md" >&2; exit 2 ;;
+esac
 binary="${VAE_DIST_BINARY:-$(cd "$(dirname "$0")/.." && pwd)/.build/release/vae-dist}"
 # Checked first: a missing binary must not leave a header that passes for a reference.
 [[ -x "$binary" ]] || { echo "cli-reference: $binary is not built; run launch/setup.sh first (a redirect has emptied its file: git checkout docs/cli.md)" >&2; exit 1; }

@@ -41,6 +41,11 @@ done
 core="${core:-$(awk '/^Cpus_allowed_list:/ {split($2, first, /[-,]/); print first[1]}' /proc/self/status)}"
 [[ "$core" =~ ^[0-9]+$ ]] || { echo "kernel-ab: --core must be a processor number, not '$core'" >&2; exit 2; }
 [[ "$precision" == fp32 || "$precision" == bf16 ]] || { echo "kernel-ab: --precision must be fp32 or bf16, not '$precision'" >&2; exit 2; }
+# Checked before the builds (a minute): the name (whether this CPU runs it, the program says), the core.
+case "${kernels:-default}" in default | avx512 | avx2 | avx512_on_avx2 | portable) ;;
+  *) echo "kernel-ab: --kernels must be avx512, avx2, avx512_on_avx2 or portable, not '$kernels'" >&2; exit 2 ;;
+esac
+taskset -c "$core" true 2>/dev/null || { echo "kernel-ab: --core $core is not a processor this process may use ($(grep Cpus_allowed_list /proc/self/status | cut -f2))" >&2; exit 2; }
 git -C "$root" rev-parse --verify "$base^{commit}" >/dev/null ||
   { echo "kernel-ab: --base $base is not a revision of $root (git says why above)" >&2; exit 2; }
 clang=/opt/swift/usr/bin/clang
