@@ -2,8 +2,8 @@
 # Runs vae-dist on the nodes of an Open MPI hostfile, one rank per slot, and says what it runs.
 #
 #   launch/mpirun-hosts.sh --hostfile FILE [-n RANKS] [--threads T] [--network CIDR]
-#                          [--rsh-agent PROGRAM] [--binary PATH] [--dry-run] [--max-restarts K]
-#                          [vae-dist arguments…]
+#                          [--rsh-agent PROGRAM] [--binary PATH] [--dry-run]
+#                          [--max-restarts K [--min-ranks M] [--backoff S]] [vae-dist arguments…]
 #
 # With --max-restarts K the job runs under `vae-dist supervise`: a failed rank or host restarts it
 # with --resume, and before each start the hosts of the hostfile that do not answer through the
@@ -24,7 +24,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/launch/args.sh"
 [[ "${1:-}" == -h || "${1:-}" == --help ]] && { usage_of "$0"; exit 0; }
-hostfile="" ranks="" network="" agent="" dry_run=0 threads="" restarts=""
+hostfile="" ranks="" network="" agent="" dry_run=0 threads="" restarts="" supervise=()
 binary="${VAE_DIST_BINARY:-$root/.build/release/vae-dist}"
 # --dry-run anywhere (after vae-dist's arguments too: the job must not start for real).
 kept=()
@@ -41,32 +41,36 @@ while (($#)); do
     --binary) binary=$(value_of mpirun-hosts "$1" "${2-}"); shift 2 ;;
     --threads) threads=$(value_of mpirun-hosts "$1" "${2-}"); shift 2 ;;
     --max-restarts) restarts=$(value_of mpirun-hosts "$1" "${2-}"); shift 2 ;;
+    --min-ranks | --backoff) supervise+=("$1" "$(value_of mpirun-hosts "$1" "${2-}")"); shift 2 ;;
     *) break ;;
   esac
 done
 [[ -n "$hostfile" ]] || { echo "mpirun-hosts: --hostfile FILE is required (see launch/hostfile.example; --help)" >&2; exit 2; }
 [[ -z "$ranks" || "$ranks" =~ ^[1-9][0-9]*$ ]] || { echo "mpirun-hosts: -n needs a positive number of ranks (got '$ranks')" >&2; exit 2; }
 [[ -z "$restarts" || "$restarts" =~ ^[0-9]+$ ]] || { echo "mpirun-hosts: --max-restarts needs a number of restarts (got '$restarts')" >&2; exit 2; }
+((${#supervise[@]} == 0)) || [[ -n "$restarts" ]] || { echo "mpirun-hosts: --min-ranks and --backoff are the supervisor's: give --max-restarts K too" >&2; exit 2; }
+# The hostfile and the rank count, checked before a supervisor is started for them.
+[[ -r "$hostfile" ]] || { echo "mpirun-hosts: cannot read the hostfile $hostfile" >&2; exit 2; }
+given_ranks=$ranks
+if [[ -z "$ranks" ]]; then
+  ranks=$(awk '!/^[[:space:]]*(#|$)/ { n = 1; for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { split($i, a, "="); n = a[2] } total += n } END { print total + 0 }' "$hostfile")
+fi
+[[ "$ranks" =~ ^[1-9][0-9]*$ ]] || { echo "mpirun-hosts: the hostfile $hostfile names no slots" >&2; exit 2; }
 missing="mpirun-hosts: $binary is not an executable; run launch/setup.sh, or pass --binary PATH."
 if [[ -n "$restarts" ]]; then
   inner=(--hostfile "$hostfile" --binary "$binary")
-  [[ -n "$ranks" ]] && inner+=(-n "$ranks")
+  # The supervisor lowers -n under --min-ranks, so it must be there; otherwise only when given.
+  if [[ -n "$given_ranks" ]]; then inner+=(-n "$given_ranks"); elif [[ " ${supervise[*]-} " == *" --min-ranks "* ]]; then inner+=(-n "$ranks"); fi
   [[ -n "$network" ]] && inner+=(--network "$network")
   [[ -n "$agent" ]] && inner+=(--rsh-agent "$agent")
   [[ -n "$threads" ]] && inner+=(--threads "$threads")
-  wrapper=("$binary" supervise --max-restarts "$restarts" --hostfile "$hostfile" --rsh-agent "${agent:-ssh}" -- "$0" "${inner[@]}" "$@")
+  wrapper=("$binary" supervise --max-restarts "$restarts" ${supervise[@]+"${supervise[@]}"} --hostfile "$hostfile" --rsh-agent "${agent:-ssh}" -- "$0" "${inner[@]}" "$@")
   if ((!dry_run)); then
     [[ -x "$binary" ]] || { echo "$missing" >&2; exit 1; }
     exec "${wrapper[@]}"
   fi
   echo "+ $(quoted "${wrapper[@]}")"  # then the command each attempt runs
 fi
-[[ -r "$hostfile" ]] || { echo "mpirun-hosts: cannot read the hostfile $hostfile" >&2; exit 2; }
-if [[ -z "$ranks" ]]; then
-  ranks=$(awk '!/^[[:space:]]*(#|$)/ { n = 1; for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { split($i, a, "="); n = a[2] } total += n } END { print total + 0 }' "$hostfile")
-fi
-[[ "$ranks" =~ ^[1-9][0-9]*$ ]] || { echo "mpirun-hosts: the hostfile $hostfile names no slots" >&2; exit 2; }
-
 command=(mpirun -n "$ranks" --hostfile "$hostfile" --map-by node --bind-to none)
 [[ $(id -u) -eq 0 ]] && command+=(--allow-run-as-root)
 [[ -n "$agent" ]] && command+=(--mca plm_rsh_agent "$agent" --mca plm_rsh_no_tree_spawn 1)
