@@ -38,6 +38,11 @@ while (($#)); do
   esac
 done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "scaling-benchmark: --rounds must be a positive whole number" >&2; exit 2; }
+# Before the set-up and build, not after them.
+[[ "$steps" =~ ^[1-9][0-9]*$ && "$steps" -ge 2 ]] || { echo "scaling-benchmark: --steps must be a whole number of at least 2 (got '$steps')" >&2; exit 2; }
+[[ "$warmup" =~ ^[0-9]+$ ]] || { echo "scaling-benchmark: --warmup must be a whole number (got '$warmup')" >&2; exit 2; }
+[[ -n "$hostfile" || (-z "$agent" && -z "$network") ]] ||
+  { echo "scaling-benchmark: --rsh-agent and --network reach the hosts of --hostfile, and none is given" >&2; exit 2; }
 # Set up and build, unless given a binary (the tests do, from inside their own build).
 [[ -n "${VAE_DIST_BINARY:-}" ]] || "$root/launch/setup.sh" >/dev/null
 "$root/launch/install-packages.sh" scaling-benchmark python3  # the tables and the plot
@@ -81,7 +86,7 @@ run() {  # ranks threads batch → one JSON object from vae-dist bench
   fi
 }
 
-cpu=$("$binary" bench --json --steps 2 --warmup 0 --synthetic --batch-size 16 --threads 1 2>/dev/null | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["cpu"] + ", " + r["fmaInstructionSet"])')
+cpu=$("$binary" bench --json --steps 2 --warmup 0 --synthetic --batch-size 16 --threads 1 | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["cpu"] + ", " + r["fmaInstructionSet"])')
 echo "scaling-benchmark: $cpu; $where; $rounds rounds of $steps timed steps per layout" >&2
 echo "round,kind,ranks,threads,batch,images_per_sec,interval95,gflops,fma_peak_gflops,gemm_peak_gflops,data_ms,forward_ms,backward_ms,reduction_ms,waiting_ms,optimizer_ms,peak_mib_rank0" >"$out/runs.csv"
 measure() {  # round kind ranks threads batch
