@@ -41,8 +41,11 @@ while (($#)); do
   esac
 done
 [[ "$ranks" =~ ^[1-9][0-9]*$ ]] || { echo "mpirun-local: -n needs a positive number of ranks (got '$ranks')" >&2; exit 2; }
-# vae-dist's help, once: one rank.
-for argument in "$@"; do [[ "$argument" == --help || "$argument" == -h ]] && ranks=1; done
+# vae-dist's help, once: one rank. A -n among vae-dist's arguments was passed on to it.
+for argument in "$@"; do
+  [[ "$argument" == --help || "$argument" == -h ]] && ranks=1
+  [[ "$argument" == -n || "$argument" == --ranks ]] && { echo "mpirun-local: $argument goes first, before vae-dist's arguments: mpirun-local.sh -n 2 train …" >&2; exit 2; }
+done
 missing="mpirun-local: $binary is not built; run launch/setup.sh first (or set VAE_DIST_BINARY)."
 
 if ((${#supervise[@]})); then

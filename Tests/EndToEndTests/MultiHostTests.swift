@@ -229,6 +229,8 @@ final class LaunchScriptTests: XCTestCase {
       let help = try Harness.run(MultiHostTests.script(script), ["--help"])
       XCTAssertTrue(help.status == 0 && help.output.contains("launch/\(script)"), "\(script): \(help.all)")
     }
+    let late = try Harness.run(MultiHostTests.script("mpirun-local.sh"), ["--dry-run", "train", "-n", "3"])
+    XCTAssertTrue(late.status == 2 && late.error.contains("-n goes first, before vae-dist's arguments"), late.all)
     let zero = try Harness.run(MultiHostTests.script("mpirun-hosts.sh"), ["--hostfile", hosts, "-n", "0", "--dry-run"])
     XCTAssertTrue(zero.status == 2 && zero.error.contains("-n needs a positive number of ranks (got '0')"), zero.all)
   }
