@@ -29,7 +29,7 @@ while (($#)); do
       shift 2 ;;
     --out) out="$(value_of avx512-emulated "$1" "${2-}")"; shift 2 ;;
     --timeout) timeout="$(value_of avx512-emulated "$1" "${2-}")"; shift 2 ;;
-    -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
+    -h|--help) usage_of "$0"; exit 0 ;;
     *) echo "avx512-emulated: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

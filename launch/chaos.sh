@@ -24,7 +24,7 @@ while (($#)); do
     --ranks) ranks="$(value_of chaos "$1" "${2-}")"; shift 2 ;;
     --steps) steps="$(value_of chaos "$1" "${2-}")"; shift 2 ;;
     --work) work="$(value_of chaos "$1" "${2-}")"; shift 2 ;;
-    -h | --help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
+    -h | --help) usage_of "$0"; exit 0 ;;
     *) echo "chaos: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

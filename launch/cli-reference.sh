@@ -4,7 +4,7 @@
 set -euo pipefail
 case "${1:-}" in
   "") ;;
-  -h | --help) sed -n '2,3s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -h | --help) source "$(dirname "$0")/args.sh"; usage_of "$0"; exit 0 ;;
   *) echo "cli-reference: takes no arguments (got '$1'); it prints the reference: launch/cli-reference.sh > docs/cli.md" >&2; exit 2 ;;
 esac
 binary="${VAE_DIST_BINARY:-$(cd "$(dirname "$0")/.." && pwd)/.build/release/vae-dist}"

@@ -31,7 +31,7 @@ while (($#)); do
     --precision) precision="$(value_of kernel-ab "$1" "${2-}")"; shift 2 ;;
     --core) core="$(value_of kernel-ab "$1" "${2-}")"; shift 2 ;;
     --out) out="$(value_of kernel-ab "$1" "${2-}")"; shift 2 ;;
-    -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
+    -h|--help) usage_of "$0"; exit 0 ;;
     *) echo "kernel-ab: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -16,7 +16,7 @@ while (($#)); do
   case "$1" in
     --rounds) rounds="$(value_of onednn-benchmark "$1" "${2-}")"; shift 2 ;;
     --out) out="$(value_of onednn-benchmark "$1" "${2-}")"; shift 2 ;;
-    -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
+    -h|--help) usage_of "$0"; exit 0 ;;
     *) echo "onednn-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -33,7 +33,7 @@ while (($#)); do
     --skip-peers) peers=0; shift ;;
     --precision) precision="$(value_of peer-benchmark "$1" "${2-}")"; shift 2 ;;
     --data) data="$(value_of peer-benchmark "$1" "${2-}")"; shift 2 ;;
-    -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
+    -h|--help) usage_of "$0"; exit 0 ;;
     *) echo "peer-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

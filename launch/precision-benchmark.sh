@@ -20,7 +20,7 @@ while (($#)); do
     --steps) steps="$(value_of precision-benchmark "$1" "${2-}")"; shift 2 ;;
     --layer-seconds) layer_seconds="$(value_of precision-benchmark "$1" "${2-}")"; shift 2 ;;
     --out) out="$(value_of precision-benchmark "$1" "${2-}")"; shift 2 ;;
-    -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
+    -h|--help) usage_of "$0"; exit 0 ;;
     *) echo "precision-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

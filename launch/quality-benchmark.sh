@@ -31,7 +31,7 @@ while (($#)); do
     --out) out="$(value_of quality-benchmark "$1" "${2-}")"; shift 2 ;;
     --peers) peers=1; shift ;;
     --docs) docs=1; shift ;;
-    -h | --help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
+    -h | --help) usage_of "$0"; exit 0 ;;
     *) echo "quality-benchmark: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

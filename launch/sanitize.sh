@@ -22,7 +22,7 @@
 # early-stopping tests on epochs of 4 steps, the fast-reduction test 5 steps, not 20; the shared
 # estimates take 24-48 images and the finite differences 1 entry a tensor.
 set -euo pipefail
-[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -euo/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0; }
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { source "$(dirname "$0")/args.sh"; usage_of "$0"; exit 0; }
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 # What the build and PNGTests need, when this runs on its own (launch/test.sh has set it up).

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
   "" | --test) ;;
-  -h | --help) sed -n '2,4s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -h | --help) source launch/args.sh; usage_of "$0"; exit 0 ;;
   *) echo "setup: unknown argument '$1' (setup.sh takes --test or nothing)" >&2; exit 2 ;;
 esac
 

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
   "") ;;
-  -h | --help) sed -n '2,3s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -h | --help) source launch/args.sh; usage_of "$0"; exit 0 ;;
   *) echo "test: unknown argument '$1' (test.sh takes none; FUZZ_SECONDS sets the fuzzing time)" >&2; exit 2 ;;
 esac
 launch/setup.sh --test

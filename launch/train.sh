@@ -6,7 +6,8 @@
 set -euo pipefail
 here="$(dirname "$0")"
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
-  sed -n '2,/^set -euo/{/^#/{s/^# \{0,1\}//;p}}' "$0"
+  source "$here/args.sh"
+  usage_of "$0"
   echo "vae-dist train --help lists the training options (after launch/setup.sh has built it)."
   exit 0
 fi

@@ -67,11 +67,13 @@ public func hostMemoryBytes() -> Double {
 
 /// The ranks of this job on this host, as the launcher says (Open MPI, PMIx, MPICH); 1 alone.
 public func ranksOnThisHost() -> Int {
+  environmentInteger(["OMPI_COMM_WORLD_LOCAL_SIZE", "PMIX_LOCAL_SIZE", "MPI_LOCALNRANKS"], where: { $0 >= 1 }) ?? 1
+}
+
+/// The first of the launcher's variables `names` that holds an integer `valid` accepts.
+func environmentInteger(_ names: [String], where valid: (Int) -> Bool = { _ in true }) -> Int? {
   let environment = ProcessInfo.processInfo.environment
-  for name in ["OMPI_COMM_WORLD_LOCAL_SIZE", "PMIX_LOCAL_SIZE", "MPI_LOCALNRANKS"] {
-    if let count = environment[name].flatMap(Int.init), count >= 1 { return count }
-  }
-  return 1
+  return names.lazy.compactMap { environment[$0].flatMap(Int.init) }.first(where: valid)
 }
 
 /// "AMD EPYC 7B13 (family 25, model 1)": /proc/cpuinfo's model name, family and model, which every

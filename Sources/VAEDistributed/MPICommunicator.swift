@@ -46,10 +46,6 @@ public final class MPICommunicator: Communicator {
   /// This process's rank as the launcher put it in the environment, when it put one.
   public static var launchedRank: Int? { environmentInteger(["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]) }
 
-  private static func environmentInteger(_ names: [String]) -> Int? {
-    names.lazy.compactMap { (name: String) -> Int? in getenv(name).flatMap { Int(String(cString: $0)) } }.first
-  }
-
   public init(stallTimeout: Double = 60, rootWorkTimeout: Double = 600) throws {
     var rank: Int32 = 0, size: Int32 = 0, funneled: Int32 = 0
     let code = vmpi_init(&rank, &size, &funneled)

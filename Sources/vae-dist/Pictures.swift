@@ -217,7 +217,7 @@ func writePNG(to path: String, readingFrom inputs: [String: String], _ draw: () 
     if let dot = name.lastIndex(of: "."), dot != name.startIndex, case let ext = name[name.index(after: dot)...],
       !ext.isEmpty, ext.allSatisfy({ $0.isASCII && $0.isLetter }), ext.lowercased() != "png"
     {
-      throw ValidationError("--output \(path): vae-dist writes PNG pictures only, and a name ending in .\(name[name.index(after: dot)...]) says otherwise: give a name ending in .png")
+      throw ValidationError("--output \(path): vae-dist writes PNG pictures only, and a name ending in .\(ext) says otherwise: give a name ending in .png")
     }
     let canvas = try draw()
     try AtomicFile.write(canvas.png, to: path)
