@@ -76,8 +76,12 @@ public final class Pictures {
 
   /// Rows of test images, each followed by a row of their reconstructions (decoded from z_mean).
   public func reconstructions(_ store: ImageStore, columns: Int = 10, pairs: Int = 3) -> Canvas {
-    grid(reconstructionRows(store, columns: columns, pairs: pairs).rows,
-         title: "Test images (odd rows) and their reconstructions from z_mean (even rows)")
+    reconstructions(rows: reconstructionRows(store, columns: columns, pairs: pairs).rows)
+  }
+
+  /// The picture of `reconstructionRows`' rows.
+  public func reconstructions(rows: [[[Float]]]) -> Canvas {
+    grid(rows, title: "Test images (odd rows) and their reconstructions from z_mean (even rows)")
   }
 
   /// What `reconstructions` draws: `pairs` rows of test images (a class per column, where the set
@@ -196,15 +200,14 @@ public final class Pictures {
   public static func lossCurves(metricsPath: String) throws -> Canvas {
     let text = try RegularFile.text(metricsPath, kind: "a metrics.jsonl", limit: 256 << 20)
     var columns: [String: [(x: Double, y: Double)]] = [:]
-    for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() where !line.allSatisfy(\.isWhitespace) {
-      guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-        let epoch = object["epoch"] as? Int
-      else {
+    for (number, line) in MetricsRecord.lines(of: text) {
+      guard let record = MetricsRecord.parse(line) else {
         throw FileError.invalid(
-          path: metricsPath, reason: "line \(index + 1) is not an epoch's record (a JSON object with an epoch; a write cut short by a crash?)")
+          path: metricsPath,
+          reason: "line \(number) is not an epoch's record (a JSON object with an integer epoch and numbers or null for the losses; a write cut short by a crash?)")
       }
-      for key in ["train_loss", "val_loss", "test_loss"] {
-        if let value = object[key] as? Double { columns[key, default: []].append((Double(epoch), value)) }
+      for (key, value) in [("train_loss", record.train_loss), ("val_loss", record.val_loss), ("test_loss", record.test_loss)] {
+        if let value = value?.value { columns[key, default: []].append((Double(record.epoch), value)) }
       }
     }
     let names = ["train_loss": "train", "val_loss": "validation", "test_loss": "test"]

@@ -1,5 +1,6 @@
 import Foundation
 import VAECore
+import VAEFiles
 
 /// One line of DIR/metrics.jsonl: the figures of one epoch (or of the last, partial one).
 public struct EpochMetrics: Sendable {
@@ -69,29 +70,5 @@ public struct EpochMetrics: Sendable {
       best = m.isBest
       lr = m.learningRate.map { Number($0) }
     }
-  }
-}
-
-/// A number in JSON: null when absent, NaN or infinite (JSON has no such numbers).
-public struct Number: Codable, Sendable, Equatable {
-  public var value: Double?
-  public init(_ value: Double?) { self.value = value.flatMap { $0.isFinite ? $0 : nil } }
-  public init(from decoder: Decoder) throws {
-    let container = try decoder.singleValueContainer()
-    value = container.decodeNil() ? nil : try container.decode(Double.self)
-  }
-  public func encode(to encoder: Encoder) throws {
-    var container = encoder.singleValueContainer()
-    if let value { try container.encode(value) } else { try container.encodeNil() }
-  }
-}
-
-/// Every JSON vae-dist writes or prints goes through here: Codable, keys sorted, one line.
-public enum JSONLine {
-  public static func encode<T: Encodable>(_ value: T) -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    // Every Double in our records is a Number, so encoding cannot fail on a non-finite value.
-    return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "{}"
   }
 }

@@ -102,14 +102,12 @@ final class RunOutput {
     }
     let completedEpochs = step / stepsPerEpoch
     var unreadable = 0
-    let kept = text.split(whereSeparator: \.isNewline).filter { line in
-      guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-        let epoch = object["epoch"] as? Int, let lineStep = object["step"] as? Int
-      else {
+    let kept = MetricsRecord.lines(of: text).map(\.text).filter { line in
+      guard let record = MetricsRecord.parse(line), let lineStep = record.step else {
         unreadable += 1
         return false
       }
-      return lineStep <= step && (epoch <= completedEpochs || (runEndsThere && lineStep == step))
+      return lineStep <= step && (record.epoch <= completedEpochs || (runEndsThere && lineStep == step))
     }
     if unreadable > 0 {
       console.line("warning: \(metricsPath): left out \(unreadable) line\(unreadable == 1 ? "" : "s") that \(unreadable == 1 ? "is" : "are") not an epoch's record (a write cut short by a crash, or an edit)")

@@ -23,8 +23,6 @@ struct PictureOptions: ParsableArguments {
   @Option(help: "Seed of the sampling and of which test images are shown (default: the run's, which the model file records, so DIR/images is drawn again; 0 if it records none).")
   var seed: UInt64?
 
-  @OptionGroup(title: "Data") var data: DataOptions
-
   func pictures() throws -> Pictures {
     let path = modelFilePath(checkpoint)
     let file = try SafeTensors.read(path: path)
@@ -32,22 +30,25 @@ struct PictureOptions: ParsableArguments {
     return Pictures(parameters: parameters, latentDim: layout.latentDim, seed: seed ?? recordedSeed(file) ?? 0)
   }
 
-  func testImages() throws -> ImageStore {
-    ImageStore(try FashionMNIST.load(directory: data.directory, split: .test))
-  }
-
   /// Runs `draw` and writes its picture; errors go the one way every command's go. The data files
-  /// count as inputs too (the test split's, whichever commands read them): a picture must never
+  /// count as inputs too, for the commands that read the test images (`data`): a picture must never
   /// replace the dataset.
-  func write(_ draw: () throws -> Canvas) throws {
+  func write(_ draw: () throws -> Canvas) throws { try write(testImagesFrom: nil) { _ in try draw() } }
+
+  func write(testImagesFrom data: DataOptions?, _ draw: (() throws -> ImageStore) throws -> Canvas) throws {
     configureBLASForWorkerThreads()
     var inputs = ["--checkpoint": modelFilePath(checkpoint)]
     for split in [FashionMNIST.Split.train, .test] {
-      guard let files = try? FashionMNIST.files(in: data.directory, split: split) else { continue }
+      guard let data, let files = try? FashionMNIST.files(in: data.directory, split: split) else { continue }
       inputs["--data (\(split) images)"] = files.images
       inputs["--data (\(split) labels)"] = files.labels
     }
-    try writePNG(to: output, readingFrom: inputs, draw)
+    try writePNG(to: output, readingFrom: inputs) {
+      try draw {
+        guard let data else { preconditionFailure("a picture command read test images without --data") }
+        return ImageStore(try FashionMNIST.load(directory: data.directory, split: .test))
+      }
+    }
   }
 }
 
@@ -64,8 +65,18 @@ struct Reconstruct: ParsableCommand {
     abstract: "Test images beside their reconstructions (one of each class per column).")
   @OptionGroup var options: PictureOptions
   @Option(help: "Pairs of rows (images, reconstructions), 1 to 10.") var pairs = 3
+  @OptionGroup(title: "Data") var data: DataOptions
   func validate() throws { guard (1...10).contains(pairs) else { throw ValidationError("--pairs must be between 1 and 10.") } }
-  func run() throws { try options.write { try options.pictures().reconstructions(try options.testImages(), pairs: pairs) } }
+  func run() throws {
+    try options.write(testImagesFrom: data) { testImages in
+      let test = try testImages(), pictures = try options.pictures()
+      let (rows, indices) = pictures.reconstructionRows(test, pairs: pairs)
+      if rows.count < 2 * pairs || indices.count < 10 * pairs {
+        printError("reconstruct: note: the test set (\(test.count) images) does not hold \(pairs) of each of the 10 classes; drawing one pair of rows of \(indices.count) image\(indices.count == 1 ? "" : "s") instead")
+      }
+      return pictures.reconstructions(rows: rows)
+    }
+  }
 }
 
 struct Interpolate: ParsableCommand {
@@ -75,6 +86,7 @@ struct Interpolate: ParsableCommand {
   @Option(help: ArgumentHelp("Index of the first test image (default: a sneaker).", valueName: "i")) var from: Int?
   @Option(help: ArgumentHelp("Index of the last test image (default: a T-shirt).", valueName: "j")) var to: Int?
   @Option(help: "Decoded points between them, 2 to 64.") var steps = 10
+  @OptionGroup(title: "Data") var data: DataOptions
   func validate() throws {
     guard (2...64).contains(steps) else { throw ValidationError("--steps must be between 2 and 64.") }
     for (flag, value) in [("--from", from), ("--to", to)] {
@@ -82,8 +94,8 @@ struct Interpolate: ParsableCommand {
     }
   }
   func run() throws {
-    try options.write {
-      let pictures = try options.pictures(), test = try options.testImages()
+    try options.write(testImagesFrom: data) { testImages in
+      let pictures = try options.pictures(), test = try testImages()
       let ends = pictures.interpolationEnds(test)
       let a = from ?? ends.0, b = to ?? ends.1
       // The test set's size is known only now: --data may hold more images than Fashion-MNIST's 10,000.
@@ -100,10 +112,11 @@ struct LatentScatter: ParsableCommand {
     commandName: "latent-scatter", abstract: "Plot z_mean of every test image, coloured by class.")
   @OptionGroup var options: PictureOptions
   @Option(help: ArgumentHelp("The two latent dimensions to plot, e.g. 0,1.", valueName: "i,j")) var dims = "0,1"
+  @OptionGroup(title: "Data") var data: DataOptions
   func run() throws {
-    try options.write {
+    try options.write(testImagesFrom: data) { testImages in
       let pictures = try options.pictures()
-      return pictures.latentScatter(try options.testImages(), dimensions: try parseDimensions(dims, latentDim: pictures.model.latentDim))
+      return pictures.latentScatter(try testImages(), dimensions: try parseDimensions(dims, latentDim: pictures.model.latentDim))
     }
   }
 }

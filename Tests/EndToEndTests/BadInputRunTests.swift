@@ -29,10 +29,10 @@ final class BadInputRunTests: XCTestCase {
   }
 
   func testOutputsThatAreNotFilesOrAreTheInputAreRefused() throws {
-    let (data, model) = try model()
+    let (_, model) = try model()
     let directory = temporaryDirectory(), fifo = directory + "/fifo"
     XCTAssertEqual(mkfifo(fifo, 0o600), 0)
-    var result = try Harness.vaeDist(["sample", "--checkpoint", model, "--data", data, "--output", fifo], timeout: 30)
+    var result = try Harness.vaeDist(["sample", "--checkpoint", model, "--output", fifo], timeout: 30)
     XCTAssertNotEqual(result.status, 0, result.all)
     XCTAssertTrue(result.error.contains("\(fifo): exists and is not a regular file"), result.error)
     XCTAssertTrue(isFifo(fifo), "the fifo was replaced")
@@ -40,7 +40,7 @@ final class BadInputRunTests: XCTestCase {
     let copy = directory + "/model.safetensors"
     try FileManager.default.copyItem(atPath: model, toPath: copy)
     let before = try Data(contentsOf: URL(fileURLWithPath: copy))
-    result = try Harness.vaeDist(["sample", "--checkpoint", copy, "--data", data, "--output", directory + "/./model.safetensors"])
+    result = try Harness.vaeDist(["sample", "--checkpoint", copy, "--output", directory + "/./model.safetensors"])
     XCTAssertEqual(result.status, 2, result.all)
     XCTAssertTrue(result.error.contains("is the --checkpoint file; the picture would replace it"), result.error)
     XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: copy)), before)
@@ -66,6 +66,23 @@ final class BadInputRunTests: XCTestCase {
     // A record cut short is named by its line (CRLF lines count as lines).
     let metrics = directory + "/metrics.jsonl"
     try "{\"epoch\":1,\"train_loss\":300.5}\r\n{\"epoch\": 2, \"train_lo".write(toFile: metrics, atomically: true, encoding: .utf8)
+    result = try Harness.vaeDist(["plot-metrics", "--metrics", metrics, "--output", png])
+    XCTAssertEqual(result.status, 4, result.all)
+    XCTAssertTrue(result.error.contains("metrics.jsonl: line 2 is not an epoch's record"), result.error)
+  }
+
+  /// A test set without `--pairs` images of every class: the picture has one pair of rows of what
+  /// there is, and the command says so (it drew fewer rows without a word). A metrics line with
+  /// `true` for a loss is not a record (it was drawn as the loss 1).
+  func testFewerRowsThanAskedAndABooleanLossAreSaid() throws {
+    let (_, model) = try model()
+    let small = try Harness.smallRealDataset(train: 100, test: 12)
+    let png = temporaryDirectory() + "/r.png"
+    var result = try Harness.vaeDist(["reconstruct", "--checkpoint", model, "--data", small, "--output", png])
+    XCTAssertEqual(result.status, 0, result.all)
+    XCTAssertTrue(result.error.contains("the test set (12 images) does not hold 3 of each of the 10 classes; drawing one pair of rows of"), result.error)
+    let metrics = temporaryDirectory() + "/metrics.jsonl"
+    try "{\"epoch\":1,\"step\":24,\"train_loss\":300.5}\n{\"epoch\":2,\"step\":48,\"train_loss\":true}\n".write(toFile: metrics, atomically: true, encoding: .utf8)
     result = try Harness.vaeDist(["plot-metrics", "--metrics", metrics, "--output", png])
     XCTAssertEqual(result.status, 4, result.all)
     XCTAssertTrue(result.error.contains("metrics.jsonl: line 2 is not an epoch's record"), result.error)

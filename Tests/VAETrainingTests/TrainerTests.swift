@@ -2,6 +2,7 @@ import Foundation
 import VAECore
 import VAEData
 import VAEDistributed
+import VAEFiles
 import VAETraining
 import XCTest
 
