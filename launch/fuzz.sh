@@ -3,8 +3,12 @@
 # time each, and fails, keeping the input as a regression test, if any run crashes.
 #
 #   launch/fuzz.sh [seconds per target, default 60]
+#   launch/fuzz.sh --build-only   (builds the targets and runs nothing: launch/test.sh builds them
+#                                   beside its XCTest stage; a target newer than its sources is kept)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build_only=0
+[[ "${1:-}" == --build-only ]] && { build_only=1; shift; }
 seconds="${1:-60}"
 # libFuzzer reads a -max_total_time it cannot parse as no limit at all.
 [[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz: the seconds per target must be a positive integer, not '$seconds'" >&2; exit 2; }
@@ -15,6 +19,10 @@ mkdir -p "$build"
 compile() {  # target, sources…
   local target=$1
   shift
+  if [[ -x "$build/fuzz-$target" && -z "$(find "$@" Sources/_CZlib launch/fuzz.sh -newer "$build/fuzz-$target")" ]]; then
+    echo "fuzz: $target is built (newer than its sources)"
+    return
+  fi
   echo "fuzz: building $target"
   rm -f "$build/fuzz-$target"  # a failed build must not leave the last one to pass the check below
   # -Onone keeps every check the sanitizers can see; gold's "cannot export local symbol" notes are noise.
@@ -29,6 +37,7 @@ compile idx Sources/VAEData/GzipReader.swift Sources/VAEData/DataError.swift Sou
 # its ModelFile (the model's tensors, which needs VAECore's layout) is exercised by the unit tests.
 compile safetensors Sources/VAEFiles/{FileError,AtomicFile,RegularFile,SafeTensors}.swift Tests/Fuzz/FuzzSafeTensors.swift
 
+((build_only)) && exit 0
 failed=0
 for target in idx safetensors; do
   corpus="$build/corpus-$target"
