@@ -12,46 +12,65 @@ public final class Pictures {
   public let model: VAEModel<Float>
   public let parameters: ScalarBuffer<Float>
   public let seed: UInt64
-  let workspace: VAEWorkspace<Float>
+  /// One per thread: the passes split their micro-batches of 16 among them.
+  let workspaces: [VAEWorkspace<Float>]
   var latentDim: Int { model.latentDim }
 
-  public init(parameters: ScalarBuffer<Float>, latentDim: Int, seed: UInt64) {
+  /// `threads`: the worker threads of the passes (each image's pass is the same on any: the lanes
+  /// of a micro-batch never mix).
+  public init(parameters: ScalarBuffer<Float>, latentDim: Int, seed: UInt64, threads: Int = 1) {
     model = VAEModel(latentDim: latentDim)
     self.parameters = parameters
     self.seed = seed
-    workspace = VAEWorkspace(capacity: 16, latentDim: latentDim)
+    workspaces = (0..<max(1, threads)).map { _ in VAEWorkspace(capacity: 16, latentDim: latentDim) }
   }
 
   var views: ParameterViews<Float> { ParameterViews(layout: model.layout, base: parameters.pointer) }
 
   // MARK: - Model passes
 
-  /// z_mean of each image.
-  public func latentMeans(_ store: ImageStore, fileIndices: [Int]) -> [[Float]] {
-    var means: [[Float]] = []
-    for batch in fileIndices.microBatches(of: workspace.capacity) {
-      store.fill(workspace.input.pointer, fileIndices: batch)
-      model.encode(views, batch: batch.count, workspace: workspace)
-      for row in 0..<batch.count {
-        means.append(Array(UnsafeBufferPointer(start: workspace.mean.pointer + row * latentDim, count: latentDim)))
+  /// Runs `pass` on each micro-batch of `count` items (rows `range` of the whole) with a worker's
+  /// workspace, the micro-batches dealt round-robin to the workers, and gathers each item's `width`
+  /// outputs, which `pass` writes at `output` (row 0 of its micro-batch).
+  func passes(
+    _ count: Int, width: Int,
+    _ pass: (_ range: Range<Int>, _ workspace: VAEWorkspace<Float>, _ output: UnsafeMutablePointer<Float>) -> Void
+  ) -> [[Float]] {
+    let capacity = workspaces[0].capacity, batches = (count + capacity - 1) / capacity
+    let workers = min(workspaces.count, batches)
+    var flat = [Float](repeating: 0, count: count * width)
+    flat.withUnsafeMutableBufferPointer { flat in
+      let base = flat.baseAddress!
+      // Worker w writes only its own micro-batches' rows of `flat` and uses only workspace w.
+      concurrentForEach(workers) { w in
+        for b in stride(from: w, to: batches, by: workers) {
+          let range = (b * capacity)..<min(count, (b + 1) * capacity)
+          pass(range, workspaces[w], base + range.lowerBound * width)
+        }
       }
     }
     withExtendedLifetime(parameters) {}
-    return means
+    return (0..<count).map { Array(flat[($0 * width)..<(($0 + 1) * width)]) }
+  }
+
+  /// z_mean of each image.
+  public func latentMeans(_ store: ImageStore, fileIndices: [Int]) -> [[Float]] {
+    let views = views, latentDim = latentDim
+    return passes(fileIndices.count, width: latentDim) { range, workspace, output in
+      store.fill(workspace.input.pointer, fileIndices: fileIndices[range])
+      model.encode(views, batch: range.count, workspace: workspace)
+      output.update(from: workspace.mean.pointer, count: range.count * latentDim)
+    }
   }
 
   /// The decoder's image (sigmoid of the logits, 784 values in 0…1) for each latent point.
   public func decode(_ points: [[Float]]) -> [[Float]] {
-    var images: [[Float]] = []
-    for batch in points.microBatches(of: workspace.capacity) {
-      for (row, z) in batch.enumerated() { (workspace.z.pointer + row * latentDim).update(from: z, count: latentDim) }
-      model.decode(views, batch: batch.count, workspace: workspace)
-      for row in 0..<batch.count {
-        images.append((0..<784).map { sigmoid(workspace.logits.pointer[row * 784 + $0]) })
-      }
+    let views = views, latentDim = latentDim
+    return passes(points.count, width: 784) { range, workspace, output in
+      for (row, z) in points[range].enumerated() { (workspace.z.pointer + row * latentDim).update(from: z, count: latentDim) }
+      model.decode(views, batch: range.count, workspace: workspace)
+      for i in 0..<(range.count * 784) { output[i] = sigmoid(workspace.logits.pointer[i]) }
     }
-    withExtendedLifetime(parameters) {}
-    return images
   }
 
   func pixels(_ store: ImageStore, _ index: Int) -> [Float] {

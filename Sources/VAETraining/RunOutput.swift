@@ -159,7 +159,7 @@ final class RunOutput {
 
   /// Writes the pictures into DIR/images; a stop signal skips the rest (said on the console).
   func writePictures(parameters: ScalarBuffer<Float>, test: ImageStore, step: Int) throws {
-    let pictures = Pictures(parameters: parameters, latentDim: configuration.latentDim, seed: configuration.seed)
+    let pictures = Pictures(parameters: parameters, latentDim: configuration.latentDim, seed: configuration.seed, threads: configuration.threads)
     let folder = directory + "/images"
     let result = try pictures.writeAll(into: folder, test: test, metricsPath: metricsPath) { StopSignal.requested }
     console.line("wrote \(result.written.count) pictures into \(folder)/ at step \(step)")

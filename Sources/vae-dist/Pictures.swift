@@ -23,11 +23,13 @@ struct PictureOptions: ParsableArguments {
   @Option(help: "Seed of the sampling and of which test images are shown (default: the run's, which the model file records, so DIR/images is drawn again; 0 if it records none).")
   var seed: UInt64?
 
+  @OptionGroup var threads: ThreadOptions
+
   func pictures() throws -> Pictures {
     let path = modelFilePath(checkpoint)
     let file = try SafeTensors.read(path: path)
     let (layout, parameters) = try ModelFile.parameters(from: file, path: path)
-    return Pictures(parameters: parameters, latentDim: layout.latentDim, seed: seed ?? recordedSeed(file) ?? 0)
+    return Pictures(parameters: parameters, latentDim: layout.latentDim, seed: seed ?? recordedSeed(file) ?? 0, threads: threads.resolved)
   }
 
   /// Runs `draw` and writes its picture; errors go the one way every command's go. The data files

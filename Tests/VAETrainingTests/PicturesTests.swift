@@ -15,6 +15,25 @@ final class PicturesTests: XCTestCase {
     return values
   }
 
+  /// The passes split their micro-batches of 16 among the threads: the same values for any count,
+  /// and for an image alone as among others (a lane is one image's). 37 images: 3 micro-batches, the
+  /// last of 5.
+  func testPassesGiveTheSameValuesOnAnyThreadCount() {
+    let indices = Array(stride(from: 95, to: 21, by: -2))
+    let one = Pictures(parameters: parameters, latentDim: 2, seed: 3, threads: 1)
+    let means = one.latentMeans(store, fileIndices: indices), images = one.decode(means)
+    XCTAssertEqual(means.count, 37)
+    XCTAssertEqual(images.count, 37)
+    XCTAssertTrue(images.allSatisfy { $0.count == 784 && $0.allSatisfy { (0...1).contains($0) } })
+    for threads in [2, 3, 8] {
+      let many = Pictures(parameters: parameters, latentDim: 2, seed: 3, threads: threads)
+      XCTAssertEqual(many.latentMeans(store, fileIndices: indices), means, "\(threads) threads")
+      XCTAssertEqual(many.decode(means), images, "\(threads) threads")
+    }
+    XCTAssertEqual(one.decode([means[36]]), [images[36]], "an image alone")
+    XCTAssertEqual(one.latentMeans(store, fileIndices: [indices[20]]), [means[20]], "an image alone")
+  }
+
   /// Image a, then the decodes of z_mean(a) … z_mean(b) (both ends exactly), then image b.
   func testInterpolationRunsFromOneImagesMeanToTheOthers() {
     let pictures = pictures
