@@ -41,7 +41,7 @@ stage_done ASan
 launch/sanitize.sh --thread || status=1
 stage_done TSan
 # The readers of user-supplied files, fuzzed for a bounded time (FUZZ_SECONDS per target).
-launch/fuzz.sh "${FUZZ_SECONDS:-30}" || status=1
+launch/fuzz.sh "${FUZZ_SECONDS:-20}" || status=1
 stage_done fuzz
 summary=$(grep -E "Executed [0-9]+ tests" .build/test.log | tail -1 || true)
 echo "test.sh: ${summary:-no XCTest summary found}"
