@@ -19,7 +19,10 @@ mkdir -p "$build"
 compile() {  # target, sources…
   local target=$1
   shift
-  if [[ -x "$build/fuzz-$target" && -z "$(find "$@" Sources/_CZlib launch/fuzz.sh -newer "$build/fuzz-$target")" ]]; then
+  local newer
+  # find fails on a source that is missing: then it is built (and the build says what is missing).
+  if [[ -x "$build/fuzz-$target" ]] && newer=$(find "$@" Sources/_CZlib launch/fuzz.sh -newer "$build/fuzz-$target") &&
+    [[ -z "$newer" ]]; then
     echo "fuzz: $target is built (newer than its sources)"
     return
   fi

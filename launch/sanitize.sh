@@ -2,17 +2,17 @@
 # The unit tests again, built with a sanitizer (release optimizations, its own build folder).
 #
 #   launch/sanitize.sh [--thread] [--build-only] [swift test options, e.g. --filter GradientReducerTests]
-#   (--thread first, then --build-only, which builds and runs nothing: launch/test.sh builds both
+#   (--thread and --build-only first, in either order; --build-only builds and runs nothing: launch/test.sh builds both
 #   sanitizers' tests beside its XCTest stage; the end-to-end tests, which run the release binary,
 #   are not built: Package.swift leaves them out under VAE_DIST_UNIT_TESTS_ONLY)
 #
-# AddressSanitizer (the default; .build/asan; 4 minutes on a Zen 1's 2 cores, build included): the kernels, the reducer
+# AddressSanitizer (the default; .build/asan; on a Zen 1's 2 cores a 3½-minute build, then 1½ minutes of tests): the kernels, the reducer
 # and the step engine work on raw pointers, where an index past a buffer's end corrupts the heap
 # without a crash and can even leave the results right. Under ASan it fails at the line. (A
 # 2026-12-03 bug did exactly that on rank 1 and up: docs/kernels.md.) Leak checking is off: XCTest
 # keeps every test case alive to the end.
 #
-# --thread, ThreadSanitizer (.build/tsan; 3½ minutes on a Zen 1): the tests of the threaded code, unless
+# --thread, ThreadSanitizer (.build/tsan; on a Zen 1 a 3-minute build, then 2½ minutes of tests): the tests of the threaded code, unless
 # --filter names others: the worker threads claiming micro-batches, the reducer's and Adam's pieces,
 # trainers whose ranks are threads of one process, the kernels' process-wide switches. It found the
 # ranks setting the bf16 switch together (docs/kernels.md). Any race it reports fails the run.
@@ -32,8 +32,10 @@ export VAE_DIST_UNIT_TESTS_ONLY=1
 sanitizer=address name=AddressSanitizer scratch=.build/asan again=""
 tests=()
 thread=0 build_only=0
-[[ "${1:-}" == --thread ]] && { thread=1; shift; }
-[[ "${1:-}" == --build-only ]] && { build_only=1; shift; }
+while [[ "${1:-}" == --thread || "${1:-}" == --build-only ]]; do
+  [[ "$1" == --thread ]] && thread=1 || build_only=1
+  shift
+done
 if ((!thread)) && [[ " $* " != *" --filter "* && " $* " != *" --filter="* && " $* " != *" --skip "* ]]; then
   # Every unit test but the trainer's tests of its folder's rules (refusals, pruning, resumes):
   # Swift's checked code over files, which the end-to-end tests run again; the step, the

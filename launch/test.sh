@@ -18,20 +18,23 @@ export VAE_DIST_BINARY="$PWD/.build/release/vae-dist"
 export VAE_DIST_REQUIRE_TORCH=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # The sanitizers' and the fuzzers' builds (6 minutes of a Zen 1's two cores) go beside the XCTest
-# stage, at idle priority (SCHED_IDLE: the CPU time no test wants; the end-to-end tests wait on
+# stage, at idle priority (SCHED_IDLE and idle I/O: the CPU time no test wants; the end-to-end tests wait on
 # timeouts, launchers and one another's ranks for much of theirs), so they are mostly done when it
 # ends. Their stages below then find them built; a failed build shows its errors there.
-setsid chrt --idle 0 bash -c 'launch/sanitize.sh --build-only && launch/sanitize.sh --thread --build-only && launch/fuzz.sh --build-only' \
+setsid -w ionice -c 3 chrt --idle 0 bash -c 'launch/sanitize.sh --build-only && launch/sanitize.sh --thread --build-only && launch/fuzz.sh --build-only' \
   >.build/side-builds.log 2>&1 &
 side_builds=$!
-trap 'kill -- -$side_builds 2>/dev/null || true' EXIT  # setsid: its own process group, the compilers too
+# setsid: a session of their own; the build system puts each compiler in a process group of its
+# own, so the whole session is stopped if this script ends first.
+trap 'pkill -TERM -s "$side_builds" 2>/dev/null || true' EXIT
 # A failing test must not skip the stages below (set -e would end the script on the pipeline).
 set +e
 # setup.sh --test built the tests; swift test's own build would compile everything again.
 swift test -c release --skip-build 2>&1 | tee .build/test.log | grep -vE "^\[[0-9]+/[0-9]+\]|^Test Case .* started|^Compiling|^Building"
 status=${PIPESTATUS[0]}
 stage_done XCTest
-wait "$side_builds"
+wait "$side_builds"  # a failed build fails again, in the open, in its stage below
+trap - EXIT
 stage_done "rest of the side builds"
 set -e
 # The unit tests under AddressSanitizer: an index past a buffer's end fails there, not later; the

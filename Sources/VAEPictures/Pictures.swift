@@ -12,8 +12,8 @@ public final class Pictures {
   public let model: VAEModel<Float>
   public let parameters: ScalarBuffer<Float>
   public let seed: UInt64
-  /// One per thread: the passes split their micro-batches of 16 among them.
-  let workspaces: [VAEWorkspace<Float>]
+  /// The worker threads of the passes, which split their micro-batches of 16 images among them.
+  let threads: Int
   var latentDim: Int { model.latentDim }
 
   /// `threads`: the worker threads of the passes (each image's pass is the same on any: the lanes
@@ -22,7 +22,7 @@ public final class Pictures {
     model = VAEModel(latentDim: latentDim)
     self.parameters = parameters
     self.seed = seed
-    workspaces = (0..<max(1, threads)).map { _ in VAEWorkspace(capacity: 16, latentDim: latentDim) }
+    self.threads = max(1, threads)
   }
 
   var views: ParameterViews<Float> { ParameterViews(layout: model.layout, base: parameters.pointer) }
@@ -36,8 +36,12 @@ public final class Pictures {
     _ count: Int, width: Int,
     _ pass: (_ range: Range<Int>, _ workspace: VAEWorkspace<Float>, _ output: UnsafeMutablePointer<Float>) -> Void
   ) -> [[Float]] {
-    let capacity = workspaces[0].capacity, batches = (count + capacity - 1) / capacity
-    let workers = min(workspaces.count, batches)
+    guard count > 0 else { return [] }
+    let capacity = 16, batches = (count + capacity - 1) / capacity
+    // A workspace (megabytes) for each worker that has a micro-batch, for this pass only: rank zero
+    // draws beside the step's own buffers.
+    let workers = min(threads, batches)
+    let workspaces = (0..<workers).map { _ in VAEWorkspace<Float>(capacity: capacity, latentDim: latentDim) }
     var flat = [Float](repeating: 0, count: count * width)
     flat.withUnsafeMutableBufferPointer { flat in
       let base = flat.baseAddress!

@@ -33,15 +33,15 @@ struct PictureOptions: ParsableArguments {
   }
 
   /// Runs `draw` and writes its picture; errors go the one way every command's go. The data files
-  /// count as inputs too, for the commands that read the test images (`data`): a picture must never
-  /// replace the dataset.
+  /// count as inputs too (of `data`, for the commands that read the test images; else of the
+  /// default data directory): a picture must never replace the dataset.
   func write(_ draw: () throws -> Canvas) throws { try write(testImagesFrom: nil) { _ in try draw() } }
 
   func write(testImagesFrom data: DataOptions?, _ draw: (() throws -> ImageStore) throws -> Canvas) throws {
     configureBLASForWorkerThreads()
     var inputs = ["--checkpoint": modelFilePath(checkpoint)]
     for split in [FashionMNIST.Split.train, .test] {
-      guard let data, let files = try? FashionMNIST.files(in: data.directory, split: split) else { continue }
+      guard let files = try? FashionMNIST.files(in: data?.directory ?? defaults.dataDirectory, split: split) else { continue }
       inputs["--data (\(split) images)"] = files.images
       inputs["--data (\(split) labels)"] = files.labels
     }
