@@ -36,13 +36,14 @@ while [[ "${1:-}" == --thread || "${1:-}" == --build-only ]]; do
   [[ "$1" == --thread ]] && thread=1 || build_only=1
   shift
 done
-if ((!thread)) && [[ " $* " != *" --filter "* && " $* " != *" --filter="* && " $* " != *" --skip "* ]]; then
-  # Every unit test but the trainer's tests of its folder's rules (refusals, pruning, resumes):
-  # Swift's checked code over files, which the end-to-end tests run again; the step, the
-  # reducer, the layouts and the checkpoint store's own tests stay.
-  tests+=(--skip 'TrainerTests.(testForeignCheckpointsAreNeverPruned|testUsedOutputIsRefusedOverwrittenOrResumedByItsOwnRunOnly|testARunEndedInsideAnEpochRecordsNoValidation|testAnEarlyStoppedRunResumesToItsEndNotAnotherEpoch|testARefusedResumeDoesNotRewriteRunJSON)')
-fi
-if ((thread)); then
+if ((!thread)); then
+  # Unless the caller names tests: every unit test but the trainer's tests of its folder's rules
+  # (refusals, pruning, resumes): Swift's checked code over files, which the end-to-end tests run
+  # again; the step, the reducer, the layouts and the checkpoint store's own tests stay.
+  if [[ " $* " != *" --filter "* && " $* " != *" --filter="* && " $* " != *" --skip "* ]]; then
+    tests+=(--skip 'TrainerTests.(testForeignCheckpointsAreNeverPruned|testUsedOutputIsRefusedOverwrittenOrResumedByItsOwnRunOnly|testARunEndedInsideAnEpochRecordsNoValidation|testAnEarlyStoppedRunResumesToItsEndNotAnotherEpoch|testARefusedResumeDoesNotRewriteRunJSON)')
+  fi
+else
   sanitizer=thread name=ThreadSanitizer scratch=.build/tsan again="--thread "
   # Unless the caller names tests: the threaded code's (the claim loop, the step, the reducer, the
   # evaluator on two threads, the pictures' passes, the bf16 switch, the agreements' worker threads, trainers on 1-4

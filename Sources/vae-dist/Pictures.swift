@@ -35,23 +35,22 @@ struct PictureOptions: ParsableArguments {
   /// Runs `draw` and writes its picture; errors go the one way every command's go. The data files
   /// count as inputs too (of `data`, for the commands that read the test images; else of the
   /// default data directory): a picture must never replace the dataset.
-  func write(_ draw: () throws -> Canvas) throws { try write(testImagesFrom: nil) { _ in try draw() } }
-
-  func write(testImagesFrom data: DataOptions?, _ draw: (() throws -> ImageStore) throws -> Canvas) throws {
+  func write(guarding data: DataOptions? = nil, _ draw: () throws -> Canvas) throws {
     configureBLASForWorkerThreads()
     var inputs = ["--checkpoint": modelFilePath(checkpoint)]
+    let (directory, name) = data.map { ($0.directory, "--data") } ?? (defaults.dataDirectory, "Fashion-MNIST")
     for split in [FashionMNIST.Split.train, .test] {
-      guard let files = try? FashionMNIST.files(in: data?.directory ?? defaults.dataDirectory, split: split) else { continue }
-      inputs["--data (\(split) images)"] = files.images
-      inputs["--data (\(split) labels)"] = files.labels
+      guard let files = try? FashionMNIST.files(in: directory, split: split) else { continue }
+      inputs["\(name) (\(split) images)"] = files.images
+      inputs["\(name) (\(split) labels)"] = files.labels
     }
-    try writePNG(to: output, readingFrom: inputs) {
-      try draw {
-        guard let data else { preconditionFailure("a picture command read test images without --data") }
-        return ImageStore(try FashionMNIST.load(directory: data.directory, split: .test))
-      }
-    }
+    try writePNG(to: output, readingFrom: inputs, draw)
   }
+}
+
+extension DataOptions {
+  /// The test split, for the picture commands that show test images.
+  func testImages() throws -> ImageStore { ImageStore(try FashionMNIST.load(directory: directory, split: .test)) }
 }
 
 struct Sample: ParsableCommand {
@@ -70,10 +69,10 @@ struct Reconstruct: ParsableCommand {
   @OptionGroup(title: "Data") var data: DataOptions
   func validate() throws { guard (1...10).contains(pairs) else { throw ValidationError("--pairs must be between 1 and 10.") } }
   func run() throws {
-    try options.write(testImagesFrom: data) { testImages in
-      let test = try testImages(), pictures = try options.pictures()
+    try options.write(guarding: data) {
+      let test = try data.testImages(), pictures = try options.pictures()
       let (rows, indices) = pictures.reconstructionRows(test, pairs: pairs)
-      if rows.count < 2 * pairs || indices.count < 10 * pairs {
+      if indices.count < 10 * pairs {
         printError("reconstruct: note: the test set (\(test.count) images) does not hold \(pairs) of each of the 10 classes; drawing one pair of rows of \(indices.count) image\(indices.count == 1 ? "" : "s") instead")
       }
       return pictures.reconstructions(rows: rows)
@@ -96,8 +95,8 @@ struct Interpolate: ParsableCommand {
     }
   }
   func run() throws {
-    try options.write(testImagesFrom: data) { testImages in
-      let pictures = try options.pictures(), test = try testImages()
+    try options.write(guarding: data) {
+      let pictures = try options.pictures(), test = try data.testImages()
       let ends = pictures.interpolationEnds(test)
       let a = from ?? ends.0, b = to ?? ends.1
       // The test set's size is known only now: --data may hold more images than Fashion-MNIST's 10,000.
@@ -116,9 +115,9 @@ struct LatentScatter: ParsableCommand {
   @Option(help: ArgumentHelp("The two latent dimensions to plot, e.g. 0,1.", valueName: "i,j")) var dims = "0,1"
   @OptionGroup(title: "Data") var data: DataOptions
   func run() throws {
-    try options.write(testImagesFrom: data) { testImages in
+    try options.write(guarding: data) {
       let pictures = try options.pictures()
-      return pictures.latentScatter(try testImages(), dimensions: try parseDimensions(dims, latentDim: pictures.model.latentDim))
+      return pictures.latentScatter(try data.testImages(), dimensions: try parseDimensions(dims, latentDim: pictures.model.latentDim))
     }
   }
 }
