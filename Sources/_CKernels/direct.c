@@ -80,6 +80,7 @@ static const VDKVariant vdk_variants[] = {
 enum { VDK_VARIANT_COUNT = sizeof vdk_variants / sizeof vdk_variants[0] };
 // The bf16 kernels of a variant that has its own (direct_bf16.h picks them).
 static const VDKVariant vdk_portable_bf16 = VDK_VARIANT(portable_bf16, VDK_ELEMENTWISE_BASELINE);
+static const VDKVariant vdk_portable_bf16_in_range = VDK_VARIANT(portable_bf16_in_range, VDK_ELEMENTWISE_BASELINE);
 #if defined(__x86_64__) && defined(__clang__)
 static const VDKVariant vdk_avx512_bf16 = VDK_KERNELS(avx512_bf16, 1, VDK_ELEMENTWISE_AVX512);
 static const VDKVariant vdk_avx512_on_avx2_bf16 = VDK_KERNELS(avx512_on_avx2_bf16, 1, VDK_ELEMENTWISE_AVX2);
@@ -148,6 +149,7 @@ void vdk_conv_weight_grad(const VDKWindow *g, const float *small, const float *l
   const VDKVariant *v = vdk_bf16_kernels();
   const float *s = v->pairs ? small : vdk_rounded_grid(g, small, 0, VDK_BUFFER_OPERAND_A);
   const float *l = v->pairs ? large : vdk_rounded_grid(g, large, 1, VDK_BUFFER_OPERAND_B);
+  v = vdk_bf16_build(v, s, vdk_grid_floats(g, 0), l, vdk_grid_floats(g, 1));
   const unsigned csr = vdk_flush_begin();
   v->weight_grad(g, s, l, dweight);
   vdk_flush_end(csr);
@@ -163,6 +165,7 @@ void vdk_conv_gather(const VDKWindow *g, const float *weight, const float *bias,
   const float *w = vdk_rounded_weight(g, weight);
   const int copy = !v->pairs || vdk_window_direct(g->small_channels, g->large_channels, 1);
   const float *l = copy ? vdk_rounded_grid(g, large, 1, VDK_BUFFER_OPERAND_B) : large;
+  v = vdk_bf16_build(v, w, 9 * g->small_channels * g->large_channels, l, vdk_grid_floats(g, 1));
   const unsigned csr = vdk_flush_begin();
   v->gather(g, w, bias, relu, mask, l, small, scratch);
   vdk_flush_end(csr);
@@ -178,6 +181,7 @@ void vdk_conv_scatter(const VDKWindow *g, const float *weight, const float *bias
   const float *w = vdk_rounded_weight(g, weight);
   const int copy = !v->pairs || vdk_window_direct(g->large_channels, g->small_channels, 1);
   const float *s = copy ? vdk_rounded_grid(g, small, 0, VDK_BUFFER_OPERAND_B) : small;
+  v = vdk_bf16_build(v, w, 9 * g->small_channels * g->large_channels, s, vdk_grid_floats(g, 0));
   const unsigned csr = vdk_flush_begin();
   v->scatter(g, w, bias, relu, mask, s, large, scratch);
   vdk_flush_end(csr);
@@ -189,10 +193,10 @@ void vdk_dense(const float *weight, long w_out, long w_in, const float *bias, in
     vdk_kernels()->dense(weight, w_out, w_in, bias, relu, mask, accumulate, in, in_off, nin, out, out_off, nout, lanes);
     return;
   }
-  const float *w = vdk_rounded(VDK_BUFFER_OPERAND_A, weight, (nout - 1) * w_out + (nin - 1) * w_in + 1);
-  const float *x = vdk_rounded(VDK_BUFFER_OPERAND_B, in, vdk_runs_floats(in_off, nin, lanes));
+  const long nw = (nout - 1) * w_out + (nin - 1) * w_in + 1, nx = vdk_runs_floats(in_off, nin, lanes);
+  const float *w = vdk_rounded(VDK_BUFFER_OPERAND_A, weight, nw), *x = vdk_rounded(VDK_BUFFER_OPERAND_B, in, nx);
   const unsigned csr = vdk_flush_begin();
-  vdk_bf16_kernels()->dense(w, w_out, w_in, bias, relu, mask, accumulate, x, in_off, nin, out, out_off, nout, lanes);
+  vdk_bf16_build(vdk_bf16_kernels(), w, nw, x, nx)->dense(w, w_out, w_in, bias, relu, mask, accumulate, x, in_off, nin, out, out_off, nout, lanes);
   vdk_flush_end(csr);
 }
 
@@ -203,10 +207,10 @@ void vdk_dense_weight_grad(float *dweight, long w_out, long w_in, float *dbias, 
     return;
   }
   if (dbias) vdk_dense_bias_grad(dbias, dy, dy_off, nout, lanes);
-  const float *d = vdk_rounded(VDK_BUFFER_OPERAND_A, dy, vdk_runs_floats(dy_off, nout, lanes));
-  const float *r = vdk_rounded(VDK_BUFFER_OPERAND_B, x, vdk_runs_floats(x_off, nin, lanes));
+  const long nd = vdk_runs_floats(dy_off, nout, lanes), nr = vdk_runs_floats(x_off, nin, lanes);
+  const float *d = vdk_rounded(VDK_BUFFER_OPERAND_A, dy, nd), *r = vdk_rounded(VDK_BUFFER_OPERAND_B, x, nr);
   const unsigned csr = vdk_flush_begin();
-  vdk_bf16_kernels()->dense_weight_grad(dweight, w_out, w_in, NULL, d, dy_off, nout, r, x_off, nin, lanes);
+  vdk_bf16_build(vdk_bf16_kernels(), d, nd, r, nr)->dense_weight_grad(dweight, w_out, w_in, NULL, d, dy_off, nout, r, x_off, nin, lanes);
   vdk_flush_end(csr);
 }
 

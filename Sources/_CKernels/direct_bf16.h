@@ -86,10 +86,47 @@ static const float *vdk_rounded_weight(const VDKWindow *g, const float *weight) 
   return vdk_rounded(VDK_BUFFER_OPERAND_A, weight, 9 * g->small_channels * g->large_channels);
 }
 
-/// The window's large (or small) grid rounded, whole (GridShape.count floats), in this thread's buffer `slot`.
-static const float *vdk_rounded_grid(const VDKWindow *g, const float *grid, int large, int slot) {
+/// The floats of the window's large (or small) grid, whole (GridShape.count).
+static long vdk_grid_floats(const VDKWindow *g, int large) {
   const long channels = large ? g->large_channels : g->small_channels, side = large ? g->large_side : g->small_side;
-  return vdk_rounded(slot, grid, channels * vdk_grid_channel(side, g->lanes));
+  return channels * vdk_grid_channel(side, g->lanes);
+}
+
+/// The window's large (or small) grid rounded, whole, in this thread's buffer `slot`.
+static const float *vdk_rounded_grid(const VDKWindow *g, const float *grid, int large, int slot) {
+  return vdk_rounded(slot, grid, vdk_grid_floats(g, large));
+}
+
+/// The exponent fields of the least and the greatest nonzero magnitude among `x`'s first `count`
+/// floats: 1 to 254, or 255 for an infinity or a NaN; 255 and 0 where every value is a zero.
+static void vdk_exponent_range(const float *x, long count, int *least, int *greatest) {
+  int lo = 255, hi = 0;
+  for (long i = 0; i < count; i++) {
+    unsigned u;
+    memcpy(&u, x + i, sizeof u);
+    const int e = (int)(u >> 23 & 0xff), nonzero = e ? e : 255;
+    lo = nonzero < lo ? nonzero : lo;
+    hi = e > hi ? e : hi;
+  }
+  *least = lo, *greatest = hi;
+}
+
+// A nonzero normal float with exponent field e lies in [2^(e-127), 2^(e-126)): a product of two, in
+// [2^(ea+eb-254), 2^(ea+eb-252)). It is a normal float if ea + eb ≥ 128 (at least 2^-126) and
+// ea + eb ≤ 380 (below 2^128; exact, with at most 16 significant bits for bf16 operands, so at most
+// the largest float). Denormal operands are zeros here (rounded to bf16, they are).
+int vdk_bf16_products_in_range(const float *a, long na, const float *b, long nb) {
+  int a_lo, a_hi, b_lo, b_hi;
+  vdk_exponent_range(a, na, &a_lo, &a_hi);
+  vdk_exponent_range(b, nb, &b_lo, &b_hi);
+  return a_hi < 255 && b_hi < 255 && a_lo + b_lo >= 128 && a_hi + b_hi <= 380;
+}
+
+/// The build for a call of `v`'s kernels whose products are of a value of `a` (`na` floats, rounded to
+/// bf16) and one of `b`: `v`, or where `v` is the portable bf16 build and no product can leave float's
+/// normal range, its build without the check per product (half the step's time on that variant).
+static const VDKVariant *vdk_bf16_build(const VDKVariant *v, const float *a, long na, const float *b, long nb) {
+  return v == &vdk_portable_bf16 && vdk_bf16_products_in_range(a, na, b, nb) ? &vdk_portable_bf16_in_range : v;
 }
 
 /// Floats from `base` a set of runs of `lanes` floats at `offsets` spans.

@@ -1,4 +1,5 @@
-// The portable variant's build for bf16 operands.
+// The portable variant's build for bf16 operands, for a call in which some product may leave float's
+// normal range (direct_bf16.h runs direct_portable_bf16_in_range.c where none can).
 #include "direct_common.h"
 #include "direct_portable.h"
 
@@ -7,7 +8,7 @@
 // product leaves float's normal range (a flushed underflow, an overflow) does a vector take the exact
 // path, out of line (BF16KernelTests.testProductsOutsideFloatsRangeAreFused reaches both). `bench
 // --precision bf16 --threads 1 --steps 3` takes half the time it takes with the fp32 build on
-// rounded operands.
+// rounded operands; the check per product is most of what remains.
 __attribute__((noinline, cold)) static vdk_v4 vdk_fma_bf16_exact(vdk_v4 a, vdk_v4 b, vdk_v4 c) {
   return vdk_fma_exact(a, b, c);
 }

@@ -191,6 +191,25 @@ final class BF16KernelTests: XCTestCase {
     }
   }
 
+  /// The portable bf16 kernels skip their check per product only for a call whose operands' exponents
+  /// keep every product zero or a normal float; at each limit, the last step inside and the first
+  /// outside. (The kernel tests above reach that build; the edge cases below, the checked one.)
+  func testThePortableBuildWithoutTheCheckIsChosenOnlyInsideFloatsRange() {
+    func inRange(_ a: [Float], _ b: [Float], first n: Int? = nil) -> Bool {
+      vdk_bf16_products_in_range(a, n ?? a.count, b, b.count) != 0
+    }
+    XCTAssertTrue(inRange([0x1p-63, 1, 0], [-0x1p-63, 3]), "2^-126, the least normal")
+    XCTAssertFalse(inRange([0x1p-64, 1], [0x1p-63]), "2^-127, flushed to zero")
+    XCTAssertTrue(inRange([0x1.fep63], [-0x1.fep63]), "just below 2^128")
+    XCTAssertFalse(inRange([0x1p64], [0x1p64]), "2^128, infinite")
+    XCTAssertFalse(inRange([0x1p64], [0x1p63]), "2^127: a float, but the exponents alone cannot tell")
+    XCTAssertTrue(inRange([0, -0.0, 1e-30], [0, 0]), "zeros multiply into zeros")
+    XCTAssertTrue(inRange([.leastNonzeroMagnitude, 1], [1]), "a denormal operand is a zero (DAZ)")
+    XCTAssertFalse(inRange([1, .infinity], [0]), "an infinity")
+    XCTAssertFalse(inRange([1], [.nan]), "a NaN")
+    XCTAssertTrue(inRange([1, .infinity], [1], first: 1), "only the first na floats")
+  }
+
   /// Each product enters its sum unrounded, also where it alone would leave float's range, in every
   /// variant and precision: a negative product below the smallest normal added to +0 flushes to −0,
   /// not +0 (bf16; fp32 keeps the negative denormal), and 2^64 · 2^64 added to −(largest float) is

@@ -119,6 +119,11 @@ void vdk_portable_fma(const float *a, const float *b, const float *c, float *out
 /// out[i] = x[i] rounded to bf16, as VCVTNEPS2BF16 does (to nearest even; a denormal to a zero of its
 /// sign; NaN made quiet), kept as a float whose low 16 bits are 0. out may be x.
 void vdk_round_bf16(const float *x, float *out, long count);
+/// Whether every product of one of `a`'s first `na` floats and one of `b`'s first `nb` is zero or a
+/// normal float, judged by their exponents alone (so a product near a limit may be refused): then the
+/// portable bf16 kernels run without their check per product. The operands are bf16 values (no
+/// denormals); an infinity or a NaN in either refuses.
+int vdk_bf16_products_in_range(const float *a, long na, const float *b, long nb);
 
 /// Chooses the direct kernels' variant: "avx512", "avx2", "avx512_on_avx2" (the avx512 variant's code
 /// built for AVX2, to check it on CPUs without AVX-512) or "portable". 0 on success, -1 for an unknown
