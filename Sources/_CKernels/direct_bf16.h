@@ -124,7 +124,7 @@ int vdk_bf16_products_in_range(const float *a, long na, const float *b, long nb)
 
 /// The build for a call of `v`'s kernels whose products are of a value of `a` (`na` floats, rounded to
 /// bf16) and one of `b`: `v`, or where `v` is the portable bf16 build and no product can leave float's
-/// normal range, its build without the check per product (half the step's time on that variant).
+/// normal range, its build without the check per product (a third of the time: docs/kernels.md).
 static const VDKVariant *vdk_bf16_build(const VDKVariant *v, const float *a, long na, const float *b, long nb) {
   return v == &vdk_portable_bf16 && vdk_bf16_products_in_range(a, na, b, nb) ? &vdk_portable_bf16_in_range : v;
 }

@@ -1,11 +1,11 @@
 // What every translation unit of the direct kernels shares: direct.c (the choice of a build and the
 // public entry points) and one file per build of the kernels (direct_avx512.c, direct_avx2.c,
 // direct_avx512_on_avx2.c, direct_avx512_on_avx2_bf16.c, direct_avx512_bf16.c, direct_portable.c,
-// direct_portable_bf16.c, direct_portable_bf16_in_range.c), which the compiler builds side by side: the vector types, loads and
-// stores, the helpers the kernels inline, the thread's buffers, the windows' geometry and each
-// build's entry points. One file held every build until 2026-12-04; under AddressSanitizer it took
-// 74 s to compile on a Zen 1, alone on one core while every Swift module that imports the kernels
-// waited for it.
+// direct_portable_bf16.c, direct_portable_bf16_in_range.c), which the compiler builds side by side:
+// the vector types, loads and stores, the helpers the kernels inline, the thread's buffers, the
+// windows' geometry and each build's entry points. One file held every build until 2026-12-04; under
+// AddressSanitizer it took 74 s to compile on a Zen 1, alone on one core while every Swift module
+// that imports the kernels waited for it.
 #ifndef VDK_DIRECT_COMMON_H
 #define VDK_DIRECT_COMMON_H
 #include "CKernels.h"
