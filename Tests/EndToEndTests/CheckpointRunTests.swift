@@ -4,22 +4,43 @@ import XCTest
 /// Checkpoints, resume and faults on a 3,000-image subset of the real data (an epoch is 24 steps:
 /// 23 of 128 images and a last one of 56).
 final class CheckpointRunTests: XCTestCase {
-  let steps = 60  // two and a half epochs
+  static let steps = 60  // two and a half epochs
+  var steps: Int { Self.steps }
   var data = ""
 
   override func setUpWithError() throws {
     data = try Harness.smallRealDataset()
   }
 
-  func common(_ out: String) -> [String] {
+  static func common(_ out: String, data: String) -> [String] {
     ["--data", data, "--seed", "5", "--out", out, "--progress", "none", "--checkpoint-every", "10", "--iw-samples", "0"]
   }
 
-  /// The uninterrupted run, alone, to `steps`.
+  func common(_ out: String) -> [String] { Self.common(out, data: data) }
+
+  /// The uninterrupted run, alone, to `steps`, which four tests' interrupted runs must end on: run once
+  /// for the class (10 s each time on a Zen 1), into a directory removed when the class's tests end.
+  static let uninterrupted: (out: String, failure: String?) = {
+    let out = NSTemporaryDirectory() + "vae-dist-checkpoint-reference-\(getpid())"
+    do {
+      let result = try Harness.vaeDist(common(out, data: try Harness.smallRealDataset()) + ["--max-steps", "\(steps)"])
+      return (out, result.status == 0 ? nil : "the uninterrupted run failed: \(result.all)")
+    } catch {
+      return (out, "the uninterrupted run could not start: \(error)")
+    }
+  }()
+
+  override class func tearDown() {
+    Harness.removeDirectory(NSTemporaryDirectory() + "vae-dist-checkpoint-reference-\(getpid())")
+  }
+
+  struct UninterruptedRunFailed: Error, CustomStringConvertible { let description: String }
+
+  /// The uninterrupted run's parameters and metrics (an error, so a failure, in every test that
+  /// compares with it if it failed).
   func reference() throws -> (tensors: Data, metrics: [[String: Any]]) {
-    let out = temporaryDirectory()
-    let result = try Harness.vaeDist(common(out) + ["--max-steps", "\(steps)"])
-    XCTAssertEqual(result.status, 0, result.all)
+    let (out, failure) = Self.uninterrupted
+    if let failure { throw UninterruptedRunFailed(description: failure) }
     return (try Harness.safetensors(out + "/model.safetensors").data, try Harness.metrics(out))
   }
 
