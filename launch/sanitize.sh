@@ -2,20 +2,22 @@
 # The unit tests again, built with a sanitizer (release optimizations, its own build folder).
 #
 #   launch/sanitize.sh [--thread] [--build-only] [swift test options, e.g. --filter GradientReducerTests]
-#   (--thread and --build-only first, in either order; --build-only builds and runs nothing: launch/test.sh builds both
-#   sanitizers' tests beside its XCTest stage; the end-to-end tests, which run the release binary,
-#   are not built: Package.swift leaves them out under VAE_DIST_UNIT_TESTS_ONLY)
+#   (--thread and --build-only first, in either order; --build-only builds and runs nothing:
+#   launch/test.sh builds both sanitizers' tests beside its XCTest stage; the end-to-end tests, which
+#   run the release binary, are not built: Package.swift leaves them out under
+#   VAE_DIST_UNIT_TESTS_ONLY)
 #
-# AddressSanitizer (the default; .build/asan; on a Zen 1's 2 cores a 3½-minute build, then 1½ minutes of tests): the kernels, the reducer
-# and the step engine work on raw pointers, where an index past a buffer's end corrupts the heap
-# without a crash and can even leave the results right. Under ASan it fails at the line. (A
-# 2026-12-03 bug did exactly that on rank 1 and up: docs/kernels.md.) Leak checking is off: XCTest
-# keeps every test case alive to the end.
+# AddressSanitizer (the default; .build/asan; on a Zen 1's 2 cores a 3½-minute build, then 1½
+# minutes of tests): the kernels, the reducer and the step engine work on raw pointers, where an
+# index past a buffer's end corrupts the heap without a crash and can even leave the results right.
+# Under ASan it fails at the line. (A 2026-12-03 bug did exactly that on rank 1 and up:
+# docs/kernels.md.) Leak checking is off: XCTest keeps every test case alive to the end.
 #
-# --thread, ThreadSanitizer (.build/tsan; on a Zen 1 a 3-minute build, then 2½ minutes of tests): the tests of the threaded code, unless
-# --filter names others: the worker threads claiming micro-batches, the reducer's and Adam's pieces,
-# trainers whose ranks are threads of one process, the kernels' process-wide switches. It found the
-# ranks setting the bf16 switch together (docs/kernels.md). Any race it reports fails the run.
+# --thread, ThreadSanitizer (.build/tsan; on a Zen 1 a 3-minute build, then 2½ minutes of tests):
+# the tests of the threaded code, unless --filter names others: the worker threads claiming
+# micro-batches, the reducer's and Adam's pieces, trainers whose ranks are threads of one process,
+# the kernels' process-wide switches. It found the ranks setting the bf16 switch together
+# (docs/kernels.md). Any race it reports fails the run.
 # The tests see VAE_DIST_SANITIZER (address or thread); under either, where a step is 2 (ASan) to 8
 # (TSan) times slower, the tests that repeat one check over many layouts run three of them (a rank's
 # threads, ranks of threads, four ranks): every kind of sharing, without every combination; the
@@ -46,8 +48,8 @@ if ((!thread)); then
 else
   sanitizer=thread name=ThreadSanitizer scratch=.build/tsan again="--thread "
   # Unless the caller names tests: the threaded code's (the claim loop, the step, the reducer, the
-  # evaluator on two threads, the pictures' passes, the bf16 switch, the agreements' worker threads, trainers on 1-4
-  # in-process ranks).
+  # evaluator on two threads, the pictures' passes, the bf16 switch, the agreements' worker threads,
+  # trainers on 1-4 in-process ranks).
   if [[ " $* " != *" --filter "* && " $* " != *" --filter="* ]]; then
     tests+=(--filter 'AgreementTests|MicroBatchLoopTests|StepEngineTests|GradientReducerTests|ImportanceWeightedTests|SharedEstimateTests|HiddenActivityTests|BF16KernelTests|TrainerTests.testEveryLayoutEndsOnTheSameBits|TrainerTests.testRankZeroOnlyErrorEndsEveryRankPromptly|PicturesTests.testPassesGiveTheSameValuesOnAnyThreadCount')
   fi

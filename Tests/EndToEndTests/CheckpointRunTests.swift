@@ -21,7 +21,7 @@ final class CheckpointRunTests: XCTestCase {
   /// The uninterrupted run, alone, to `steps`, which four tests' interrupted runs must end on: run once
   /// for the class (10 s each time on a Zen 1), into a directory removed when the class's tests end.
   static let uninterrupted: (out: String, failure: String?) = {
-    let out = NSTemporaryDirectory() + "vae-dist-checkpoint-reference-\(getpid())"
+    let out = referenceDirectory
     do {
       let result = try Harness.vaeDist(common(out, data: try Harness.smallRealDataset()) + ["--max-steps", "\(steps)"])
       return (out, result.status == 0 ? nil : "the uninterrupted run failed: \(result.all)")
@@ -30,9 +30,9 @@ final class CheckpointRunTests: XCTestCase {
     }
   }()
 
-  override class func tearDown() {
-    Harness.removeDirectory(NSTemporaryDirectory() + "vae-dist-checkpoint-reference-\(getpid())")
-  }
+  static let referenceDirectory = NSTemporaryDirectory() + "vae-dist-checkpoint-reference-\(getpid())"
+
+  override class func tearDown() { Harness.removeDirectory(referenceDirectory) }
 
   struct UninterruptedRunFailed: Error, CustomStringConvertible { let description: String }
 
